@@ -1,0 +1,1 @@
+"""Benchmarks behind `python -m core bench NAME`: each prints what it measured and the machine it ran on."""
