@@ -58,6 +58,17 @@ class Conv:
     bias: bool = True
     kind: ClassVar[str] = "conv"
 
+    def __post_init__(self) -> None:
+        # Broadcast uniform stride/padding (e.g. the 2-d defaults) to the kernel's dimensionality.
+        for attr in ("kernel_size", "stride", "padding"):
+            value = getattr(self, attr)
+            value = (value,) if isinstance(value, int) else tuple(value)
+            if attr != "kernel_size" and len(value) != len(self.kernel_size):
+                if len(set(value)) != 1:
+                    raise ArchitectureError(f"conv {self.name}: {attr} {value} does not match kernel {self.kernel_size}")
+                value = value[:1] * len(self.kernel_size)
+            object.__setattr__(self, attr, value)
+
     @property
     def dims(self) -> int:
         return len(self.kernel_size)
