@@ -16,6 +16,7 @@ from core.errors import WeightSpaceError
 # name → module; a module may register several sub-commands (its `register` adds them all)
 COMMANDS: dict[str, str] = {
     "bench": "core.cli.bench_cmd",
+    "inspect": "core.cli.inspect_cmd",
 }
 
 

@@ -1,0 +1,86 @@
+"""The project's own network format: safetensors whose metadata holds the architecture description.
+
+Metadata keys (all strings, as safetensors requires):
+    format        "weight-space-explorer.network"
+    version       "1"
+    architecture  Architecture.to_json()
+    meta          JSON of the network's JSON-serialisable metadata (assumptions, source, labels, …)
+Any supported network round-trips bit for bit without its code.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+import torch
+
+from core.errors import CheckpointError
+from core.io.atomic import atomic_path
+from core.network.spec import Architecture, Network
+
+FORMAT = "weight-space-explorer.network"
+VERSION = "1"
+
+
+def _json_safe(meta: dict[str, Any]) -> dict[str, Any]:
+    out = {}
+    for k, v in meta.items():
+        if k == "extra_buffers":
+            continue
+        try:
+            json.dumps(v)
+        except TypeError:
+            continue
+        out[k] = v
+    return out
+
+
+def export_metadata(network: Network) -> dict[str, str]:
+    """The safetensors metadata that describes `network`."""
+    return {
+        "format": FORMAT,
+        "version": VERSION,
+        "architecture": network.architecture.to_json(),
+        "meta": json.dumps(_json_safe(network.meta)),
+    }
+
+
+def save_network(network: Network, path: str | os.PathLike) -> None:
+    """Write `network` in the export format (atomically)."""
+    from safetensors.torch import save_file
+
+    tensors = {k: v.detach().contiguous().cpu() for k, v in network.state_dict().items()}
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata=export_metadata(network))
+
+
+def network_to_bytes(network: Network) -> bytes:
+    """The export format as bytes (for downloads)."""
+    from safetensors.torch import save
+
+    tensors = {k: v.detach().contiguous().cpu() for k, v in network.state_dict().items()}
+    return save(tensors, metadata=export_metadata(network))
+
+
+def is_export(metadata: dict[str, str]) -> bool:
+    """Whether safetensors metadata comes from `save_network`."""
+    return metadata.get("format") == FORMAT
+
+
+def network_from_export(tensors: dict[str, torch.Tensor], metadata: dict[str, str], name: str = "file") -> Network:
+    """Rebuild the Network saved by `save_network`."""
+    if metadata.get("version") != VERSION:
+        raise CheckpointError(f"{name}: export format version {metadata.get('version')!r} is not supported (expected {VERSION})")
+    arch = Architecture.from_json(metadata.get("architecture", ""))
+    try:
+        meta = json.loads(metadata.get("meta", "{}"))
+    except json.JSONDecodeError:
+        raise CheckpointError(f"{name}: malformed 'meta' entry in the metadata") from None
+    wanted = dict(arch.parameter_shapes())
+    params = {k: v for k, v in tensors.items() if k in wanted}
+    extra = {k: v for k, v in tensors.items() if k not in wanted}
+    if extra:
+        meta["extra_buffers"] = extra
+    return Network(arch, params, meta)

@@ -1,0 +1,251 @@
+"""Turn any `nn.Module` into a `Network` by tracing it with torch.fx.
+
+The traced graph must be a chain (each op reads the value the previous op produced) plus identity skip
+connections (`out + earlier_value`). Anything else — a layer the description cannot represent, a skip
+through a layer, a branch — raises `UnsupportedLayerError` naming the fx node and its target.
+"""
+
+from __future__ import annotations
+
+import operator
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import fx, nn
+
+from core.errors import ArchitectureError, UnsupportedLayerError
+from core.network.spec import (
+    Activation,
+    Architecture,
+    BatchNorm,
+    Conv,
+    Flatten,
+    GlobalAvgPool,
+    LayerNorm,
+    Linear,
+    Network,
+    Offset,
+    Op,
+    Pool,
+    Residual,
+)
+
+_ACTIVATION_MODULES: dict[type, str] = {
+    nn.ReLU: "relu", nn.LeakyReLU: "leaky_relu", nn.Tanh: "tanh", nn.Sigmoid: "sigmoid",
+    nn.GELU: "gelu", nn.SiLU: "silu", nn.Identity: "identity",
+}
+_ACTIVATION_FUNCTIONS: dict[Any, str] = {
+    F.relu: "relu", torch.relu: "relu", F.leaky_relu: "leaky_relu", torch.tanh: "tanh", F.tanh: "tanh",
+    torch.sigmoid: "sigmoid", F.sigmoid: "sigmoid", F.gelu: "gelu", F.silu: "silu", torch.sin: "sine",
+}
+_ACTIVATION_METHODS = {"relu": "relu", "tanh": "tanh", "sigmoid": "sigmoid", "sin": "sine"}
+_NO_OPS = (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Identity)
+
+
+def _pair(v: Any, dims: int) -> tuple[int, ...]:
+    return tuple(v) if isinstance(v, (tuple, list)) else (int(v),) * dims
+
+
+class _ChainBuilder:
+    """Walks fx nodes in order and emits ops; tracks which fx node holds each op's output value."""
+
+    def __init__(self, input_shape: tuple[int, ...]):
+        self.input_shape = input_shape
+        self.ops: list[Op] = []
+        self.shape = input_shape
+        self.value_of: dict[fx.Node, int] = {}  # fx node → index of the op whose output it is (-1 input)
+        self.current: fx.Node | None = None
+        self.shape_nodes: set[fx.Node] = set()  # x.size(0) / x.shape, used only to reshape
+        self.scale_pending: float | None = None  # x * c awaiting a sin
+
+    def fail(self, node: fx.Node, why: str) -> None:
+        target = node.target if isinstance(node.target, str) else getattr(node.target, "__name__", str(node.target))
+        raise UnsupportedLayerError(f"cannot represent `{node.name}` ({node.op} {target}): {why}")
+
+    def emit(self, node: fx.Node, op: Op | None) -> None:
+        if op is not None:
+            self.ops.append(op)
+            self.shape = Architecture(tuple(self.ops), self.input_shape).value_shapes()[-1]
+        self.value_of[node] = len(self.ops) - 1
+        self.current = node
+
+    def main_input(self, node: fx.Node) -> fx.Node:
+        args = [a for a in node.args if isinstance(a, fx.Node) and a not in self.shape_nodes]
+        if not args:
+            self.fail(node, "it reads no tensor")
+        if args[0] is not self.current:
+            self.fail(node, "it does not read the previous layer's output (branches are not supported)")
+        if any(a is not self.current for a in args[1:]):
+            self.fail(node, "it reads more than one tensor")
+        return args[0]
+
+
+def network_from_module(module: nn.Module, input_shape: tuple[int, ...] | None = None) -> Network:
+    """Trace `module` with torch.fx into a Network (parameters copied, keys as in `module.state_dict()`).
+
+    `input_shape` (without batch) is needed when the first layer is a convolution; for an MLP it is
+    taken from the first Linear layer.
+    """
+    try:
+        traced = fx.symbolic_trace(module)
+    except Exception as exc:
+        raise UnsupportedLayerError(f"torch.fx cannot trace {type(module).__name__}: {str(exc).splitlines()[0]}") from None
+    modules = dict(traced.named_modules())
+    if input_shape is None:
+        first = next((m for m in module.modules() if isinstance(m, (nn.Linear, nn.Conv1d, nn.Conv2d))), None)
+        if not isinstance(first, nn.Linear):
+            raise ArchitectureError("pass input_shape (e.g. (1, 28, 28)): the first layer is not Linear")
+        input_shape = (first.in_features,)
+    b = _ChainBuilder(tuple(input_shape))
+    sine_w0: float | None = None
+    for node in traced.graph.nodes:
+        if sine_w0 is not None and _ACTIVATION_FUNCTIONS.get(node.target) != "sine" and node.target != "sin":
+            b.fail(node, "a multiplication by a constant must feed sin (a SIREN's sin(w0·x))")
+        if node.op == "placeholder":
+            if b.current is not None:
+                b.fail(node, "the network takes more than one input")
+            b.value_of[node] = -1
+            b.current = node
+        elif node.op == "output":
+            if node.args[0] is not b.current:
+                b.fail(node, "the output is not the last computed value")
+        elif node.op == "call_module":
+            sub = modules[node.target]
+            b.main_input(node)
+            b.emit(node, _module_op(b, node, sub))
+        elif node.op in ("call_function", "call_method"):
+            if node.target in (operator.add, torch.add, "add") and len(node.args) == 2:
+                op = _add_op(b, node)
+                b.emit(node, op)
+                continue
+            if node.target in (operator.mul, torch.mul, "mul") and len(node.args) == 2:
+                const = [a for a in node.args if isinstance(a, (int, float))]
+                if len(const) != 1:
+                    b.fail(node, "only multiplication by a constant feeding sin (a SIREN's w0·x) is supported")
+                b.main_input(node)
+                sine_w0 = float(const[0])
+                b.value_of[node] = len(b.ops) - 1
+                b.current = node
+                continue
+            if node.target == "size" or (node.target is getattr and node.args[1] == "shape"):
+                b.shape_nodes.add(node)
+                continue
+            if node.target is operator.getitem and node.args[0] in b.shape_nodes:
+                b.shape_nodes.add(node)
+                continue
+            b.main_input(node)
+            name = _ACTIVATION_FUNCTIONS.get(node.target) if node.op == "call_function" else _ACTIVATION_METHODS.get(node.target)
+            if name is not None:
+                if name == "sine":
+                    b.emit(node, Activation("sine", w0=sine_w0 if sine_w0 is not None else 1.0))
+                    sine_w0 = None
+                    continue
+                slope = node.kwargs.get("negative_slope", node.args[1] if len(node.args) > 1 else 0.01) if name == "leaky_relu" else 0.01
+                b.emit(node, Activation(name, slope=float(slope)))
+            elif node.target in (torch.flatten, "flatten", "view", "reshape"):
+                b.emit(node, _flatten_op(b, node))
+            elif node.target in ("mean", torch.mean):
+                dims = node.args[1] if len(node.args) > 1 else node.kwargs.get("dim")
+                dims = tuple(dims) if isinstance(dims, (tuple, list)) else (dims,)
+                spatial = tuple(range(2, len(b.shape) + 1))
+                if tuple(sorted(d % (len(b.shape) + 1) for d in dims)) != spatial:
+                    b.fail(node, "a mean over anything but all spatial dims")
+                if node.kwargs.get("keepdim"):
+                    b.fail(node, "mean with keepdim=True")
+                b.emit(node, GlobalAvgPool())
+            elif node.target in (F.dropout, "contiguous"):
+                b.emit(node, None)
+            else:
+                b.fail(node, "this operation is not supported")
+        elif node.op == "get_attr":
+            b.fail(node, "a parameter used outside a supported layer")
+    arch = Architecture(tuple(b.ops), tuple(input_shape))
+    arch.value_shapes()
+    state = module.state_dict()
+    wanted = dict(arch.parameter_shapes())
+    params = {k: state[k].detach().clone() for k in wanted}
+    extra = {k: v.detach().clone() for k, v in state.items() if k not in wanted}
+    meta: dict[str, Any] = {"source": f"nn.Module {type(module).__name__}"}
+    if extra:
+        meta["extra_buffers"] = extra
+    return Network(arch, params, meta)
+
+
+def _module_op(b: _ChainBuilder, node: fx.Node, sub: nn.Module) -> Op | None:
+    name = node.target
+    if isinstance(sub, nn.Linear):
+        return Linear(name, sub.in_features, sub.out_features, bias=sub.bias is not None)
+    if isinstance(sub, (nn.Conv1d, nn.Conv2d)):
+        dims = 1 if isinstance(sub, nn.Conv1d) else 2
+        if sub.groups != 1 or _pair(sub.dilation, dims) != (1,) * dims:
+            b.fail(node, "grouped or dilated convolutions are not supported")
+        if isinstance(sub.padding, str) or sub.padding_mode != "zeros":
+            b.fail(node, f"padding {sub.padding!r} / mode {sub.padding_mode!r} is not supported (use integer zero padding)")
+        return Conv(name, sub.in_channels, sub.out_channels, _pair(sub.kernel_size, dims), _pair(sub.stride, dims),
+                    _pair(sub.padding, dims), bias=sub.bias is not None)
+    if isinstance(sub, (nn.BatchNorm1d, nn.BatchNorm2d)):
+        return BatchNorm(name, sub.num_features, sub.eps, sub.affine, sub.track_running_stats)
+    if isinstance(sub, nn.LayerNorm):
+        if len(sub.normalized_shape) != 1:
+            b.fail(node, "LayerNorm over more than the last dimension")
+        return LayerNorm(name, sub.normalized_shape[0], sub.eps, sub.elementwise_affine)
+    if isinstance(sub, nn.LeakyReLU):
+        return Activation("leaky_relu", slope=sub.negative_slope)
+    if type(sub) in _ACTIVATION_MODULES:
+        return None if isinstance(sub, nn.Identity) else Activation(_ACTIVATION_MODULES[type(sub)])
+    if isinstance(sub, _NO_OPS):
+        return None  # eval-mode no-ops
+    if isinstance(sub, nn.Flatten):
+        if sub.start_dim != 1 or sub.end_dim != -1:
+            b.fail(node, "Flatten with start_dim != 1 or end_dim != -1")
+        return Flatten()
+    if isinstance(sub, (nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d)):
+        size = _pair(sub.output_size, len(b.shape) - 1)
+        if set(size) != {1}:
+            b.fail(node, "adaptive pooling to a size other than 1")
+        # keeps a [C, 1, 1] map; the following flatten makes it [C] — represent as GAP + no-op flatten
+        return GlobalAvgPool()
+    if isinstance(sub, (nn.MaxPool1d, nn.MaxPool2d, nn.AvgPool1d, nn.AvgPool2d)):
+        dims = len(b.shape) - 1
+        if isinstance(sub, (nn.MaxPool1d, nn.MaxPool2d)) and (_pair(sub.dilation, dims) != (1,) * dims or sub.ceil_mode):
+            b.fail(node, "max pooling with dilation or ceil_mode")
+        if isinstance(sub, (nn.AvgPool1d, nn.AvgPool2d)) and (sub.ceil_mode or not sub.count_include_pad):
+            b.fail(node, "avg pooling with ceil_mode or count_include_pad=False")
+        mode = "max" if isinstance(sub, (nn.MaxPool1d, nn.MaxPool2d)) else "avg"
+        stride = sub.stride if sub.stride is not None else sub.kernel_size
+        return Pool(mode, _pair(sub.kernel_size, dims), _pair(stride, dims), _pair(sub.padding, dims))
+    b.fail(node, f"layer type {type(sub).__name__} is not supported")
+    return None  # unreachable
+
+
+def _flatten_op(b: _ChainBuilder, node: fx.Node) -> Op | None:
+    if node.target in ("view", "reshape"):
+        rest = [a for a in node.args[1:]]
+        ok = len(rest) == 2 and rest[1] == -1 and (isinstance(rest[0], fx.Node) or rest[0] == -1)
+        if not ok:
+            b.fail(node, "only x.view(x.size(0), -1) style reshapes are supported")
+    else:
+        start = node.args[1] if len(node.args) > 1 else node.kwargs.get("start_dim", 0 if node.op == "call_function" else 0)
+        if start != 1:
+            b.fail(node, "flatten must start at dim 1 (keep the batch dimension)")
+    if len(b.shape) == 1:
+        return None  # already flat: GAP output, or a [C,1,1] map after adaptive pooling
+    return Flatten()
+
+
+def _add_op(b: _ChainBuilder, node: fx.Node) -> Op:
+    left, right = node.args
+    tensors = [a for a in (left, right) if isinstance(a, fx.Node)]
+    if len(tensors) == 1:
+        const = right if tensors[0] is left else left
+        if tensors[0] is not b.current or not isinstance(const, (int, float)):
+            b.fail(node, "an addition that is not `value + constant` or an identity skip")
+        return Offset(float(const))
+    if b.current not in tensors:
+        b.fail(node, "an addition of two earlier values")
+    other = right if left is b.current else left
+    if other not in b.value_of:
+        b.fail(node, "a skip connection through a layer (only identity skips are supported)")
+    return Residual(b.value_of[other])
+
