@@ -154,6 +154,8 @@ def network_from_module(module: nn.Module, input_shape: tuple[int, ...] | None =
                 if node.kwargs.get("keepdim"):
                     b.fail(node, "mean with keepdim=True")
                 b.emit(node, GlobalAvgPool())
+            elif node.target in _POOL_FUNCTIONS:
+                b.emit(node, _pool_function_op(b, node))
             elif node.target in (F.dropout, "contiguous"):
                 b.emit(node, None)
             else:
@@ -217,6 +219,22 @@ def _module_op(b: _ChainBuilder, node: fx.Node, sub: nn.Module) -> Op | None:
         return Pool(mode, _pair(sub.kernel_size, dims), _pair(stride, dims), _pair(sub.padding, dims))
     b.fail(node, f"layer type {type(sub).__name__} is not supported")
     return None  # unreachable
+
+
+_POOL_FUNCTIONS = {F.max_pool1d: "max", F.max_pool2d: "max", F.avg_pool1d: "avg", F.avg_pool2d: "avg"}
+
+
+def _pool_function_op(b: _ChainBuilder, node: fx.Node) -> Op:
+    """F.max_pool2d(x, k, stride=None, padding=0) and friends."""
+    names = ("input", "kernel_size", "stride", "padding")
+    args = {**dict(zip(names, node.args)), **node.kwargs}
+    dims = len(b.shape) - 1
+    extra = {k: v for k, v in args.items() if k not in names and v not in (False, 1, None, True)}
+    if extra or args.get("ceil_mode") or args.get("count_include_pad") is False or args.get("dilation", 1) != 1:
+        b.fail(node, "pooling with ceil_mode, dilation or count_include_pad=False is not supported")
+    kernel = _pair(args["kernel_size"], dims)
+    stride = _pair(args.get("stride") or args["kernel_size"], dims)
+    return Pool(_POOL_FUNCTIONS[node.target], kernel, stride, _pair(args.get("padding", 0), dims))
 
 
 def _flatten_op(b: _ChainBuilder, node: fx.Node) -> Op | None:
