@@ -57,6 +57,24 @@ def load_network(
 
 __all__ = [
     "DEFAULT_LIMITS", "Limits", "SUPPORTED_SUFFIXES", "SmallCNNZoo", "TensorFile", "architecture_from_state_dict",
-    "load_network", "network_from_module", "network_from_state_dict", "network_to_bytes", "read_small_cnn_zoo",
+    "load_network", "load_network_bytes", "network_from_module", "network_from_state_dict", "network_to_bytes", "read_small_cnn_zoo",
     "read_tensor_file", "save_network",
 ]
+
+
+def load_network_bytes(data: bytes, filename: str, activation: str | None = None, **kwargs) -> Network:
+    """Load a checkpoint given as bytes (an upload); the name's suffix picks nothing, the content does."""
+    import tempfile
+
+    limits: Limits = kwargs.get("limits", DEFAULT_LIMITS)
+    if len(data) > limits.max_file_bytes:
+        from core.errors import CheckpointError
+
+        raise CheckpointError(f"{filename}: {len(data) / 2**20:.0f} MiB exceeds the {limits.max_file_bytes / 2**20:.0f} MiB limit")
+    suffix = Path(filename).suffix if Path(filename).suffix in SUPPORTED_SUFFIXES else ".pt"
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / f"upload{suffix}"
+        path.write_bytes(data)
+        net = load_network(path, activation, **kwargs)
+    net.meta["file"] = Path(filename).name
+    return net

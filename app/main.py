@@ -1,0 +1,29 @@
+"""Weight-Space Explorer — the Streamlit entry point: `streamlit run app/main.py`."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import streamlit as st
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # `streamlit run app/main.py` puts app/ on the path, not the repository root
+    sys.path.insert(0, str(ROOT))
+
+from app.resources import device_label  # noqa: E402
+
+st.set_page_config(page_title="Weight-Space Explorer", page_icon="🕸️", layout="wide")
+
+PAGES = [
+    st.Page("pages/inspect.py", title="Inspect", icon="🔎", default=True),
+    st.Page("pages/symmetry_lab.py", title="Symmetry lab", icon="🔁"),
+    st.Page("pages/inr_editor.py", title="INR editor", icon="✏️"),
+    st.Page("pages/zoo_explorer.py", title="Zoo explorer", icon="🗺️"),
+]
+
+with st.sidebar:
+    st.markdown("**Weight-Space Explorer**")
+    st.caption(f"Running on {device_label()}")
+
+st.navigation(PAGES).run()

@@ -1,0 +1,5 @@
+"""INR editor."""
+
+import streamlit as st
+
+st.title("✏️ INR editor")

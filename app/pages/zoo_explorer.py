@@ -1,0 +1,5 @@
+"""Zoo explorer."""
+
+import streamlit as st
+
+st.title("🗺️ Zoo explorer")

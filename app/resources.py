@@ -1,0 +1,69 @@
+"""Cached resources and shared widgets for the pages. Everything computed comes from `core`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import streamlit as st
+
+from core.errors import WeightSpaceError
+from core.network.spec import ACTIVATIONS, Network
+
+ROOT = Path(__file__).resolve().parents[1]
+ASSETS = ROOT / "assets"
+EXAMPLES = ASSETS / "examples"
+FROM_FILE = "(as stored / unknown)"
+
+
+@st.cache_resource
+def device_label() -> str:
+    """'GPU: …' or 'CPU (n threads)'."""
+    from core.device import describe_device, pick_device
+
+    return describe_device(pick_device())
+
+
+def example_files() -> dict[str, Path]:
+    """Bundled example checkpoints by file name."""
+    if not EXAMPLES.is_dir():
+        return {}
+    return {p.name: p for p in sorted(EXAMPLES.iterdir()) if p.suffix in (".pt", ".pth", ".bin", ".safetensors")}
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def _load_bytes(data: bytes, name: str, activation: str | None) -> Network:
+    from core.io import load_network_bytes
+
+    return load_network_bytes(data, name, activation)
+
+
+def network_picker(key: str) -> Network | None:
+    """Upload or pick a bundled checkpoint; returns the Network, or None after showing why not."""
+    examples = example_files()
+    source = st.radio("Checkpoint", ["Bundled example", "Upload"], horizontal=True, key=f"{key}-source",
+                      index=0 if examples else 1)
+    activations = [FROM_FILE] + [a for a in ACTIVATIONS if a != "unknown"]
+    activation = st.selectbox("Activation of hidden layers", activations, key=f"{key}-activation",
+                              help="A state_dict does not store its activation. Exported files and known formats "
+                                   "(e.g. DWSNets SIRENs) say it; otherwise choose it here.")
+    act = None if activation == FROM_FILE else activation
+    if source == "Upload":
+        upload = st.file_uploader("Checkpoint file (.pt .pth .bin .safetensors .npz)", key=f"{key}-upload",
+                                  type=["pt", "pth", "bin", "ckpt", "safetensors", "npz"])
+        if upload is None:
+            st.info("Upload a state_dict, a training checkpoint or a safetensors file. Nothing in it is executed.")
+            return None
+        data, name = upload.getvalue(), upload.name
+    else:
+        if not examples:
+            st.warning("No bundled examples found under assets/examples.")
+            return None
+        name = st.selectbox("Example", list(examples), key=f"{key}-example")
+        data = examples[name].read_bytes()
+    try:
+        net = _load_bytes(data, name, act)
+    except WeightSpaceError as exc:
+        st.error(f"Cannot read **{name}**: {exc}")
+        return None
+    st.session_state["network"] = net
+    return net

@@ -1,0 +1,46 @@
+"""Per-layer figures: weight/bias histograms and singular-value spectra."""
+
+from __future__ import annotations
+
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from core.network.spec import Conv, Linear, Network
+from core.summary import spectrum, weight_matrix
+
+
+def _weight_ops(network: Network) -> list:
+    return [op for op in network.architecture.ops if isinstance(op, (Linear, Conv))]
+
+
+def weight_histograms(network: Network, bins: int = 40) -> go.Figure:
+    """One row per Linear/Conv layer: histogram of its weights and of its biases."""
+    ops = _weight_ops(network)
+    fig = make_subplots(rows=len(ops), cols=2, subplot_titles=[t for op in ops for t in (f"{op.name} weights", f"{op.name} biases")],
+                        vertical_spacing=min(0.08, 0.6 / max(len(ops), 1)))
+    for r, op in enumerate(ops, start=1):
+        w = network.params[f"{op.name}.weight"].detach().double().reshape(-1).numpy()
+        fig.add_trace(go.Histogram(x=w, nbinsx=bins, marker_color="#1f77b4", showlegend=False), row=r, col=1)
+        if f"{op.name}.bias" in network.params:
+            b = network.params[f"{op.name}.bias"].detach().double().reshape(-1).numpy()
+            fig.add_trace(go.Histogram(x=b, nbinsx=bins, marker_color="#ff7f0e", showlegend=False), row=r, col=2)
+        fig.update_xaxes(title_text="value", row=r, col=1)
+        fig.update_yaxes(title_text="count", row=r, col=1)
+    fig.update_layout(height=max(260, 200 * len(ops)), margin=dict(l=10, r=10, t=40, b=10))
+    return fig
+
+
+def spectra_figure(network: Network) -> tuple[go.Figure, list[dict]]:
+    """Singular values of each layer's weight matrix (conv kernels reshaped to [out, in·k]) on a log scale,
+    plus a table of spectral norm and stable rank ‖W‖_F²/‖W‖_2² per layer."""
+    fig = go.Figure()
+    rows = []
+    for op in _weight_ops(network):
+        spec = spectrum(weight_matrix(network, op.name))
+        s = spec["singular_values"]
+        fig.add_trace(go.Scatter(x=list(range(1, len(s) + 1)), y=s, mode="lines+markers", name=op.name))
+        rows.append({"layer": op.name, "shape": "×".join(map(str, weight_matrix(network, op.name).shape)),
+                     "spectral norm": round(spec["spectral_norm"], 4), "stable rank": round(spec["stable_rank"], 3)})
+    fig.update_layout(xaxis_title="singular value index", yaxis_title="singular value", yaxis_type="log", height=360,
+                      margin=dict(l=10, r=10, t=30, b=10))
+    return fig, rows

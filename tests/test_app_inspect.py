@@ -1,0 +1,64 @@
+"""The Inspect page driven by Streamlit's AppTest: uploads, numbers shown, bad files."""
+
+from __future__ import annotations
+
+import io
+import pickle
+from pathlib import Path
+
+import torch
+from streamlit.testing.v1 import AppTest
+from torch import nn
+
+APP = str(Path(__file__).resolve().parents[1] / "app" / "main.py")
+
+
+def _app() -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def _upload(at: AppTest, name: str, data: bytes) -> AppTest:
+    at.radio(key="inspect-source").set_value("Upload").run()
+    at.file_uploader(key="inspect-upload").upload(name, data).run()
+    assert not at.exception, at.exception
+    return at
+
+
+def _bytes(obj) -> bytes:
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    return buf.getvalue()
+
+
+def test_upload_state_dict_shows_counts() -> None:
+    at = _app()
+    state = nn.Sequential(nn.Linear(5, 7), nn.ReLU(), nn.Linear(7, 3)).state_dict()
+    at = _upload(at, "tiny.pt", _bytes(state))
+    at.selectbox(key="inspect-activation").set_value("relu").run()
+    values = {m.label: m.value for m in at.metric}
+    assert values["Parameters"] == str(5 * 7 + 7 + 7 * 3 + 3)
+    assert values["Graph nodes"] == str(5 + 7 + 3)
+    assert values["Graph edges"] == str(5 * 7 + 7 * 3)
+    assert values["Activations"] == "relu"
+    assert not at.error
+
+
+def test_unknown_activation_is_reported() -> None:
+    at = _upload(_app(), "tiny.pt", _bytes(nn.Sequential(nn.Linear(2, 3), nn.Tanh(), nn.Linear(3, 1)).state_dict()))
+    assert {m.label: m.value for m in at.metric}["Activations"] == "unknown"
+    assert any("activation" in i.value for i in at.info)
+
+
+def test_bad_file_shows_error_and_app_keeps_working() -> None:
+    at = _upload(_app(), "broken.pt", b"this is not a checkpoint")
+    assert at.error and "Cannot read" in at.error[0].value
+    assert not at.exception
+    evil = pickle.dumps({"x": nn.Linear(2, 2)})
+    at.file_uploader(key="inspect-upload").upload("model.pt", evil).run()
+    assert at.error and "state_dict" in at.error[0].value
+    good = _bytes(nn.Sequential(nn.Linear(4, 4), nn.ReLU(), nn.Linear(4, 2)).state_dict())
+    at.file_uploader(key="inspect-upload").upload("ok.pt", good).run()
+    assert not at.error and {m.label: m.value for m in at.metric}["Parameters"] == str(4 * 4 + 4 + 4 * 2 + 2)
