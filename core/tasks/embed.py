@@ -1,0 +1,81 @@
+"""`embed`: self-supervised graph-level embeddings for comparing zoos.
+
+Contrastive (supervised-contrastive form of NT-Xent): each network appears twice in a batch, as two
+independently symmetry-transformed copies; positives are the two copies and any networks that share a
+`positive_column` value (e.g. INRs fitted to the same image from different seeds). No labels needed.
+Evaluation also reports leave-one-out 1-NN accuracy of the `label` column when the zoo has one.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from core.graph.neural_graph import to_graphs
+from core.tasks.base import Task
+from core.training.data import GraphBatch, symmetry_augment
+
+
+def supervised_contrastive(z: torch.Tensor, groups: torch.Tensor, temperature: float) -> torch.Tensor:
+    """Mean over anchors of −log Σ_pos exp(s/τ) / Σ_{≠anchor} exp(s/τ) on unit-norm embeddings z [M, d]."""
+    z = F.normalize(z.float(), dim=-1)
+    sim = z @ z.T / temperature
+    eye = torch.eye(len(z), dtype=torch.bool, device=z.device)
+    sim = sim.masked_fill(eye, float("-inf"))
+    positive = (groups[:, None] == groups[None, :]) & ~eye
+    log_prob = sim - torch.logsumexp(sim, dim=1, keepdim=True)
+    pos_log = torch.logsumexp(log_prob.masked_fill(~positive, float("-inf")), dim=1)
+    return -pos_log[positive.any(1)].mean()
+
+
+class EmbedTask(Task):
+    """Graph head of width `dim`; predictions are unit-norm embeddings."""
+
+    name = "embed"
+    primary_metric = "loss"
+    greater_is_better = False
+
+    def __init__(self, dim: int = 32, temperature: float = 0.1, positive_column: str | None = "image_index",
+                 label_column: str = "label"):
+        self.dim = dim
+        self.temperature = temperature
+        self.positive_column = positive_column
+        self.label_column = label_column
+        self._augment = symmetry_augment()
+
+    def options(self) -> dict[str, Any]:
+        return {"dim": self.dim, "temperature": self.temperature, "positive_column": self.positive_column,
+                "label_column": self.label_column}
+
+    def out_dim(self, table) -> int:
+        return self.dim
+
+    def targets(self, table, rows: np.ndarray) -> torch.Tensor | None:
+        if self.label_column in table:
+            return torch.as_tensor(table[self.label_column].to_numpy()[rows], dtype=torch.long)
+        return None
+
+    def extras(self, architecture, flat: torch.Tensor, table, rows: np.ndarray) -> dict[str, torch.Tensor]:
+        col = self.positive_column
+        ids = table[col].to_numpy()[rows] if col and col in table else rows
+        return {"positive_group": torch.as_tensor(ids, dtype=torch.long)}
+
+    def step(self, model: torch.nn.Module, batch: GraphBatch) -> tuple[torch.Tensor, torch.Tensor]:
+        gen = torch.Generator().manual_seed(int(batch.index.sum()) if not model.training else int(torch.randint(0, 2**31 - 1, ())))
+        second = self._augment(batch.architecture, batch.flat.detach().cpu(), gen).to(batch.flat.device)
+        view2 = to_graphs(batch.architecture, second, batch.graph.grid_size[0]).to(batch.flat.device)
+        z1, z2 = model(batch.graph), model(view2)
+        groups = batch.extras["positive_group"].to(z1.device)
+        loss = supervised_contrastive(torch.cat([z1, z2]), torch.cat([groups, groups]), self.temperature)
+        return loss, F.normalize(z1.detach().float(), dim=-1)
+
+    def metrics(self, predictions: torch.Tensor, targets: torch.Tensor | None) -> dict[str, float]:
+        out: dict[str, float] = {}
+        if targets is not None and len(targets) > 1:
+            sim = predictions @ predictions.T
+            sim.fill_diagonal_(-float("inf"))
+            out["knn_accuracy"] = float((targets[sim.argmax(1)] == targets).float().mean())
+        return out

@@ -1,0 +1,121 @@
+"""`GraphSet`: the networks of one split, grouped by architecture, served as PyG batches.
+
+Each mini-batch holds networks of one architecture, so building it is one vectorised `to_graphs` call
+(no per-network Python work) and symmetry augmentation is one `apply_to_flat` on the stacked
+parameters. Shuffling mixes batches of different groups.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Iterator
+
+import torch
+from torch_geometric.data import Batch
+
+from core.graph.layout import layout_for
+from core.graph.neural_graph import to_graphs
+from core.network.spec import Architecture
+
+Augment = Callable[[Architecture, torch.Tensor, torch.Generator], torch.Tensor]
+
+
+@dataclass
+class Group:
+    """Same-architecture networks: flat parameters [n, P], their rows in the zoo table, targets [n, ...]."""
+
+    architecture: Architecture
+    flat: torch.Tensor
+    index: torch.Tensor
+    targets: torch.Tensor | None = None
+    extras: dict[str, torch.Tensor] = field(default_factory=dict)  # per-network tensors a task needs
+
+    def __len__(self) -> int:
+        return self.flat.shape[0]
+
+
+@dataclass
+class GraphBatch:
+    """One mini-batch: the PyG batch plus what tasks need to compute losses (parameters, targets)."""
+
+    graph: Batch
+    architecture: Architecture
+    flat: torch.Tensor  # [B, P] parameters the graphs encode (after augmentation)
+    index: torch.Tensor  # [B] zoo rows
+    targets: torch.Tensor | None
+    extras: dict[str, torch.Tensor]
+
+    def to(self, device: torch.device) -> "GraphBatch":
+        """Move tensors to `device`."""
+        return GraphBatch(self.graph.to(device), self.architecture, self.flat.to(device), self.index,
+                          None if self.targets is None else self.targets.to(device),
+                          {k: v.to(device) for k, v in self.extras.items()})
+
+
+@dataclass
+class GraphSet:
+    """A split of a zoo as architecture groups; `batches()` yields `GraphBatch`es."""
+
+    groups: list[Group]
+    grid_size: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.grid_size is None and self.groups:
+            self.grid_size = max(layout_for(g.architecture).grid_size for g in self.groups)
+
+    def __len__(self) -> int:
+        return sum(len(g) for g in self.groups)
+
+    @property
+    def architectures(self) -> list[Architecture]:
+        return [g.architecture for g in self.groups]
+
+    def targets(self) -> torch.Tensor | None:
+        """All targets in group order (the order `batches(shuffle=False)` yields)."""
+        if any(g.targets is None for g in self.groups):
+            return None
+        return torch.cat([g.targets for g in self.groups])
+
+    def subset(self, n: int, generator: torch.Generator | None = None) -> "GraphSet":
+        """A random subset of about n networks (for normalisation statistics or quick checks)."""
+        total = len(self)
+        keep = []
+        for g in self.groups:
+            k = max(1, round(n * len(g) / max(total, 1)))
+            idx = torch.randperm(len(g), generator=generator)[:k]
+            keep.append(Group(g.architecture, g.flat[idx], g.index[idx], None if g.targets is None else g.targets[idx],
+                              {key: v[idx] for key, v in g.extras.items()}))
+        return GraphSet(keep, self.grid_size)
+
+    def batches(self, batch_size: int, shuffle: bool = False, generator: torch.Generator | None = None,
+                augment: Augment | None = None) -> Iterator[GraphBatch]:
+        """Mini-batches, each of one architecture; shuffled within and across groups if asked."""
+        chunks: list[tuple[int, torch.Tensor]] = []
+        for gi, g in enumerate(self.groups):
+            order = torch.randperm(len(g), generator=generator) if shuffle else torch.arange(len(g))
+            chunks += [(gi, order[s:s + batch_size]) for s in range(0, len(g), batch_size)]
+        if shuffle:
+            chunks = [chunks[i] for i in torch.randperm(len(chunks), generator=generator).tolist()]
+        for gi, idx in chunks:
+            g = self.groups[gi]
+            flat = g.flat[idx]
+            if augment is not None:
+                flat = augment(g.architecture, flat, generator)
+            graph = to_graphs(g.architecture, flat, self.grid_size)
+            yield GraphBatch(graph, g.architecture, flat, g.index[idx],
+                             None if g.targets is None else g.targets[idx], {k: v[idx] for k, v in g.extras.items()})
+
+    def num_batches(self, batch_size: int) -> int:
+        """How many batches `batches(batch_size)` yields."""
+        return sum((len(g) + batch_size - 1) // batch_size for g in self.groups)
+
+
+def symmetry_augment(kinds: tuple[str, ...] | None = None) -> Augment:
+    """An augmentation applying an independent random admitted group element to every network."""
+    from core.symmetry import apply_to_flat, random_element
+
+    def augment(arch: Architecture, flat: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+        g = random_element(arch, kinds=kinds, generator=generator, batch=flat.shape[0])
+        return apply_to_flat(arch, flat.double(), g).to(flat.dtype)
+
+    return augment

@@ -1,0 +1,227 @@
+"""Run directories: train a task on a zoo and save everything needed to use the result.
+
+A run directory holds
+    config.json          task + options, model + config, zoo path, grid size, train config, versions
+    weights.safetensors  the model's state_dict (input normalisation statistics included)
+    metrics.json         the task's metrics per split
+    log.csv              one row per epoch
+    checkpoint.pt        while training (resume with --resume); removed when the run completes
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from core.errors import WeightSpaceError
+from core.io.atomic import atomic_path
+from core.network.spec import Network
+from core.tasks import Task, TaskError, build_task
+from core.training.data import GraphSet, Group, symmetry_augment
+from core.training.trainer import Trainer, TrainConfig, write_json
+
+# Symmetry augmentation is on by default for the models that do not build the symmetry in.
+AUGMENT_BY_DEFAULT = ("mlp", "nfn-np", "nfn-hnp")
+
+
+@dataclass
+class RunConfig:
+    """Everything that defines a run (serialised as config.json)."""
+
+    task: str
+    model: str
+    zoo: str
+    task_options: dict[str, Any] = field(default_factory=dict)
+    model_config: dict[str, Any] = field(default_factory=dict)
+    train: dict[str, Any] = field(default_factory=dict)
+    grid_size: int = 1
+    augment: bool = False
+    versions: dict[str, str] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "RunConfig":
+        names = set(cls.__dataclass_fields__)
+        return cls(**{k: v for k, v in d.items() if k in names})
+
+
+def _versions() -> dict[str, str]:
+    import torch_geometric
+
+    return {"python": platform.python_version(), "torch": torch.__version__, "torch_geometric": torch_geometric.__version__}
+
+
+def graph_set_from_zoo(zoo, split: str | None, task: Task, grid_size: int | None = None) -> GraphSet:
+    """The networks of `split` (None: all) grouped by architecture, with the task's targets and extras."""
+    table = zoo.table
+    rows_all = zoo.split_indices(split) if split else np.arange(len(table))
+    groups = []
+    for name in zoo.architectures:
+        rows = rows_all[table["group"].to_numpy()[rows_all] == name] if "group" in table else rows_all
+        if len(rows) == 0:
+            continue
+        arch, flat = zoo.flat(rows)
+        flat = torch.as_tensor(flat, dtype=torch.float32)
+        groups.append(Group(arch, flat, torch.as_tensor(rows), task.targets(table, rows), task.extras(arch, flat, table, rows)))
+    return GraphSet(groups, grid_size)
+
+
+def graph_set_from_networks(networks: list[Network], task: Task, grid_size: int) -> GraphSet:
+    """Arbitrary networks (e.g. loaded files) grouped by architecture, in input order within groups."""
+    by_arch: dict[Any, list[int]] = {}
+    for i, net in enumerate(networks):
+        by_arch.setdefault(net.architecture, []).append(i)
+    groups = []
+    for arch, idx in by_arch.items():
+        flat = torch.stack([networks[i].flat().float() for i in idx])
+        rows = np.asarray(idx)
+        groups.append(Group(arch, flat, torch.as_tensor(rows), None, task.extras(arch, flat, None, rows)
+                            if task.head == "params" else {}))
+    return GraphSet(groups, grid_size)
+
+
+def train_run(task_name: str, model_name: str, zoo_dir: str | Path, out_dir: str | Path, *,
+              train: TrainConfig | None = None, task_options: dict[str, Any] | None = None,
+              model_overrides: dict[str, Any] | None = None, augment: bool | None = None,
+              resume: bool = False, progress: bool = True) -> dict[str, Any]:
+    """Train `model_name` on `task_name` over the zoo's train split (early stopping on val); returns metrics."""
+    from core.models import build_model
+    from core.zoo import Zoo
+
+    train = train or TrainConfig()
+    out = Path(out_dir)
+    zoo = Zoo.open(zoo_dir)
+    task = build_task(task_name, **(task_options or {}))
+    out_dim = task.out_dim(zoo.table)
+    sets = {split: graph_set_from_zoo(zoo, split, task) for split in ("train", "val", "test")}
+    grid = max(s.grid_size or 1 for s in sets.values() if len(s))
+    for s in sets.values():
+        s.grid_size = grid
+    augment = model_name in AUGMENT_BY_DEFAULT if augment is None else augment
+    torch.manual_seed(train.seed)
+    model = build_model(model_name, out_dim=out_dim, head=task.head, edge_dim=grid * grid, **(model_overrides or {}))
+    config = RunConfig(task=task_name, model=model_name, zoo=str(zoo_dir), task_options=task.options(),
+                       model_config=model.config.to_dict(), train=train.to_dict(), grid_size=grid, augment=augment,
+                       versions=_versions())
+    out.mkdir(parents=True, exist_ok=True)
+    if resume and (out / "config.json").exists():
+        saved = json.loads((out / "config.json").read_text())
+        if {k: saved.get(k) for k in ("task", "model", "task_options", "model_config", "train")} != \
+                {k: config.to_dict()[k] for k in ("task", "model", "task_options", "model_config", "train")}:
+            raise TaskError(f"{out} holds a run with a different configuration; use another --out")
+    write_json(out / "config.json", config.to_dict())
+    trainer = Trainer(task, model, train, out, augment=symmetry_augment() if augment else None, progress=progress)
+    started = time.perf_counter()
+    result = trainer.fit(sets["train"], sets["val"] if len(sets["val"]) else None, resume=resume)
+    metrics = {split: trainer.evaluate(s) for split, s in sets.items() if len(s)}
+    metrics["training"] = {"best_epoch": result["best_epoch"], "epochs_run": result["epochs_run"],
+                           "seconds": time.perf_counter() - started,
+                           "seconds_per_epoch": float(np.mean([h["seconds"] for h in result["history"]])) if result["history"] else 0.0,
+                           "parameters": sum(p.numel() for p in model.parameters())}
+    save_weights(model, out / "weights.safetensors")
+    write_json(out / "metrics.json", metrics)
+    (out / "checkpoint.pt").unlink(missing_ok=True)
+    return metrics
+
+
+def save_weights(model: torch.nn.Module, path: Path) -> None:
+    """The model's state_dict as safetensors (atomically)."""
+    from safetensors.torch import save_file
+
+    with atomic_path(path) as tmp:
+        save_file({k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}, str(tmp))
+
+
+@dataclass
+class Run:
+    """A trained run loaded from its directory."""
+
+    path: Path
+    config: RunConfig
+    task: Task
+    model: torch.nn.Module
+
+    @property
+    def metrics(self) -> dict[str, Any]:
+        p = self.path / "metrics.json"
+        return json.loads(p.read_text()) if p.exists() else {}
+
+    def trainer(self, device: str = "auto") -> Trainer:
+        cfg = TrainConfig.from_dict({**self.config.train, "device": device})
+        return Trainer(self.task, self.model, cfg, None, progress=False)
+
+    def graph_set(self, networks: list[Network]) -> GraphSet:
+        """Networks → GraphSet at this run's grid size; a clear error if the run cannot read them."""
+        from core.graph.layout import layout_for
+
+        for net in networks:
+            net.architecture.check_known_activations()
+            need = layout_for(net.architecture).grid_size
+            if need > self.config.grid_size:
+                raise TaskError(f"{net.meta.get('file', 'network')}: kernels of size {need} exceed this run's "
+                                f"grid size {self.config.grid_size}; the run cannot read this architecture")
+        return graph_set_from_networks(networks, self.task, self.config.grid_size)
+
+    def predict(self, networks: list[Network], device: str = "auto") -> torch.Tensor:
+        """Task predictions for arbitrary networks, in input order."""
+        data = self.graph_set(networks)
+        try:
+            preds = self.trainer(device).predict(data)
+        except (RuntimeError, IndexError) as exc:
+            raise TaskError(f"the {self.config.model} model of this run cannot read this architecture: {str(exc).splitlines()[0]}") from None
+        order = torch.cat([g.index for g in data.groups])
+        out = torch.empty_like(preds)
+        out[order] = preds
+        return out
+
+    @torch.no_grad()
+    def edit(self, networks: list[Network], device: str = "cpu") -> list[dict[str, Any]]:
+        """Apply an `inr-edit` run: per network {"network": edited Network, "source", "edited", "target" images}."""
+        from core.tasks.edit import EditTask, params_update, render
+
+        if not isinstance(self.task, EditTask):
+            raise TaskError(f"{self.path} is a {self.config.task} run; `edit` needs an inr-edit run")
+        data = self.graph_set(networks)
+        self.model.eval()
+        results: list[dict[str, Any]] = [{} for _ in networks]
+        res = self.task.resolution or 28
+        for batch in data.batches(64):
+            out = self.model(batch.graph)
+            delta = params_update(batch.architecture, out, batch.flat.shape[0], self.config.grid_size)
+            edited = batch.flat + delta.to(batch.flat.dtype)
+            images = render(batch.architecture, edited, res)
+            for k, i in enumerate(batch.index.tolist()):
+                original = networks[i]
+                net = Network.from_flat(batch.architecture, edited[k].to(original.dtype), dict(original.meta))
+                results[i] = {"network": net, "source": batch.extras["source"][k].view(res, res),
+                              "edited": images[k].view(res, res), "target": batch.extras["target"][k].view(res, res)}
+        return results
+
+
+def load_run(path: str | Path, device: str = "cpu") -> Run:
+    """Load a run directory (config + weights) for evaluation or prediction."""
+    from safetensors.torch import load_file
+
+    from core.models import build_model, config_for
+
+    path = Path(path)
+    if not (path / "config.json").is_file() or not (path / "weights.safetensors").is_file():
+        raise WeightSpaceError(f"{path}: not a finished run directory (needs config.json and weights.safetensors)")
+    config = RunConfig.from_dict(json.loads((path / "config.json").read_text()))
+    task = build_task(config.task, **config.task_options)
+    model_cfg = config_for(config.model).from_dict(config.model_config)
+    out_dim = task.dim if config.task == "embed" else (task.num_classes if config.task == "inr-classify" else 1)
+    model = build_model(config.model, out_dim=out_dim, head=task.head, config=model_cfg)
+    state = load_file(str(path / "weights.safetensors"), device=device)
+    model.load_state_dict(state)
+    model.eval()
+    return Run(path, config, task, model)

@@ -1,0 +1,195 @@
+"""One `Trainer` for every task: AdamW, warm-up + cosine schedule, gradient clipping, early stopping on the
+validation split, mixed precision on GPU, deterministic seeds, tqdm progress with live metrics, and
+resumable per-epoch checkpoints.
+
+Determinism: every epoch reseeds the global RNG and the data generator from (seed, epoch), so a run
+resumed from the checkpoint of epoch k continues exactly as the uninterrupted run would.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm.auto import tqdm
+
+from core.device import pick_device
+from core.io.atomic import atomic_path, write_text
+from core.tasks.base import Task
+from core.training.data import Augment, GraphSet
+from core.training.schedule import warmup_cosine
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation settings (serialised with each run)."""
+
+    epochs: int = 50
+    batch_size: int = 64
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    warmup_fraction: float = 0.05
+    grad_clip: float = 1.0
+    patience: int = 10  # epochs without validation improvement before stopping (0: never stop early)
+    seed: int = 0
+    device: str = "auto"
+    amp: bool = True  # mixed precision on CUDA only
+    normalisation_sample: int = 512  # networks used to compute input normalisation
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names})
+
+
+def _epoch_generator(seed: int, epoch: int) -> torch.Generator:
+    return torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+
+
+class Trainer:
+    """Train / evaluate / predict a metanetwork on a task. `run_dir` (optional) receives checkpoints and logs."""
+
+    def __init__(self, task: Task, model: torch.nn.Module, config: TrainConfig, run_dir: str | Path | None = None,
+                 augment: Augment | None = None, progress: bool = True):
+        self.task = task
+        self.config = config
+        self.device = pick_device(config.device)
+        self.model = model.to(self.device)
+        self.run_dir = Path(run_dir) if run_dir is not None else None
+        self.augment = augment
+        self.progress = progress
+        self.history: list[dict[str, Any]] = []
+
+    # ------------------------------------------------------------------ evaluation
+    @torch.no_grad()
+    def predict(self, data: GraphSet, batch_size: int | None = None) -> torch.Tensor:
+        """Per-network predictions in the order of `data.batches(shuffle=False)`."""
+        self.model.eval()
+        outs = []
+        for batch in data.batches(batch_size or self.config.batch_size):
+            _, pred = self.task.step(self.model, batch.to(self.device))
+            outs.append(pred.float().cpu())
+        return torch.cat(outs) if outs else torch.empty(0)
+
+    def evaluate(self, data: GraphSet) -> dict[str, float]:
+        """The task's metrics on `data` (loss included)."""
+        self.model.eval()
+        losses, preds, n = 0.0, [], 0
+        with torch.no_grad():
+            for batch in data.batches(self.config.batch_size):
+                loss, pred = self.task.step(self.model, batch.to(self.device))
+                losses += float(loss) * pred.shape[0]
+                n += pred.shape[0]
+                preds.append(pred.float().cpu())
+        metrics = self.task.metrics(torch.cat(preds), data.targets())
+        metrics["loss"] = losses / max(n, 1)
+        return metrics
+
+    # ------------------------------------------------------------------ training
+    def fit(self, train: GraphSet, val: GraphSet | None = None, resume: bool = False) -> dict[str, Any]:
+        """Train; returns {"best_epoch", "epochs_run", "history"}. With `resume`, continue from the checkpoint."""
+        cfg = self.config
+        if len(train) == 0:
+            from core.tasks.base import TaskError
+
+            raise TaskError("the training split is empty")
+        steps_per_epoch = train.num_batches(cfg.batch_size)
+        total = steps_per_epoch * cfg.epochs
+        torch.manual_seed(cfg.seed)
+        if hasattr(self.model, "fit_normalisation"):
+            sample = train.subset(cfg.normalisation_sample, torch.Generator().manual_seed(cfg.seed))
+            graphs = [b.graph for b in sample.batches(cfg.normalisation_sample)]
+            self.model.fit_normalisation(graphs[0] if len(graphs) == 1 else graphs)
+            self.model.to(self.device)
+        optimizer = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        scheduler = warmup_cosine(optimizer, total, math.ceil(cfg.warmup_fraction * total))
+        use_amp = cfg.amp and self.device.type == "cuda"
+        scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+        start_epoch, best, best_epoch, best_state, bad_epochs = 0, None, -1, None, 0
+        ckpt_path = self.run_dir / "checkpoint.pt" if self.run_dir else None
+        if resume and ckpt_path and ckpt_path.exists():
+            state = torch.load(ckpt_path, map_location=self.device, weights_only=True)
+            self.model.load_state_dict(state["model"])
+            optimizer.load_state_dict(state["optimizer"])
+            scheduler.load_state_dict(state["scheduler"])
+            scaler.load_state_dict(state["scaler"])
+            start_epoch, best, best_epoch, bad_epochs = state["epoch"] + 1, state["best"], state["best_epoch"], state["bad_epochs"]
+            best_state = state["best_state"]
+            self.history = json.loads(state["history"])
+        bar = tqdm(total=total, initial=start_epoch * steps_per_epoch, desc=f"train {self.task.name}",
+                   disable=not self.progress, unit="batch", dynamic_ncols=True)
+        for epoch in range(start_epoch, cfg.epochs):
+            started = time.perf_counter()
+            torch.manual_seed(cfg.seed * 1_000_003 + epoch)
+            gen = _epoch_generator(cfg.seed, epoch)
+            self.model.train()
+            running, count = 0.0, 0
+            for batch in train.batches(cfg.batch_size, shuffle=True, generator=gen, augment=self.augment):
+                batch = batch.to(self.device)
+                with torch.autocast(self.device.type, enabled=use_amp):
+                    loss, pred = self.task.step(self.model, batch)
+                optimizer.zero_grad(set_to_none=True)
+                scaler.scale(loss).backward()
+                scaler.unscale_(optimizer)
+                if cfg.grad_clip:
+                    torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
+                scaler.step(optimizer)
+                scaler.update()
+                scheduler.step()
+                running += float(loss.detach()) * pred.shape[0]
+                count += pred.shape[0]
+                bar.update(1)
+                bar.set_postfix(epoch=epoch + 1, loss=f"{running / count:.4g}")
+            record: dict[str, Any] = {"epoch": epoch + 1, "train_loss": running / max(count, 1),
+                                      "lr": scheduler.get_last_lr()[0], "seconds": time.perf_counter() - started}
+            if val is not None and len(val):
+                val_metrics = self.evaluate(val)
+                record.update({f"val_{k}": v for k, v in val_metrics.items()})
+                score = val_metrics[self.task.primary_metric]
+            else:
+                score = -record["train_loss"] if self.task.greater_is_better else record["train_loss"]
+            improved = best is None or (score > best if self.task.greater_is_better else score < best)
+            if improved:
+                best, best_epoch, bad_epochs = score, epoch + 1, 0
+                best_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+            else:
+                bad_epochs += 1
+            self.history.append(record)
+            bar.set_postfix(epoch=epoch + 1, loss=f"{record['train_loss']:.4g}",
+                            **({self.task.primary_metric: f"{score:.4g}"} if val is not None else {}))
+            if self.run_dir is not None:
+                self._write_log()
+                with atomic_path(ckpt_path) as tmp:
+                    torch.save({"model": self.model.state_dict(), "optimizer": optimizer.state_dict(),
+                                "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(), "epoch": epoch,
+                                "best": best, "best_epoch": best_epoch, "bad_epochs": bad_epochs,
+                                "best_state": best_state, "history": json.dumps(self.history)}, tmp)
+            if cfg.patience and bad_epochs >= cfg.patience:
+                break
+        bar.close()
+        if best_state is not None:
+            self.model.load_state_dict(best_state)
+        return {"best_epoch": best_epoch, "epochs_run": len(self.history), "history": self.history}
+
+    def _write_log(self) -> None:
+        keys = list(dict.fromkeys(k for r in self.history for k in r))
+        with atomic_path(self.run_dir / "log.csv") as tmp:
+            with open(tmp, "w", newline="") as fh:
+                writer = csv.DictWriter(fh, fieldnames=keys)
+                writer.writeheader()
+                writer.writerows(self.history)
+
+
+def write_json(path: Path, data: Any) -> None:
+    """Atomically write pretty JSON."""
+    write_text(path, json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
