@@ -67,3 +67,28 @@ def network_picker(key: str) -> Network | None:
         return None
     st.session_state["network"] = net
     return net
+
+
+MODELS_DIR = ASSETS / "models"
+
+
+def bundled_runs() -> dict[str, Path]:
+    """Pretrained run directories under assets/models, by name."""
+    if not MODELS_DIR.is_dir():
+        return {}
+    return {p.name: p for p in sorted(MODELS_DIR.iterdir()) if (p / "config.json").is_file() and (p / "weights.safetensors").is_file()}
+
+
+@st.cache_resource(show_spinner="Loading model…")
+def cached_run(path: str):
+    """A loaded run (model on CPU or GPU), kept for the server's lifetime."""
+    from core.training.runs import load_run
+
+    return load_run(path)
+
+
+def runs_for(task: str) -> dict[str, Path]:
+    """Bundled runs of one task."""
+    import json
+
+    return {name: p for name, p in bundled_runs().items() if json.loads((p / "config.json").read_text())["task"] == task}
