@@ -13,13 +13,13 @@ if str(ROOT) not in sys.path:  # `streamlit run app/main.py` puts app/ on the pa
 
 from app.resources import device_label  # noqa: E402
 
-st.set_page_config(page_title="Weight-Space Explorer", page_icon="🕸️", layout="wide")
+st.set_page_config(page_title="Weight-Space Explorer", page_icon=":material/hub:", layout="wide")
 
 PAGES = [
-    st.Page("pages/inspect.py", title="Inspect", icon="🔎", default=True),
-    st.Page("pages/symmetry_lab.py", title="Symmetry lab", icon="🔁"),
-    st.Page("pages/inr_editor.py", title="INR editor", icon="✏️"),
-    st.Page("pages/zoo_explorer.py", title="Zoo explorer", icon="🗺️"),
+    st.Page("pages/inspect.py", title="Inspect", icon=":material/search:", default=True),
+    st.Page("pages/symmetry_lab.py", title="Symmetry lab", icon=":material/sync_alt:"),
+    st.Page("pages/inr_editor.py", title="INR editor", icon=":material/edit:"),
+    st.Page("pages/zoo_explorer.py", title="Zoo explorer", icon=":material/scatter_plot:"),
 ]
 
 with st.sidebar:

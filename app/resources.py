@@ -92,3 +92,22 @@ def runs_for(task: str) -> dict[str, Path]:
     import json
 
     return {name: p for name, p in bundled_runs().items() if json.loads((p / "config.json").read_text())["task"] == task}
+
+
+ZOOS_DIR = ASSETS / "zoos"
+
+
+def bundled_zoos(kind: str | None = None) -> dict[str, Path]:
+    """Zoo directories under assets/zoos (kind: 'inr' or 'cnn' filters by name)."""
+    if not ZOOS_DIR.is_dir():
+        return {}
+    zoos = {p.name: p for p in sorted(ZOOS_DIR.iterdir()) if (p / "manifest.json").is_file()}
+    return {k: v for k, v in zoos.items() if kind is None or kind in k}
+
+
+@st.cache_resource(show_spinner="Opening zoo…")
+def cached_zoo(path: str):
+    """An opened zoo, kept for the server's lifetime."""
+    from core.zoo import Zoo
+
+    return Zoo.open(path)

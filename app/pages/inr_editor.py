@@ -1,5 +1,65 @@
-"""INR editor."""
+"""INR editor: a bundled editor metanetwork predicts a weight update that edits the image an INR stores."""
+
+from __future__ import annotations
+
+import time
 
 import streamlit as st
 
-st.title("✏️ INR editor")
+from app.resources import bundled_zoos, cached_run, cached_zoo, network_picker, runs_for
+from core.errors import WeightSpaceError
+from core.io import network_to_bytes
+from core.viz.images import png_strip
+
+st.title("INR editor")
+st.caption("An INR stores an image as a small network from pixel coordinates to grey values. An equivariant "
+           "metanetwork reads its neural graph and predicts a weight update, so the *edited network* draws the "
+           "edited image — no pixels are touched.")
+
+editors = runs_for("inr-edit")
+if not editors:
+    st.warning("No bundled editor found under assets/models (train one with `python -m core train inr-edit …`).")
+    st.stop()
+
+c1, c2 = st.columns([2, 1])
+editor_name = c1.selectbox("Editor", list(editors), key="editor-run")
+run = cached_run(str(editors[editor_name]))
+resolution = c2.slider("Render resolution", 8, 96, int(run.task.resolution or 28), step=4, key="editor-resolution")
+
+zoos = bundled_zoos("inr")
+source = st.radio("INR", ["From a bundled zoo", "Upload"], horizontal=True, key="editor-source",
+                  index=0 if zoos else 1)
+net = None
+if source == "Upload":
+    net = network_picker("editor")
+elif zoos:
+    z1, z2, z3 = st.columns(3)
+    zoo_name = z1.selectbox("Zoo", list(zoos), key="editor-zoo")
+    zoo = cached_zoo(str(zoos[zoo_name]))
+    labels = sorted(zoo.table["label"].unique().tolist()) if "label" in zoo.table else []
+    label = z2.selectbox("Class", ["any", *labels], key="editor-label")
+    rows = zoo.table.index[zoo.table["label"] == label].tolist() if label != "any" else zoo.table.index.tolist()
+    pick = z3.number_input(f"Network (0–{len(rows) - 1})", 0, max(len(rows) - 1, 0), 0, key="editor-index")
+    net = zoo.network(int(rows[int(pick)]))
+if net is None:
+    st.stop()
+
+started = time.perf_counter()
+try:
+    result = run.edit([net], resolution=resolution)[0]
+except WeightSpaceError as exc:
+    st.error(f"This editor cannot edit this network: {exc}")
+    st.stop()
+latency = (time.perf_counter() - started) * 1000
+mse = float(((result["edited"] - result["target"]) ** 2).mean())
+identity = float(((result["source"] - result["target"]) ** 2).mean())
+
+m1, m2, m3 = st.columns(3)
+m1.metric("MSE edited vs target", f"{mse:.4f}")
+m2.metric("MSE unedited vs target", f"{identity:.4f}")
+m3.metric("Server latency", f"{latency:.0f} ms")
+scale = max(1, 256 // resolution)
+st.image(png_strip([result["source"], result["edited"], result["target"]], scale=scale),
+         caption=f"original INR | edited INR | target ({run.task.edit} of the original rendering)")
+st.download_button("Download the edited INR (.safetensors)", network_to_bytes(result["network"]),
+                   f"edited-{run.task.edit}.safetensors")

@@ -12,7 +12,7 @@ from core.io import network_to_bytes
 from core.summary import summarize
 from core.viz import graph_figure, graph_json_bytes, graphml_bytes, spectra_figure, weight_histograms
 
-st.title("🔎 Inspect a checkpoint")
+st.title("Inspect a checkpoint")
 st.caption("Any state_dict, training checkpoint or safetensors file becomes a *neural graph*: one node per neuron, "
            "one edge per weight.")
 

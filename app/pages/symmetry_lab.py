@@ -13,7 +13,7 @@ from core.symmetry import admitted_symmetries, check_function_preservation, equi
 from core.symmetry.lab import transformed_network
 from core.viz import graph_figure
 
-st.title("🔁 Symmetry lab")
+st.title("Symmetry lab")
 st.caption("Different weights, same function: permuting hidden neurons, rescaling ReLU neurons, flipping the signs of "
            "tanh/sine neurons or shifting sine phases by a period leaves the network's function unchanged.")
 

@@ -1,5 +1,113 @@
-"""Zoo explorer."""
+"""Zoo explorer: embed whole model zoos, project them, and find where a network of yours lands."""
 
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import plotly.express as px
 import streamlit as st
 
-st.title("🗺️ Zoo explorer")
+from app.resources import bundled_zoos, cached_run, cached_zoo, network_picker, runs_for
+from core.errors import WeightSpaceError
+from core.explore import PROJECTIONS, embed_zoo, nearest, project
+
+st.title("Zoo explorer")
+st.caption("Each point is a trained network. Networks that a metanetwork embeds close together are similar in "
+           "what they compute, whatever their weights' symmetries.")
+
+zoos = {name: str(path) for name, path in bundled_zoos().items()}
+c1, c2 = st.columns([2, 1])
+chosen = c1.multiselect("Zoos", list(zoos), default=list(zoos)[:1], key="explorer-zoos")
+extra = c2.text_input("…or a zoo directory on the server", key="explorer-path")
+if extra:
+    if not (Path(extra) / "manifest.json").is_file():
+        st.error(f"{extra} is not a zoo directory (no manifest.json).")
+    else:
+        zoos[extra] = extra
+        chosen = [*chosen, extra]
+if not chosen:
+    st.info("Choose at least one zoo.")
+    st.stop()
+
+embedders = {"weight statistics (no model)": None}
+for task in ("embed", "inr-classify", "generalization"):
+    embedders.update({f"{name} ({task})": str(path) for name, path in runs_for(task).items()})
+e1, e2, e3 = st.columns(3)
+embedder = e1.selectbox("Embedder", list(embedders), key="explorer-embedder")
+method = e2.selectbox("Projection", PROJECTIONS, key="explorer-projection")
+seed = int(e3.number_input("Seed", 0, 1000, 0, key="explorer-seed"))
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def _embeddings(zoo_path: str, run_path: str | None) -> np.ndarray:
+    bar = st.progress(0.0, text=f"Embedding {Path(zoo_path).name}…")
+    run = cached_run(run_path) if run_path else None
+    out = embed_zoo(cached_zoo(zoo_path), run, progress=lambda f: bar.progress(f, text=f"Embedding {Path(zoo_path).name}…"))
+    bar.empty()
+    return out
+
+
+@st.cache_data(show_spinner="Projecting…", max_entries=16)
+def _projection(x: np.ndarray, method: str, seed: int) -> np.ndarray:
+    return project(x, method, seed)
+
+
+try:
+    parts, tables = [], []
+    for name in chosen:
+        parts.append(_embeddings(zoos[name], embedders[embedder]))
+        tables.append(cached_zoo(zoos[name]).table.assign(zoo=Path(name).name))
+    emb = np.vstack(parts)
+    table = pd.concat(tables, ignore_index=True)
+    xy = _projection(emb, method, seed)
+except WeightSpaceError as exc:
+    st.error(str(exc))
+    st.stop()
+
+columns = [c for c in ("label", "test_accuracy", "psnr", "zoo", "activation", "group") if c in table]
+colour = st.selectbox("Colour by", columns or ["zoo"], key="explorer-colour")
+plot = table.assign(x=xy[:, 0], y=xy[:, 1], row=np.arange(len(table)))
+if colour == "label":
+    plot["label"] = plot["label"].astype(str)
+fig = px.scatter(plot, x="x", y="y", color=colour, hover_data=[c for c in columns if c != colour] + ["row"],
+                 custom_data=["row"], opacity=0.75, height=560,
+                 color_continuous_scale="Viridis" if plot[colour].dtype.kind == "f" else None)
+fig.update_traces(marker=dict(size=6))
+fig.update_layout(xaxis_title=f"{method} 1", yaxis_title=f"{method} 2", margin=dict(l=10, r=10, t=30, b=10))
+event = st.plotly_chart(fig, width="stretch", on_select="rerun", selection_mode="points", key="explorer-plot")
+st.caption(f"{len(table):,} networks embedded with {embedder}, projected with {method}. Select a point for details.")
+
+points = (event or {}).get("selection", {}).get("points", []) if isinstance(event, dict) else getattr(getattr(event, "selection", None), "points", [])
+if points:
+    row = int(points[0]["customdata"][0])
+    info = table.iloc[row]
+    st.subheader(f"Network {row} of {info['zoo']}")
+    zoo = cached_zoo(zoos[info["zoo"]] if info["zoo"] in zoos else next(v for k, v in zoos.items() if Path(k).name == info["zoo"]))
+    local = int(row - sum(len(t) for t in tables[: [Path(n).name for n in chosen].index(info["zoo"])]))
+    net = zoo.network(local)
+    d1, d2 = st.columns([1, 2])
+    if net.architecture.input_shape == (2,):
+        from core.tasks.edit import render
+        from core.viz.images import png_strip
+
+        image = render(net.architecture, net.flat()[None].float(), 28)[0].view(28, 28)
+        d1.image(png_strip([image], scale=6), caption="what this INR draws")
+    d2.dataframe(info.to_frame("value").astype(str), width="stretch")
+
+st.subheader("Place your own network")
+mine = network_picker("explorer")
+if mine is not None:
+    try:
+        from core.explore import embed_networks
+
+        q = embed_networks([mine], cached_run(embedders[embedder]) if embedders[embedder] else None)[0]
+        if q.shape[0] != emb.shape[1]:
+            raise WeightSpaceError("its embedding has a different size than the zoo's (weight statistics need the "
+                                   "same architecture; choose a trained embedder)")
+        idx, sims = nearest(emb, q, k=5)
+        st.dataframe(table.iloc[idx].assign(similarity=sims), width="stretch")
+        st.caption("The five most similar networks in the chosen zoos (cosine similarity of standardised embeddings).")
+    except WeightSpaceError as exc:
+        st.error(f"Cannot place this network among the zoo: {exc}")

@@ -75,7 +75,7 @@ def architecture_from_state_dict(
         activation, offset = "sine", 0.5
         assumptions.append("recognised the DWSNets SIREN format: sin(30·(Wx+b)) after hidden layers, output + 0.5")
     elif activation is None:
-        assumptions.append("activation not stored in a state_dict: reported as unknown (pass --activation)")
+        assumptions.append("activation not stored in a state_dict: reported as unknown; choose it (CLI: --activation NAME)")
     act = Activation(activation or "unknown", slope=slope, w0=w0)
 
     groups = _group(tensors)

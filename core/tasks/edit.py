@@ -39,7 +39,7 @@ def apply_edit(images: torch.Tensor, edit: str) -> torch.Tensor:
 
 def render(architecture: Architecture, flat: torch.Tensor, resolution: int) -> torch.Tensor:
     """Render INRs (flat parameters [B, P]) on the [-1, 1] grid: [B, resolution²]."""
-    from core.zoo import coordinate_grid
+    from core.zoo.inr import coordinate_grid
 
     grid = coordinate_grid(resolution, resolution).to(flat)
     return forward_many(architecture, flat, grid).squeeze(-1)

@@ -184,16 +184,20 @@ class Run:
         return out
 
     @torch.no_grad()
-    def edit(self, networks: list[Network], device: str = "cpu") -> list[dict[str, Any]]:
-        """Apply an `inr-edit` run: per network {"network": edited Network, "source", "edited", "target" images}."""
+    def edit(self, networks: list[Network], resolution: int | None = None) -> list[dict[str, Any]]:
+        """Apply an `inr-edit` run: per network {"network": edited Network, "source", "edited", "target" images}
+        rendered at `resolution` (default: the run's training resolution)."""
         from core.tasks.edit import EditTask, params_update, render
 
         if not isinstance(self.task, EditTask):
             raise TaskError(f"{self.path} is a {self.config.task} run; `edit` needs an inr-edit run")
-        data = self.graph_set(networks)
+        res = resolution or self.task.resolution or 28
+        task = EditTask(self.task.edit, res)
+        for net in networks:
+            net.architecture.check_known_activations()
+        data = graph_set_from_networks(networks, task, self.config.grid_size)
         self.model.eval()
         results: list[dict[str, Any]] = [{} for _ in networks]
-        res = self.task.resolution or 28
         for batch in data.batches(64):
             out = self.model(batch.graph)
             delta = params_update(batch.architecture, out, batch.flat.shape[0], self.config.grid_size)

@@ -15,16 +15,18 @@ import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from tqdm.auto import tqdm
 
 from core.device import pick_device
 from core.io.atomic import atomic_path, write_text
-from core.tasks.base import Task
 from core.training.data import Augment, GraphSet
 from core.training.schedule import warmup_cosine
+
+if TYPE_CHECKING:  # tasks import the training data types; only annotations point back
+    from core.tasks.base import Task
 
 
 @dataclass
