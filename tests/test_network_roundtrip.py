@@ -158,3 +158,19 @@ def test_unsupported_module_names_the_op() -> None:
         network_from_module(nn.Sequential(nn.Linear(2, 3), nn.Softplus(), nn.Linear(3, 1)))
     with pytest.raises(UnsupportedLayerError, match="grouped"):
         network_from_module(nn.Sequential(nn.Conv2d(4, 4, 3, groups=2), nn.Flatten()), (4, 5, 5))
+
+
+def test_edges_carry_their_own_weights_after_a_skip() -> None:
+    """Each weight edge holds W[target, source] of its own layer, also for layers after a residual."""
+    from tests.zoo_of_modules import MlpWithNorms
+
+    net = network_from_module(MlpWithNorms())
+    graph = to_graph(net)
+    layout = graph.layout
+    for block in layout.blocks:
+        w = net.params[f"{block.name}.weight"]
+        s, t = layout.layers[block.source_layer], layout.layers[block.target_layer]
+        edges = slice(block.edge_start, block.edge_start + s.size * t.size)
+        src, dst = graph.edge_index[:, edges]
+        assert torch.equal(graph.edge_attr[edges, 0], w[dst - t.start, src - s.start])
+        assert (graph.edge_type[edges] != 3).all()

@@ -17,6 +17,9 @@ from core.errors import WeightSpaceError
 COMMANDS: dict[str, str] = {
     "bench": "core.cli.bench_cmd",
     "inspect": "core.cli.inspect_cmd",
+    "train": "core.cli.train_cmd",
+    "check": "core.cli.check_cmd",
+    "examples": "core.cli.examples_cmd",
 }
 
 

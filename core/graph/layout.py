@@ -150,8 +150,7 @@ class GraphLayout:
                     raise UnsupportedLayerError(f"op {i}: a skip connection from a flattened input")
                 if layers[src]["size"] != layers[cur]["size"]:
                     raise ArchitectureError(f"op {i}: skip connection joins layers of {layers[src]['size']} and {layers[cur]['size']} neurons")
-                residual_pairs.append((src, cur))
-                n_edges += layers[cur]["size"]
+                residual_pairs.append((src, cur))  # residual edges go after all weight edges
             value_layer.append(cur)
 
         if blocks and layers[-1]["role"] != OUTPUT:  # pragma: no cover - the last weight op is the output
@@ -163,7 +162,7 @@ class GraphLayout:
         self.layers = [NeuronLayer(**d) for d in layers]
         self.blocks = blocks
         self.num_nodes = n_nodes
-        self.num_edges = n_edges
+        self.num_edges = n_edges + sum(layers[c]["size"] for _, c in residual_pairs)
         self.edge_dim = self.grid_size ** 2
         self._build_structure(residual_pairs)
         self._build_index_maps()
