@@ -8,6 +8,7 @@ import importlib
 # benchmark name → module defining `add_arguments(parser)` and `run(args) -> int`
 BENCHMARKS: dict[str, str] = {
     "convert": "core.bench.convert",
+    "app": "core.bench.app",
 }
 
 

@@ -1,0 +1,75 @@
+"""Server-side latency of what the app's pages compute (inspect, live edit, zoo projection)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ASSETS = Path(__file__).resolve().parents[2] / "assets"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+
+
+def _median_s(fn, repeats: int) -> float:
+    fn()  # warm caches (layouts, imports) as a running server has them
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def _inspect(net) -> None:
+    from core.summary import summarize
+    from core.viz import graph_figure, spectra_figure, weight_histograms
+
+    summarize(net)
+    graph_figure(net, max_edges=3000)
+    weight_histograms(net)
+    spectra_figure(net)
+
+
+def run(args: argparse.Namespace) -> int:
+    from torch import nn
+
+    from core.bench.machine import machine_info
+    from core.explore import project
+    from core.io import network_from_module
+    from core.network import Network, siren_architecture
+
+    torch.manual_seed(0)
+    results: dict[str, float | str] = {}
+    siren = Network.from_flat(siren_architecture(), torch.randn(siren_architecture().num_parameters) * 0.1)
+    results["inspect_inr_2_32_32_1_s"] = _median_s(lambda: _inspect(siren), args.repeats)
+    mlp = network_from_module(nn.Sequential(nn.Linear(784, 128), nn.ReLU(), nn.Linear(128, 64), nn.ReLU(), nn.Linear(64, 10)))
+    results["inspect_mlp_784_128_64_10_s"] = _median_s(lambda: _inspect(mlp), args.repeats)
+    editors = sorted((ASSETS / "models").glob("inr-edit-*")) if (ASSETS / "models").is_dir() else []
+    if editors:
+        from core.training.runs import load_run
+
+        run_ = load_run(editors[0])
+        results["live_edit_s"] = _median_s(lambda: run_.edit([siren], resolution=28), args.repeats)
+        results["live_edit_model"] = editors[0].name
+    emb = np.random.default_rng(0).normal(size=(5000, 32)).astype(np.float32)
+    results["zoo_pca_5000_s"] = _median_s(lambda: project(emb, "PCA"), args.repeats)
+    results["machine"] = machine_info()["summary"]
+    if args.json:
+        print(json.dumps(results))
+    else:
+        print(f"App server time, median of {args.repeats} ({results['machine']}):")
+        for k, v in results.items():
+            if isinstance(v, float):
+                print(f"  {k:<32} {v * 1000:8.1f} ms")
+        if "live_edit_model" in results:
+            print(f"  (live edit with {results['live_edit_model']})")
+    return 0

@@ -1,0 +1,56 @@
+"""The Symmetry lab page through AppTest: symmetries listed, checks pass, 'break it' fails them."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import torch
+from streamlit.testing.v1 import AppTest
+from torch import nn
+
+APP = str(Path(__file__).resolve().parents[1] / "app" / "main.py")
+
+
+def _lab_with(state: dict, activation: str | None) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.run()
+    at.switch_page("pages/symmetry_lab.py").run()
+    at.radio(key="symmetry-source").set_value("Upload").run()
+    buf = io.BytesIO()
+    torch.save(state, buf)
+    at.file_uploader(key="symmetry-upload").upload("net.pt", buf.getvalue()).run()
+    if activation:
+        at.selectbox(key="symmetry-activation").set_value(activation).run()
+    assert not at.exception, at.exception
+    return at
+
+
+def test_relu_network_symmetries_and_break_it() -> None:
+    at = _lab_with(nn.Sequential(nn.Linear(3, 8), nn.ReLU(), nn.Linear(8, 2)).state_dict(), "relu")
+    text = " ".join(m.value for m in at.markdown)
+    assert "permutation of 8 hidden neurons" in text and "positive scaling on 8 neurons" in text
+    assert at.success and "preserved" in at.success[0].value and not at.error
+    at.radio(key="symmetry-kind").set_value("scale").run()
+    assert at.success and not at.error
+    at.toggle(key="symmetry-broken").set_value(True).run()
+    assert at.error and "changed" in at.error[0].value and not at.success
+    table = at.dataframe[0].value
+    assert not table["passed"].any()
+
+
+def test_unknown_activation_asks_for_it() -> None:
+    at = _lab_with(nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 1)).state_dict(), None)
+    assert at.warning and "activation is unknown" in at.warning[0].value
+
+
+def test_bundled_siren_sign_and_phase() -> None:
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.run()
+    at.switch_page("pages/symmetry_lab.py").run()
+    at.selectbox(key="symmetry-example").set_value("siren-mnist-3.pth").run()
+    assert not at.exception
+    assert "sign flips" in " ".join(m.value for m in at.markdown)
+    for kind in ("sign", "phase"):
+        at.radio(key="symmetry-kind").set_value(kind).run()
+        assert at.success and not at.error, kind
