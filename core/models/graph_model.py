@@ -1,0 +1,90 @@
+"""Common skeleton of the permutation-only graph metanetworks (NG-GNN, NG-T):
+
+    normalise (per layer group, from the training zoo) → encode nodes/edges → L layers → head
+
+Subclasses provide `make_layer(i)` and `run_layer(layer, h, e, batch_info)`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from core.models.base import position_in_layer, FeatureNormaliser, MetaNetwork, ModelConfig, ParamsOutput, as_batch, node_groups
+from core.models.layers.embeddings import EdgeEncoder, NodeEncoder
+from core.models.layers.pna_edge_conv import degree_statistics
+from core.models.layers.readout import GraphReadout, ParamsReadout
+
+
+@dataclass
+class GraphModelConfig(ModelConfig):
+    """Config of the permutation-only graph models."""
+
+    rff_features: int = 0  # random-Fourier-feature lift of scalar weights/biases (0 = off)
+    rff_sigma: float = 1.0
+
+    kind: ClassVar[str] = "graph"
+
+
+class PermutationGraphModel(MetaNetwork):
+    """Base of NG-GNN / NG-T: exactly permutation-equivariant, input normalisation from data."""
+
+    symmetries: ClassVar[tuple[str, ...]] = ("permutation",)
+
+    def __init__(self, config: GraphModelConfig, out_dim: int, head: str = "graph"):
+        super().__init__(config, out_dim, head)
+        c = config
+        self.normaliser = FeatureNormaliser(c.edge_dim, c.max_layers)
+        self.node_encoder = NodeEncoder(c.hidden, c.max_positions, c.max_layers, c.rff_features, c.rff_sigma)
+        self.edge_encoder = EdgeEncoder(c.edge_dim, c.hidden, c.rff_features, c.rff_sigma)
+        self.layers = nn.ModuleList([self.make_layer(i) for i in range(c.layers)])
+        self.register_buffer("delta", torch.ones(2))  # mean log(deg+1) per direction
+        self.register_buffer("delta_fitted", torch.zeros((), dtype=torch.bool))
+        if head == "graph":
+            self.readout = GraphReadout(c.hidden, c.readout_hidden, out_dim, c.dropout)
+        else:
+            self.readout = ParamsReadout(c.hidden, c.edge_dim)
+
+    def make_layer(self, i: int) -> nn.Module:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def run_layer(self, layer: nn.Module, h: torch.Tensor, e: torch.Tensor, info: dict[str, Any]):  # pragma: no cover
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def fit_normalisation(self, graphs: Any) -> "PermutationGraphModel":
+        """Per-layer-group feature mean/std and the PNA degree statistics from training graphs."""
+        batch = as_batch(graphs)
+        self.normaliser.fit(batch)
+        self.delta.copy_(degree_statistics(batch.edge_index, batch.num_nodes))
+        self.delta_fitted.fill_(True)
+        return self
+
+    def forward(self, batch: Any):
+        self.check_batch(batch)
+        c = self.config
+        x, ea, edge_index = batch.x, batch.edge_attr, batch.edge_index
+        n = x.shape[0]
+        if not bool(self.delta_fitted):  # degree statistics from the first batch seen, if never fitted
+            self.delta.copy_(degree_statistics(edge_index, n))
+            self.delta_fitted.fill_(True)
+        groups = node_groups(batch.node_role, batch.node_layer, c.max_layers)
+        if c.normalise:
+            x, ea = self.normaliser(x, ea, groups, groups[edge_index[1]])
+        h = self.node_encoder(x, batch.node_role, batch.node_layer, position_in_layer(batch), batch.node_activation)
+        e = self.edge_encoder(ea, batch.edge_type)
+        info = self.layer_info(batch, n)
+        for layer in self.layers:
+            h, e = self.run_layer(layer, h, e, info)
+        if self.head == "params":
+            return ParamsOutput(*self.readout(h, e))
+        node_batch = batch.batch if getattr(batch, "batch", None) is not None else torch.zeros(n, dtype=torch.long, device=x.device)
+        num_graphs = int(batch.num_graphs) if hasattr(batch, "num_graphs") else 1
+        return self.readout(h, e, node_batch, node_batch[edge_index[0]], num_graphs)
+
+    def layer_info(self, batch: Any, n: int) -> dict[str, Any]:
+        """Per-forward structural quantities shared by all layers."""
+        return {"edge_index": batch.edge_index, "num_nodes": n}

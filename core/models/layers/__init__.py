@@ -1,0 +1,1 @@
+"""Building blocks of the metanetworks, one layer per file."""

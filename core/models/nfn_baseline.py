@@ -1,0 +1,141 @@
+"""`nfn-np`, `nfn-hnp`: Neural Functional Networks (Zhou et al. 2023) from the `nfn` package, wrapped to read
+our NeuralGraph batches. Fixed-architecture zoos of plain Linear/Conv chains only (no residual, flatten
+or normalisation edges); anything else raises a ModelError.
+
+    [W_l, b_l] → NPLinear/HNPLinear (1 → H) → ReLU → … (L layers) → NPPool/HNPPool → MLP     (graph head)
+                                                             … → NP/HNPLinear (H → 1) → Δθ   (params head)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from core.graph.layout import EDGE_CONV, EDGE_LINEAR, layout_for
+from core.models.base import MetaNetwork, ModelConfig, ModelError, ParamsOutput, as_batch, mlp
+from core.models.fixed_arch import architecture_from_config, features_from_flat, flat_from_batch
+from core.network.spec import Architecture, BatchNorm, Conv, LayerNorm, Linear, unflatten_params
+
+
+@dataclass
+class NFNConfig(ModelConfig):
+    """NFN hyper-parameters; `architecture` is the fixed input architecture (Architecture.to_dict())."""
+
+    architecture: dict | None = None
+    io_embed: bool = True  # NP only: learned input/output position embeddings
+
+    kind: ClassVar[str] = "nfn"
+
+
+def network_spec(arch: Architecture):
+    """nfn NetworkSpec of a plain Linear/Conv chain (ModelError otherwise)."""
+    from nfn.common import ArraySpec, NetworkSpec
+
+    layout = layout_for(arch)
+    if any(isinstance(op, (BatchNorm, LayerNorm)) for op in arch.ops):
+        raise ModelError("nfn models read plain Linear/Conv chains; this network has normalisation layers")
+    if not all(int(t) in (EDGE_LINEAR, EDGE_CONV) for t in layout.edge_type.unique()):
+        raise ModelError("nfn models read plain Linear/Conv chains; this network has residual or flatten→linear edges")
+    weights, biases = [], []
+    for i in arch.weight_layers():
+        op = arch.ops[i]
+        if isinstance(op, Conv) and op.dims != 2:
+            raise ModelError("nfn models support 2-d convolutions only")
+        shape = (op.out_features, op.in_features) if isinstance(op, Linear) else (op.out_channels, op.in_channels, *op.kernel_size)
+        weights.append(ArraySpec(shape))
+        biases.append(ArraySpec((shape[0],)))
+    return NetworkSpec(weights, biases)
+
+
+class NFNBase(MetaNetwork):
+    """Common wrapper: NeuralGraph batch → nfn WeightSpaceFeatures → nfn layers → head."""
+
+    symmetries: ClassVar[tuple[str, ...]] = ("permutation",)
+    config_class: ClassVar[type] = NFNConfig
+    hnp: ClassVar[bool] = False
+
+    def __init__(self, config: NFNConfig, out_dim: int, head: str = "graph"):
+        super().__init__(config, out_dim, head)
+        from nfn.layers import HNPLinear, HNPPool, NPLinear, NPPool
+
+        self.architecture = architecture_from_config(self.name, config.architecture)
+        self.spec = network_spec(self.architecture)
+        h = config.hidden
+
+        def layer(c_in: int, c_out: int) -> nn.Module:
+            if self.hnp:
+                return HNPLinear(self.spec, c_in, c_out)
+            return NPLinear(self.spec, c_in, c_out, io_embed=config.io_embed)
+
+        self.nfn_layers = nn.ModuleList([layer(1 if i == 0 else h, h) for i in range(config.layers)])
+        if head == "graph":
+            pool = HNPPool if self.hnp else NPPool
+            self.pool = pool(self.spec)
+            self.readout = mlp([pool.get_num_outs(self.spec) * h, config.readout_hidden, out_dim], dropout=config.dropout)
+        else:
+            self.out_layer = layer(h, 1)
+        self.register_buffer("scale", torch.ones(len(self.spec), 2))  # per layer: weight, bias std
+
+    def encode(self, batch: Any):
+        """Batch → (nfn WeightSpaceFeatures with one channel, layout)."""
+        from nfn.common import WeightSpaceFeatures
+
+        flat, layout = flat_from_batch(self.name, self.architecture, batch)
+        params = unflatten_params(self.architecture, flat)
+        weights, biases = [], []
+        for i, op_index in enumerate(self.architecture.weight_layers()):
+            op = self.architecture.ops[op_index]
+            w = params[f"{op.name}.weight"]
+            b = params.get(f"{op.name}.bias", w.new_zeros(w.shape[0], w.shape[1]))
+            weights.append(w[:, None])  # [B, 1, out, in, (h, w)]
+            biases.append(b[:, None])  # [B, 1, out]
+        return WeightSpaceFeatures(weights, biases), layout, flat.shape[0]
+
+    @torch.no_grad()
+    def fit_normalisation(self, graphs: Any) -> "NFNBase":
+        """Per weight layer: std of its weights and of its biases (a scalar per tensor keeps permutation symmetry)."""
+        wsf, _, _ = self.encode(as_batch(graphs))
+        for i, (w, b) in enumerate(zip(wsf.weights, wsf.biases)):
+            for j, t in enumerate((w, b)):
+                s = float(t.double().std()) if t.numel() > 1 else 1.0
+                self.scale[i, j] = s if s > 1e-8 else 1.0
+        return self
+
+    def forward(self, batch: Any):
+        from nfn.common import WeightSpaceFeatures
+
+        self.check_batch(batch)
+        wsf, layout, b = self.encode(batch)
+        if self.config.normalise:
+            wsf = WeightSpaceFeatures([w / self.scale[i, 0].to(w) for i, w in enumerate(wsf.weights)],
+                                      [v / self.scale[i, 1].to(v) for i, v in enumerate(wsf.biases)])
+        for layer in self.nfn_layers:
+            wsf = layer(wsf).map(F.relu)
+        if self.head == "graph":
+            return self.readout(self.pool(wsf).flatten(1))  # [B, out_dim]
+        out = self.out_layer(wsf)
+        flat = torch.cat([t.reshape(b, -1) for w, v in zip(out.weights, out.biases) for t in (w, v)], dim=1)  # [B, P]
+        if flat.shape[1] != layout.num_parameters:  # layers without a bias: drop the bias outputs
+            flat = torch.cat([t.reshape(b, -1) for w, v, op in zip(out.weights, out.biases, self._ops()) for t in
+                              ((w, v) if op.bias else (w,))], dim=1)
+        return ParamsOutput(*features_from_flat(layout, flat))
+
+    def _ops(self):
+        return [self.architecture.ops[i] for i in self.architecture.weight_layers()]
+
+
+class NFNNP(NFNBase):
+    """NFN with NP layers (hidden neurons and — without io embeddings — input/output neurons exchangeable)."""
+
+    name: ClassVar[str] = "nfn-np"
+
+
+class NFNHNP(NFNBase):
+    """NFN with HNP layers (only hidden neurons exchangeable)."""
+
+    name: ClassVar[str] = "nfn-hnp"
+    hnp: ClassVar[bool] = True

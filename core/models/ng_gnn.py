@@ -1,0 +1,40 @@
+"""NG-GNN (Kofinas et al., ICLR 2024): PNA message passing on neural graphs, FiLM edge modulation, edge
+updates every layer, optional random-Fourier-feature lifting of scalar weights (see
+`layers/pna_edge_conv.py` for the layer formula). Exactly permutation-equivariant."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+from torch_geometric.utils import degree
+
+from core.models.graph_model import GraphModelConfig, PermutationGraphModel
+from core.models.layers.pna_edge_conv import PNAEdgeConv
+
+
+@dataclass
+class NGGNNConfig(GraphModelConfig):
+    """NG-GNN hyper-parameters."""
+
+    kind: ClassVar[str] = "ng-gnn"
+
+
+class NGGNN(PermutationGraphModel):
+    """Neural-graph GNN: node encoder → L × PNAEdgeConv → invariant or equivariant head."""
+
+    name: ClassVar[str] = "ng-gnn"
+    config_class: ClassVar[type] = NGGNNConfig
+
+    def make_layer(self, i: int) -> nn.Module:
+        return PNAEdgeConv(self.config.hidden, self.config.dropout)
+
+    def layer_info(self, batch: Any, n: int) -> dict[str, Any]:
+        ei = batch.edge_index
+        log_deg = torch.stack([degree(ei[1], n), degree(ei[0], n)]).add(1).log().to(batch.x)  # [2, N]
+        return {"edge_index": ei, "log_deg": log_deg}
+
+    def run_layer(self, layer: nn.Module, h: torch.Tensor, e: torch.Tensor, info: dict[str, Any]):
+        return layer(h, e, info["edge_index"], info["log_deg"], self.delta)

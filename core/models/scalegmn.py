@@ -1,0 +1,136 @@
+"""ScaleGMN and ScaleGMN-B (Kalogeropoulos et al., NeurIPS 2024): graph metanetworks equivariant to
+hidden-neuron permutations *and* to the scaling (relu/leaky_relu: q > 0) and sign (tanh/sine: ±1)
+symmetries, chosen per neuron from its activation, so zoos that mix activations are handled per network.
+
+    lift:    h_i = (W x̄_i) ⊙ g(canon(x̄_i), emb_i) (+ c(·) for plain neurons),  x̄_i = bias (scaled neurons) or
+             all 5 node columns (plain neurons);   e_ij = (W_e w_ij) ⊙ g_e(canon(w_ij), type) (+ c_e for plain edges)
+    layers:  `layers/scale_message_passing.py` (ScaleGMN-B adds reciprocal backward messages)
+    readout: y = MLP([mean_i, max_i] MLP(canon(h_i), emb_i) ⊕ mean_ij canon(e_ij))             (invariant)
+    params:  x̂_i = (W h_i) ⊙ g(·) (+ c(·) plain),  ê_ij = W' e_ij                               (equivariant)
+
+No input normalisation (mean/std shifts would break scale equivariance); `fit_normalisation` only
+computes the degree statistics δ. The scale/sign guarantees are for networks without normalisation
+layers (BatchNorm moves the scale to γ, β, which this model reads as plain features).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+from torch_geometric.utils import scatter
+
+from core.graph.layout import NODE_FEATURES
+from core.models.base import position_in_layer, MetaNetwork, ModelConfig, ParamsOutput, as_batch, mlp
+from core.models.layers.embeddings import NUM_EDGE_TYPES, positional_index
+from core.models.layers.equivariant import GatedEquivariantLinear
+from core.models.layers.invariant import NONE, canonicalise, edge_kinds, node_kinds
+from core.models.layers.pna_edge_conv import degree_statistics
+from core.models.layers.scale_message_passing import ScaleMessagePassing, degree_terms
+from core.network.spec import ACTIVATIONS
+
+
+@dataclass
+class ScaleGMNConfig(ModelConfig):
+    """ScaleGMN hyper-parameters (`normalise` is ignored: the model never normalises its input)."""
+
+    bidirectional: bool = False
+    edge_gate_hidden: int = 32  # width of the invariant gate of the edge lift
+
+    kind: ClassVar[str] = "scalegmn"
+
+
+@dataclass
+class ScaleGMNBConfig(ScaleGMNConfig):
+    """ScaleGMN-B hyper-parameters."""
+
+    bidirectional: bool = True
+
+    kind: ClassVar[str] = "scalegmn-b"
+
+
+class ScaleGMN(MetaNetwork):
+    """Permutation-, scale- and sign-equivariant graph metanetwork."""
+
+    name: ClassVar[str] = "scalegmn"
+    symmetries: ClassVar[tuple[str, ...]] = ("permutation", "scale", "sign")
+    config_class: ClassVar[type] = ScaleGMNConfig
+
+    def __init__(self, config: ScaleGMNConfig, out_dim: int, head: str = "graph"):
+        super().__init__(config, out_dim, head)
+        c, h = config, config.hidden
+        self.position = nn.Embedding(2 * c.max_positions + c.max_layers, h)
+        self.activation = nn.Embedding(len(ACTIVATIONS), h)
+        self.edge_type = nn.Embedding(NUM_EDGE_TYPES, c.edge_gate_hidden)
+        self.node_lift = GatedEquivariantLinear(NODE_FEATURES, h, NODE_FEATURES + (NODE_FEATURES - 1) + h, h)
+        self.edge_lift = GatedEquivariantLinear(c.edge_dim, h, c.edge_dim + c.edge_gate_hidden, c.edge_gate_hidden)
+        self.layers = nn.ModuleList([ScaleMessagePassing(h, h, c.bidirectional, c.dropout) for _ in range(c.layers)])
+        self.register_buffer("delta", torch.ones(2))
+        self.register_buffer("delta_fitted", torch.zeros((), dtype=torch.bool))
+        if head == "graph":
+            self.node_readout = mlp([2 * h, h, h], last_act=True)
+            self.readout = mlp([3 * h, c.readout_hidden, out_dim], dropout=c.dropout)
+        else:
+            self.node_out = GatedEquivariantLinear(h, NODE_FEATURES, 2 * h, h)
+            self.edge_out = nn.Linear(h, c.edge_dim, bias=False)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        nn.init.normal_(self.position.weight, std=0.1)
+        nn.init.normal_(self.activation.weight, std=0.1)
+        nn.init.normal_(self.edge_type.weight, std=0.1)
+
+    @torch.no_grad()
+    def fit_normalisation(self, graphs: Any) -> "ScaleGMN":
+        """Only the degree statistics δ: scale-equivariant models must not normalise their input."""
+        batch = as_batch(graphs)
+        self.delta.copy_(degree_statistics(batch.edge_index, batch.num_nodes))
+        self.delta_fitted.fill_(True)
+        return self
+
+    def forward(self, batch: Any):
+        self.check_batch(batch)
+        c = self.config
+        x, ea, edge_index = batch.x, batch.edge_attr, batch.edge_index
+        n = x.shape[0]
+        if not bool(self.delta_fitted):
+            self.delta.copy_(degree_statistics(edge_index, n))
+            self.delta_fitted.fill_(True)
+        kind = node_kinds(batch.node_role, batch.node_activation)  # [N]
+        ekind = edge_kinds(kind, edge_index)  # [E]
+        pos = positional_index(batch.node_role, batch.node_layer, position_in_layer(batch), c.max_positions, c.max_layers)
+        emb = (self.position(pos) + self.activation(batch.node_activation)).to(x)  # [N, H] invariant
+        # lift: scaled neurons read only their bias (∝ q_i); the other columns are plain invariant inputs
+        plain = (kind == NONE)[:, None]
+        col0 = torch.zeros(NODE_FEATURES, dtype=torch.bool, device=x.device)
+        col0[0] = True
+        x_eq = torch.where(plain | col0, x, torch.zeros_like(x))  # [N, 5]
+        inv = torch.cat([canonicalise(x_eq, kind), x[:, 1:], emb], dim=1)
+        h = self.node_lift(x_eq, inv, kind)  # [N, H] ∝ q_i
+        einv = torch.cat([canonicalise(ea, ekind), self.edge_type(batch.edge_type).to(ea)], dim=1)
+        e = self.edge_lift(ea, einv, ekind)  # [E, H] ∝ q_i/q_j
+        inv_deg, amp = degree_terms(edge_index, n, self.delta, x.dtype)
+        for layer in self.layers:
+            h, e = layer(h, e, edge_index, kind, ekind, emb, inv_deg, amp)
+        if self.head == "params":
+            x_out = self.node_out(h, torch.cat([canonicalise(h, kind), emb], dim=1), kind)  # [N, 5]
+            return ParamsOutput(x_out, self.edge_out(e))  # [E, D]
+        node_batch = batch.batch if getattr(batch, "batch", None) is not None else torch.zeros(n, dtype=torch.long, device=x.device)
+        b = int(batch.num_graphs) if hasattr(batch, "num_graphs") else 1
+        r = self.node_readout(torch.cat([canonicalise(h, kind), emb], dim=1))  # [N, H] invariant
+        pooled = torch.cat([
+            scatter(r, node_batch, 0, dim_size=b, reduce="mean"),
+            scatter(r, node_batch, 0, dim_size=b, reduce="max"),
+            scatter(canonicalise(e, ekind), node_batch[edge_index[0]], 0, dim_size=b, reduce="mean"),
+        ], dim=1)  # [B, 3H]
+        return self.readout(pooled)  # [B, out_dim]
+
+
+class ScaleGMNB(ScaleGMN):
+    """Bidirectional ScaleGMN: also passes messages backwards along edges (reciprocal edge relation)."""
+
+    name: ClassVar[str] = "scalegmn-b"
+    config_class: ClassVar[type] = ScaleGMNBConfig

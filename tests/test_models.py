@@ -1,0 +1,167 @@
+"""Metanetwork registry, configs, shapes on mixed-architecture batches, overfitting, nfn agreement, errors."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch_geometric.data import Batch
+
+from core.graph import to_graph, to_graphs
+from core.models import MODELS, ParamsOutput, build_model, config_for
+from core.models.base import ModelError
+from core.network.spec import Network, mlp_architecture, siren_architecture
+from tests.model_helpers import ARCHS, random_batch, small_cnn
+
+GRAPH_MODELS = ["ng-gnn", "ng-t", "scalegmn", "scalegmn-b"]
+FIXED_MODELS = ["mlp", "nfn-np", "nfn-hnp"]
+SMALL = dict(hidden=16, layers=2, readout_hidden=16)
+
+
+def _mixed_batch() -> Batch:
+    """SIREN 2-32-32-1 + small CNN + MLP 4-8-3, converted with one grid size (3)."""
+    graphs = []
+    for seed, arch in enumerate([siren_architecture(), small_cnn(), mlp_architecture([4, 8, 3], "tanh")]):
+        flat = torch.randn(1, arch.num_parameters, generator=torch.Generator().manual_seed(seed))
+        graphs.append(to_graph(Network.from_flat(arch, flat[0]), grid_size=3))
+    return Batch.from_data_list(graphs)
+
+
+def test_registry_names() -> None:
+    assert set(MODELS) == {"mlp", "nfn-np", "nfn-hnp", "ng-gnn", "ng-t", "scalegmn", "scalegmn-b"}
+
+
+@pytest.mark.parametrize("name", list(MODELS))
+def test_config_roundtrip(name: str) -> None:
+    cfg = config_for(name, hidden=8)
+    d = cfg.to_dict()
+    assert d["hidden"] == 8
+    assert type(cfg).from_dict(d) == cfg
+    with pytest.raises(ModelError):
+        type(cfg).from_dict({**d, "hiddne": 3})
+    with pytest.raises(ModelError):
+        cfg.replace(nonsense=1)
+
+
+@pytest.mark.parametrize("head", ["graph", "params"])
+@pytest.mark.parametrize("name", GRAPH_MODELS)
+def test_mixed_architecture_shapes(name: str, head: str) -> None:
+    batch = _mixed_batch()
+    model = build_model(name, out_dim=4, head=head, edge_dim=9, **SMALL)
+    model.fit_normalisation(batch)
+    out = model(batch)
+    if head == "graph":
+        assert out.shape == (3, 4)
+        # each graph's output does not depend on the other graphs of the batch
+        alone = model(Batch.from_data_list([batch.get_example(1)]))
+        assert torch.allclose(out[1], alone[0], atol=1e-5)
+    else:
+        assert isinstance(out, ParamsOutput)
+        assert out.x.shape == batch.x.shape and out.edge_attr.shape == batch.edge_attr.shape
+    assert torch.isfinite(out[0] if head == "params" else out).all()
+
+
+@pytest.mark.parametrize("head", ["graph", "params"])
+@pytest.mark.parametrize("name", FIXED_MODELS)
+def test_fixed_architecture_models(name: str, head: str) -> None:
+    arch = ARCHS["relu"]()
+    batch = random_batch(arch, 4, dtype=torch.float32)
+    model = build_model(name, out_dim=2, head=head, architecture=arch, **SMALL)
+    model.fit_normalisation(batch)
+    out = model(batch)
+    if head == "graph":
+        assert out.shape == (4, 2)
+    else:
+        assert out.x.shape == batch.x.shape and out.edge_attr.shape == batch.edge_attr.shape
+    with pytest.raises(ModelError, match="fixed architecture"):
+        model(random_batch(ARCHS["tanh"](), 2, dtype=torch.float32))
+
+
+def test_fixed_models_need_an_architecture() -> None:
+    for name in FIXED_MODELS:
+        with pytest.raises(ModelError, match="architecture="):
+            build_model(name, out_dim=2)
+
+
+def test_nfn_rejects_residual_or_flatten_networks() -> None:
+    from core.network.spec import Activation, Architecture, Conv, Flatten, Linear
+
+    arch = Architecture((Conv("c", 1, 2, (3, 3)), Activation("relu"), Flatten(), Linear("fc", 2 * 4 * 4, 3)), (1, 6, 6))
+    with pytest.raises(ModelError, match="flatten"):
+        build_model("nfn-np", out_dim=2, architecture=arch)
+
+
+def test_bad_inputs() -> None:
+    with pytest.raises(ModelError, match="unknown model"):
+        build_model("gnn9000", out_dim=2)
+    with pytest.raises(ModelError, match="head"):
+        build_model("ng-gnn", out_dim=2, head="nodes")
+    model = build_model("ng-gnn", out_dim=2, **SMALL)
+    with pytest.raises(ModelError, match="edge_dim"):
+        model(_mixed_batch())  # grid 3 → 9 edge channels, model built for 1
+    with pytest.raises(ModelError, match="NeuralGraph"):
+        model(object())
+
+
+def test_nfn_wrapper_matches_package_layers() -> None:
+    """Our batch → WeightSpaceFeatures equals nfn's own state_dict_to_tensors; the wrapped NP/HNP layers
+    give the package's outputs on it."""
+    from nfn.common import WeightSpaceFeatures, state_dict_to_tensors
+
+    arch = ARCHS["relu"]()
+    batch = random_batch(arch, 3, dtype=torch.float32)
+    for name in ("nfn-np", "nfn-hnp"):
+        model = build_model(name, out_dim=2, architecture=arch, normalise=False, **SMALL)
+        ours, _, _ = model.encode(batch)
+        ws, bs = zip(*[state_dict_to_tensors(batch.get_example(i).to_network().state_dict()) for i in range(3)])
+        ref = WeightSpaceFeatures([torch.cat([w[k] for w in ws])[:, None] for k in range(3)],
+                                  [torch.cat([b[k] for b in bs])[:, None] for k in range(3)])
+        for a, b in zip(ours, ref):
+            assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
+        layer = model.nfn_layers[0]
+        for a, b in zip(layer(ours), layer(ref)):
+            assert torch.allclose(a[0], b[0]) and torch.allclose(a[1], b[1])
+        # the whole model equals running the package's layers and pool by hand
+        wsf = ref
+        for lay in model.nfn_layers:
+            wsf = lay(wsf).map(torch.relu)
+        expect = model.readout(model.pool(wsf).flatten(1))
+        assert torch.allclose(model(batch), expect, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", list(MODELS))
+def test_overfits_tiny_dataset(name: str) -> None:
+    """8 random SIRENs, 2 classes: every model reaches 100% training accuracy."""
+    torch.manual_seed(0)
+    arch = siren_architecture(hidden=(8, 8))
+    batch = random_batch(arch, 8, seed=1, dtype=torch.float32)
+    labels = torch.tensor([0, 1, 0, 1, 1, 0, 1, 0])
+    extra = {"architecture": arch} if name in FIXED_MODELS else {}
+    model = build_model(name, out_dim=2, **SMALL, **extra)
+    model.fit_normalisation(batch)
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    for step in range(300):
+        loss = torch.nn.functional.cross_entropy(model(batch), labels)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        if step % 20 == 19:
+            with torch.no_grad():
+                if (model.eval()(batch).argmax(1) == labels).all():
+                    break
+            model.train()
+    with torch.no_grad():
+        acc = (model.eval()(batch).argmax(1) == labels).float().mean()
+    assert acc == 1.0, f"{name}: train accuracy {acc:.2f}"
+
+
+def test_normalisation_is_fitted_only_where_allowed() -> None:
+    arch = ARCHS["relu"]()
+    batch = random_batch(arch, 4, dtype=torch.float32)
+    gnn = build_model("ng-gnn", out_dim=2, **SMALL).fit_normalisation(batch)
+    assert bool(gnn.normaliser.fitted) and not torch.equal(gnn.normaliser.node_std, torch.ones_like(gnn.normaliser.node_std))
+    sg = build_model("scalegmn", out_dim=2, **SMALL).fit_normalisation(batch)
+    assert not hasattr(sg, "normaliser")
+    # normalisation statistics travel with the state_dict
+    other = build_model("ng-gnn", out_dim=2, **SMALL)
+    other.load_state_dict(gnn.state_dict())
+    assert torch.equal(other.normaliser.node_mean, gnn.normaliser.node_mean)
