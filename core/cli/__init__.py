@@ -18,6 +18,7 @@ COMMANDS: dict[str, str] = {
     "bench": "core.cli.bench_cmd",
     "inspect": "core.cli.inspect_cmd",
     "train": "core.cli.train_cmd",
+    "zoo": "core.cli.zoo_cmd",
     "check": "core.cli.check_cmd",
     "examples": "core.cli.examples_cmd",
 }

@@ -9,6 +9,8 @@ import importlib
 BENCHMARKS: dict[str, str] = {
     "convert": "core.bench.convert",
     "app": "core.bench.app",
+    "models": "core.bench.models",
+    "zoo": "core.bench.zoo",
 }
 
 

@@ -30,6 +30,13 @@ _EDGE_KEYS = ("edge_attr", "edge_type", "edge_layer")
 class NeuralGraph(Data):
     """A PyG `Data` holding one network's neural graph; `to_network()` goes back exactly."""
 
+    def __inc__(self, key: str, value, *args, **kwargs):
+        # PyG offsets every attribute whose name contains "index" when batching; node_index is a position
+        # inside a layer, not a node id
+        if key == "node_index":
+            return 0
+        return super().__inc__(key, value, *args, **kwargs)
+
     @property
     def layout(self) -> GraphLayout:
         return layout_for(self.architecture, self.grid_size)

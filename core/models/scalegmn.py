@@ -82,6 +82,8 @@ class ScaleGMN(MetaNetwork):
         nn.init.normal_(self.position.weight, std=0.1)
         nn.init.normal_(self.activation.weight, std=0.1)
         nn.init.normal_(self.edge_type.weight, std=0.1)
+        if self.head == "params":  # an untrained editor proposes (almost) no weight update
+            nn.init.zeros_(self.edge_out.weight)
 
     @torch.no_grad()
     def fit_normalisation(self, graphs: Any) -> "ScaleGMN":

