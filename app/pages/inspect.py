@@ -41,7 +41,7 @@ with tab_graph:
 with tab_layers:
     rows = [{"#": l["index"], "layer": f"{l['kind']} {l.get('name', l.get('activation', ''))}".strip(),
              "input": str(tuple(l["input_shape"])), "output": str(tuple(l["output_shape"])),
-             "parameters": l.get("parameters", ""),
+             "parameters": l.get("parameters"),
              "weight mean": l["weight"]["mean"] if "weight" in l else None,
              "weight std": l["weight"]["std"] if "weight" in l else None} for l in summary["layers"]]
     st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")

@@ -1,0 +1,53 @@
+"""INR editor and zoo explorer pages through AppTest, on the bundled zoos and models."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from streamlit.testing.v1 import AppTest
+
+ROOT = Path(__file__).resolve().parents[1]
+APP = str(ROOT / "app" / "main.py")
+
+
+def _page(path: str) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=300)
+    at.run()
+    at.switch_page(path).run()
+    assert not at.exception, at.exception
+    return at
+
+
+def test_zoo_explorer_statistics_embedding_and_colouring() -> None:
+    at = _page("pages/zoo_explorer.py")
+    at.multiselect(key="explorer-zoos").set_value(["cnn-digits"]).run()
+    at.selectbox(key="explorer-colour").set_value("test_accuracy").run()
+    assert not at.exception and not at.error
+    captions = " ".join(c.value for c in at.caption)
+    assert "256 networks embedded" in captions
+    at.selectbox(key="explorer-projection").set_value("t-SNE").run()
+    assert not at.exception and "projected with t-SNE" in " ".join(c.value for c in at.caption)
+
+
+def test_zoo_explorer_mixed_architectures_need_a_model() -> None:
+    at = _page("pages/zoo_explorer.py")
+    at.multiselect(key="explorer-zoos").set_value(["cnn-digits", "cnn-wild"]).run()
+    assert at.error and "trained embedder" in at.error[0].value
+    assert not at.exception
+
+
+def test_zoo_explorer_rejects_a_missing_directory(tmp_path: Path) -> None:
+    at = _page("pages/zoo_explorer.py")
+    at.text_input(key="explorer-path").set_value(str(tmp_path)).run()
+    assert at.error and "not a zoo directory" in at.error[0].value
+
+
+def test_inr_editor_edits_a_zoo_inr() -> None:
+    at = _page("pages/inr_editor.py")
+    assert not at.error and not at.warning, [w.value for w in at.warning]
+    values = {m.label: m.value for m in at.metric}
+    assert float(values["MSE edited vs target"]) < float(values["MSE unedited vs target"])
+    assert values["Server latency"].endswith("ms")
+    at.selectbox(key="editor-label").set_value(3).run()
+    at.slider(key="editor-resolution").set_value(32).run()
+    assert not at.exception and len(at.metric) == 3
