@@ -19,6 +19,7 @@ COMMANDS: dict[str, str] = {
     "inspect": "core.cli.inspect_cmd",
     "train": "core.cli.train_cmd",
     "zoo": "core.cli.zoo_cmd",
+    "l2o": "core.cli.l2o_cmd",
     "check": "core.cli.check_cmd",
     "examples": "core.cli.examples_cmd",
 }
@@ -35,6 +36,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; bad input prints `error: <reason>` on stderr and returns 2."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:2] == ["train", "l2o"]:  # the learned optimiser has its own options: `train l2o` is `l2o train`
+        argv = ["l2o", "train", *("--optimizer" if a == "--model" else a for a in argv[2:])]
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

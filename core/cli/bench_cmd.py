@@ -9,6 +9,7 @@ import importlib
 BENCHMARKS: dict[str, str] = {
     "convert": "core.bench.convert",
     "app": "core.bench.app",
+    "l2o": "core.bench.l2o",
     "models": "core.bench.models",
     "zoo": "core.bench.zoo",
 }

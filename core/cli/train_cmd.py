@@ -102,7 +102,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     if len(data) == 0:
         from core.errors import WeightSpaceError
 
-        raise WeightSpaceError(f"split {args.split!r} of {zoo.path} is empty")
+        raise WeightSpaceError(f"split {args.split!r} of {zoo.dir} is empty")
     metrics = run.trainer(args.device).evaluate(data)
     if args.json:
         print(json.dumps(metrics))

@@ -44,6 +44,10 @@ class Task:
         output = model(batch.graph)
         return self.loss(output, batch), self.predictions(output, batch)
 
+    def predict_step(self, model: torch.nn.Module, batch: GraphBatch) -> torch.Tensor:
+        """Per-network predictions only (no targets needed)."""
+        return self.predictions(model(batch.graph), batch)
+
     def loss(self, output: Any, batch: GraphBatch) -> torch.Tensor:
         raise NotImplementedError
 

@@ -72,6 +72,9 @@ class EmbedTask(Task):
         loss = supervised_contrastive(torch.cat([z1, z2]), torch.cat([groups, groups]), self.temperature)
         return loss, F.normalize(z1.detach().float(), dim=-1)
 
+    def predict_step(self, model: torch.nn.Module, batch: GraphBatch) -> torch.Tensor:
+        return F.normalize(model(batch.graph).detach().float(), dim=-1)
+
     def metrics(self, predictions: torch.Tensor, targets: torch.Tensor | None) -> dict[str, float]:
         out: dict[str, float] = {}
         if targets is not None and len(targets) > 1:

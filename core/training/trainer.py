@@ -79,8 +79,7 @@ class Trainer:
         self.model.eval()
         outs = []
         for batch in data.batches(batch_size or self.config.batch_size):
-            _, pred = self.task.step(self.model, batch.to(self.device))
-            outs.append(pred.float().cpu())
+            outs.append(self.task.predict_step(self.model, batch.to(self.device)).float().cpu())
         return torch.cat(outs) if outs else torch.empty(0)
 
     def evaluate(self, data: GraphSet) -> dict[str, float]:
@@ -167,8 +166,10 @@ class Trainer:
             else:
                 bad_epochs += 1
             self.history.append(record)
-            bar.set_postfix(epoch=epoch + 1, loss=f"{record['train_loss']:.4g}",
-                            **({self.task.primary_metric: f"{score:.4g}"} if val is not None else {}))
+            shown = {"epoch": epoch + 1, "loss": f"{record['train_loss']:.4g}"}
+            if val is not None:
+                shown[f"val_{self.task.primary_metric}"] = f"{score:.4g}"
+            bar.set_postfix(**shown)
             if self.run_dir is not None:
                 self._write_log()
                 with atomic_path(ckpt_path) as tmp:

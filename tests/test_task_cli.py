@@ -1,0 +1,161 @@
+"""The task pipeline through `python -m core` subprocesses on tiny zoos: train, evaluate, predict, edit, embed,
+symmetry-invariant predictions, clear errors, and resume after a kill."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+ROOT = Path(__file__).resolve().parents[1]
+SMALL = ["--hidden", "8", "--layers", "1", "--batch-size", "8", "--quiet"]
+
+
+def _cli(*args: str, timeout: int = 600) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "core", *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+
+
+def _ok(*args: str) -> subprocess.CompletedProcess:
+    out = _cli(*args)
+    assert out.returncode == 0, out.stderr[-2000:]
+    return out
+
+
+@pytest.fixture(scope="module")
+def inr_zoo(tmp_path_factory) -> Path:
+    from core.zoo import build_inr_zoo
+
+    out = tmp_path_factory.mktemp("zoo") / "digits-tiny"
+    build_inr_zoo(out, images="digits", count=40, hidden=(8, 8), steps=60, target_psnr=None, workers=1, progress=False)
+    return out
+
+
+@pytest.fixture(scope="module")
+def classify_run(inr_zoo: Path, tmp_path_factory) -> Path:
+    run = tmp_path_factory.mktemp("runs") / "classify"
+    _ok("train", "inr-classify", "--model", "ng-gnn", "--zoo", str(inr_zoo), "--out", str(run), "--epochs", "2", *SMALL)
+    return run
+
+
+def _export_member(zoo_dir: Path, i: int, path: Path) -> None:
+    from core.zoo import Zoo
+
+    net = Zoo.open(zoo_dir).network(i)
+    torch.save(net.state_dict(), path)  # DWSNets-style keys seq.N.*: recognised as a SIREN
+
+
+def test_train_writes_a_complete_run(classify_run: Path) -> None:
+    for name in ("config.json", "weights.safetensors", "metrics.json", "log.csv"):
+        assert (classify_run / name).is_file(), name
+    assert not (classify_run / "checkpoint.pt").exists()
+    config = json.loads((classify_run / "config.json").read_text())
+    assert config["task"] == "inr-classify" and config["model"] == "ng-gnn" and config["model_config"]["hidden"] == 8
+    metrics = json.loads((classify_run / "metrics.json").read_text())
+    assert set(metrics) >= {"train", "val", "test", "training"}
+
+
+def test_evaluate_reproduces_metrics(classify_run: Path) -> None:
+    metrics = json.loads((classify_run / "metrics.json").read_text())
+    out = json.loads(_ok("evaluate", str(classify_run), "--json", "--device", "cpu").stdout)
+    assert out["accuracy"] == pytest.approx(metrics["test"]["accuracy"])
+
+
+def test_predict_is_invariant_to_a_symmetry_of_the_file(classify_run: Path, inr_zoo: Path, tmp_path: Path) -> None:
+    from core.io import load_network
+    from core.symmetry import apply_to_network, random_element
+
+    original = tmp_path / "inr.pth"
+    _export_member(inr_zoo, 3, original)
+    net = load_network(original)
+    moved = apply_to_network(net.to(torch.float64), random_element(net, kinds=["permutation"], seed=5)).to(torch.float32)
+    transformed = tmp_path / "inr-permuted.pth"
+    torch.save(moved.state_dict(), transformed)
+    assert not torch.equal(moved.flat(), net.flat())
+    rows = json.loads(_ok("predict", str(classify_run), str(original), str(transformed), "--json").stdout)
+    p, q = np.array(rows[0]["probabilities"]), np.array(rows[1]["probabilities"])
+    assert p.shape == (10,) and abs(p.sum() - 1) < 1e-4
+    assert np.abs(p - q).max() < 1e-4
+
+
+def test_errors_exit_2(classify_run: Path, tmp_path: Path) -> None:
+    missing = _cli("evaluate", str(tmp_path / "no-run"))
+    assert missing.returncode == 2 and missing.stderr.startswith("error:") and "Traceback" not in missing.stderr
+    wrong_task = _cli("edit", str(classify_run), "x.pth", "--out", str(tmp_path / "o.pth"))
+    assert wrong_task.returncode == 2
+    cnn = tmp_path / "cnn.pt"
+    torch.save(torch.nn.Sequential(torch.nn.Conv2d(1, 4, 5), torch.nn.ReLU(), torch.nn.AdaptiveAvgPool2d(1),
+                                   torch.nn.Flatten(), torch.nn.Linear(4, 10)).state_dict(), cnn)
+    unreadable = _cli("predict", str(classify_run), str(cnn), "--activation", "relu")
+    assert unreadable.returncode == 2 and "grid size" in unreadable.stderr
+
+
+def test_edit_writes_checkpoint_and_png(inr_zoo: Path, tmp_path: Path) -> None:
+    run = tmp_path / "edit"
+    _ok("train", "inr-edit", "--edit", "erode", "--model", "ng-gnn", "--zoo", str(inr_zoo), "--out", str(run), "--epochs", "1", *SMALL)
+    source = tmp_path / "inr.pth"
+    _export_member(inr_zoo, 0, source)
+    out = json.loads(_ok("edit", str(run), str(source), "--out", str(tmp_path / "edited.pth"), "--png", str(tmp_path / "e.png"), "--json").stdout)
+    edited = torch.load(tmp_path / "edited.pth", weights_only=True)
+    assert set(edited) == set(torch.load(source, weights_only=True))
+    assert (tmp_path / "e.png").read_bytes()[:4] == b"\x89PNG"
+    assert out["edit"] == "erode" and out["mse"] >= 0 and out["identity_mse"] > 0
+
+
+def test_embed_writes_embeddings_with_table(inr_zoo: Path, tmp_path: Path) -> None:
+    run = tmp_path / "embed"
+    _ok("train", "embed", "--dim", "4", "--model", "ng-gnn", "--zoo", str(inr_zoo), "--out", str(run), "--epochs", "1", *SMALL)
+    _ok("embed", str(run), str(inr_zoo), "--out", str(tmp_path / "emb.npz"))
+    data = np.load(tmp_path / "emb.npz")
+    assert data["embeddings"].shape == (40, 4)
+    assert np.allclose(np.linalg.norm(data["embeddings"], axis=1), 1, atol=1e-4)
+    assert len(data["table_label"]) == 40
+
+
+def test_generalization_on_a_cnn_zoo(tmp_path: Path) -> None:
+    from core.zoo import build_cnn_zoo
+
+    zoo = tmp_path / "cnn"
+    build_cnn_zoo(zoo, images="digits", count=16, max_epochs=2, workers=1, progress=False)
+    run = tmp_path / "gen"
+    _ok("train", "generalization", "--model", "ng-gnn", "--zoo", str(zoo), "--out", str(run), "--epochs", "2", *SMALL)
+    out = json.loads(_ok("evaluate", str(run), "--split", "all", "--json").stdout)
+    assert -1.0 <= out["kendall_tau"] <= 1.0 and "r2" in out
+
+
+def test_resume_after_kill_matches_uninterrupted(inr_zoo: Path, tmp_path: Path) -> None:
+    args = ["inr-classify", "--model", "ng-gnn", "--zoo", str(inr_zoo), "--epochs", "40", "--patience", "0", "--seed", "7",
+            *SMALL]
+    full = tmp_path / "full"
+    _ok("train", *args, "--out", str(full))
+    killed = tmp_path / "killed"
+    proc = subprocess.Popen([sys.executable, "-m", "core", "train", *args, "--out", str(killed)], cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    ckpt = killed / "checkpoint.pt"
+    deadline = time.time() + 300
+    epoch = -1
+    while time.time() < deadline and proc.poll() is None:
+        if ckpt.exists():
+            try:
+                epoch = torch.load(ckpt, weights_only=True)["epoch"]
+            except Exception:  # being replaced right now
+                epoch = -1
+            if epoch >= 1:
+                break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert 1 <= epoch < 39, "the run must be interrupted part-way"
+    assert not (killed / "weights.safetensors").exists()
+    _ok("train", *args, "--out", str(killed), "--resume")
+    a, b = load_file(str(full / "weights.safetensors")), load_file(str(killed / "weights.safetensors"))
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
