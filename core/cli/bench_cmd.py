@@ -11,6 +11,7 @@ BENCHMARKS: dict[str, str] = {
     "app": "core.bench.app",
     "l2o": "core.bench.l2o",
     "models": "core.bench.models",
+    "tasks": "core.bench.tasks",
     "zoo": "core.bench.zoo",
 }
 

@@ -29,6 +29,7 @@ from core.training.trainer import Trainer, TrainConfig, write_json
 
 # Symmetry augmentation is on by default for the models that do not build the symmetry in.
 AUGMENT_BY_DEFAULT = ("mlp", "nfn-np", "nfn-hnp")
+FIXED_ARCHITECTURE_MODELS = ("mlp", "nfn-np", "nfn-hnp")
 
 
 @dataclass
@@ -107,8 +108,13 @@ def train_run(task_name: str, model_name: str, zoo_dir: str | Path, out_dir: str
     for s in sets.values():
         s.grid_size = grid
     augment = model_name in AUGMENT_BY_DEFAULT if augment is None else augment
+    overrides = dict(model_overrides or {})
+    if model_name in FIXED_ARCHITECTURE_MODELS:  # symmetry-blind baselines read one architecture's flat vector
+        if len(zoo.architectures) != 1:
+            raise TaskError(f"{model_name} reads one fixed architecture; the zoo has {len(zoo.architectures)}")
+        overrides["architecture"] = next(iter(zoo.architectures.values()))
     torch.manual_seed(train.seed)
-    model = build_model(model_name, out_dim=out_dim, head=task.head, edge_dim=grid * grid, **(model_overrides or {}))
+    model = build_model(model_name, out_dim=out_dim, head=task.head, edge_dim=grid * grid, **overrides)
     config = RunConfig(task=task_name, model=model_name, zoo=str(zoo_dir), task_options=task.options(),
                        model_config=model.config.to_dict(), train=train.to_dict(), grid_size=grid, augment=augment,
                        versions=_versions())

@@ -155,7 +155,7 @@ class Trainer:
                                       "lr": scheduler.get_last_lr()[0], "seconds": time.perf_counter() - started}
             if val is not None and len(val):
                 val_metrics = self.evaluate(val)
-                record.update({f"val_{k}": v for k, v in val_metrics.items()})
+                record.update({f"val_{k}": v for k, v in val_metrics.items() if isinstance(v, (int, float))})
                 score = val_metrics[self.task.primary_metric]
             else:
                 score = -record["train_loss"] if self.task.greater_is_better else record["train_loss"]
