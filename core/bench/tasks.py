@@ -41,7 +41,7 @@ def _statnn(zoo_dir: str, seed: int) -> float:
     from core.zoo import Zoo
 
     zoo = Zoo.open(zoo_dir)
-    scores = []
+    predicted, actual = [], []
     for group in zoo.architectures:
         rows = {s: np.intersect1d(zoo.split_indices(s), np.flatnonzero(zoo.table["group"].to_numpy() == group)) for s in ("train", "test")}
         if len(rows["train"]) < 5 or len(rows["test"]) < 3:
@@ -49,8 +49,9 @@ def _statnn(zoo_dir: str, seed: int) -> float:
         arch, train = zoo.flat(rows["train"])
         _, test = zoo.flat(rows["test"])
         model = StatNN(seed).fit(arch, train, zoo.table["test_accuracy"].to_numpy()[rows["train"]])
-        scores.append(kendall_tau(model.predict(arch, test), zoo.table["test_accuracy"].to_numpy()[rows["test"]]))
-    return float(np.mean(scores)) if scores else float("nan")
+        predicted.append(model.predict(arch, test))  # one model per architecture group, τ over the whole split
+        actual.append(zoo.table["test_accuracy"].to_numpy()[rows["test"]])
+    return kendall_tau(np.concatenate(predicted), np.concatenate(actual)) if predicted else float("nan")
 
 
 def _render_and_classify(zoo_dir: str, seed: int, epochs: int = 15) -> float:

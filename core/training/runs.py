@@ -101,7 +101,13 @@ def train_run(task_name: str, model_name: str, zoo_dir: str | Path, out_dir: str
     train = train or TrainConfig()
     out = Path(out_dir)
     zoo = Zoo.open(zoo_dir)
-    task = build_task(task_name, **(task_options or {}))
+    options = dict(task_options or {})
+    if task_name == "inr-edit" and not options.get("resolution"):
+        # edit at the resolution the INRs were fitted at (what they faithfully represent)
+        shape = zoo.manifest.get("source", {}).get("image_shape")
+        if shape:
+            options["resolution"] = int(shape[0])
+    task = build_task(task_name, **options)
     out_dim = task.out_dim(zoo.table)
     sets = {split: graph_set_from_zoo(zoo, split, task) for split in ("train", "val", "test")}
     grid = max(s.grid_size or 1 for s in sets.values() if len(s))
