@@ -98,14 +98,16 @@ def test_inspect_upload_editor_and_explorer(page, app_url, tmp_path: Path) -> No
     page.screenshot(path=str(ARTIFACTS / "inspect.png"), full_page=True)
 
     page.get_by_role("link", name="INR editor").click()
-    page.get_by_text("INR editor", exact=False).first.wait_for()
+    page.get_by_text("MSE edited vs target").wait_for()
     _wait_idle(page)
+    page.locator("img").first.wait_for()
     page.screenshot(path=str(ARTIFACTS / "inr-editor.png"), full_page=True)
     assert "Traceback" not in page.inner_text("body")
 
     page.get_by_role("link", name="Zoo explorer").click()
-    page.get_by_text("Zoo explorer", exact=False).first.wait_for()
+    page.get_by_text("networks embedded with").wait_for()
     _wait_idle(page)
+    page.locator(".js-plotly-plot").first.wait_for()
     page.screenshot(path=str(ARTIFACTS / "zoo-explorer.png"), full_page=True)
     assert "Traceback" not in page.inner_text("body")
 

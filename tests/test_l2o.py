@@ -25,11 +25,22 @@ def _random_state(arch, b, gen):
     return flat, grad, state
 
 
+def _randomise_readout(opt) -> None:
+    """Params heads start at zero (an untrained optimiser is Adam); give them weights so the test has teeth."""
+    gen = torch.Generator().manual_seed(11)
+    with torch.no_grad():
+        for name, p in opt.named_parameters():
+            if name.startswith("net."):
+                p.add_(torch.randn(p.shape, generator=gen, dtype=p.dtype) * 0.1)
+
+
 @pytest.mark.parametrize("model", ["ng-gnn", "scalegmn", "per-param"])
 def test_update_is_permutation_equivariant(model):
     torch.manual_seed(0)
     arch = mlp_architecture([5, 7, 6, 3], "relu")
     opt = (PerParamOptimizer(lr=0.05) if model == "per-param" else GraphOptimizer(model, hidden=8, layers=2, lr=0.05)).double()
+    if model != "per-param":
+        _randomise_readout(opt)
     with torch.no_grad():  # make the learned part matter: the default gain 0.1 keeps it near Adam
         opt.gain.fill_(3.0)
     gen = torch.Generator().manual_seed(1)
@@ -51,6 +62,7 @@ def test_graph_update_depends_on_neighbours():
     torch.manual_seed(0)
     arch = mlp_architecture([4, 5, 3], "relu")
     opt = GraphOptimizer("ng-gnn", hidden=8, layers=2).double()
+    _randomise_readout(opt)
     with torch.no_grad():
         opt.gain.fill_(3.0)
     flat, grad, state = _random_state(arch, 1, torch.Generator().manual_seed(0))
