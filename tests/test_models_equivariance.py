@@ -136,3 +136,22 @@ def test_float32_relative_tolerance() -> None:
     torch.manual_seed(0)
     model = build_model("scalegmn-b", out_dim=3, **SMALL).eval()
     assert _errors(model, batch, {"permutation", "scale"}) <= 1e-4
+
+
+@pytest.mark.parametrize("head", ["graph", "params"])
+@pytest.mark.parametrize("name", ["ng-gnn", "ng-t"])
+def test_probe_features_keep_permutation_equivariance(name: str, head: str) -> None:
+    batch = _batch_for("siren")
+    torch.manual_seed(0)
+    model = build_model(name, out_dim=3, head=head, edge_dim=1, probes=6, **SMALL).double().eval()
+    _randomise(model, 4)
+    model.fit_normalisation(batch)
+    assert _errors(model, batch, {"permutation"}) <= TOL
+    # the probes matter: moving the probe points changes the output
+    with torch.no_grad():
+        before = model(batch)
+        model.probe.points.add_(0.3)
+        after = model(batch)
+    a = before if head == "graph" else before.x
+    b = after if head == "graph" else after.x
+    assert (a - b).abs().max() > 1e-6

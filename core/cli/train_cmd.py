@@ -29,6 +29,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
     p.add_argument("--hidden", type=int, default=None, help="metanetwork width")
     p.add_argument("--layers", type=int, default=None, help="metanetwork depth")
+    p.add_argument("--probes", type=int, default=None, help="ng-gnn / ng-t: INR probe features at this many learned points")
     p.add_argument("--edit", default="dilate", help="inr-edit: dilate, erode or blur")
     p.add_argument("--dim", type=int, default=32, help="embed: embedding size")
     aug = p.add_mutually_exclusive_group()
@@ -78,7 +79,7 @@ def run_train(args: argparse.Namespace) -> int:
     from core.training.trainer import TrainConfig
 
     options = {"inr-edit": {"edit": args.edit}, "embed": {"dim": args.dim}}.get(args.task, {})
-    overrides = {k: v for k, v in (("hidden", args.hidden), ("layers", args.layers)) if v is not None}
+    overrides = {k: v for k, v in (("hidden", args.hidden), ("layers", args.layers), ("probes", args.probes)) if v is not None}
     cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay,
                       patience=args.patience, seed=args.seed, device=args.device)
     metrics = train_run(args.task, args.model, args.zoo, args.out, train=cfg, task_options=options,

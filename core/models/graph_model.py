@@ -15,6 +15,7 @@ from torch import nn
 
 from core.models.base import position_in_layer, FeatureNormaliser, MetaNetwork, ModelConfig, ParamsOutput, as_batch, node_groups
 from core.models.layers.embeddings import EdgeEncoder, NodeEncoder
+from core.models.layers.probe_features import ProbeFeatures
 from core.models.layers.pna_edge_conv import degree_statistics
 from core.models.layers.readout import GraphReadout, ParamsReadout
 
@@ -25,6 +26,7 @@ class GraphModelConfig(ModelConfig):
 
     rff_features: int = 0  # random-Fourier-feature lift of scalar weights/biases (0 = off)
     rff_sigma: float = 1.0
+    probes: int = 0  # INR probe features: activations at this many learned coordinates (0 = off)
 
     kind: ClassVar[str] = "graph"
 
@@ -41,6 +43,7 @@ class PermutationGraphModel(MetaNetwork):
         self.node_encoder = NodeEncoder(c.hidden, c.max_positions, c.max_layers, c.rff_features, c.rff_sigma)
         self.edge_encoder = EdgeEncoder(c.edge_dim, c.hidden, c.rff_features, c.rff_sigma)
         self.layers = nn.ModuleList([self.make_layer(i) for i in range(c.layers)])
+        self.probe = ProbeFeatures(c.probes, c.hidden) if c.probes else None
         self.register_buffer("delta", torch.ones(2))  # mean log(deg+1) per direction
         self.register_buffer("delta_fitted", torch.zeros((), dtype=torch.bool))
         if head == "graph":
@@ -75,6 +78,8 @@ class PermutationGraphModel(MetaNetwork):
         if c.normalise:
             x, ea = self.normaliser(x, ea, groups, groups[edge_index[1]])
         h = self.node_encoder(x, batch.node_role, batch.node_layer, position_in_layer(batch), batch.node_activation)
+        if self.probe is not None:  # activations of the raw (unnormalised) network at learned coordinates
+            h = h + self.probe(batch)
         e = self.edge_encoder(ea, batch.edge_type)
         info = self.layer_info(batch, n)
         for layer in self.layers:
