@@ -11,7 +11,7 @@ import streamlit as st
 
 from app.resources import bundled_zoos, cached_run, cached_zoo, network_picker, runs_for
 from core.errors import WeightSpaceError
-from core.explore import PROJECTIONS, embed_zoo, nearest, project
+from core.explore import PROJECTIONS, embed_zoo, nearest, project, warm_umap
 
 st.title("Zoo explorer")
 st.caption("Each point is a trained network. Networks that a metanetwork embeds close together are similar in "
@@ -49,9 +49,19 @@ def _embeddings(zoo_path: str, run_path: str | None) -> np.ndarray:
     return out
 
 
+@st.cache_resource(show_spinner="Preparing UMAP (numba compiles once per server process)…")
+def _umap_warm() -> bool:
+    warm_umap()
+    return True
+
+
 @st.cache_data(show_spinner="Projecting…", max_entries=16)
 def _projection(x: np.ndarray, method: str, seed: int) -> np.ndarray:
     return project(x, method, seed)
+
+
+if method == "UMAP":
+    _umap_warm()
 
 
 try:
