@@ -213,8 +213,8 @@ def run_embed(args: argparse.Namespace) -> int:
     with atomic_path(args.out) as tmp:
         with open(tmp, "wb") as fh:
             np.savez(fh, embeddings=np.concatenate(embeddings),
-                     **{f"table_{c}": table[c].to_numpy().astype(str if table[c].dtype == object else table[c].dtype)
-                        for c in table.columns})
+                     **{f"table_{c}": table[c].to_numpy() if pd.api.types.is_numeric_dtype(table[c])
+                        else table[c].astype(str).to_numpy(dtype=str) for c in table.columns})
     print(f"wrote {args.out}: {len(table)} embeddings of size {embeddings[0].shape[1]}")
     return 0
 
