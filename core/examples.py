@@ -35,7 +35,9 @@ class _ResidualCNN(nn.Module):
         return self.head(x.mean((2, 3)))
 
 
-class _LeNet5(nn.Module):
+class LeNet5(nn.Module):
+    """LeNet-5 on 1×28×28: conv5 pad2 → pool → conv5 → pool → flatten 16×5×5 = 400 → 120 → 84 → 10."""
+
     def __init__(self) -> None:
         super().__init__()
         self.conv1 = nn.Conv2d(1, 6, 5, padding=2)
@@ -107,7 +109,7 @@ def build_examples(out: str | Path) -> list[Path]:
     save_network(network_from_module(cnn, (1, 8, 8)), out / "cnn-digits-residual.safetensors")
     written.append(out / "cnn-digits-residual.safetensors")
 
-    lenet = _LeNet5()
+    lenet = LeNet5()
     _train(lenet, mnist[:, None], labels, epochs=2)
     _save(lenet.state_dict(), out / "lenet5-mnist.pt")
     written.append(out / "lenet5-mnist.pt")

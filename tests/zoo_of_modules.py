@@ -6,6 +6,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from core.examples import LeNet5 as ExampleLeNet5
+
 ACTIVATION_MODULES = {
     "relu": nn.ReLU, "leaky_relu": lambda: nn.LeakyReLU(0.2), "tanh": nn.Tanh, "sigmoid": nn.Sigmoid,
     "gelu": nn.GELU, "silu": nn.SiLU, "identity": nn.Identity,
@@ -48,22 +50,13 @@ def mlp(widths: list[int], activation: str) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
-class LeNet5(nn.Module):
-    """Classic LeNet-5 on 1×28×28: conv5 pad2 → pool → conv5 → pool → flatten 16×5×5 = 400 → 120 → 84 → 10."""
-
-    def __init__(self):
-        super().__init__()
-        self.conv1 = nn.Conv2d(1, 6, 5, padding=2)
-        self.conv2 = nn.Conv2d(6, 16, 5)
-        self.fc1 = nn.Linear(400, 120)
-        self.fc2 = nn.Linear(120, 84)
-        self.fc3 = nn.Linear(84, 10)
+class LeNet5(ExampleLeNet5):
+    """The bundled LeNet-5 with average pooling after the second conv (both pooling kinds in one net)."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = F.max_pool2d(torch.relu(self.conv1(x)), 2)
         x = F.avg_pool2d(torch.relu(self.conv2(x)), 2)
-        x = torch.flatten(x, 1)
-        return self.fc3(torch.relu(self.fc2(torch.relu(self.fc1(x)))))
+        return self.fc3(torch.relu(self.fc2(torch.relu(self.fc1(torch.flatten(x, 1))))))
 
 
 class ResBlockNet(nn.Module):
