@@ -155,3 +155,21 @@ def test_probe_features_keep_permutation_equivariance(name: str, head: str) -> N
     a = before if head == "graph" else before.x
     b = after if head == "graph" else after.x
     assert (a - b).abs().max() > 1e-6
+
+
+@pytest.mark.parametrize("name", ["scalegmn", "scalegmn-b"])
+@pytest.mark.parametrize("arch_name,kinds", [("siren", {"permutation", "sign"}), ("relu-inr", {"permutation", "scale"})])
+def test_scalegmn_probes_keep_scale_and_sign_equivariance(name: str, arch_name: str, kinds: set) -> None:
+    from core.network import mlp_architecture
+
+    arch = mlp_architecture([2, 7, 6, 1], "relu") if arch_name == "relu-inr" else ARCHS[arch_name]()
+    batch = random_batch(arch, 3, seed=0)
+    torch.manual_seed(0)
+    model = build_model(name, out_dim=3, head="graph", edge_dim=1, probes=5, **SMALL).double().eval()
+    _randomise(model, 5)
+    model.fit_normalisation(batch)
+    assert _errors(model, batch, kinds) <= TOL
+    with torch.no_grad():
+        before = model(batch)
+        model.probe.points.add_(0.3)
+        assert (model(batch) - before).abs().max() > 1e-6

@@ -29,7 +29,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
     p.add_argument("--hidden", type=int, default=None, help="metanetwork width")
     p.add_argument("--layers", type=int, default=None, help="metanetwork depth")
-    p.add_argument("--probes", type=int, default=None, help="ng-gnn / ng-t: INR probe features at this many learned points")
+    p.add_argument("--probes", type=int, default=None, help="INR probe features at this many learned points (ng-gnn, ng-t, scalegmn, scalegmn-b)")
     p.add_argument("--edit", default="dilate", help="inr-edit: dilate, erode or blur")
     p.add_argument("--dim", type=int, default=32, help="embed: embedding size")
     aug = p.add_mutually_exclusive_group()

@@ -27,6 +27,7 @@ from core.graph.layout import NODE_FEATURES
 from core.models.base import position_in_layer, MetaNetwork, ModelConfig, ParamsOutput, as_batch, mlp
 from core.models.layers.embeddings import NUM_EDGE_TYPES, positional_index
 from core.models.layers.equivariant import GatedEquivariantLinear
+from core.models.layers.probe_features import ProbeFeatures
 from core.models.layers.invariant import NONE, canonicalise, edge_kinds, node_kinds
 from core.models.layers.pna_edge_conv import degree_statistics
 from core.models.layers.scale_message_passing import ScaleMessagePassing, degree_terms
@@ -39,6 +40,7 @@ class ScaleGMNConfig(ModelConfig):
 
     bidirectional: bool = False
     edge_gate_hidden: int = 32  # width of the invariant gate of the edge lift
+    probes: int = 0  # INR probe features at this many learned coordinates (bias-free lift; 0 = off)
 
     kind: ClassVar[str] = "scalegmn"
 
@@ -68,6 +70,7 @@ class ScaleGMN(MetaNetwork):
         self.node_lift = GatedEquivariantLinear(NODE_FEATURES, h, NODE_FEATURES + (NODE_FEATURES - 1) + h, h)
         self.edge_lift = GatedEquivariantLinear(c.edge_dim, h, c.edge_dim + c.edge_gate_hidden, c.edge_gate_hidden)
         self.layers = nn.ModuleList([ScaleMessagePassing(h, h, c.bidirectional, c.dropout) for _ in range(c.layers)])
+        self.probe = ProbeFeatures(c.probes, h, bias=False) if c.probes else None
         self.register_buffer("delta", torch.ones(2))
         self.register_buffer("delta_fitted", torch.zeros((), dtype=torch.bool))
         if head == "graph":
@@ -112,6 +115,8 @@ class ScaleGMN(MetaNetwork):
         x_eq = torch.where(plain | col0, x, torch.zeros_like(x))  # [N, 5]
         inv = torch.cat([canonicalise(x_eq, kind), x[:, 1:], emb], dim=1)
         h = self.node_lift(x_eq, inv, kind)  # [N, H] ∝ q_i
+        if self.probe is not None:
+            h = h + self.probe(batch).to(h)  # ∝ q_i as well (see ProbeFeatures)
         einv = torch.cat([canonicalise(ea, ekind), self.edge_type(batch.edge_type).to(ea)], dim=1)
         e = self.edge_lift(ea, einv, ekind)  # [E, H] ∝ q_i/q_j
         inv_deg, amp = degree_terms(edge_index, n, self.delta, x.dtype)

@@ -4,7 +4,9 @@ its K activations as extra node features.
     a_i = [σ(z_i(p_1)), …, σ(z_i(p_K))]   (input neurons: the coordinates themselves)
     h_i ← h_i + W_p a_i
 
-Activations of permuted neurons are permuted the same way, so permutation equivariance is exact. Only
+Activations of permuted neurons are permuted the same way, so permutation equivariance is exact; with a
+bias-free lift, activations of ReLU neurons scale and those of tanh/sine neurons flip sign with the neuron,
+so ScaleGMN's scale/sign equivariance is kept too. Only
 plain MLP/INR networks (Linear, activations, offset) are probed; other graphs get zero probe features.
 """
 
@@ -42,10 +44,12 @@ def neuron_activations(architecture: Architecture, flat: torch.Tensor, points: t
 class ProbeFeatures(nn.Module):
     """K learned probe coordinates in [-1, 1]^d and a linear lift of the activations to `hidden`."""
 
-    def __init__(self, probes: int, hidden: int, input_dim: int = 2):
+    def __init__(self, probes: int, hidden: int, input_dim: int = 2, bias: bool = True):
         super().__init__()
         self.points = nn.Parameter(torch.empty(probes, input_dim))  # [K, d]
-        self.lift = nn.Linear(probes, hidden)
+        # bias-free for scale-equivariant models: a neuron's activations scale (relu) or flip sign (tanh, sine)
+        # with its group element, exactly like its hidden state, so a linear map without bias keeps that
+        self.lift = nn.Linear(probes, hidden, bias=bias)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
