@@ -29,6 +29,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--hidden", type=int, default=32)
     parser.add_argument("--layers", type=int, default=3)
+    parser.add_argument("--probes", type=int, default=0, help="INR probe features for the graph models (INR tasks)")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--lr", type=float, default=3e-3)
     parser.add_argument("--out", default="runs/bench-tasks")
@@ -99,9 +100,12 @@ def run(args: argparse.Namespace) -> int:
             for seed in range(args.seeds):
                 cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=seed, patience=0)
                 started = time.perf_counter()
+                overrides = {"hidden": args.hidden, "layers": args.layers}
+                if args.probes and task != "generalization" and model in ("ng-gnn", "ng-t", "scalegmn", "scalegmn-b"):
+                    overrides["probes"] = args.probes
                 try:
                     metrics = train_run(task, model, zoo_for[task], out / "runs" / f"{task}-{model}-s{seed}", train=cfg,
-                                        model_overrides={"hidden": args.hidden, "layers": args.layers}, progress=False)
+                                        model_overrides=overrides, progress=False)
                 except Exception as exc:  # report and go on: one model failing must not hide the others
                     results.append({"task": task, "model": model, "seed": seed, "error": str(exc).splitlines()[0]})
                     continue
@@ -131,7 +135,8 @@ def run(args: argparse.Namespace) -> int:
 
 def markdown_table(results: list[dict], args: argparse.Namespace) -> str:
     """Mean ± std per (task, model)."""
-    lines = [f"Test-split metrics, {args.seeds} seed(s), {args.epochs} epochs, hidden {args.hidden}, {args.layers} layers "
+    lines = [f"Test-split metrics, {args.seeds} seed(s), {args.epochs} epochs, hidden {args.hidden}, {args.layers} layers, "
+             f"{args.probes} probes "
              f"(INR zoo: {Path(args.inr_zoo).name}, CNN zoo: {Path(args.cnn_zoo).name}).", "",
              "| task | model | metric | mean ± std | s/epoch | parameters |", "|---|---|---|---|---|---|"]
     keys = list(dict.fromkeys((r["task"], r["model"]) for r in results))
