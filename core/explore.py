@@ -53,7 +53,12 @@ def embed_networks(networks: list, run=None) -> np.ndarray:
         if run is None:
             out.append(weight_statistics(net.architecture, flat))
         else:
+            from core.graph.layout import layout_for
+
             net.architecture.check_known_activations()
+            if layout_for(net.architecture).grid_size > run.config.grid_size:
+                raise WeightSpaceError(f"this embedder reads kernels up to {run.config.grid_size}×{run.config.grid_size}; "
+                                       "the network has larger ones (choose an embedder trained on CNNs)")
             out.append(_run_embeddings(run, net.architecture, flat, 1))
     return np.vstack(out)
 

@@ -18,8 +18,16 @@ def _page(path: str) -> AppTest:
     return at
 
 
+def test_zoo_explorer_default_embeds_the_digits_inr_zoo_with_the_bundled_embedder() -> None:
+    at = _page("pages/zoo_explorer.py")
+    assert not at.error
+    captions = " ".join(c.value for c in at.caption)
+    assert "1,797 networks embedded with embed-ng-gnn" in captions
+
+
 def test_zoo_explorer_statistics_embedding_and_colouring() -> None:
     at = _page("pages/zoo_explorer.py")
+    at.selectbox(key="explorer-embedder").set_value("weight statistics (no model)").run()
     at.multiselect(key="explorer-zoos").set_value(["cnn-digits"]).run()
     at.selectbox(key="explorer-colour").set_value("test_accuracy").run()
     assert not at.exception and not at.error
@@ -31,6 +39,7 @@ def test_zoo_explorer_statistics_embedding_and_colouring() -> None:
 
 def test_zoo_explorer_mixed_architectures_need_a_model() -> None:
     at = _page("pages/zoo_explorer.py")
+    at.selectbox(key="explorer-embedder").set_value("weight statistics (no model)").run()
     at.multiselect(key="explorer-zoos").set_value(["cnn-digits", "cnn-wild"]).run()
     assert at.error and "trained embedder" in at.error[0].value
     assert not at.exception
@@ -51,3 +60,14 @@ def test_inr_editor_edits_a_zoo_inr() -> None:
     at.selectbox(key="editor-label").set_value(3).run()
     at.slider(key="editor-resolution").set_value(32).run()
     assert not at.exception and len(at.metric) == 3
+
+
+def test_zoo_explorer_places_an_uploaded_inr_among_its_neighbours() -> None:
+    at = _page("pages/zoo_explorer.py")
+    at.toggle(key="explorer-place").set_value(True).run()
+    at.selectbox(key="explorer-example").set_value("siren-mnist-3.pth").run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    table = at.dataframe[-1].value
+    assert len(table) == 5 and "similarity" in table
+    at.selectbox(key="explorer-example").set_value("cnn-digits-residual.safetensors").run()
+    assert at.error and "embedder" in at.error[0].value

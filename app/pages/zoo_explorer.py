@@ -19,7 +19,8 @@ st.caption("Each point is a trained network. Networks that a metanetwork embeds 
 
 zoos = {name: str(path) for name, path in bundled_zoos().items()}
 c1, c2 = st.columns([2, 1])
-chosen = c1.multiselect("Zoos", list(zoos), default=list(zoos)[:1], key="explorer-zoos")
+default_zoo = ["digits-inr"] if "digits-inr" in zoos else list(zoos)[:1]
+chosen = c1.multiselect("Zoos", list(zoos), default=default_zoo, key="explorer-zoos")
 extra = c2.text_input("…or a zoo directory on the server", key="explorer-path")
 if extra:
     if not (Path(extra) / "manifest.json").is_file():
@@ -35,7 +36,8 @@ embedders = {"weight statistics (no model)": None}
 for task in ("embed", "inr-classify", "generalization"):
     embedders.update({f"{name} ({task})": str(path) for name, path in runs_for(task).items()})
 e1, e2, e3 = st.columns(3)
-embedder = e1.selectbox("Embedder", list(embedders), key="explorer-embedder")
+default_embedder = next((i for i, name in enumerate(embedders) if name.endswith("(embed)")), 0)
+embedder = e1.selectbox("Embedder", list(embedders), index=default_embedder, key="explorer-embedder")
 method = e2.selectbox("Projection", PROJECTIONS, key="explorer-projection")
 seed = int(e3.number_input("Seed", 0, 1000, 0, key="explorer-seed"))
 
@@ -107,7 +109,7 @@ if points:
     d2.dataframe(info.to_frame("value").astype(str), width="stretch")
 
 st.subheader("Place your own network")
-mine = network_picker("explorer")
+mine = network_picker("explorer") if st.toggle("Find the nearest networks to a checkpoint of mine", key="explorer-place") else None
 if mine is not None:
     try:
         from core.explore import embed_networks
