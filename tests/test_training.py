@@ -85,7 +85,7 @@ def test_embed_contrastive_loss_decreases() -> None:
 
 
 class _Interrupt(Exception):
-    pass
+    """Raised mid-epoch to simulate a killed training run."""
 
 
 def test_resume_after_interrupt_gives_identical_weights(tmp_path: Path) -> None:

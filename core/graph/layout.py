@@ -31,7 +31,6 @@ from core.network.spec import (
     BatchNorm,
     Conv,
     Flatten,
-    GlobalAvgPool,
     LayerNorm,
     Linear,
     Residual,
@@ -142,8 +141,6 @@ class GraphLayout:
                 spatial = shapes[i][1:]
                 if cur != 0 and math.prod(spatial) > 1:
                     pending_flatten = spatial
-            elif isinstance(op, GlobalAvgPool):
-                pass
             elif isinstance(op, Residual):
                 src = value_layer[op.source + 1]
                 if src == 0 and flattens_input:

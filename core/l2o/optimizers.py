@@ -32,6 +32,8 @@ the update is Adam, so meta-training starts from a sensible optimiser and stays 
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
+
 import math
 from typing import Any
 
@@ -62,7 +64,7 @@ def detach_state(state: State) -> State:
     return {k: (v.detach() if isinstance(v, torch.Tensor) else v) for k, v in state.items()}
 
 
-class FunctionalOptimizer(nn.Module):
+class FunctionalOptimizer(nn.Module, ABC):
     """Base class of the functional optimisers."""
 
     name = "base"
@@ -72,9 +74,9 @@ class FunctionalOptimizer(nn.Module):
         """Initial optimiser state for flat parameters [B, P]."""
         return init_state(flat)
 
+    @abstractmethod
     def step(self, arch: Architecture, flat: torch.Tensor, grad: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
         """One update: (new flat parameters, new state)."""
-        raise NotImplementedError
 
 
 class Adam(FunctionalOptimizer):
@@ -135,9 +137,9 @@ class LearnedRule(FunctionalOptimizer):
         mhat = state["m"] / (1 - self.beta1 ** t)
         return flat, state["g"] / denom, mhat / denom
 
+    @abstractmethod
     def propose(self, arch: Architecture, fw: torch.Tensor, fg: torch.Tensor, fm: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Raw outputs (o_d, o_r) [B, P] each."""
-        raise NotImplementedError
 
     def update(self, arch: Architecture, flat: torch.Tensor, grad: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
         """The proposed update Δw [B, P] and the new state (the step without applying it)."""
@@ -155,9 +157,9 @@ class LearnedRule(FunctionalOptimizer):
         delta, state = self.update(arch, flat, grad, state)
         return flat + delta, state
 
+    @abstractmethod
     def config(self) -> dict[str, Any]:
         """JSON-friendly constructor arguments (for saving)."""
-        raise NotImplementedError
 
 
 def _param_kinds(arch: Architecture) -> torch.Tensor:

@@ -7,6 +7,7 @@ Subclasses provide `make_layer(i)` and `run_layer(layer, h, e, batch_info)`.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -31,7 +32,7 @@ class GraphModelConfig(ModelConfig):
     kind: ClassVar[str] = "graph"
 
 
-class PermutationGraphModel(MetaNetwork):
+class PermutationGraphModel(MetaNetwork, ABC):
     """Base of NG-GNN / NG-T: exactly permutation-equivariant, input normalisation from data."""
 
     symmetries: ClassVar[tuple[str, ...]] = ("permutation",)
@@ -51,11 +52,13 @@ class PermutationGraphModel(MetaNetwork):
         else:
             self.readout = ParamsReadout(c.hidden, c.edge_dim)
 
-    def make_layer(self, i: int) -> nn.Module:  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abstractmethod
+    def make_layer(self, i: int) -> nn.Module:
+        """Message-passing / attention layer number i."""
 
-    def run_layer(self, layer: nn.Module, h: torch.Tensor, e: torch.Tensor, info: dict[str, Any]):  # pragma: no cover
-        raise NotImplementedError
+    @abstractmethod
+    def run_layer(self, layer: nn.Module, h: torch.Tensor, e: torch.Tensor, info: dict[str, Any]):
+        """Apply one layer: (h, e) → (h', e')."""
 
     @torch.no_grad()
     def fit_normalisation(self, graphs: Any) -> "PermutationGraphModel":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from typing import Any, ClassVar
 
 import numpy as np
@@ -15,8 +16,8 @@ class TaskError(WeightSpaceError, ValueError):
     """A task cannot run on the given zoo / run / file."""
 
 
-class Task:
-    """Base class. Subclasses set the class attributes and implement `targets`, `loss`, `metrics`."""
+class Task(ABC):
+    """Base class. Subclasses set the class attributes and implement `out_dim`, `loss`, `metrics`."""
 
     name: ClassVar[str] = "base"
     head: ClassVar[str] = "graph"  # which model head the task uses: "graph" or "params"
@@ -27,9 +28,9 @@ class Task:
         """Task options, serialised into the run's config.json (constructor keyword arguments)."""
         return {}
 
+    @abstractmethod
     def out_dim(self, table) -> int:
         """Output width of the model's graph head for this zoo."""
-        raise NotImplementedError
 
     def targets(self, table, rows: np.ndarray) -> torch.Tensor | None:
         """Per-network targets for the given table rows."""
@@ -48,12 +49,14 @@ class Task:
         """Per-network predictions only (no targets needed)."""
         return self.predictions(model(batch.graph), batch)
 
+    @abstractmethod
     def loss(self, output: Any, batch: GraphBatch) -> torch.Tensor:
-        raise NotImplementedError
+        """Training loss of one batch from the model output."""
 
     def predictions(self, output: Any, batch: GraphBatch) -> torch.Tensor:
         """What `metrics` needs per network (detached); default: the output itself."""
         return output.detach()
 
+    @abstractmethod
     def metrics(self, predictions: torch.Tensor, targets: torch.Tensor | None) -> dict[str, float]:
-        raise NotImplementedError
+        """The task's metrics from all predictions and targets of a split."""

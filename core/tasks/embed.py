@@ -63,6 +63,10 @@ class EmbedTask(Task):
         ids = table[col].to_numpy()[rows] if col and col in table else rows
         return {"positive_group": torch.as_tensor(ids, dtype=torch.long)}
 
+    def loss(self, output: torch.Tensor, batch: GraphBatch) -> torch.Tensor:
+        """Single-view loss: positives are networks sharing a positive group (`step` adds the second view)."""
+        return supervised_contrastive(output, batch.extras["positive_group"].to(output.device), self.temperature)
+
     def step(self, model: torch.nn.Module, batch: GraphBatch) -> tuple[torch.Tensor, torch.Tensor]:
         gen = torch.Generator().manual_seed(int(batch.index.sum()) if not model.training else int(torch.randint(0, 2**31 - 1, ())))
         second = self._augment(batch.architecture, batch.flat.detach().cpu(), gen).to(batch.flat.device)
