@@ -61,6 +61,18 @@ def test_permutation(name: str, head: str, arch_name: str) -> None:
 
 
 @pytest.mark.parametrize("head", ["graph", "params"])
+@pytest.mark.parametrize("arch_name", ["siren", "cnn"])
+def test_narrow_edge_states_keep_permutation_equivariance(head: str, arch_name: str) -> None:
+    batch = _batch_for(arch_name)
+    torch.manual_seed(0)
+    model = build_model("ng-gnn", out_dim=3, head=head, edge_dim=batch.edge_attr.shape[1], edge_hidden=4, **SMALL).double().eval()
+    _randomise(model, 3)
+    model.fit_normalisation(batch)
+    assert model.layers[0].edge_in.weight.shape == (4, 4)
+    assert _errors(model, batch, {"permutation"}) <= TOL
+
+
+@pytest.mark.parametrize("head", ["graph", "params"])
 @pytest.mark.parametrize("name", ["scalegmn", "scalegmn-b"])
 @pytest.mark.parametrize("arch_name", ["siren", "tanh"])
 def test_sign(name: str, head: str, arch_name: str) -> None:

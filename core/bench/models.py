@@ -20,9 +20,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch", type=int, default=64, help="graphs per batch (default 64)")
     parser.add_argument("--hidden", type=int, default=64)
     parser.add_argument("--layers", type=int, default=4)
+    parser.add_argument("--edge-hidden", type=int, default=0, help="ng-gnn: width of the edge states (0: = --hidden)")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--large", type=int, nargs="+", default=[128, 128, 128], help="hidden widths of the memory INR")
     parser.add_argument("--memory-batch", type=int, default=8, help="graphs per batch for the memory figures (default 8)")
+    parser.add_argument("--compile", action="store_true", help="also time each graph model with torch.compile'd layers")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
 
 
@@ -87,6 +89,8 @@ def _bench(name: str, hidden_widths: tuple[int, ...], args: argparse.Namespace, 
     gen = torch.Generator().manual_seed(0)
     batch = to_graphs(arch, torch.randn(args.batch, arch.num_parameters, generator=gen) * 0.1).to(device)
     extra = {"architecture": arch} if name in ("mlp", "nfn-np", "nfn-hnp") else {}
+    if name == "ng-gnn" and getattr(args, "edge_hidden", 0):
+        extra["edge_hidden"] = args.edge_hidden
     model = build_model(name, out_dim=10, hidden=args.hidden, layers=args.layers, **extra).to(device)
     model.fit_normalisation(batch)
     opt = torch.optim.Adam(model.parameters(), lr=1e-4)
@@ -115,6 +119,14 @@ def _bench(name: str, hidden_widths: tuple[int, ...], args: argparse.Namespace, 
     else:
         out["train_graphs_per_s"] = args.batch / _time(train_step, args.repeats)
         out["inference_graphs_per_s"] = args.batch / _time(infer, args.repeats)
+        if getattr(args, "compile", False) and hasattr(model, "layers"):
+            started = time.perf_counter()
+            model.compile_layers()
+            train_step()
+            infer()
+            out["compile_s"] = time.perf_counter() - started
+            out["train_graphs_per_s_compiled"] = args.batch / _time(train_step, args.repeats)
+            out["inference_graphs_per_s_compiled"] = args.batch / _time(infer, args.repeats)
     return out
 
 
@@ -134,12 +146,19 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(result))
         return 0
-    print(f"metanetworks on batches of {args.batch} SIRENs, hidden {args.hidden}, {args.layers} layers, "
+    edges = f" (ng-gnn edge states {args.edge_hidden} wide)" if getattr(args, "edge_hidden", 0) else ""
+    print(f"metanetworks on batches of {args.batch} SIRENs, hidden {args.hidden}{edges}, {args.layers} layers, "
           f"median of {args.repeats} ({result['machine']['summary']}):")
     print(f"  {'model':<11} {'params':>9} {'train g/s':>10} {'infer g/s':>10} {'peak MB 2-32-32-1':>18} "
           f"{'peak MB ' + result['large_inr']:>24}   (memory: one training step on {args.memory_batch} graphs)")
     for r in rows:
         print(f"  {r['model']:<11} {r['parameters']:>9,} {r['train_graphs_per_s']:>10,.0f} {r['inference_graphs_per_s']:>10,.0f} "
               f"{r['peak_train_memory_mb']:>18,.1f} {r['peak_train_memory_mb_large']:>24,.1f}")
+    compiled = [r for r in rows if "compile_s" in r]
+    if compiled:
+        print("  with torch.compile'd layers (one-off compilation time first):")
+        for r in compiled:
+            print(f"  {r['model']:<11} compile {r['compile_s']:>5.0f} s  train {r['train_graphs_per_s_compiled']:>7,.0f} g/s  "
+                  f"infer {r['inference_graphs_per_s_compiled']:>7,.0f} g/s")
     print(f"  weights per graph: {rows[0]['weights_per_graph']:,} vs {rows[0]['weights_per_graph_large']:,}")
     return 0

@@ -27,8 +27,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--patience", type=int, default=10, help="early-stopping patience in epochs (0: off)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
+    p.add_argument("--compile", action="store_true", help="torch.compile the metanetwork's layers (faster long runs)")
     p.add_argument("--hidden", type=int, default=None, help="metanetwork width")
     p.add_argument("--layers", type=int, default=None, help="metanetwork depth")
+    p.add_argument("--edge-hidden", type=int, default=None, help="ng-gnn: width of the edge states (default: --hidden)")
     p.add_argument("--probes", type=int, default=None, help="INR probe features at this many learned points (ng-gnn, ng-t, scalegmn, scalegmn-b)")
     p.add_argument("--edit", default="dilate", help="inr-edit: dilate, erode or blur")
     p.add_argument("--dim", type=int, default=32, help="embed: embedding size")
@@ -79,9 +81,10 @@ def run_train(args: argparse.Namespace) -> int:
     from core.training.trainer import TrainConfig
 
     options = {"inr-edit": {"edit": args.edit}, "embed": {"dim": args.dim}}.get(args.task, {})
-    overrides = {k: v for k, v in (("hidden", args.hidden), ("layers", args.layers), ("probes", args.probes)) if v is not None}
+    overrides = {k: v for k, v in (("hidden", args.hidden), ("layers", args.layers), ("probes", args.probes),
+                                                   ("edge_hidden", args.edge_hidden)) if v is not None}
     cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay,
-                      patience=args.patience, seed=args.seed, device=args.device)
+                      patience=args.patience, seed=args.seed, device=args.device, compile=args.compile)
     metrics = train_run(args.task, args.model, args.zoo, args.out, train=cfg, task_options=options,
                         model_overrides=overrides, augment=args.augment, resume=args.resume, progress=not args.quiet)
     print(json.dumps({k: _brief(v) for k, v in metrics.items()}))

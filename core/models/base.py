@@ -104,6 +104,13 @@ class MetaNetwork(nn.Module):
                 f"{batch.edge_attr.shape[1] if batch.edge_attr.dim() == 2 else tuple(batch.edge_attr.shape)}; "
                 "convert all graphs with one grid_size and build the model with edge_dim=grid_size**2")
 
+    def compile_layers(self) -> "MetaNetwork":
+        """torch.compile each layer in place: same weights and state_dict, faster steps after a one-off
+        compilation (tens of seconds; again when batch shapes change)."""
+        for layer in getattr(self, "layers", []):
+            layer.compile()
+        return self
+
     # ------------------------------------------------------------------ normalisation
     def fit_normalisation(self, graphs: Any) -> "MetaNetwork":
         """Compute input statistics from training graphs (a Batch or list of NeuralGraphs); no-op by default."""

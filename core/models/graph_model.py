@@ -42,15 +42,20 @@ class PermutationGraphModel(MetaNetwork, ABC):
         c = config
         self.normaliser = FeatureNormaliser(c.edge_dim, c.max_layers)
         self.node_encoder = NodeEncoder(c.hidden, c.max_positions, c.max_layers, c.rff_features, c.rff_sigma)
-        self.edge_encoder = EdgeEncoder(c.edge_dim, c.hidden, c.rff_features, c.rff_sigma)
+        self.edge_encoder = EdgeEncoder(c.edge_dim, self.edge_width, c.rff_features, c.rff_sigma)
         self.layers = nn.ModuleList([self.make_layer(i) for i in range(c.layers)])
         self.probe = ProbeFeatures(c.probes, c.hidden) if c.probes else None
         self.register_buffer("delta", torch.ones(2))  # mean log(deg+1) per direction
         self.register_buffer("delta_fitted", torch.zeros((), dtype=torch.bool))
         if head == "graph":
-            self.readout = GraphReadout(c.hidden, c.readout_hidden, out_dim, c.dropout)
+            self.readout = GraphReadout(c.hidden, c.readout_hidden, out_dim, c.dropout, self.edge_width)
         else:
-            self.readout = ParamsReadout(c.hidden, c.edge_dim)
+            self.readout = ParamsReadout(c.hidden, c.edge_dim, self.edge_width)
+
+    @property
+    def edge_width(self) -> int:
+        """Width of the edge states (the node width unless a subclass says otherwise)."""
+        return self.config.hidden
 
     @abstractmethod
     def make_layer(self, i: int) -> nn.Module:

@@ -43,6 +43,7 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"
     amp: bool = True  # mixed precision on CUDA only
+    compile: bool = False  # torch.compile the model's layers (pays off on long runs)
     normalisation_sample: int = 512  # networks used to compute input normalisation
 
     def to_dict(self) -> dict[str, Any]:
@@ -112,6 +113,8 @@ class Trainer:
             graphs = [b.graph for b in sample.batches(cfg.normalisation_sample)]
             self.model.fit_normalisation(graphs[0] if len(graphs) == 1 else graphs)
             self.model.to(self.device)
+        if cfg.compile and hasattr(self.model, "compile_layers"):
+            self.model.compile_layers()
         optimizer = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         scheduler = warmup_cosine(optimizer, total, math.ceil(cfg.warmup_fraction * total))
         use_amp = cfg.amp and self.device.type == "cuda"

@@ -10,7 +10,8 @@ For every edge s → t and direction d ∈ {forward (receiver t), backward (rece
     e_st ← LayerNorm(e_st + W_2 SiLU(W_e e_st + P h_s + Q h_t))                 (edge update)
 
 δ_d is the mean of log(deg+1) over the training graphs (computed from data by `degree_statistics`).
-Everything is a gather / scatter over the sparse edge list; no dense N×N tensors.
+Everything is a gather / scatter over the sparse edge list; no dense N×N tensors. Batches of one
+plain layered architecture take the equivalent dense-block path (`dense_blocks.DenseBlocks`).
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 from torch_geometric.utils import degree, scatter
+
+from core.models.layers.dense_blocks import DenseBlocks
 
 
 def degree_statistics(edge_index: torch.Tensor, num_nodes: int) -> torch.Tensor:
@@ -46,22 +49,22 @@ def multi_aggregate(m: torch.Tensor, index: torch.Tensor, dim_size: int) -> torc
 
 
 class PNAEdgeConv(nn.Module):
-    """One NG-GNN layer: (h [N, H], e [E, H], edge_index [2, E]) → (h', e')."""
+    """One NG-GNN layer: (h [N, H], e [E, H_e], edge_index [2, E]) → (h', e'); H_e = `edge_hidden` (default H)."""
 
-    def __init__(self, hidden: int, dropout: float = 0.0):
+    def __init__(self, hidden: int, dropout: float = 0.0, edge_hidden: int | None = None):
         super().__init__()
-        h = hidden
+        h, he = hidden, edge_hidden or hidden
         self.hidden = h
         self.sender = nn.Linear(h, 2 * h, bias=False)  # A_fwd, A_bwd applied to the source endpoint
         self.receiver = nn.Linear(h, 2 * h)  # B_fwd, B_bwd applied to the target endpoint
-        self.film = nn.Linear(h, 4 * h)  # γ_fwd, γ_bwd, β_fwd, β_bwd from the edge
+        self.film = nn.Linear(he, 4 * h)  # γ_fwd, γ_bwd, β_fwd, β_bwd from the edge
         self.post = nn.Linear(2 * 3 * 4 * h, h)
         self.node_norm = nn.LayerNorm(h)
-        self.edge_in = nn.Linear(h, h)
-        self.edge_src = nn.Linear(h, h, bias=False)
-        self.edge_dst = nn.Linear(h, h, bias=False)
-        self.edge_out = nn.Linear(h, h)
-        self.edge_norm = nn.LayerNorm(h)
+        self.edge_in = nn.Linear(he, he)
+        self.edge_src = nn.Linear(h, he, bias=False)
+        self.edge_dst = nn.Linear(h, he, bias=False)
+        self.edge_out = nn.Linear(he, he)
+        self.edge_norm = nn.LayerNorm(he)
         self.dropout = nn.Dropout(dropout)
         self.reset_parameters()
 
@@ -73,17 +76,24 @@ class PNAEdgeConv(nn.Module):
             self.film.bias[: 2 * self.hidden].add_(1.0)
 
     def forward(self, h: torch.Tensor, e: torch.Tensor, edge_index: torch.Tensor,
-                log_deg: torch.Tensor, delta: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """log_deg [2, N]: log(deg+1) per direction; delta [2]: its training mean."""
+                log_deg: torch.Tensor, delta: torch.Tensor, dense: DenseBlocks | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """log_deg [2, N]: log(deg+1) per direction; delta [2]: its training mean; dense: the fast path."""
         n, hd = h.shape[0], self.hidden
         src, dst = edge_index
-        pre = self.sender(h).index_select(0, src) + self.receiver(h).index_select(0, dst)  # [E, 2H]
-        gamma, beta = self.film(e).split(2 * hd, dim=1)  # [E, 2H] each
-        m = F.silu(gamma * pre + beta)  # [E, 2H]: forward | backward message
-        # both directions in one scatter: forward messages go to dst, backward ones to N + src
-        msgs = torch.cat([m[:, :hd], m[:, hd:]], dim=0)  # [2E, H]
-        index = torch.cat([dst, src + n])  # [2E]
-        agg = multi_aggregate(msgs, index, 2 * n)  # [2N, 4H]
+        if dense is None:
+            gamma, beta = self.film(e).split(2 * hd, dim=1)  # [E, 2H] each
+            pre = self.sender(h).index_select(0, src) + self.receiver(h).index_select(0, dst)  # [E, 2H]
+            m = F.silu(gamma * pre + beta)  # [E, 2H]: forward | backward message
+            # both directions in one scatter: forward messages go to dst, backward ones to N + src
+            msgs = torch.cat([m[:, :hd], m[:, hd:]], dim=0)  # [2E, H]
+            index = torch.cat([dst, src + n])  # [2E]
+            agg = multi_aggregate(msgs, index, 2 * n)  # [2N, 4H]
+        else:  # one [E, H] tensor per direction, from sliced weights: no slicing (and no slice backward) of [E, ·] tensors
+            w, b = self.film.weight.split(hd), self.film.bias.split(hd)  # γ_fwd, γ_bwd, β_fwd, β_bwd
+            at_src, at_dst = self.sender(h).split(hd, dim=1), self.receiver(h).split(hd, dim=1)  # node level: cheap
+            fwd, bwd = (F.silu(F.linear(e, w[d], b[d]) * dense.pair_sum(at_src[d], at_dst[d]) + F.linear(e, w[d + 2], b[d + 2]))
+                        for d in (0, 1))  # [E, H] each
+            agg = dense.multi_aggregate(fwd, bwd)  # [2N, 4H]
         ld = log_deg.reshape(2 * n, 1)
         dl = delta.to(h).repeat_interleave(n)[:, None]
         amp = ld / dl
@@ -91,6 +101,10 @@ class PNAEdgeConv(nn.Module):
         z = torch.cat([agg, agg * amp, agg * att], dim=1)  # [2N, 12H]
         z = z.view(2, n, -1).transpose(0, 1).reshape(n, -1)  # [N, 24H]
         h = self.node_norm(h + self.dropout(self.post(z)))  # [N, H]
-        upd = F.silu(self.edge_in(e) + self.edge_src(h).index_select(0, src) + self.edge_dst(h).index_select(0, dst))  # [E, H]
+        if dense is None:
+            ends = self.edge_src(h).index_select(0, src) + self.edge_dst(h).index_select(0, dst)  # [E, H]
+        else:
+            ends = dense.pair_sum(self.edge_src(h), self.edge_dst(h))
+        upd = F.silu(self.edge_in(e) + ends)  # [E, H]
         e = self.edge_norm(e + self.dropout(self.edge_out(upd)))  # [E, H]
         return h, e

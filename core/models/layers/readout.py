@@ -17,9 +17,9 @@ from core.models.base import mlp
 class GraphReadout(nn.Module):
     """Permutation-invariant pooling of node and edge states → [B, out_dim]."""
 
-    def __init__(self, hidden: int, readout_hidden: int, out_dim: int, dropout: float = 0.0):
+    def __init__(self, hidden: int, readout_hidden: int, out_dim: int, dropout: float = 0.0, edge_hidden: int | None = None):
         super().__init__()
-        self.net = mlp([3 * hidden, readout_hidden, out_dim], dropout=dropout)
+        self.net = mlp([2 * hidden + (edge_hidden or hidden), readout_hidden, out_dim], dropout=dropout)
 
     def reset_parameters(self) -> None:
         for mod in self.net:
@@ -31,7 +31,7 @@ class GraphReadout(nn.Module):
         pooled = torch.cat([
             scatter(h, node_batch, 0, dim_size=num_graphs, reduce="mean"),  # [B, H]
             scatter(h, node_batch, 0, dim_size=num_graphs, reduce="max"),  # [B, H]
-            scatter(e, edge_batch, 0, dim_size=num_graphs, reduce="mean"),  # [B, H]
+            scatter(e, edge_batch, 0, dim_size=num_graphs, reduce="mean"),  # [B, H_e]
         ], dim=1)
         return self.net(pooled)  # [B, out_dim]
 
@@ -39,10 +39,10 @@ class GraphReadout(nn.Module):
 class ParamsReadout(nn.Module):
     """Per-node [N, 5] and per-edge [E, D] outputs (the shapes of the input features)."""
 
-    def __init__(self, hidden: int, edge_dim: int):
+    def __init__(self, hidden: int, edge_dim: int, edge_hidden: int | None = None):
         super().__init__()
         self.node = mlp([hidden, hidden, NODE_FEATURES])
-        self.edge = mlp([hidden, hidden, edge_dim])
+        self.edge = mlp([edge_hidden or hidden, hidden, edge_dim])
         self.reset_parameters()
 
     def reset_parameters(self) -> None:

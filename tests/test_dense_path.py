@@ -1,0 +1,91 @@
+"""The dense-block fast path of NG-GNN gives the sparse path's outputs and gradients, and is only taken
+when that is guaranteed."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch_geometric.data import Batch
+
+from core.graph import to_graph, to_graphs
+from core.models import build_model
+from core.models.layers.dense_blocks import DenseBlocks
+from core.network.spec import Activation, Architecture, Linear, Network, Residual, mlp_architecture
+from tests.model_helpers import ARCHS, random_batch
+
+
+def _outputs_and_grads(model: torch.nn.Module, batch: Batch, dense: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    model.dense_path = dense
+    model.zero_grad()
+    out = model(batch)
+    flat = out if torch.is_tensor(out) else torch.cat([out[0].reshape(-1), out[1].reshape(-1)])
+    weights = torch.linspace(-1, 1, flat.numel(), dtype=flat.dtype).view(flat.shape)
+    (flat * weights).sum().backward()  # a loss whose gradient reaches every output
+    grads = torch.cat([p.grad.reshape(-1) for p in model.parameters() if p.grad is not None])
+    return flat.detach(), grads
+
+
+@pytest.mark.parametrize("arch_name", sorted(ARCHS))
+@pytest.mark.parametrize("head", ["graph", "params"])
+def test_dense_path_matches_sparse_path(arch_name: str, head: str) -> None:
+    torch.manual_seed(0)
+    batch = random_batch(ARCHS[arch_name](), 5, seed=3)
+    assert DenseBlocks.for_batch(batch) is not None
+    model = build_model("ng-gnn", out_dim=4, hidden=16, layers=2, head=head, edge_dim=batch.edge_attr.shape[1]).double()
+    with torch.no_grad():  # non-zero parameters everywhere, so the params head's gradients are not trivially zero
+        for p in model.parameters():
+            p.add_(0.1 * torch.randn_like(p))
+    model.fit_normalisation(batch)
+    out_sparse, grad_sparse = _outputs_and_grads(model, batch, dense=False)
+    out_dense, grad_dense = _outputs_and_grads(model, batch, dense=True)
+    assert grad_sparse.abs().max() > 0
+    torch.testing.assert_close(out_dense, out_sparse, rtol=1e-10, atol=1e-10)
+    torch.testing.assert_close(grad_dense, grad_sparse, rtol=1e-9, atol=1e-9)
+
+
+def test_dense_path_is_refused_for_mixed_batches() -> None:
+    graphs = [to_graph(Network.from_flat(a, torch.randn(a.num_parameters)), grid_size=3)
+              for a in (mlp_architecture([3, 5, 2], "relu"), mlp_architecture([3, 4, 2], "relu"))]
+    assert DenseBlocks.for_batch(Batch.from_data_list(graphs)) is None
+
+
+def test_dense_path_is_refused_for_skip_connections() -> None:
+    arch = Architecture((Linear("a", 2, 4), Activation("relu"), Linear("b", 4, 4), Residual(1), Activation("relu"),
+                         Linear("c", 4, 1)), (2,))
+    assert DenseBlocks.for_batch(to_graphs(arch, torch.randn(3, arch.num_parameters))) is None
+
+
+def test_dense_path_is_refused_for_relabelled_nodes() -> None:
+    batch = random_batch(mlp_architecture([3, 5, 2], "relu"), 2)
+    assert DenseBlocks.for_batch(batch) is not None
+    relabel = torch.arange(batch.num_nodes)
+    relabel[3], relabel[4] = 4, 3  # swap two hidden nodes' labels: same graph, different numbering
+    batch.edge_index = relabel[batch.edge_index]
+    assert DenseBlocks.for_batch(batch) is None
+
+
+def test_compiled_layers_give_the_eager_outputs() -> None:
+    batch = random_batch(ARCHS["siren"](), 4, seed=1, dtype=torch.float32)
+    model = build_model("ng-gnn", out_dim=3, hidden=8, layers=1).eval()
+    model.fit_normalisation(batch)
+    with torch.no_grad():
+        eager = model(batch)
+        keys = set(model.state_dict())
+        compiled = model.compile_layers()(batch)
+    assert set(model.state_dict()) == keys  # checkpoints of compiled runs load into eager models
+    torch.testing.assert_close(compiled, eager, rtol=1e-5, atol=1e-6)
+
+
+def test_bench_models_prints_figures() -> None:
+    import json
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-m", "core", "bench", "models", "--models", "ng-gnn", "mlp", "--batch", "4",
+                          "--hidden", "8", "--layers", "1", "--repeats", "1", "--large", "8", "8", "--memory-batch", "2",
+                          "--json"], capture_output=True, text=True, timeout=300, check=True)
+    rows = {r["model"]: r for r in json.loads(out.stdout)["rows"]}
+    assert set(rows) == {"ng-gnn", "mlp"}
+    for r in rows.values():
+        assert r["train_graphs_per_s"] > 0 and r["inference_graphs_per_s"] > 0 and r["parameters"] > 0
+        assert r["peak_train_memory_mb"] >= 0
