@@ -34,10 +34,13 @@ def _randomise_readout(opt) -> None:
                 p.add_(torch.randn(p.shape, generator=gen, dtype=p.dtype) * 0.1)
 
 
+@pytest.mark.parametrize("inner", ["relu-mlp", "siren"])
 @pytest.mark.parametrize("model", ["ng-gnn", "scalegmn", "per-param"])
-def test_update_is_permutation_equivariant(model):
+def test_update_is_permutation_equivariant(model, inner):
+    from core.network import siren_architecture
+
     torch.manual_seed(0)
-    arch = mlp_architecture([5, 7, 6, 3], "relu")
+    arch = mlp_architecture([5, 7, 6, 3], "relu") if inner == "relu-mlp" else siren_architecture((6, 5))
     opt = (PerParamOptimizer(lr=0.05) if model == "per-param" else GraphOptimizer(model, hidden=8, layers=2, lr=0.05)).double()
     if model != "per-param":
         _randomise_readout(opt)
@@ -148,3 +151,21 @@ def test_cli_train_and_eval(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "per-param" in out and "adam" in out
     assert (tmp_path / "eval" / "loss_curves.png").stat().st_size > 1000
+
+
+def test_inr_fitting_problems():
+    from core.l2o.meta import rollout
+    from core.l2o.problems import INR_TRAIN_SPECS, parse_specs
+
+    spec = parse_specs(["mnist5k:8-8:inr"])[0]
+    assert spec.task == "inr" and spec.label() == "mnist5k INR 2-8-8-1 sine"
+    train, held = sample_problem(spec, 3, seed=4), sample_problem(spec, 3, seed=4, held_out=True)
+    assert train.targets.shape == (3, 28 * 28) and train.init.shape == (3, train.architecture.num_parameters)
+    assert not torch.equal(train.targets, held.targets)  # held-out problems fit other images
+    assert set(train.train_pixels.tolist()).isdisjoint(train.test_pixels.tolist())
+    assert train.train_pixels.numel() + train.test_pixels.numel() == 28 * 28
+    r = rollout(Adam(1e-3), held, 60, eval_every=30, eval_at=(60,))
+    assert r["train_loss"][-1].mean() < 0.5 * r["train_loss"][0].mean()  # Adam fits the images
+    assert torch.isnan(r["at"][60]["test_acc"]).all() and (r["at"][60]["test_loss"] > 0).all()
+    assert INR_TRAIN_SPECS[0].task == "inr"
+

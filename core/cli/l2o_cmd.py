@@ -39,7 +39,8 @@ def add_meta_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--hidden", type=int, default=16, help="metanetwork width (default 16)")
     p.add_argument("--layers", type=int, default=2, help="metanetwork layers (default 2)")
     p.add_argument("--problems", nargs="+", default=None, metavar="SPEC",
-                   help="meta-training problems dataset:h1-h2:activation (default: digits 16, 32, 16-16, 32 tanh)")
+                   help="meta-training problems dataset:h1-h2:activation, activation 'inr' for SIREN image fits "
+                        "(default: digits 16, 32, 16-16, 32 tanh; INR family: mnist5k:16-16:inr)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--quiet", action="store_true")
 
@@ -50,7 +51,8 @@ def add_eval_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--steps", type=int, nargs="+", default=[50, 200], help="report after these inner steps (default 50 200)")
     p.add_argument("--eval-networks", dest="eval_networks", type=int, default=5, help="inner networks (init seeds) per problem")
     p.add_argument("--eval-problems", nargs="+", default=None, metavar="SPEC",
-                   help="held-out problems (default: digits 32, 128, 32-32-32 and mnist5k 32)")
+                   help="held-out problems (default: digits 32, 128, 32-32-32 and mnist5k 32; INR family: "
+                        "mnist5k:16-16:inr mnist5k:32-32:inr mnist5k:64-64:inr)")
 
 
 def meta_config(args: argparse.Namespace):

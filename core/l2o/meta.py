@@ -158,8 +158,8 @@ def mean_trajectory_loss(opt: FunctionalOptimizer, specs: Sequence[ProblemSpec],
     return sum(vals) / len(vals)
 
 
-ADAM_GRID = (1e-3, 3e-3, 1e-2, 2e-2, 3e-2, 5e-2, 1e-1)
-SGDM_GRID = (1e-2, 3e-2, 1e-1, 2e-1, 3e-1, 5e-1, 1.0)
+ADAM_GRID = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 2e-2, 3e-2, 5e-2, 1e-1)  # low end for SIREN fits (w0 = 30)
+SGDM_GRID = (1e-3, 3e-3, 1e-2, 3e-2, 1e-1, 2e-1, 3e-1, 5e-1, 1.0)
 
 
 def tune_lr(kind: str, specs: Sequence[ProblemSpec] = TRAIN_SPECS, steps: int = 50, networks: int = 4,

@@ -1,8 +1,14 @@
-"""Inner problems for learning to optimise: small MLP classifiers on bundled image data.
+"""Inner problems for learning to optimise: small MLP classifiers and SIREN image fits on bundled data.
 
-A `ProblemSpec` names a data set, the MLP's hidden widths, its activation and an initialisation scale
-range; `sample_problem` draws B initialisations of one architecture so that B inner networks train in one
-vectorised tensor program (`forward_many`, flat parameters [B, P]).
+A `ProblemSpec` names a task ("classify": an MLP classifier; "inr": SIRENs that each fit one image), a data
+set, the hidden widths, the activation and an initialisation scale range; `sample_problem` draws B
+initialisations of one architecture so that B inner networks train in one vectorised tensor program
+(`forward_many`, flat parameters [B, P]).
+
+INR fitting (the DWSNets SIREN, sine w0 = 30, +0.5 output): network b fits image b (drawn from the data
+set's first 75 % for meta-training problems and from its last 25 % for held-out ones, by seed); a minibatch
+is a random set of pixel coordinates; 75 % of each image's pixels are for training, the other 25 % give the
+test loss (interpolation MSE). Classification problems report test accuracy; INR problems report none.
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ import torch
 from torch.nn import functional as F
 
 from core.errors import WeightSpaceError
-from core.network import Architecture, forward_many, mlp_architecture
+from core.network import Architecture, forward_many, mlp_architecture, siren_architecture
 
 
 class L2OError(WeightSpaceError, ValueError):
@@ -24,6 +30,7 @@ class L2OError(WeightSpaceError, ValueError):
 
 
 DATASETS = ("digits", "mnist5k")
+TASKS = ("classify", "inr")
 
 
 @dataclass(frozen=True)
@@ -66,13 +73,15 @@ def load_data(name: str = "digits", test_fraction: float = 0.25, seed: int = 0) 
 
 @dataclass(frozen=True)
 class ProblemSpec:
-    """A family of inner problems: an MLP `in → hidden… → classes` on `dataset`, minibatch SGD-style training."""
+    """A family of inner problems: an MLP `in → hidden… → classes` on `dataset` (task "classify") or SIRENs
+    `2 → hidden… → 1` fitting its images (task "inr"), minibatch SGD-style training."""
 
     dataset: str = "digits"
     hidden: tuple[int, ...] = (32,)
-    activation: str = "relu"
-    init_scale: tuple[float, float] = (0.5, 2.0)  # log-uniform multiplier of the 1/sqrt(fan_in) init
-    batch_size: int = 128
+    activation: str = "relu"  # classify only (SIRENs use sine, w0 = 30)
+    init_scale: tuple[float, float] = (0.5, 2.0)  # log-uniform multiplier of the init (1/sqrt(fan_in) or SIREN's)
+    batch_size: int = 128  # images (classify) or pixel coordinates (inr) per step
+    task: str = "classify"
 
     def to_dict(self) -> dict:
         """JSON-friendly dict."""
@@ -87,14 +96,16 @@ class ProblemSpec:
         return cls(**d)
 
     def label(self) -> str:
-        """Short human-readable name, e.g. `digits 64-32-10 relu`."""
+        """Short human-readable name, e.g. `digits 64-32-10 relu` or `mnist5k INR 2-32-32-1 sine`."""
+        if self.task == "inr":
+            return f"{self.dataset} INR {'-'.join(map(str, [2, *self.hidden, 1]))} sine"
         data = load_data(self.dataset)
         return f"{self.dataset} {'-'.join(map(str, [data.in_dim, *self.hidden, data.classes]))} {self.activation}"
 
 
 @dataclass
 class Problem:
-    """B same-architecture inner networks on one data set (initial flat parameters [B, P])."""
+    """B same-architecture MLP classifiers on one data set (initial flat parameters [B, P])."""
 
     spec: ProblemSpec
     architecture: Architecture
@@ -122,6 +133,49 @@ class Problem:
             "test_loss": _ce(out_test, d.y_test),
             "test_acc": (out_test.argmax(-1) == d.y_test).to(flat).mean(-1),
         }
+
+
+@functools.lru_cache(maxsize=4)
+def load_images_for_inr(name: str) -> torch.Tensor:
+    """The data set's images [n, H, W] in [0, 1] at full resolution (digits 8×8, mnist5k 28×28)."""
+    if name not in DATASETS:
+        raise L2OError(f"unknown data set {name!r}; choose one of {', '.join(DATASETS)}")
+    from core.zoo import load_images
+
+    images, _ = load_images(name)
+    return torch.as_tensor(images, dtype=torch.float32)
+
+
+@dataclass
+class InrProblem:
+    """B SIRENs, network b fitting image b (flat parameters [B, P]); pixels split into train / held-out."""
+
+    spec: ProblemSpec
+    architecture: Architecture
+    coords: torch.Tensor  # [H·W, 2] pixel coordinates on [-1, 1]
+    targets: torch.Tensor  # [B, H·W]
+    train_pixels: torch.Tensor  # [n_train] indices into the pixels
+    test_pixels: torch.Tensor  # [n_test]
+    init: torch.Tensor  # [B, P]
+    generator: torch.Generator = field(repr=False)
+
+    def minibatch(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Random training pixels (the same coordinates for the B networks): coords [n, 2], targets [B, n]."""
+        pick = torch.randint(0, self.train_pixels.numel(), (self.spec.batch_size,), generator=self.generator)
+        idx = self.train_pixels[pick]
+        return self.coords[idx], self.targets[:, idx]
+
+    def loss(self, flat: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Mean squared error of each network [B] at coordinates x against its own targets y [B, n]."""
+        return (forward_many(self.architecture, flat, x.to(flat))[..., 0] - y.to(flat)).pow(2).mean(-1)
+
+    @torch.no_grad()
+    def evaluate(self, flat: torch.Tensor) -> dict[str, torch.Tensor]:
+        """MSE on the training pixels and on the held-out pixels per network; no accuracy (NaN)."""
+        out = {split: self.loss(flat, self.coords[idx], self.targets[:, idx])
+               for split, idx in (("train_loss", self.train_pixels), ("test_loss", self.test_pixels))}
+        out["test_acc"] = torch.full_like(out["train_loss"], float("nan"))
+        return out
 
 
 def _ce(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -153,19 +207,46 @@ def init_mlp(arch: Architecture, count: int, generator: torch.Generator, scale_r
 
 
 def architecture_for(spec: ProblemSpec) -> Architecture:
-    """The MLP architecture of a problem spec."""
-    data = load_data(spec.dataset)
+    """The MLP (or SIREN) architecture of a problem spec."""
+    if spec.task not in TASKS:
+        raise L2OError(f"unknown inner task {spec.task!r}; choose one of {', '.join(TASKS)}")
     if not spec.hidden or any(int(h) < 1 for h in spec.hidden):
         raise L2OError(f"hidden widths must be positive, got {spec.hidden}")
+    if spec.task == "inr":
+        return siren_architecture(tuple(map(int, spec.hidden)))
+    data = load_data(spec.dataset)
     return mlp_architecture([data.in_dim, *map(int, spec.hidden), data.classes], spec.activation)
 
 
-def sample_problem(spec: ProblemSpec, count: int, seed: int, dtype: torch.dtype = torch.float32) -> Problem:
-    """`count` inner networks of `spec` with seeded initialisations and minibatch stream."""
+def sample_problem(spec: ProblemSpec, count: int, seed: int, dtype: torch.dtype = torch.float32,
+                   held_out: bool = False) -> Problem | InrProblem:
+    """`count` inner networks of `spec` with seeded initialisations and minibatch stream.
+
+    INR problems draw their images from the last 25 % of the data set when `held_out` (evaluation) and
+    from the first 75 % otherwise (meta-training, learning-rate tuning).
+    """
     gen = torch.Generator().manual_seed(int(seed))
     arch = architecture_for(spec)
-    init = init_mlp(arch, count, gen, spec.init_scale, dtype)
-    return Problem(spec, arch, load_data(spec.dataset), init, gen)
+    if spec.task == "classify":
+        init = init_mlp(arch, count, gen, spec.init_scale, dtype)
+        return Problem(spec, arch, load_data(spec.dataset), init, gen)
+    from core.zoo.inr import coordinate_grid, siren_init
+
+    images = load_images_for_inr(spec.dataset)
+    n, h, w = images.shape
+    cut = int(0.75 * n)
+    lo, hi = (cut, n) if held_out else (0, cut)
+    picks = lo + torch.randint(0, hi - lo, (count,), generator=gen)
+    lo_s, hi_s = spec.init_scale
+    if lo_s <= 0 or hi_s < lo_s:
+        raise L2OError(f"init_scale must satisfy 0 < lo <= hi, got {spec.init_scale}")
+    scales = torch.exp(math.log(lo_s) + torch.rand(count, 1, generator=gen, dtype=torch.float64) * (math.log(hi_s) - math.log(lo_s)))
+    seeds = torch.randint(0, 2**31 - 1, (count,), generator=gen)
+    init = torch.stack([siren_init(spec.hidden, 30.0, int(sd), torch.float64) for sd in seeds]) * scales
+    pixels = torch.randperm(h * w, generator=gen)
+    n_test = (h * w) // 4
+    return InrProblem(spec, arch, coordinate_grid(h, w), images[picks].reshape(count, h * w), pixels[n_test:],
+                      pixels[:n_test], init.to(dtype), gen)
 
 
 # meta-training distribution and held-out evaluation problems
@@ -184,15 +265,32 @@ EVAL_SPECS: tuple[ProblemSpec, ...] = (
 )
 
 
+# the INR-fitting family (`--problems` / `--eval-problems` mnist5k:16-16:inr …): meta-train on 2-16-16-1
+# SIRENs, evaluate on held-out images with the same and wider SIRENs
+INR_TRAIN_SPECS: tuple[ProblemSpec, ...] = (ProblemSpec("mnist5k", (16, 16), "sine", (1.0, 1.0), task="inr"),)
+INR_EVAL_SPECS: tuple[ProblemSpec, ...] = (
+    ProblemSpec("mnist5k", (16, 16), "sine", (1.0, 1.0), task="inr"),
+    ProblemSpec("mnist5k", (32, 32), "sine", (1.0, 1.0), task="inr"),
+    ProblemSpec("mnist5k", (64, 64), "sine", (1.0, 1.0), task="inr"),
+)
+
+
 def parse_specs(texts: Sequence[str]) -> list[ProblemSpec]:
-    """Parse `dataset:h1-h2:activation` strings (e.g. `digits:32-32:relu`) into ProblemSpecs."""
+    """Parse `dataset:h1-h2:activation` strings (e.g. `digits:32-32:relu`; activation `inr` for SIREN image
+    fits, e.g. `mnist5k:32-32:inr`) into ProblemSpecs."""
     specs = []
     for t in texts:
         parts = t.split(":")
         if not 1 <= len(parts) <= 3:
-            raise L2OError(f"bad problem {t!r}; use dataset:h1-h2:activation")
+            raise L2OError(f"bad problem {t!r}; use dataset:h1-h2:activation (activation 'inr' for SIREN fits)")
         ds = parts[0]
-        hidden = tuple(int(h) for h in parts[1].split("-")) if len(parts) > 1 and parts[1] else (32,)
+        try:
+            hidden = tuple(int(h) for h in parts[1].split("-")) if len(parts) > 1 and parts[1] else (32,)
+        except ValueError:
+            raise L2OError(f"bad hidden widths in {t!r}; use e.g. 32-32") from None
         act = parts[2] if len(parts) > 2 else "relu"
-        specs.append(ProblemSpec(ds, hidden, act))
+        if act == "inr":
+            specs.append(ProblemSpec(ds, hidden, "sine", init_scale=(1.0, 1.0), task="inr"))
+        else:
+            specs.append(ProblemSpec(ds, hidden, act))
     return specs
