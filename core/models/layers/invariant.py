@@ -50,8 +50,12 @@ def edge_kinds(kind: torch.Tensor, edge_index: torch.Tensor) -> torch.Tensor:
 
 
 def _safe_norm(v: torch.Tensor) -> torch.Tensor:
-    """‖v‖ over the last dim, clamped away from 0 only where it is (numerically) 0."""
-    return v.norm(dim=-1, keepdim=True).clamp_min(torch.finfo(v.dtype).tiny ** 0.5)
+    """‖v‖ over the last dim, clamped away from 0 only where it is (numerically) 0.
+
+    Clamping the squared norm before the root keeps the gradient finite at v = 0 (`v.norm()`'s gradient
+    there is 0/0 = NaN, which reaches the parameters even through an unselected `torch.where` branch).
+    """
+    return v.pow(2).sum(dim=-1, keepdim=True).clamp_min(torch.finfo(v.dtype).tiny).sqrt()
 
 
 def canonicalise(v: torch.Tensor, kind: torch.Tensor) -> torch.Tensor:
@@ -71,4 +75,7 @@ def reciprocal(v: torch.Tensor, kind: torch.Tensor) -> torch.Tensor:
     """
     k = kind[:, None]
     scaled = (k == POSITIVE) | (k == REAL)
-    return torch.where(scaled, v / _safe_norm(v) ** 2, v)
+    # rows that are not scaled divide by 1, and the squared norm is floored directly (not via a root and a
+    # square), so the gradient stays finite for zero rows; unscaled rows' gradients would otherwise leak NaN
+    sq = torch.where(scaled, v.pow(2).sum(dim=-1, keepdim=True), torch.ones_like(v[:, :1]))
+    return torch.where(scaled, v / sq.clamp_min(torch.finfo(v.dtype).tiny ** 0.5), v)
