@@ -33,15 +33,43 @@ def _rss() -> int:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
+def _high_water_mark() -> int | None:
+    """Peak resident set (VmHWM) in bytes since the last reset, or None where /proc cannot say."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        return None
+    return None
+
+
+def _reset_high_water_mark() -> bool:
+    """Reset VmHWM to the current resident set (Linux: write 5 to /proc/self/clear_refs)."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
 def _peak_memory(fn) -> int:
-    """Peak bytes used by one call of fn: CUDA allocator peak on GPU; on CPU the growth of the process's
-    peak resident set (run in a fresh process, see `_memory_in_subprocess`, so earlier peaks do not hide it)."""
+    """Peak bytes used by one call of fn beyond what was resident before it: the CUDA allocator peak on GPU;
+    on CPU the peak resident set during the call (VmHWM reset just before it; run in a fresh process, see
+    `_memory_in_subprocess`, so that freed-but-kept allocator pages of earlier work do not hide it)."""
     if torch.cuda.is_available():
         torch.cuda.reset_peak_memory_stats()
         fn()
         return int(torch.cuda.max_memory_allocated())
     before = _rss()
-    fn()
+    if _reset_high_water_mark():
+        fn()
+        peak = _high_water_mark()
+        if peak is not None:
+            return max(0, peak - before)
+    fn()  # fallback: the lifetime peak (an over-estimate when imports peaked higher)
     return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - before)
 
 
@@ -161,4 +189,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"  {r['model']:<11} compile {r['compile_s']:>5.0f} s  train {r['train_graphs_per_s_compiled']:>7,.0f} g/s  "
                   f"infer {r['inference_graphs_per_s_compiled']:>7,.0f} g/s")
     print(f"  weights per graph: {rows[0]['weights_per_graph']:,} vs {rows[0]['weights_per_graph_large']:,}")
+    ratio = rows[0]["weights_per_graph_large"] / rows[0]["weights_per_graph"]
+    growth = ", ".join(f"{r['model']} {r['peak_train_memory_mb_large'] / max(r['peak_train_memory_mb'], 1e-9):.1f}×" for r in rows)
+    print(f"  memory growth large/small (linear in weights = {ratio:.1f}×): {growth}")
     return 0
