@@ -159,3 +159,15 @@ def test_resume_after_kill_matches_uninterrupted(inr_zoo: Path, tmp_path: Path) 
     assert a.keys() == b.keys()
     for k in a:
         assert torch.equal(a[k], b[k]), k
+
+
+@pytest.mark.parametrize("run_name", sorted(p.name for p in (ROOT / "assets" / "models").iterdir() if p.is_dir()))
+def test_bundled_runs_reproduce_their_test_metrics(run_name: str) -> None:
+    """`python -m core evaluate assets/models/<run>` gives the test metrics stored with the run (README table)."""
+    run = ROOT / "assets" / "models" / run_name
+    stored = json.loads((run / "metrics.json").read_text())["test"]
+    out = json.loads(_ok("evaluate", str(run), "--json", "--device", "cpu").stdout)
+    compared = [k for k, v in stored.items() if isinstance(v, float) and k != "loss"]
+    assert compared, f"{run_name} stores no test metric"
+    for key in compared:
+        assert out[key] == pytest.approx(stored[key], rel=1e-3, abs=1e-4), key

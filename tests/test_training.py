@@ -84,6 +84,17 @@ def test_embed_contrastive_loss_decreases() -> None:
     assert 0.0 <= after["knn_accuracy"] <= 1.0
 
 
+def test_embed_metrics_on_accuracy_targets() -> None:
+    """Without labels (CNN zoos) the embedding is judged by how its neighbours' test accuracies agree."""
+    acc = torch.linspace(0.1, 0.9, 20, dtype=torch.float64)
+    task = EmbedTask(dim=2)
+    ordered = torch.nn.functional.normalize(torch.stack([torch.cos(acc), torch.sin(acc)], 1).float(), dim=-1)
+    shuffled = ordered[torch.randperm(20, generator=torch.Generator().manual_seed(0))]
+    good, bad = task.metrics(ordered, acc)["knn_kendall_tau"], task.metrics(shuffled, acc)["knn_kendall_tau"]
+    assert good > 0.8 and bad < 0.5
+    assert "knn_accuracy" in task.metrics(ordered, torch.arange(20) % 2)
+
+
 class _Interrupt(Exception):
     """Raised mid-epoch to simulate a killed training run."""
 

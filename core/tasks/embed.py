@@ -3,7 +3,9 @@
 Contrastive (supervised-contrastive form of NT-Xent): each network appears twice in a batch, as two
 independently symmetry-transformed copies; positives are the two copies and any networks that share a
 `positive_column` value (e.g. INRs fitted to the same image from different seeds). No labels needed.
-Evaluation also reports leave-one-out 1-NN accuracy of the `label` column when the zoo has one.
+Evaluation also reports leave-one-out 1-NN accuracy of the `label` column when the zoo has one, and
+otherwise (CNN zoos) the Kendall τ between each network's `test_accuracy` and the mean test accuracy of
+its 5 nearest neighbours in embedding space: how well the embedding orders networks by quality.
 """
 
 from __future__ import annotations
@@ -56,6 +58,8 @@ class EmbedTask(Task):
     def targets(self, table, rows: np.ndarray) -> torch.Tensor | None:
         if self.label_column in table:
             return torch.as_tensor(table[self.label_column].to_numpy()[rows], dtype=torch.long)
+        if "test_accuracy" in table:  # CNN zoos: judged by how neighbours' accuracies agree
+            return torch.as_tensor(table["test_accuracy"].to_numpy()[rows], dtype=torch.float64)
         return None
 
     def extras(self, architecture, flat: torch.Tensor, table, rows: np.ndarray) -> dict[str, torch.Tensor]:
@@ -81,8 +85,16 @@ class EmbedTask(Task):
 
     def metrics(self, predictions: torch.Tensor, targets: torch.Tensor | None) -> dict[str, float]:
         out: dict[str, float] = {}
-        if targets is not None and len(targets) > 1:
-            sim = predictions @ predictions.T
-            sim.fill_diagonal_(-float("inf"))
+        if targets is None or len(targets) < 2:
+            return out
+        sim = predictions @ predictions.T
+        sim.fill_diagonal_(-float("inf"))
+        if targets.is_floating_point():
+            from core.tasks.generalization import kendall_tau
+
+            k = min(5, len(targets) - 1)
+            neighbours = sim.topk(k, dim=1).indices  # [M, k], never the network itself
+            out["knn_kendall_tau"] = kendall_tau(targets[neighbours].mean(1).numpy(), targets.numpy())
+        else:
             out["knn_accuracy"] = float((targets[sim.argmax(1)] == targets).float().mean())
         return out
