@@ -94,6 +94,19 @@ def runs_for(task: str) -> dict[str, Path]:
     return {name: p for name, p in bundled_runs().items() if json.loads((p / "config.json").read_text())["task"] == task}
 
 
+def preferred_embedder(embedders: dict[str, str | None], zoo_path: str) -> int:
+    """Index of the first `(embed)` run trained on a zoo of this name, else of the first `(embed)` run, else 0."""
+    import json
+
+    names = list(embedders)
+    embeds = [i for i, n in enumerate(names) if n.endswith("(embed)") and embedders[n]]
+    for i in embeds:
+        trained_on = json.loads((Path(embedders[names[i]]) / "config.json").read_text()).get("zoo", "")
+        if Path(trained_on).name == Path(zoo_path).name:
+            return i
+    return embeds[0] if embeds else 0
+
+
 ZOOS_DIR = ASSETS / "zoos"
 
 

@@ -71,3 +71,13 @@ def test_zoo_explorer_places_an_uploaded_inr_among_its_neighbours() -> None:
     assert len(table) == 5 and "similarity" in table
     at.selectbox(key="explorer-example").set_value("cnn-digits-residual.safetensors").run()
     assert at.error and "embedder" in at.error[0].value
+
+
+def test_preferred_embedder_is_the_one_trained_on_the_zoo() -> None:
+    from app.resources import preferred_embedder, runs_for
+
+    embedders = {"weight statistics (no model)": None, **{f"{n} (embed)": str(p) for n, p in runs_for("embed").items()}}
+    names = list(embedders)
+    assert names[preferred_embedder(embedders, "assets/zoos/cnn-digits")] == "embed-cnn-ng-gnn (embed)"
+    assert names[preferred_embedder(embedders, "assets/zoos/digits-inr")] == "embed-ng-gnn (embed)"
+    assert preferred_embedder({"weight statistics (no model)": None}, "assets/zoos/digits-inr") == 0

@@ -9,7 +9,7 @@ import pandas as pd
 import plotly.express as px
 import streamlit as st
 
-from app.resources import bundled_zoos, cached_run, cached_zoo, network_picker, runs_for
+from app.resources import bundled_zoos, cached_run, cached_zoo, network_picker, preferred_embedder, runs_for
 from core.errors import WeightSpaceError
 from core.explore import PROJECTIONS, embed_zoo, nearest, project, warm_umap
 
@@ -36,8 +36,8 @@ embedders = {"weight statistics (no model)": None}
 for task in ("embed", "inr-classify", "generalization"):
     embedders.update({f"{name} ({task})": str(path) for name, path in runs_for(task).items()})
 e1, e2, e3 = st.columns(3)
-default_embedder = next((i for i, name in enumerate(embedders) if name.endswith("(embed)")), 0)
-embedder = e1.selectbox("Embedder", list(embedders), index=default_embedder, key="explorer-embedder")
+embedder = e1.selectbox("Embedder", list(embedders), index=preferred_embedder(embedders, zoos[chosen[0]]),
+                        key="explorer-embedder")
 method = e2.selectbox("Projection", PROJECTIONS, key="explorer-projection")
 seed = int(e3.number_input("Seed", 0, 1000, 0, key="explorer-seed"))
 
