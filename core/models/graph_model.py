@@ -17,7 +17,7 @@ from torch import nn
 from core.models.base import position_in_layer, FeatureNormaliser, MetaNetwork, ModelConfig, ParamsOutput, as_batch, node_groups
 from core.models.layers.embeddings import EdgeEncoder, NodeEncoder
 from core.models.layers.probe_features import ProbeFeatures
-from core.models.layers.pna_edge_conv import degree_statistics
+from core.models.layers.pna_edge_conv import DegreeStatistics
 from core.models.layers.readout import GraphReadout, ParamsReadout
 
 
@@ -32,7 +32,7 @@ class GraphModelConfig(ModelConfig):
     kind: ClassVar[str] = "graph"
 
 
-class PermutationGraphModel(MetaNetwork, ABC):
+class PermutationGraphModel(DegreeStatistics, MetaNetwork, ABC):
     """Base of NG-GNN / NG-T: exactly permutation-equivariant, input normalisation from data."""
 
     symmetries: ClassVar[tuple[str, ...]] = ("permutation",)
@@ -45,8 +45,7 @@ class PermutationGraphModel(MetaNetwork, ABC):
         self.edge_encoder = EdgeEncoder(c.edge_dim, self.edge_width, c.rff_features, c.rff_sigma)
         self.layers = nn.ModuleList([self.make_layer(i) for i in range(c.layers)])
         self.probe = ProbeFeatures(c.probes, c.hidden) if c.probes else None
-        self.register_buffer("delta", torch.ones(2))  # mean log(deg+1) per direction
-        self.register_buffer("delta_fitted", torch.zeros((), dtype=torch.bool))
+        self.register_degree_statistics()
         if head == "graph":
             self.readout = GraphReadout(c.hidden, c.readout_hidden, out_dim, c.dropout, self.edge_width)
         else:
@@ -70,8 +69,7 @@ class PermutationGraphModel(MetaNetwork, ABC):
         """Per-layer-group feature mean/std and the PNA degree statistics from training graphs."""
         batch = as_batch(graphs)
         self.normaliser.fit(batch)
-        self.delta.copy_(degree_statistics(batch.edge_index, batch.num_nodes))
-        self.delta_fitted.fill_(True)
+        self.fit_degree_statistics(batch.edge_index, batch.num_nodes)
         return self
 
     def forward(self, batch: Any):
@@ -79,9 +77,7 @@ class PermutationGraphModel(MetaNetwork, ABC):
         c = self.config
         x, ea, edge_index = batch.x, batch.edge_attr, batch.edge_index
         n = x.shape[0]
-        if not bool(self.delta_fitted):  # degree statistics from the first batch seen, if never fitted
-            self.delta.copy_(degree_statistics(edge_index, n))
-            self.delta_fitted.fill_(True)
+        self.fit_degree_statistics(edge_index, n, if_unfitted=True)  # from the first batch seen, if never fitted
         groups = node_groups(batch.node_role, batch.node_layer, c.max_layers)
         if c.normalise:
             x, ea = self.normaliser(x, ea, groups, groups[edge_index[1]])

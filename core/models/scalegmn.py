@@ -29,7 +29,7 @@ from core.models.layers.embeddings import NUM_EDGE_TYPES, positional_index
 from core.models.layers.equivariant import GatedEquivariantLinear
 from core.models.layers.probe_features import ProbeFeatures
 from core.models.layers.invariant import NONE, canonicalise, edge_kinds, node_kinds
-from core.models.layers.pna_edge_conv import degree_statistics
+from core.models.layers.pna_edge_conv import DegreeStatistics
 from core.models.layers.scale_message_passing import ScaleMessagePassing, degree_terms
 from core.network.spec import ACTIVATIONS
 
@@ -54,7 +54,7 @@ class ScaleGMNBConfig(ScaleGMNConfig):
     kind: ClassVar[str] = "scalegmn-b"
 
 
-class ScaleGMN(MetaNetwork):
+class ScaleGMN(DegreeStatistics, MetaNetwork):
     """Permutation-, scale- and sign-equivariant graph metanetwork."""
 
     name: ClassVar[str] = "scalegmn"
@@ -71,8 +71,7 @@ class ScaleGMN(MetaNetwork):
         self.edge_lift = GatedEquivariantLinear(c.edge_dim, h, c.edge_dim + c.edge_gate_hidden, c.edge_gate_hidden)
         self.layers = nn.ModuleList([ScaleMessagePassing(h, h, c.bidirectional, c.dropout) for _ in range(c.layers)])
         self.probe = ProbeFeatures(c.probes, h, bias=False) if c.probes else None
-        self.register_buffer("delta", torch.ones(2))
-        self.register_buffer("delta_fitted", torch.zeros((), dtype=torch.bool))
+        self.register_degree_statistics()
         if head == "graph":
             self.node_readout = mlp([2 * h, h, h], last_act=True)
             self.readout = mlp([3 * h, c.readout_hidden, out_dim], dropout=c.dropout)
@@ -92,8 +91,7 @@ class ScaleGMN(MetaNetwork):
     def fit_normalisation(self, graphs: Any) -> "ScaleGMN":
         """Only the degree statistics δ: scale-equivariant models must not normalise their input."""
         batch = as_batch(graphs)
-        self.delta.copy_(degree_statistics(batch.edge_index, batch.num_nodes))
-        self.delta_fitted.fill_(True)
+        self.fit_degree_statistics(batch.edge_index, batch.num_nodes)
         return self
 
     def forward(self, batch: Any):
@@ -101,9 +99,7 @@ class ScaleGMN(MetaNetwork):
         c = self.config
         x, ea, edge_index = batch.x, batch.edge_attr, batch.edge_index
         n = x.shape[0]
-        if not bool(self.delta_fitted):
-            self.delta.copy_(degree_statistics(edge_index, n))
-            self.delta_fitted.fill_(True)
+        self.fit_degree_statistics(edge_index, n, if_unfitted=True)
         kind = node_kinds(batch.node_role, batch.node_activation)  # [N]
         ekind = edge_kinds(kind, edge_index)  # [E]
         pos = positional_index(batch.node_role, batch.node_layer, position_in_layer(batch), c.max_positions, c.max_layers)

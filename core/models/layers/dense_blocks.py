@@ -23,7 +23,7 @@ import torch
 
 from core.graph.layout import GraphLayout, layout_for
 
-_TILED: dict[tuple[int, int, str], torch.Tensor] = {}  # (layout id, graphs, device) → expected edge_index
+_TILED: dict[tuple[GraphLayout, int, str], torch.Tensor] = {}  # (layout, graphs, device) → expected edge_index
 
 
 @dataclass(frozen=True)
@@ -52,7 +52,7 @@ def _dense_blocks(layout: GraphLayout) -> list[_Block] | None:
 
 def _tiled_edge_index(layout: GraphLayout, graphs: int, device: torch.device) -> torch.Tensor:
     """edge_index of `graphs` copies of the layout, batched the PyG way (node offsets per graph)."""
-    key = (id(layout), graphs, str(device))
+    key = (layout, graphs, str(device))  # the layout itself (hashed by identity), so a key cannot be reused
     if key not in _TILED:
         if len(_TILED) > 64:
             _TILED.clear()

@@ -24,6 +24,7 @@ from torch.nn import functional as F
 from torch_geometric.utils import degree, scatter
 
 from core.models.layers.dense_blocks import DenseBlocks
+from core.models.layers.edge_update import EdgeUpdate
 
 
 def degree_statistics(edge_index: torch.Tensor, num_nodes: int) -> torch.Tensor:
@@ -37,6 +38,22 @@ def degree_statistics(edge_index: torch.Tensor, num_nodes: int) -> torch.Tensor:
     return torch.tensor(out)
 
 
+class DegreeStatistics:
+    """Mixin for metanetworks with PNA degree scalers: the δ buffers and their fitting from data."""
+
+    def register_degree_statistics(self) -> None:
+        """Add the buffers `delta` [2] (mean log(deg+1) per direction) and `delta_fitted`."""
+        self.register_buffer("delta", torch.ones(2))
+        self.register_buffer("delta_fitted", torch.zeros((), dtype=torch.bool))
+
+    def fit_degree_statistics(self, edge_index: torch.Tensor, num_nodes: int, if_unfitted: bool = False) -> None:
+        """δ from these graphs; with `if_unfitted` only when never fitted (a forward before `fit_normalisation`)."""
+        if if_unfitted and bool(self.delta_fitted):
+            return
+        self.delta.copy_(degree_statistics(edge_index, num_nodes))
+        self.delta_fitted.fill_(True)
+
+
 def multi_aggregate(m: torch.Tensor, index: torch.Tensor, dim_size: int) -> torch.Tensor:
     """[mean, min, max, std] of messages m [E, H] per receiver → [dim_size, 4H] (zeros for receivers with none)."""
     count = scatter(torch.ones_like(index, dtype=m.dtype), index, 0, dim_size=dim_size, reduce="sum").clamp_min(1)[:, None]
@@ -48,7 +65,7 @@ def multi_aggregate(m: torch.Tensor, index: torch.Tensor, dim_size: int) -> torc
     return torch.cat([mean, mn, mx, std], dim=1)
 
 
-class PNAEdgeConv(nn.Module):
+class PNAEdgeConv(EdgeUpdate, nn.Module):
     """One NG-GNN layer: (h [N, H], e [E, H_e], edge_index [2, E]) → (h', e'); H_e = `edge_hidden` (default H)."""
 
     def __init__(self, hidden: int, dropout: float = 0.0, edge_hidden: int | None = None):
@@ -60,11 +77,7 @@ class PNAEdgeConv(nn.Module):
         self.film = nn.Linear(he, 4 * h)  # γ_fwd, γ_bwd, β_fwd, β_bwd from the edge
         self.post = nn.Linear(2 * 3 * 4 * h, h)
         self.node_norm = nn.LayerNorm(h)
-        self.edge_in = nn.Linear(he, he)
-        self.edge_src = nn.Linear(h, he, bias=False)
-        self.edge_dst = nn.Linear(h, he, bias=False)
-        self.edge_out = nn.Linear(he, he)
-        self.edge_norm = nn.LayerNorm(he)
+        self.init_edge_update(h, he)
         self.dropout = nn.Dropout(dropout)
         self.reset_parameters()
 
@@ -101,10 +114,4 @@ class PNAEdgeConv(nn.Module):
         z = torch.cat([agg, agg * amp, agg * att], dim=1)  # [2N, 12H]
         z = z.view(2, n, -1).transpose(0, 1).reshape(n, -1)  # [N, 24H]
         h = self.node_norm(h + self.dropout(self.post(z)))  # [N, H]
-        if dense is None:
-            ends = self.edge_src(h).index_select(0, src) + self.edge_dst(h).index_select(0, dst)  # [E, H]
-        else:
-            ends = dense.pair_sum(self.edge_src(h), self.edge_dst(h))
-        upd = F.silu(self.edge_in(e) + ends)  # [E, H]
-        e = self.edge_norm(e + self.dropout(self.edge_out(upd)))  # [E, H]
-        return h, e
+        return h, self.update_edges(h, e, edge_index, dense)

@@ -20,11 +20,12 @@ import math
 
 import torch
 from torch import nn
-from torch.nn import functional as F
 from torch_geometric.utils import scatter, softmax
 
+from core.models.layers.edge_update import EdgeUpdate
 
-class RelationalAttention(nn.Module):
+
+class RelationalAttention(EdgeUpdate, nn.Module):
     """One NG-T layer: (h [N, H], e [E, H], edge_index [2, E]) → (h', e')."""
 
     def __init__(self, hidden: int, heads: int = 4, dropout: float = 0.0):
@@ -41,11 +42,7 @@ class RelationalAttention(nn.Module):
         self.norm1 = nn.LayerNorm(h)
         self.ffn = nn.Sequential(nn.Linear(h, 2 * h), nn.SiLU(), nn.Linear(2 * h, h))
         self.norm2 = nn.LayerNorm(h)
-        self.edge_in = nn.Linear(h, h)
-        self.edge_src = nn.Linear(h, h, bias=False)
-        self.edge_dst = nn.Linear(h, h, bias=False)
-        self.edge_out = nn.Linear(h, h)
-        self.edge_norm = nn.LayerNorm(h)
+        self.init_edge_update(h, h)
         self.dropout = nn.Dropout(dropout)
         self.reset_parameters()
 
@@ -73,6 +70,4 @@ class RelationalAttention(nn.Module):
         att = scatter((alpha[..., None] * vals.view(-1, nh, dk)).view(-1, hd), recv, 0, dim_size=n, reduce="sum")
         h = self.norm1(h + self.dropout(self.out(att)))  # [N, H]
         h = self.norm2(h + self.dropout(self.ffn(h)))
-        upd = F.silu(self.edge_in(e) + self.edge_src(h).index_select(0, src) + self.edge_dst(h).index_select(0, dst))  # [E, H]
-        e = self.edge_norm(e + self.dropout(self.edge_out(upd)))
-        return h, e
+        return h, self.update_edges(h, e, edge_index)
