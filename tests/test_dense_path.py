@@ -76,6 +76,28 @@ def test_compiled_layers_give_the_eager_outputs() -> None:
     torch.testing.assert_close(compiled, eager, rtol=1e-5, atol=1e-6)
 
 
+def test_compiled_layers_never_fall_back_to_eager() -> None:
+    """Three architectures × {train, eval} × {float32, bfloat16}: more graph variants than Dynamo's default
+    cache holds (traced with the eager backend: the cache, not the kernels, is under test)."""
+    import torch._dynamo.config as dynamo_config
+
+    from core.device import autocast
+
+    with dynamo_config.patch(fail_on_recompile_limit_hit=True):  # a fallback to eager raises instead of warning
+        for arch_name in ("siren", "relu", "cnn"):
+            batch = random_batch(ARCHS[arch_name](), 4, seed=1, dtype=torch.float32)
+            model = build_model("ng-gnn", out_dim=3, hidden=8, layers=2, edge_dim=batch.edge_attr.shape[1])
+            model.fit_normalisation(batch)
+            model.compile_layers(backend="eager")
+            for precision in ("fp32", "bf16"):
+                model.train()
+                with autocast(torch.device("cpu"), precision):
+                    model(batch).sum().backward()
+                model.eval()
+                with torch.no_grad(), autocast(torch.device("cpu"), precision):
+                    model(batch)
+
+
 def test_bench_models_prints_figures() -> None:
     import json
     import subprocess
@@ -84,8 +106,51 @@ def test_bench_models_prints_figures() -> None:
     out = subprocess.run([sys.executable, "-m", "core", "bench", "models", "--models", "ng-gnn", "mlp", "--batch", "4",
                           "--hidden", "8", "--layers", "1", "--repeats", "1", "--large", "8", "8", "--memory-batch", "2",
                           "--json"], capture_output=True, text=True, timeout=300, check=True)
-    rows = {r["model"]: r for r in json.loads(out.stdout)["rows"]}
-    assert set(rows) == {"ng-gnn", "mlp"}
+    result = json.loads(out.stdout)
+    rows = {(r["model"], r["network"]): r for r in result["rows"]}
+    assert set(rows) == {(m, n) for m in ("ng-gnn", "mlp") for n in ("2-32-32-1", "small-cnn")}
+    assert rows[("mlp", "small-cnn")]["weights_per_graph"] == 4970  # the Small CNN Zoo's networks
     for r in rows.values():
         assert r["train_graphs_per_s"] > 0 and r["inference_graphs_per_s"] > 0 and r["parameters"] > 0
         assert r["peak_train_memory_mb"] >= 0
+    assert [g["model"] for g in result["memory_growth"]] == ["ng-gnn", "mlp"]
+    assert all(g["large_mb"] >= 0 for g in result["memory_growth"])
+
+
+def test_dense_path_in_bfloat16_tracks_the_float32_sparse_path() -> None:
+    """Under bfloat16 autocast the dense path's statistics are taken in float32 (std = sqrt(E[m²] - E[m]²)
+    would cancel in bfloat16), so its outputs stay close to the float32 reference."""
+    from core.device import autocast
+
+    batch = random_batch(ARCHS["siren"](), 6, seed=2, dtype=torch.float32)
+    model = build_model("ng-gnn", out_dim=4, hidden=32, layers=3).eval()
+    model.fit_normalisation(batch)
+    with torch.no_grad():
+        model.dense_path = False
+        ref = model(batch)
+        model.dense_path = True
+        with autocast(torch.device("cpu"), "bf16"):
+            low = model(batch).float()
+    torch.testing.assert_close(low, ref, rtol=0.05, atol=0.05 * float(ref.abs().max()))
+
+
+def test_block_stats_of_bfloat16_messages_are_taken_in_float32() -> None:
+    """Messages with a large mean and a small spread: in bfloat16, E[m²] - E[m]² would be rounding noise."""
+    from core.models.layers.dense_blocks import block_stats
+
+    gen = torch.Generator().manual_seed(0)
+    m = (10 + 0.05 * torch.randn(4, 3, 32, 8, generator=gen)).to(torch.bfloat16)
+    ref = block_stats(m.double(), 2)
+    low = block_stats(m, 2)
+    assert low.dtype == torch.float32
+    torch.testing.assert_close(low.double(), ref, rtol=1e-3, atol=1e-3)
+
+
+def test_cpu_allocator_tuning_is_applied_once_on_glibc() -> None:
+    import platform
+
+    from core.device import tune_cpu_allocator
+
+    applied = tune_cpu_allocator()
+    assert applied == (platform.system() == "Linux" and platform.libc_ver()[0] == "glibc")
+    assert tune_cpu_allocator() == applied

@@ -179,3 +179,24 @@ def test_invariant_maps_have_finite_gradients_at_zero(dtype: torch.dtype) -> Non
     kind = torch.tensor([NONE, POSITIVE, SIGN, REAL] * len(rows))
     (canonicalise(v, kind).sum() + reciprocal(v, kind).sum()).backward()
     assert torch.isfinite(v.grad).all()
+
+
+@pytest.mark.parametrize("name", list(MODELS))
+def test_bfloat16_autocast_tracks_float32(name: str) -> None:
+    """`--precision bf16` on every model: finite outputs close to the float32 ones (mixed batch for graph models)."""
+    from core.device import autocast
+
+    torch.manual_seed(0)
+    if name in FIXED_MODELS:
+        arch = ARCHS["relu"]()
+        batch, extra = random_batch(arch, 4, dtype=torch.float32), {"architecture": arch}
+    else:
+        batch, extra = _mixed_batch(), {"edge_dim": 9}
+    model = build_model(name, out_dim=4, **SMALL, **extra).eval()
+    model.fit_normalisation(batch)
+    with torch.no_grad():
+        ref = model(batch)
+        with autocast(torch.device("cpu"), "bf16"):
+            low = model(batch).float()
+    assert torch.isfinite(low).all()
+    torch.testing.assert_close(low, ref, rtol=0.05, atol=0.05 * float(ref.abs().max()))

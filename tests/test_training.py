@@ -132,3 +132,51 @@ def test_resume_after_interrupt_gives_identical_weights(tmp_path: Path) -> None:
     resumed.fit(data, resume=True)
     for (k, a), b in zip(full.model.state_dict().items(), resumed.model.state_dict().values()):
         assert torch.equal(a, b), k
+
+
+def test_bfloat16_training_learns_and_is_recorded() -> None:
+    """--precision bf16: bfloat16 autocast in training and evaluation (on CPU too), float32 weights."""
+    task = ClassifyTask()
+    task.num_classes = 2
+    data = _classify_set()
+    model = build_model("ng-gnn", out_dim=2, edge_dim=1, hidden=16, layers=2)
+    cfg = TrainConfig(epochs=15, batch_size=16, lr=5e-3, patience=0, device="cpu", precision="bf16")
+    trainer = Trainer(task, model, cfg, progress=False)
+    trainer.fit(data)
+    assert trainer.evaluate(data)["accuracy"] >= 0.9
+    assert all(p.dtype == torch.float32 for p in model.parameters())
+    assert TrainConfig.from_dict(cfg.to_dict()).precision == "bf16"
+
+
+def test_bfloat16_forward_is_close_to_float32_and_really_bfloat16() -> None:
+    from core.device import autocast
+
+    data = _classify_set(n=16)
+    batch = next(iter(data.batches(16))).graph
+    model = build_model("ng-gnn", out_dim=2, edge_dim=1, hidden=16, layers=2).eval()
+    model.fit_normalisation(batch)
+    seen: list[torch.dtype] = []
+    hook = model.layers[0].edge_in.register_forward_hook(lambda mod, inp, out: seen.append(out.dtype))
+    with torch.no_grad():
+        ref = model(batch)
+        calls = len(seen)
+        with autocast(torch.device("cpu"), "bf16"):
+            low = model(batch).float()
+    hook.remove()
+    assert set(seen[:calls]) == {torch.float32} and set(seen[calls:]) == {torch.bfloat16}  # products really in bfloat16
+    assert not torch.equal(low, ref)
+    torch.testing.assert_close(low, ref, rtol=0.05, atol=0.05 * float(ref.abs().max()))
+
+
+def test_unknown_precision_is_a_clear_error() -> None:
+    from core.errors import WeightSpaceError
+
+    model = build_model("ng-gnn", out_dim=2, edge_dim=1, hidden=8, layers=1)
+    with pytest.raises(WeightSpaceError, match="unknown precision 'fp8'"):
+        Trainer(ClassifyTask(), model, TrainConfig(device="cpu", precision="fp8"), progress=False)
+
+
+def test_old_runs_without_amp_train_in_float32() -> None:
+    """amp=False (the earlier switch) still means float32 everywhere under the default `auto` precision."""
+    model = build_model("ng-gnn", out_dim=2, edge_dim=1, hidden=8, layers=1)
+    assert Trainer(ClassifyTask(), model, TrainConfig(device="cpu", amp=False), progress=False).precision == "fp32"

@@ -1,4 +1,5 @@
-"""Metanetworks: parameters, training and inference graphs/s, peak memory on batches of INRs."""
+"""Metanetworks: parameters, training and inference graphs/s, peak memory on batches of INRs and of
+Small-CNN-Zoo networks; memory growth from a small to a large INR."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import time
 import torch
 
 DEFAULT_MODELS = ["mlp", "nfn-np", "nfn-hnp", "ng-gnn", "ng-t", "scalegmn", "scalegmn-b"]
+NETWORKS = ("inr", "inr-large", "cnn")  # what `bench_model` can run a model on (see `network_architecture`)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -25,6 +27,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--large", type=int, nargs="+", default=[128, 128, 128], help="hidden widths of the memory INR")
     parser.add_argument("--memory-batch", type=int, default=8, help="graphs per batch for the memory figures (default 8)")
     parser.add_argument("--compile", action="store_true", help="also time each graph model with torch.compile'd layers")
+    parser.add_argument("--networks", nargs="+", default=["inr", "cnn"], choices=("inr", "cnn"),
+                        help="inr: 2-32-32-1 SIRENs; cnn: Small CNN Zoo networks (default both)")
+    parser.add_argument("--precision", nargs="+", default=["fp32"], metavar="P",
+                        help="time in each of these precisions: fp32, bf16 (bfloat16 autocast; default fp32)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
 
 
@@ -73,15 +79,15 @@ def _peak_memory(fn) -> int:
     return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - before)
 
 
-def _memory_job(name: str, widths: tuple[int, ...], args: argparse.Namespace, queue) -> None:
-    queue.put(bench_model(name, widths, args, measure_speed=False)["peak_train_memory_mb"])
+def _memory_job(name: str, network: str, args: argparse.Namespace, queue) -> None:
+    queue.put(bench_model(name, network, args, measure_speed=False)["peak_train_memory_mb"])
 
 
-def _memory_in_subprocess(name: str, widths: tuple[int, ...], args: argparse.Namespace) -> float:
+def _memory_in_subprocess(name: str, network: str, args: argparse.Namespace) -> float:
     """Peak training-step memory (MB) of a model, measured in a fresh spawned process."""
     ctx = multiprocessing.get_context("spawn")
     queue = ctx.Queue()
-    proc = ctx.Process(target=_memory_job, args=(name, widths, args, queue))
+    proc = ctx.Process(target=_memory_job, args=(name, network, args, queue))
     proc.start()
     proc.join()
     return queue.get() if proc.exitcode == 0 else float("nan")
@@ -99,24 +105,47 @@ def _time(fn, repeats: int) -> float:
     return statistics.median(times)
 
 
-def bench_model(name: str, hidden_widths: tuple[int, ...], args: argparse.Namespace, measure_speed: bool = True) -> dict:
-    """Figures of one model on a batch of random SIRENs (speed on `args.batch`, memory on `args.memory_batch`)."""
+def network_architecture(network: str, args: argparse.Namespace):
+    """`inr`: a 2-32-32-1 SIREN; `inr-large`: a SIREN with `args.large` hidden widths; `cnn`: a Small CNN Zoo
+    network (3 × conv 3×3 stride 2, 16 channels, global average pool, linear 16 → 10 on 28 × 28 images)."""
+    from core.network import siren_architecture
+    from core.zoo.cnn import small_cnn_architecture
+
+    if network == "inr":
+        return siren_architecture((32, 32))
+    if network == "inr-large":
+        return siren_architecture(tuple(args.large))
+    if network == "cnn":
+        return small_cnn_architecture("relu", image_size=28)
+    raise ValueError(f"unknown benchmark network {network!r}; use one of {NETWORKS}")
+
+
+def network_label(network: str, args: argparse.Namespace) -> str:
+    """`2-32-32-1`, `2-128-128-128-1` or `small-cnn`."""
+    if network == "cnn":
+        return "small-cnn"
+    widths = (32, 32) if network == "inr" else tuple(args.large)
+    return "-".join(map(str, [2, *widths, 1]))
+
+
+def bench_model(name: str, network: str, args: argparse.Namespace, measure_speed: bool = True) -> dict:
+    """Figures of one model on a batch of random networks (speed on `args.batch`, memory on `args.memory_batch`)."""
     if not measure_speed:
         args = argparse.Namespace(**{**vars(args), "batch": args.memory_batch})
-    return _bench(name, hidden_widths, args, measure_speed)
+    return _bench(name, network, args, measure_speed)
 
 
-def _bench(name: str, hidden_widths: tuple[int, ...], args: argparse.Namespace, measure_speed: bool) -> dict:
-    """Figures of one model on a batch of random SIRENs of the given hidden widths."""
+def _bench(name: str, network: str, args: argparse.Namespace, measure_speed: bool) -> dict:
+    """Figures of one model on a batch of random networks of one architecture (see `network_architecture`)."""
+    from core.device import autocast
     from core.graph import to_graphs
     from core.models import build_model
-    from core.network import siren_architecture
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    arch = siren_architecture(tuple(hidden_widths))
+    arch = network_architecture(network, args)
     gen = torch.Generator().manual_seed(0)
     batch = to_graphs(arch, torch.randn(args.batch, arch.num_parameters, generator=gen) * 0.1).to(device)
-    extra = {"architecture": arch} if name in ("mlp", "nfn-np", "nfn-hnp") else {}
+    extra = {"edge_dim": batch.edge_attr.shape[1], **({"architecture": arch} if name in ("mlp", "nfn-np", "nfn-hnp") else {})}
     if name == "ng-gnn" and getattr(args, "edge_hidden", 0):
         extra["edge_hidden"] = args.edge_hidden
     model = build_model(name, out_dim=10, hidden=args.hidden, layers=args.layers, **extra).to(device)
@@ -124,72 +153,103 @@ def _bench(name: str, hidden_widths: tuple[int, ...], args: argparse.Namespace, 
     opt = torch.optim.Adam(model.parameters(), lr=1e-4)
     labels = torch.randint(0, 10, (args.batch,), generator=gen).to(device)
 
-    def train_step() -> None:
+    dev = torch.device(device)
+
+    def train_step(precision: str = "fp32") -> None:
         model.train()
-        loss = torch.nn.functional.cross_entropy(model(batch), labels)
+        with autocast(dev, precision):  # the forward pass only, as autocast recommends
+            loss = torch.nn.functional.cross_entropy(model(batch), labels)
         opt.zero_grad()
         loss.backward()
         opt.step()
 
-    def infer() -> None:
+    def infer(precision: str = "fp32") -> None:
         model.eval()
-        with torch.no_grad():
+        with torch.no_grad(), autocast(dev, precision):
             model(batch)
 
     out = {
         "model": name,
-        "inr": "-".join(map(str, [2, *hidden_widths, 1])),
+        "network": network_label(network, args),
         "parameters": sum(p.numel() for p in model.parameters()),
         "weights_per_graph": arch.num_parameters,
     }
     if not measure_speed:
         out["peak_train_memory_mb"] = _peak_memory(train_step) / 2**20
-    else:
-        out["train_graphs_per_s"] = args.batch / _time(train_step, args.repeats)
-        out["inference_graphs_per_s"] = args.batch / _time(infer, args.repeats)
-        if getattr(args, "compile", False) and hasattr(model, "layers"):
-            started = time.perf_counter()
-            model.compile_layers()
-            train_step()
-            infer()
-            out["compile_s"] = time.perf_counter() - started
-            out["train_graphs_per_s_compiled"] = args.batch / _time(train_step, args.repeats)
-            out["inference_graphs_per_s_compiled"] = args.batch / _time(infer, args.repeats)
+        return out
+    precisions = list(getattr(args, "precision", None) or ["fp32"])
+    for precision in precisions:
+        out.setdefault("speed", {})[precision] = {
+            "train": args.batch / _time(lambda p=precision: train_step(p), args.repeats),
+            "inference": args.batch / _time(lambda p=precision: infer(p), args.repeats)}
+    if getattr(args, "compile", False) and hasattr(model, "layers"):
+        started = time.perf_counter()
+        model.compile_layers()
+        for precision in precisions:  # the first call in each precision traces and compiles
+            train_step(precision)
+            infer(precision)
+        out["compile_s"] = time.perf_counter() - started
+        for precision in precisions:
+            out["speed"][precision]["train_compiled"] = args.batch / _time(lambda p=precision: train_step(p), args.repeats)
+            out["speed"][precision]["inference_compiled"] = args.batch / _time(lambda p=precision: infer(p), args.repeats)
+    first = out["speed"][precisions[0]]
+    out["train_graphs_per_s"], out["inference_graphs_per_s"] = first["train"], first["inference"]
     return out
 
 
 def run(args: argparse.Namespace) -> int:
     from core.bench.machine import machine_info
-    from core.network import siren_architecture
+    from core.device import autocast_dtype, pick_device, tune_cpu_allocator
 
-    rows = []
+    for precision in args.precision:  # a bad name fails before any timing
+        autocast_dtype(pick_device(), precision)
+    tune_cpu_allocator()
+    rows, growth = [], []
     for name in args.models:
-        row = bench_model(name, (32, 32), args)
-        row["peak_train_memory_mb"] = _memory_in_subprocess(name, (32, 32), args)
-        row["peak_train_memory_mb_large"] = _memory_in_subprocess(name, tuple(args.large), args)
-        row["weights_per_graph_large"] = siren_architecture(tuple(args.large)).num_parameters
-        rows.append(row)
+        for network in args.networks:
+            row = bench_model(name, network, args)
+            row["peak_train_memory_mb"] = _memory_in_subprocess(name, network, args)
+            rows.append(row)
+        small = next((r["peak_train_memory_mb"] for r in rows if r["model"] == name and r["network"] == "2-32-32-1"), None)
+        if small is not None:  # linear memory: the same model on a SIREN with many more weights
+            large = _memory_in_subprocess(name, "inr-large", args)
+            growth.append({"model": name, "small_mb": small, "large_mb": large, "ratio": large / max(small, 1e-9)})
+    weights = {n: network_architecture(n, args).num_parameters for n in ("inr", "inr-large")}
     result = {"benchmark": "models", "batch": args.batch, "hidden": args.hidden, "layers": args.layers,
-              "large_inr": "-".join(map(str, [2, *args.large, 1])), "rows": rows, "machine": machine_info()}
+              "large_inr": network_label("inr-large", args), "rows": rows, "memory_growth": growth,
+              "weights_ratio": weights["inr-large"] / weights["inr"], "machine": machine_info()}
     if args.json:
         print(json.dumps(result))
         return 0
-    edges = f" (ng-gnn edge states {args.edge_hidden} wide)" if getattr(args, "edge_hidden", 0) else ""
-    print(f"metanetworks on batches of {args.batch} SIRENs, hidden {args.hidden}{edges}, {args.layers} layers, "
-          f"median of {args.repeats} ({result['machine']['summary']}):")
-    print(f"  {'model':<11} {'params':>9} {'train g/s':>10} {'infer g/s':>10} {'peak MB 2-32-32-1':>18} "
-          f"{'peak MB ' + result['large_inr']:>24}   (memory: one training step on {args.memory_batch} graphs)")
-    for r in rows:
-        print(f"  {r['model']:<11} {r['parameters']:>9,} {r['train_graphs_per_s']:>10,.0f} {r['inference_graphs_per_s']:>10,.0f} "
-              f"{r['peak_train_memory_mb']:>18,.1f} {r['peak_train_memory_mb_large']:>24,.1f}")
-    compiled = [r for r in rows if "compile_s" in r]
-    if compiled:
-        print("  with torch.compile'd layers (one-off compilation time first):")
-        for r in compiled:
-            print(f"  {r['model']:<11} compile {r['compile_s']:>5.0f} s  train {r['train_graphs_per_s_compiled']:>7,.0f} g/s  "
-                  f"infer {r['inference_graphs_per_s_compiled']:>7,.0f} g/s")
-    print(f"  weights per graph: {rows[0]['weights_per_graph']:,} vs {rows[0]['weights_per_graph_large']:,}")
-    ratio = rows[0]["weights_per_graph_large"] / rows[0]["weights_per_graph"]
-    growth = ", ".join(f"{r['model']} {r['peak_train_memory_mb_large'] / max(r['peak_train_memory_mb'], 1e-9):.1f}×" for r in rows)
-    print(f"  memory growth large/small (linear in weights = {ratio:.1f}×): {growth}")
+    _print_report(result, args)
     return 0
+
+
+def _print_report(result: dict, args: argparse.Namespace) -> None:
+    """The human-readable tables of `run`."""
+    rows = result["rows"]
+    edges = f" (ng-gnn edge states {args.edge_hidden} wide)" if getattr(args, "edge_hidden", 0) else ""
+    print(f"metanetworks at hidden {args.hidden}{edges}, {args.layers} layers, batches of {args.batch} graphs, "
+          f"median of {args.repeats} ({result['machine']['summary']}); peak MB: one float32 training step on "
+          f"{args.memory_batch} graphs")
+    compiled = any("compile_s" in r for r in rows)
+    for network in dict.fromkeys(r["network"] for r in rows):
+        sub = [r for r in rows if r["network"] == network]
+        print(f"  on {network} networks ({sub[0]['weights_per_graph']:,} weights each):")
+        head = f"  {'model':<11} {'params':>10} {'peak MB':>8}"
+        for precision in args.precision:
+            head += f" | {precision + ' train':>11} {'infer':>8}" + (f" {'compiled train':>15} {'infer':>8}" if compiled else "")
+        print(head + "   (graphs/s)")
+        for r in sub:
+            line = f"  {r['model']:<11} {r['parameters']:>10,} {r['peak_train_memory_mb']:>8,.1f}"
+            for precision in args.precision:
+                sp = r["speed"][precision]
+                line += f" | {sp['train']:>11,.0f} {sp['inference']:>8,.0f}"
+                if compiled:
+                    line += (f" {sp['train_compiled']:>15,.0f} {sp['inference_compiled']:>8,.0f}" if "train_compiled" in sp
+                             else f" {'-':>15} {'-':>8}")
+            print(line + (f"   (compile {r['compile_s']:.0f} s)" if "compile_s" in r else ""))
+    if result["memory_growth"]:
+        print(f"  memory growth 2-32-32-1 → {result['large_inr']} (linear in weights = {result['weights_ratio']:.1f}×): "
+              + ", ".join(f"{g['model']} {g['small_mb']:,.0f} → {g['large_mb']:,.0f} MB ({g['ratio']:.1f}×)"
+                          for g in result["memory_growth"]))

@@ -41,6 +41,9 @@ def main(argv: list[str] | None = None) -> int:
         argv = ["l2o", "train", *("--optimizer" if a == "--model" else a for a in argv[2:])]
     parser = build_parser()
     args = parser.parse_args(argv)
+    from core.device import tune_cpu_allocator
+
+    tune_cpu_allocator()  # large activations reuse heap pages instead of page-faulting fresh ones each step
     try:
         return int(args.func(args) or 0)
     except WeightSpaceError as exc:

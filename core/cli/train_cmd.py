@@ -28,6 +28,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
     p.add_argument("--compile", action="store_true", help="torch.compile the metanetwork's layers (faster long runs)")
+    p.add_argument("--precision", default="auto",
+                   help="auto: float16 mixed precision on CUDA, float32 on CPU; bf16: bfloat16 mixed precision "
+                        "(fast on CPUs with AMX / AVX512-BF16); fp32: float32 everywhere")
     p.add_argument("--hidden", type=int, default=None, help="metanetwork width")
     p.add_argument("--layers", type=int, default=None, help="metanetwork depth")
     p.add_argument("--edge-hidden", type=int, default=None, help="ng-gnn: width of the edge states (default: --hidden)")
@@ -84,7 +87,8 @@ def run_train(args: argparse.Namespace) -> int:
     overrides = {k: v for k, v in (("hidden", args.hidden), ("layers", args.layers), ("probes", args.probes),
                                                    ("edge_hidden", args.edge_hidden)) if v is not None}
     cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay,
-                      patience=args.patience, seed=args.seed, device=args.device, compile=args.compile)
+                      patience=args.patience, seed=args.seed, device=args.device, compile=args.compile,
+                      precision=args.precision)
     metrics = train_run(args.task, args.model, args.zoo, args.out, train=cfg, task_options=options,
                         model_overrides=overrides, augment=args.augment, resume=args.resume, progress=not args.quiet)
     print(json.dumps({k: _brief(v) for k, v in metrics.items()}))

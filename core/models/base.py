@@ -104,11 +104,14 @@ class MetaNetwork(nn.Module):
                 f"{batch.edge_attr.shape[1] if batch.edge_attr.dim() == 2 else tuple(batch.edge_attr.shape)}; "
                 "convert all graphs with one grid_size and build the model with edge_dim=grid_size**2")
 
-    def compile_layers(self) -> "MetaNetwork":
+    def compile_layers(self, backend: str = "inductor") -> "MetaNetwork":
         """torch.compile each layer in place: same weights and state_dict, faster steps after a one-off
-        compilation (tens of seconds; again when batch shapes change)."""
+        compilation (tens of seconds; again when batch shapes change). `backend="eager"` traces only (tests)."""
         for layer in getattr(self, "layers", []):
-            layer.compile()
+            # Dynamo keys compiled graphs by code object, so every model's layers share one cache of 8
+            # entries by default: {train, eval} × {float32, bfloat16} × a few architectures overflow it
+            # and the rest silently runs eagerly (seen in `bench models`). Room for many variants:
+            layer.compile(backend=backend, recompile_limit=64)
         return self
 
     # ------------------------------------------------------------------ normalisation

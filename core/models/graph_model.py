@@ -86,13 +86,18 @@ class PermutationGraphModel(DegreeStatistics, MetaNetwork, ABC):
             h = h + self.probe(batch)
         e = self.edge_encoder(ea, batch.edge_type)
         info = self.layer_info(batch, n)
-        for layer in self.layers:
-            h, e = self.run_layer(layer, h, e, info)
+        h, e = self.run_layers(h, e, info)
         if self.head == "params":
             return ParamsOutput(*self.readout(h, e))
         node_batch = batch.batch if getattr(batch, "batch", None) is not None else torch.zeros(n, dtype=torch.long, device=x.device)
         num_graphs = int(batch.num_graphs) if hasattr(batch, "num_graphs") else 1
         return self.readout(h, e, node_batch, node_batch[edge_index[0]], num_graphs)
+
+    def run_layers(self, h: torch.Tensor, e: torch.Tensor, info: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
+        """All layers: (h [N, H], e [E, H_e]) → (h', e')."""
+        for layer in self.layers:
+            h, e = self.run_layer(layer, h, e, info)
+        return h, e
 
     def layer_info(self, batch: Any, n: int) -> dict[str, Any]:
         """Per-forward structural quantities shared by all layers."""

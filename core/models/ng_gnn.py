@@ -45,5 +45,13 @@ class NGGNN(PermutationGraphModel):
         dense = DenseBlocks.for_batch(batch) if self.dense_path else None
         return {"edge_index": ei, "log_deg": log_deg, "dense": dense}
 
+    def run_layers(self, h: torch.Tensor, e: torch.Tensor, info: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
+        """On the dense path the layers pass per-block edge tensors, split once here and joined at the end."""
+        dense = info["dense"]
+        if dense is None:
+            return super().run_layers(h, e, info)
+        h, blocks = super().run_layers(h, dense.split_edges(e), info)
+        return h, dense.join_edges(blocks)
+
     def run_layer(self, layer: nn.Module, h: torch.Tensor, e: torch.Tensor, info: dict[str, Any]):
         return layer(h, e, info["edge_index"], info["log_deg"], self.delta, info["dense"])

@@ -1,6 +1,6 @@
 """One `Trainer` for every task: AdamW, warm-up + cosine schedule, gradient clipping, early stopping on the
-validation split, mixed precision on GPU, deterministic seeds, tqdm progress with live metrics, and
-resumable per-epoch checkpoints.
+validation split, mixed precision (float16 on GPU by default, bfloat16 on request, CPU included),
+deterministic seeds, tqdm progress with live metrics, and resumable per-epoch checkpoints.
 
 Determinism: every epoch reseeds the global RNG and the data generator from (seed, epoch), so a run
 resumed from the checkpoint of epoch k continues exactly as the uninterrupted run would.
@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from tqdm.auto import tqdm
 
-from core.device import pick_device
+from core.device import autocast, autocast_dtype, pick_device
 from core.io.atomic import atomic_path, write_text
 from core.training.data import Augment, GraphSet
 from core.training.schedule import warmup_cosine
@@ -42,7 +42,8 @@ class TrainConfig:
     patience: int = 10  # epochs without validation improvement before stopping (0: never stop early)
     seed: int = 0
     device: str = "auto"
-    amp: bool = True  # mixed precision on CUDA only
+    amp: bool = True  # `auto` precision: float16 mixed precision on CUDA (False: float32 there too)
+    precision: str = "auto"  # auto, fp32 or bf16 (bfloat16 autocast, also on CPU; see core.device.autocast_dtype)
     compile: bool = False  # torch.compile the model's layers (pays off on long runs)
     normalisation_sample: int = 512  # networks used to compute input normalisation
 
@@ -72,6 +73,8 @@ class Trainer:
         self.augment = augment
         self.progress = progress
         self.history: list[dict[str, Any]] = []
+        self.precision = config.precision if config.amp or config.precision != "auto" else "fp32"
+        autocast_dtype(self.device, self.precision)  # a bad setting fails here, before any work
 
     # ------------------------------------------------------------------ evaluation
     @torch.no_grad()
@@ -80,7 +83,8 @@ class Trainer:
         self.model.eval()
         outs = []
         for batch in data.batches(batch_size or self.config.batch_size):
-            outs.append(self.task.predict_step(self.model, batch.to(self.device)).float().cpu())
+            with autocast(self.device, self.precision):
+                outs.append(self.task.predict_step(self.model, batch.to(self.device)).float().cpu())
         return torch.cat(outs) if outs else torch.empty(0)
 
     def evaluate(self, data: GraphSet) -> dict[str, float]:
@@ -89,7 +93,8 @@ class Trainer:
         losses, preds, n = 0.0, [], 0
         with torch.no_grad():
             for batch in data.batches(self.config.batch_size):
-                loss, pred = self.task.step(self.model, batch.to(self.device))
+                with autocast(self.device, self.precision):
+                    loss, pred = self.task.step(self.model, batch.to(self.device))
                 losses += float(loss) * pred.shape[0]
                 n += pred.shape[0]
                 preds.append(pred.float().cpu())
@@ -117,8 +122,9 @@ class Trainer:
             self.model.compile_layers()
         optimizer = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         scheduler = warmup_cosine(optimizer, total, math.ceil(cfg.warmup_fraction * total))
-        use_amp = cfg.amp and self.device.type == "cuda"
-        scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+        # float16 gradients need loss scaling; bfloat16 has float32's exponent range and does not
+        use_scaler = autocast_dtype(self.device, self.precision) == torch.float16
+        scaler = torch.amp.GradScaler(self.device.type, enabled=use_scaler)
         start_epoch, best, best_epoch, best_state, bad_epochs = 0, None, -1, None, 0
         ckpt_path = self.run_dir / "checkpoint.pt" if self.run_dir else None
         if resume and ckpt_path and ckpt_path.exists():
@@ -140,7 +146,7 @@ class Trainer:
             running, count = 0.0, 0
             for batch in train.batches(cfg.batch_size, shuffle=True, generator=gen, augment=self.augment):
                 batch = batch.to(self.device)
-                with torch.autocast(self.device.type, enabled=use_amp):
+                with autocast(self.device, self.precision):
                     loss, pred = self.task.step(self.model, batch)
                 optimizer.zero_grad(set_to_none=True)
                 scaler.scale(loss).backward()

@@ -1,16 +1,18 @@
-"""Fast path for batches of one layered architecture: gathers and aggregations over dense weight blocks.
+"""Fast path for batches of one layered architecture: per-block edge tensors, broadcasts and dense reductions.
 
 When every graph of a batch has the same architecture and every weight block is a complete bipartite
 graph (a plain MLP or CNN without skip connections), the edges of block k, for graph b, form a
-[T_k, S_k] grid (edge = out · S_k + in, see `core.graph.layout`). Then
+[T_k, S_k] grid (edge = out · S_k + in, see `core.graph.layout`). Edge states then live as one tensor
+[B, T_k, S_k, C] per block (`split_edges` / `join_edges`, views and one concatenation at the end), and
 
-    x_src[src] + x_dst[dst]            = broadcast  x_src[b, None, s] + x_dst[b, t, None]
+    x_src[src] + x_dst[dst]            = broadcast  x_src[b, None, s] + x_dst[b, t, None]   (`endpoints`)
     aggregate over the senders of t    = reduce the block over its S axis   (forward direction)
     aggregate over the receivers of s  = reduce the block over its T axis   (backward direction)
 
 which replaces index_select / scatter (and their slow backward passes) by broadcasts and dense
-reductions, with no Python loop over graphs. The result equals the sparse computation up to float
-summation order; `DenseBlocks.for_batch` returns None whenever that equality cannot be guaranteed.
+reductions, with no Python loop over graphs and no concatenation of edge-sized tensors between layers.
+The result equals the sparse computation up to float summation order; `DenseBlocks.for_batch` returns
+None whenever that equality cannot be guaranteed.
 """
 
 from __future__ import annotations
@@ -61,8 +63,11 @@ def _tiled_edge_index(layout: GraphLayout, graphs: int, device: torch.device) ->
     return _TILED[key]
 
 
-def _stats(m: torch.Tensor, dim: int) -> torch.Tensor:
-    """[mean, min, max, std] over `dim`, concatenated on the last axis (same formula as the sparse path)."""
+def block_stats(m: torch.Tensor, dim: int) -> torch.Tensor:
+    """[mean, min, max, std] over `dim`, concatenated on the last axis (same formula as the sparse path);
+    computed in float32 at least, since std = sqrt(E[m²] - E[m]²) cancels badly in bfloat16."""
+    if m.dtype in (torch.float16, torch.bfloat16):
+        m = m.float()
     mean = m.mean(dim)
     sq = (m * m).mean(dim)
     std = (sq - mean * mean).clamp_min(0).add(1e-5).sqrt() - math.sqrt(1e-5)
@@ -106,40 +111,33 @@ class DenseBlocks:
             return None  # relabelled nodes, other architectures in the batch: use the sparse path
         return cls(layout, blocks, graphs)
 
-    def pair_sum(self, at_source: torch.Tensor, at_target: torch.Tensor) -> torch.Tensor:
-        """at_source[src] + at_target[dst] per edge: node tensors [B·N, C] → edge tensor [B·E, C]."""
-        b, c = self.graphs, at_source.shape[-1]
-        a = at_source.view(b, self.nodes, c)
-        z = at_target.view(b, self.nodes, c)
-        parts = []
-        for k in self.blocks:
-            s = a[:, k.source_start:k.source_start + k.source_size].unsqueeze(1)  # [B, 1, S, C]
-            t = z[:, k.target_start:k.target_start + k.target_size].unsqueeze(2)  # [B, T, 1, C]
-            parts.append((s + t).reshape(b, -1, c))  # [B, T·S, C]
-        return torch.cat(parts, dim=1).reshape(b * self.edges, c)
+    def split_edges(self, e: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """Edge tensor [B·E, C] → one view [B, T_k, S_k, C] per weight block (no copy)."""
+        b, c = self.graphs, e.shape[-1]
+        parts = e.view(b, self.edges, c).split([k.target_size * k.source_size for k in self.blocks], dim=1)
+        return tuple(p.view(b, k.target_size, k.source_size, c) for p, k in zip(parts, self.blocks))
 
-    def multi_aggregate(self, forward: torch.Tensor, backward: torch.Tensor) -> torch.Tensor:
-        """[mean, min, max, std] of forward messages per receiver and of backward messages per sender.
+    def join_edges(self, blocks: tuple[torch.Tensor, ...]) -> torch.Tensor:
+        """Inverse of `split_edges`: per-block tensors [B, T_k, S_k, C] → [B·E, C]."""
+        c = blocks[0].shape[-1]
+        return torch.cat([x.reshape(self.graphs, -1, c) for x in blocks], dim=1).reshape(-1, c)
 
-        forward, backward [B·E, H] → [2·B·N, 4H]: rows 0..B·N-1 forward, then backward (zeros where a
-        node gets no message), the layout of `multi_aggregate` over `cat([dst, src + N])`.
-        """
-        b, h = self.graphs, forward.shape[-1]
-        sizes = [k.target_size * k.source_size for k in self.blocks]
-        # one split per direction (its backward is one cat, where per-block slicing would zero-fill E-sized grads)
-        fwd = dict(zip(self.blocks, forward.view(b, self.edges, h).split(sizes, dim=1)))
-        bwd = dict(zip(self.blocks, backward.view(b, self.edges, h).split(sizes, dim=1)))
-        zeros = lambda size: forward.new_zeros(b, size, 4 * h)  # noqa: E731 - nodes with no message
-        out_f, out_b = [], []
-        for layer in self.layout.layers:
-            k = self._into.get(layer.start)
-            if k is None:
-                out_f.append(zeros(layer.size))
-            else:
-                out_f.append(_stats(fwd[k].view(b, k.target_size, k.source_size, h), 2))  # over the senders: [B, T, 4H]
-            k = self._out_of.get(layer.start)
-            if k is None:
-                out_b.append(zeros(layer.size))
-            else:
-                out_b.append(_stats(bwd[k].view(b, k.target_size, k.source_size, h), 1))  # over the receivers: [B, S, 4H]
-        return torch.cat([torch.cat(out_f, 1).reshape(-1, 4 * h), torch.cat(out_b, 1).reshape(-1, 4 * h)])
+    def endpoints(self, at_source: torch.Tensor, at_target: torch.Tensor, k: _Block) -> torch.Tensor:
+        """at_source[src] + at_target[dst] on block k: node tensors [B·N, C] → [B, T_k, S_k, C] (a broadcast sum)."""
+        c = at_source.shape[-1]
+        s = at_source.view(self.graphs, self.nodes, c)[:, None, k.source_start:k.source_start + k.source_size]
+        t = at_target.view(self.graphs, self.nodes, c)[:, k.target_start:k.target_start + k.target_size, None]
+        return s + t
+
+    def assemble(self, into: dict[_Block, torch.Tensor], out_of: dict[_Block, torch.Tensor]) -> torch.Tensor:
+        """Per-node aggregates → [2·B·N, F]: rows 0..B·N-1 from `into` (block k → [B, T_k, F], the receivers'
+        aggregates), then B·N rows from `out_of` (block k → [B, S_k, F], the senders'); zeros where a layer
+        has no block, the row layout of `multi_aggregate` over `cat([dst, src + N])`."""
+        first = next(iter(into.values()))
+        f = first.shape[-1]
+
+        def rows(aggregates: dict[_Block, torch.Tensor], block_of: dict[int, _Block]) -> torch.Tensor:
+            return torch.cat([aggregates[block_of[layer.start]] if layer.start in block_of
+                              else first.new_zeros(self.graphs, layer.size, f) for layer in self.layout.layers], 1)
+
+        return torch.cat([rows(into, self._into).reshape(-1, f), rows(out_of, self._out_of).reshape(-1, f)])

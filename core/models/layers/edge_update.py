@@ -14,6 +14,8 @@ from torch.nn import functional as F
 
 from core.models.layers.dense_blocks import DenseBlocks
 
+EdgeStates = torch.Tensor | tuple[torch.Tensor, ...]  # [E, H_e], or per-block [B, T, S, H_e] on the dense path
+
 
 class EdgeUpdate:
     """Mixin for an `nn.Module` layer with a `dropout` module: adds the edge-update weights and `update_edges`."""
@@ -26,13 +28,16 @@ class EdgeUpdate:
         self.edge_out = nn.Linear(edge_hidden, edge_hidden)  # W_2
         self.edge_norm = nn.LayerNorm(edge_hidden)
 
-    def update_edges(self, h: torch.Tensor, e: torch.Tensor, edge_index: torch.Tensor,
-                     dense: DenseBlocks | None = None) -> torch.Tensor:
-        """(h [N, H], e [E, H_e]) → e' [E, H_e]; `dense` takes the dense-block path for the endpoint sum."""
+    def update_edges(self, h: torch.Tensor, e: EdgeStates, edge_index: torch.Tensor,
+                     dense: DenseBlocks | None = None) -> EdgeStates:
+        """(h [N, H], e [E, H_e]) → e' [E, H_e]; with `dense`, e and e' are per-block tensors [B, T, S, H_e]."""
+        at_src, at_dst = self.edge_src(h), self.edge_dst(h)  # [N, H_e]
         if dense is None:
             src, dst = edge_index
-            ends = self.edge_src(h).index_select(0, src) + self.edge_dst(h).index_select(0, dst)  # [E, H_e]
-        else:
-            ends = dense.pair_sum(self.edge_src(h), self.edge_dst(h))
-        upd = F.silu(self.edge_in(e) + ends)  # [E, H_e]
-        return self.edge_norm(e + self.dropout(self.edge_out(upd)))  # [E, H_e]
+            return self._edge_step(e, at_src.index_select(0, src) + at_dst.index_select(0, dst))
+        return tuple(self._edge_step(e_k, dense.endpoints(at_src, at_dst, k)) for k, e_k in zip(dense.blocks, e))
+
+    def _edge_step(self, e: torch.Tensor, ends: torch.Tensor) -> torch.Tensor:
+        """LayerNorm(e + W_2 SiLU(W_e e + ends)) for edges e [..., H_e] with endpoint terms ends [..., H_e]."""
+        upd = F.silu(self.edge_in(e) + ends)
+        return self.edge_norm(e + self.dropout(self.edge_out(upd)))

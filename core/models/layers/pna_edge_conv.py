@@ -23,8 +23,8 @@ from torch import nn
 from torch.nn import functional as F
 from torch_geometric.utils import degree, scatter
 
-from core.models.layers.dense_blocks import DenseBlocks
-from core.models.layers.edge_update import EdgeUpdate
+from core.models.layers.dense_blocks import DenseBlocks, block_stats
+from core.models.layers.edge_update import EdgeStates, EdgeUpdate
 
 
 def degree_statistics(edge_index: torch.Tensor, num_nodes: int) -> torch.Tensor:
@@ -55,7 +55,10 @@ class DegreeStatistics:
 
 
 def multi_aggregate(m: torch.Tensor, index: torch.Tensor, dim_size: int) -> torch.Tensor:
-    """[mean, min, max, std] of messages m [E, H] per receiver → [dim_size, 4H] (zeros for receivers with none)."""
+    """[mean, min, max, std] of messages m [E, H] per receiver → [dim_size, 4H] (zeros for receivers with none);
+    in float32 at least (see `dense_blocks.block_stats`)."""
+    if m.dtype in (torch.float16, torch.bfloat16):
+        m = m.float()
     count = scatter(torch.ones_like(index, dtype=m.dtype), index, 0, dim_size=dim_size, reduce="sum").clamp_min(1)[:, None]
     sums = scatter(torch.cat([m, m * m], dim=1), index, 0, dim_size=dim_size, reduce="sum") / count  # [N, 2H]
     mean, sq = sums.chunk(2, dim=1)
@@ -88,9 +91,10 @@ class PNAEdgeConv(EdgeUpdate, nn.Module):
         with torch.no_grad():  # start the FiLM scale near 1
             self.film.bias[: 2 * self.hidden].add_(1.0)
 
-    def forward(self, h: torch.Tensor, e: torch.Tensor, edge_index: torch.Tensor,
-                log_deg: torch.Tensor, delta: torch.Tensor, dense: DenseBlocks | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """log_deg [2, N]: log(deg+1) per direction; delta [2]: its training mean; dense: the fast path."""
+    def forward(self, h: torch.Tensor, e: EdgeStates, edge_index: torch.Tensor,
+                log_deg: torch.Tensor, delta: torch.Tensor, dense: DenseBlocks | None = None) -> tuple[torch.Tensor, EdgeStates]:
+        """log_deg [2, N]: log(deg+1) per direction; delta [2]: its training mean; with `dense` (the fast
+        path), e is a tuple of per-block edge tensors and so is the returned e'."""
         n, hd = h.shape[0], self.hidden
         src, dst = edge_index
         if dense is None:
@@ -101,12 +105,19 @@ class PNAEdgeConv(EdgeUpdate, nn.Module):
             msgs = torch.cat([m[:, :hd], m[:, hd:]], dim=0)  # [2E, H]
             index = torch.cat([dst, src + n])  # [2E]
             agg = multi_aggregate(msgs, index, 2 * n)  # [2N, 4H]
-        else:  # one [E, H] tensor per direction, from sliced weights: no slicing (and no slice backward) of [E, ·] tensors
-            w, b = self.film.weight.split(hd), self.film.bias.split(hd)  # γ_fwd, γ_bwd, β_fwd, β_bwd
-            at_src, at_dst = self.sender(h).split(hd, dim=1), self.receiver(h).split(hd, dim=1)  # node level: cheap
-            fwd, bwd = (F.silu(F.linear(e, w[d], b[d]) * dense.pair_sum(at_src[d], at_dst[d]) + F.linear(e, w[d + 2], b[d + 2]))
-                        for d in (0, 1))  # [E, H] each
-            agg = dense.multi_aggregate(fwd, bwd)  # [2N, 4H]
+        else:  # e: per-block tensors [B, T, S, H_e] (`DenseBlocks.split_edges`); broadcasts instead of gathers
+            snd, rcv = self.sender(h), self.receiver(h)  # [N, 2H]: node level, cheap
+            # γ and β from row blocks of the FiLM weight: slicing one [.., 4H] output would keep β's memory
+            # alive for the backward pass (only γ is needed there)
+            (w_gamma, w_beta), (b_gamma, b_beta) = self.film.weight.split(2 * hd), self.film.bias.split(2 * hd)
+            into, out_of = {}, {}
+            for k, e_k in zip(dense.blocks, e):
+                gamma, beta = F.linear(e_k, w_gamma, b_gamma), F.linear(e_k, w_beta, b_beta)  # [B, T, S, 2H] each
+                m = F.silu(gamma * dense.endpoints(snd, rcv, k) + beta)  # [B, T, S, 2H]: forward | backward
+                fwd, bwd = m.split(hd, dim=-1)  # split, not slicing: its backward is one cat, not two zero-filled copies
+                into[k] = block_stats(fwd, 2)  # forward messages, over the senders: [B, T, 4H]
+                out_of[k] = block_stats(bwd, 1)  # backward messages, over the receivers: [B, S, 4H]
+            agg = dense.assemble(into, out_of).to(h.dtype)  # [2N, 4H]
         ld = log_deg.reshape(2 * n, 1)
         dl = delta.to(h).repeat_interleave(n)[:, None]
         amp = ld / dl
