@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch_geometric.data import Batch
 
-from core.graph import to_graph, to_graphs
+from core.graph import to_graph
 from core.models import MODELS, ParamsOutput, build_model, config_for
 from core.models.base import ModelError
 from core.network.spec import Network, mlp_architecture, siren_architecture

@@ -6,7 +6,6 @@ from __future__ import annotations
 import pytest
 import torch
 
-from core.graph.layout import HIDDEN, layout_for
 from core.models import build_model
 from tests.model_helpers import ARCHS, act_on_batch, per_graph_params, random_batch
 

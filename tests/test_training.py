@@ -10,7 +10,7 @@ import torch
 
 from core.models import build_model
 from core.network import mlp_architecture, siren_architecture
-from core.tasks import ClassifyTask, EditTask, EmbedTask, GeneralizationTask
+from core.tasks import ClassifyTask, EmbedTask, GeneralizationTask
 from core.training import GraphSet, Group, Trainer, TrainConfig
 
 

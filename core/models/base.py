@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from core.errors import WeightSpaceError
-from core.graph.layout import HIDDEN, INPUT, NODE_FEATURES, OUTPUT
+from core.graph.layout import INPUT, NODE_FEATURES, OUTPUT
 
 HEADS = ("graph", "params")
 

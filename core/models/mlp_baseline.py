@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import torch
-from torch import nn
 
 from core.models.base import MetaNetwork, ModelConfig, ParamsOutput, as_batch, mlp
 from core.models.fixed_arch import architecture_from_config, features_from_flat, flat_from_batch

@@ -20,7 +20,6 @@ from typing import Any, ClassVar
 
 import torch
 from torch import nn
-from torch.nn import functional as F
 from torch_geometric.utils import scatter
 
 from core.graph.layout import NODE_FEATURES

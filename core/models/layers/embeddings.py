@@ -16,7 +16,7 @@ import math
 import torch
 from torch import nn
 
-from core.graph.layout import HIDDEN, INPUT, NODE_FEATURES, OUTPUT
+from core.graph.layout import INPUT, NODE_FEATURES, OUTPUT
 from core.network.spec import ACTIVATIONS
 
 NUM_EDGE_TYPES = 4
