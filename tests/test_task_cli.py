@@ -95,6 +95,11 @@ def test_errors_exit_2(classify_run: Path, tmp_path: Path) -> None:
                                    torch.nn.Flatten(), torch.nn.Linear(4, 10)).state_dict(), cnn)
     unreadable = _cli("predict", str(classify_run), str(cnn), "--activation", "relu")
     assert unreadable.returncode == 2 and "grid size" in unreadable.stderr
+    zoo = json.loads((classify_run / "config.json").read_text())["zoo"]
+    bad_precision = _cli("train", "inr-classify", "--model", "ng-gnn", "--zoo", zoo, "--out", str(tmp_path / "run"),
+                         "--epochs", "1", "--precision", "fp16")
+    assert bad_precision.returncode == 2 and "unknown precision 'fp16'" in bad_precision.stderr
+    assert not (tmp_path / "run").exists()  # refused before anything was written
 
 
 def test_edit_writes_checkpoint_and_png(inr_zoo: Path, tmp_path: Path) -> None:

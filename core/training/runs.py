@@ -124,6 +124,8 @@ def train_run(task_name: str, model_name: str, zoo_dir: str | Path, out_dir: str
     config = RunConfig(task=task_name, model=model_name, zoo=str(zoo_dir), task_options=task.options(),
                        model_config=model.config.to_dict(), train=train.to_dict(), grid_size=grid, augment=augment,
                        versions=_versions())
+    # the Trainer checks the device and precision settings: fail on them before anything is written
+    trainer = Trainer(task, model, train, out, augment=symmetry_augment() if augment else None, progress=progress)
     out.mkdir(parents=True, exist_ok=True)
     if resume and (out / "config.json").exists():
         saved = json.loads((out / "config.json").read_text())
@@ -131,7 +133,6 @@ def train_run(task_name: str, model_name: str, zoo_dir: str | Path, out_dir: str
                 {k: config.to_dict()[k] for k in ("task", "model", "task_options", "model_config", "train")}:
             raise TaskError(f"{out} holds a run with a different configuration; use another --out")
     write_json(out / "config.json", config.to_dict())
-    trainer = Trainer(task, model, train, out, augment=symmetry_augment() if augment else None, progress=progress)
     started = time.perf_counter()
     result = trainer.fit(sets["train"], sets["val"] if len(sets["val"]) else None, resume=resume)
     metrics = {split: trainer.evaluate(s) for split, s in sets.items() if len(s)}
