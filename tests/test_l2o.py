@@ -162,10 +162,16 @@ def test_inr_fitting_problems():
     train, held = sample_problem(spec, 3, seed=4), sample_problem(spec, 3, seed=4, held_out=True)
     assert train.targets.shape == (3, 28 * 28) and train.init.shape == (3, train.architecture.num_parameters)
     assert not torch.equal(train.targets, held.targets)  # held-out problems fit other images
+    from core.l2o.problems import load_images_for_inr
+
+    images = load_images_for_inr("mnist5k").reshape(-1, 28 * 28)
+    cut = int(0.75 * len(images))
+    # meta-training images come from the first 75 % of the data set, held-out ones from the last 25 %
+    assert all(any(torch.equal(t, im) for im in images[:cut]) for t in train.targets)
+    assert all(any(torch.equal(t, im) for im in images[cut:]) for t in held.targets)
     assert set(train.train_pixels.tolist()).isdisjoint(train.test_pixels.tolist())
     assert train.train_pixels.numel() + train.test_pixels.numel() == 28 * 28
     r = rollout(Adam(1e-3), held, 60, eval_every=30, eval_at=(60,))
     assert r["train_loss"][-1].mean() < 0.5 * r["train_loss"][0].mean()  # Adam fits the images
     assert torch.isnan(r["at"][60]["test_acc"]).all() and (r["at"][60]["test_loss"] > 0).all()
     assert INR_TRAIN_SPECS[0].task == "inr"
-

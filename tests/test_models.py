@@ -194,9 +194,18 @@ def test_bfloat16_autocast_tracks_float32(name: str) -> None:
         batch, extra = _mixed_batch(), {"edge_dim": 9}
     model = build_model(name, out_dim=4, **SMALL, **extra).eval()
     model.fit_normalisation(batch)
+    seen: list[torch.dtype] = []  # output dtypes of the model's linear maps
+    hooks = [m.register_forward_hook(lambda mod, inp, out: seen.append(out.dtype))
+             for m in model.modules() if isinstance(m, torch.nn.Linear)]
     with torch.no_grad():
         ref = model(batch)
+        calls = len(seen)
         with autocast(torch.device("cpu"), "bf16"):
             low = model(batch).float()
+    for hook in hooks:
+        hook.remove()
+    assert calls and set(seen[:calls]) == {torch.float32}
+    assert set(seen[calls:]) == {torch.bfloat16}  # the autocast really ran the products in bfloat16
+    assert not torch.equal(low, ref)
     assert torch.isfinite(low).all()
     torch.testing.assert_close(low, ref, rtol=0.05, atol=0.05 * float(ref.abs().max()))

@@ -23,7 +23,7 @@ from typing import Callable, Sequence
 import torch
 
 from core.l2o.optimizers import Adam, FunctionalOptimizer, LearnedRule, SGDMomentum, detach_state
-from core.l2o.problems import TRAIN_SPECS, L2OError, Problem, ProblemSpec, sample_problem
+from core.l2o.problems import TRAIN_SPECS, InnerProblem, L2OError, ProblemSpec, sample_problem
 
 
 @dataclass
@@ -59,7 +59,7 @@ class MetaConfig:
         return cls(**d)
 
 
-def _loss_and_grad(problem: Problem, flat: torch.Tensor, keep_graph: bool) -> tuple[torch.Tensor, torch.Tensor]:
+def _loss_and_grad(problem: InnerProblem, flat: torch.Tensor, keep_graph: bool) -> tuple[torch.Tensor, torch.Tensor]:
     """Minibatch loss per network [B] (on the graph if keep_graph) and its gradient w.r.t. flat (detached)."""
     x, y = problem.minibatch()
     with torch.enable_grad():
@@ -114,7 +114,7 @@ def meta_train(opt: LearnedRule, config: MetaConfig,
 
 
 @torch.no_grad()
-def rollout(opt: FunctionalOptimizer, problem: Problem, steps: int, eval_every: int = 10,
+def rollout(opt: FunctionalOptimizer, problem: InnerProblem, steps: int, eval_every: int = 10,
             eval_at: Sequence[int] = ()) -> dict:
     """Train the problem's B networks for `steps` steps with `opt`.
 

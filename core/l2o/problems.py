@@ -16,7 +16,7 @@ from __future__ import annotations
 import functools
 import math
 from dataclasses import asdict, dataclass, field
-from typing import Sequence
+from typing import Protocol, Sequence
 
 import torch
 from torch.nn import functional as F
@@ -99,12 +99,34 @@ class ProblemSpec:
         d["init_scale"] = tuple(d.get("init_scale", (0.5, 2.0)))
         return cls(**d)
 
+    @classmethod
+    def inr(cls, dataset: str, hidden: tuple[int, ...]) -> "ProblemSpec":
+        """SIRENs `2 → hidden… → 1` fitting `dataset`'s images, at SIREN's own initialisation scale."""
+        return cls(dataset, tuple(hidden), "sine", init_scale=(1.0, 1.0), task="inr")
+
     def label(self) -> str:
         """Short human-readable name, e.g. `digits 64-32-10 relu` or `mnist5k INR 2-32-32-1 sine`."""
         if self.task == "inr":
             return f"{self.dataset} INR {'-'.join(map(str, [2, *self.hidden, 1]))} sine"
         data = load_data(self.dataset)
         return f"{self.dataset} {'-'.join(map(str, [data.in_dim, *self.hidden, data.classes]))} {self.activation}"
+
+
+class InnerProblem(Protocol):
+    """What meta-training and evaluation use of an inner problem (`Problem`, `InrProblem`)."""
+
+    spec: ProblemSpec
+    architecture: Architecture
+    init: torch.Tensor  # [B, P] initial flat parameters of the B inner networks
+
+    def minibatch(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The next training minibatch (x, y), shared by the B networks."""
+
+    def loss(self, flat: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Training loss of each network [B] on (x, y)."""
+
+    def evaluate(self, flat: torch.Tensor) -> dict[str, torch.Tensor]:
+        """train_loss, test_loss and test_acc per network ([B] each; test_acc NaN where undefined)."""
 
 
 @dataclass
@@ -191,13 +213,18 @@ def batched_loss(arch: Architecture, flat: torch.Tensor, x: torch.Tensor, y: tor
     return _ce(forward_many(arch, flat, x), y)
 
 
-def init_mlp(arch: Architecture, count: int, generator: torch.Generator, scale_range: tuple[float, float] = (1.0, 1.0),
-             dtype: torch.dtype = torch.float32) -> torch.Tensor:
-    """`count` random initialisations [count, P]: weights N(0, s²/fan_in) with s log-uniform in scale_range, biases 0."""
+def _log_uniform_scales(scale_range: tuple[float, float], count: int, generator: torch.Generator) -> torch.Tensor:
+    """`count` initialisation multipliers [count, 1], log-uniform in scale_range (float64)."""
     lo, hi = scale_range
     if lo <= 0 or hi < lo:
         raise L2OError(f"init_scale must satisfy 0 < lo <= hi, got {scale_range}")
-    s = torch.exp(math.log(lo) + torch.rand(count, 1, generator=generator, dtype=torch.float64) * (math.log(hi) - math.log(lo)))
+    return torch.exp(math.log(lo) + torch.rand(count, 1, generator=generator, dtype=torch.float64) * (math.log(hi) - math.log(lo)))
+
+
+def init_mlp(arch: Architecture, count: int, generator: torch.Generator, scale_range: tuple[float, float] = (1.0, 1.0),
+             dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """`count` random initialisations [count, P]: weights N(0, s²/fan_in) with s log-uniform in scale_range, biases 0."""
+    s = _log_uniform_scales(scale_range, count, generator)
     chunks = []
     for key, shape in arch.parameter_shapes():
         n = math.prod(shape)
@@ -222,7 +249,7 @@ def architecture_for(spec: ProblemSpec) -> Architecture:
 
 
 def sample_problem(spec: ProblemSpec, count: int, seed: int, dtype: torch.dtype = torch.float32,
-                   held_out: bool = False) -> Problem | InrProblem:
+                   held_out: bool = False) -> InnerProblem:
     """`count` inner networks of `spec` with seeded initialisations and minibatch stream.
 
     INR problems draw their images from the last 25 % of the data set when `held_out` (evaluation) and
@@ -240,10 +267,7 @@ def sample_problem(spec: ProblemSpec, count: int, seed: int, dtype: torch.dtype 
     cut = int(0.75 * n)
     lo, hi = (cut, n) if held_out else (0, cut)
     picks = lo + torch.randint(0, hi - lo, (count,), generator=gen)
-    lo_s, hi_s = spec.init_scale
-    if lo_s <= 0 or hi_s < lo_s:
-        raise L2OError(f"init_scale must satisfy 0 < lo <= hi, got {spec.init_scale}")
-    scales = torch.exp(math.log(lo_s) + torch.rand(count, 1, generator=gen, dtype=torch.float64) * (math.log(hi_s) - math.log(lo_s)))
+    scales = _log_uniform_scales(spec.init_scale, count, gen)
     seeds = torch.randint(0, 2**31 - 1, (count,), generator=gen)
     init = torch.stack([siren_init(spec.hidden, 30.0, int(sd), torch.float64) for sd in seeds]) * scales
     pixels = torch.randperm(h * w, generator=gen)
@@ -270,12 +294,8 @@ EVAL_SPECS: tuple[ProblemSpec, ...] = (
 
 # the INR-fitting family (`--problems` / `--eval-problems` mnist5k:16-16:inr …): meta-train on 2-16-16-1
 # SIRENs, evaluate on held-out images with the same and wider SIRENs
-INR_TRAIN_SPECS: tuple[ProblemSpec, ...] = (ProblemSpec("mnist5k", (16, 16), "sine", (1.0, 1.0), task="inr"),)
-INR_EVAL_SPECS: tuple[ProblemSpec, ...] = (
-    ProblemSpec("mnist5k", (16, 16), "sine", (1.0, 1.0), task="inr"),
-    ProblemSpec("mnist5k", (32, 32), "sine", (1.0, 1.0), task="inr"),
-    ProblemSpec("mnist5k", (64, 64), "sine", (1.0, 1.0), task="inr"),
-)
+INR_TRAIN_SPECS: tuple[ProblemSpec, ...] = (ProblemSpec.inr("mnist5k", (16, 16)),)
+INR_EVAL_SPECS: tuple[ProblemSpec, ...] = tuple(ProblemSpec.inr("mnist5k", (w, w)) for w in (16, 32, 64))
 
 
 def parse_specs(texts: Sequence[str]) -> list[ProblemSpec]:
@@ -293,7 +313,7 @@ def parse_specs(texts: Sequence[str]) -> list[ProblemSpec]:
             raise L2OError(f"bad hidden widths in {t!r}; use e.g. 32-32") from None
         act = parts[2] if len(parts) > 2 else "relu"
         if act == "inr":
-            specs.append(ProblemSpec(ds, hidden, "sine", init_scale=(1.0, 1.0), task="inr"))
+            specs.append(ProblemSpec.inr(ds, hidden))
         else:
             specs.append(ProblemSpec(ds, hidden, act))
     return specs
