@@ -136,7 +136,7 @@ def test_dense_path_in_bfloat16_tracks_the_float32_sparse_path() -> None:
 
 def test_block_stats_of_bfloat16_messages_are_taken_in_float32() -> None:
     """Messages with a large mean and a small spread: in bfloat16, E[m²] - E[m]² would be rounding noise."""
-    from core.models.layers.dense_blocks import block_stats
+    from core.kernels.film_message_stats import block_stats
 
     gen = torch.Generator().manual_seed(0)
     m = (10 + 0.05 * torch.randn(4, 3, 32, 8, generator=gen)).to(torch.bfloat16)

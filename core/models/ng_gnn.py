@@ -11,6 +11,7 @@ import torch
 from torch import nn
 from torch_geometric.utils import degree
 
+from core.kernels.film_message_stats import fused_extension
 from core.models.graph_model import GraphModelConfig, PermutationGraphModel
 from core.models.layers.dense_blocks import DenseBlocks
 from core.models.layers.pna_edge_conv import PNAEdgeConv
@@ -43,6 +44,8 @@ class NGGNN(PermutationGraphModel):
         ei = batch.edge_index
         log_deg = torch.stack([degree(ei[1], n), degree(ei[0], n)]).add(1).log().to(batch.x)  # [2, N]
         dense = DenseBlocks.for_batch(batch) if self.dense_path else None
+        if dense is not None and batch.x.device.type == "cpu":
+            fused_extension()  # build or load the fused kernel here, outside any torch.compile'd layer
         return {"edge_index": ei, "log_deg": log_deg, "dense": dense}
 
     def run_layers(self, h: torch.Tensor, e: torch.Tensor, info: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:

@@ -17,7 +17,6 @@ None whenever that equality cannot be guaranteed.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -61,17 +60,6 @@ def _tiled_edge_index(layout: GraphLayout, graphs: int, device: torch.device) ->
         offsets = torch.arange(graphs).repeat_interleave(layout.num_edges) * layout.num_nodes
         _TILED[key] = (layout.edge_index.repeat(1, graphs) + offsets).to(device)
     return _TILED[key]
-
-
-def block_stats(m: torch.Tensor, dim: int) -> torch.Tensor:
-    """[mean, min, max, std] over `dim`, concatenated on the last axis (same formula as the sparse path);
-    computed in float32 at least, since std = sqrt(E[m²] - E[m]²) cancels badly in bfloat16."""
-    if m.dtype in (torch.float16, torch.bfloat16):
-        m = m.float()
-    mean = m.mean(dim)
-    sq = (m * m).mean(dim)
-    std = (sq - mean * mean).clamp_min(0).add(1e-5).sqrt() - math.sqrt(1e-5)
-    return torch.cat([mean, m.amin(dim), m.amax(dim), std], dim=-1)
 
 
 class DenseBlocks:
@@ -122,12 +110,18 @@ class DenseBlocks:
         c = blocks[0].shape[-1]
         return torch.cat([x.reshape(self.graphs, -1, c) for x in blocks], dim=1).reshape(-1, c)
 
+    def endpoint_terms(self, at_source: torch.Tensor, at_target: torch.Tensor,
+                       k: _Block) -> tuple[torch.Tensor, torch.Tensor]:
+        """Node tensors [B·N, C] → the block's senders' rows [B, S_k, C] and receivers' rows [B, T_k, C] (views)."""
+        c = at_source.shape[-1]
+        s = at_source.view(self.graphs, self.nodes, c)[:, k.source_start:k.source_start + k.source_size]
+        t = at_target.view(self.graphs, self.nodes, c)[:, k.target_start:k.target_start + k.target_size]
+        return s, t
+
     def endpoints(self, at_source: torch.Tensor, at_target: torch.Tensor, k: _Block) -> torch.Tensor:
         """at_source[src] + at_target[dst] on block k: node tensors [B·N, C] → [B, T_k, S_k, C] (a broadcast sum)."""
-        c = at_source.shape[-1]
-        s = at_source.view(self.graphs, self.nodes, c)[:, None, k.source_start:k.source_start + k.source_size]
-        t = at_target.view(self.graphs, self.nodes, c)[:, k.target_start:k.target_start + k.target_size, None]
-        return s + t
+        s, t = self.endpoint_terms(at_source, at_target, k)
+        return s[:, None] + t[:, :, None]
 
     def assemble(self, into: dict[_Block, torch.Tensor], out_of: dict[_Block, torch.Tensor]) -> torch.Tensor:
         """Per-node aggregates → [2·B·N, F]: rows 0..B·N-1 from `into` (block k → [B, T_k, F], the receivers'

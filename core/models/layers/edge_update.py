@@ -31,13 +31,15 @@ class EdgeUpdate:
     def update_edges(self, h: torch.Tensor, e: EdgeStates, edge_index: torch.Tensor,
                      dense: DenseBlocks | None = None) -> EdgeStates:
         """(h [N, H], e [E, H_e]) → e' [E, H_e]; with `dense`, e and e' are per-block tensors [B, T, S, H_e]."""
-        at_src, at_dst = self.edge_src(h), self.edge_dst(h)  # [N, H_e]
+        # W_e's bias joins the node-level term: the product on the edges then needs no broadcast bias copy
+        at_src, at_dst = self.edge_src(h) + self.edge_in.bias, self.edge_dst(h)  # [N, H_e]
         if dense is None:
             src, dst = edge_index
             return self._edge_step(e, at_src.index_select(0, src) + at_dst.index_select(0, dst))
         return tuple(self._edge_step(e_k, dense.endpoints(at_src, at_dst, k)) for k, e_k in zip(dense.blocks, e))
 
     def _edge_step(self, e: torch.Tensor, ends: torch.Tensor) -> torch.Tensor:
-        """LayerNorm(e + W_2 SiLU(W_e e + ends)) for edges e [..., H_e] with endpoint terms ends [..., H_e]."""
-        upd = F.silu(self.edge_in(e) + ends)
-        return self.edge_norm(e + self.dropout(self.edge_out(upd)))
+        """LayerNorm(e + W_2 SiLU(W_e e + ends) + b_2) for edges e [..., H_e] with endpoint terms ends [..., H_e]
+        (W_e's bias included); biases are added outside the products, where `torch.compile` fuses them."""
+        upd = F.silu(F.linear(e, self.edge_in.weight) + ends)
+        return self.edge_norm(e + self.dropout(F.linear(upd, self.edge_out.weight) + self.edge_out.bias))

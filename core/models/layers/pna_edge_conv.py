@@ -23,7 +23,8 @@ from torch import nn
 from torch.nn import functional as F
 from torch_geometric.utils import degree, scatter
 
-from core.models.layers.dense_blocks import DenseBlocks, block_stats
+from core.kernels.film_message_stats import film_message_stats
+from core.models.layers.dense_blocks import DenseBlocks
 from core.models.layers.edge_update import EdgeStates, EdgeUpdate
 
 
@@ -56,7 +57,7 @@ class DegreeStatistics:
 
 def multi_aggregate(m: torch.Tensor, index: torch.Tensor, dim_size: int) -> torch.Tensor:
     """[mean, min, max, std] of messages m [E, H] per receiver → [dim_size, 4H] (zeros for receivers with none);
-    in float32 at least (see `dense_blocks.block_stats`)."""
+    in float32 at least (see `core.kernels.film_message_stats.block_stats`)."""
     if m.dtype in (torch.float16, torch.bfloat16):
         m = m.float()
     count = scatter(torch.ones_like(index, dtype=m.dtype), index, 0, dim_size=dim_size, reduce="sum").clamp_min(1)[:, None]
@@ -107,22 +108,26 @@ class PNAEdgeConv(EdgeUpdate, nn.Module):
             agg = multi_aggregate(msgs, index, 2 * n)  # [2N, 4H]
         else:  # e: per-block tensors [B, T, S, H_e] (`DenseBlocks.split_edges`); broadcasts instead of gathers
             snd, rcv = self.sender(h), self.receiver(h)  # [N, 2H]: node level, cheap
-            # γ and β from row blocks of the FiLM weight: slicing one [.., 4H] output would keep β's memory
-            # alive for the backward pass (only γ is needed there)
-            (w_gamma, w_beta), (b_gamma, b_beta) = self.film.weight.split(2 * hd), self.film.bias.split(2 * hd)
             into, out_of = {}, {}
             for k, e_k in zip(dense.blocks, e):
-                gamma, beta = F.linear(e_k, w_gamma, b_gamma), F.linear(e_k, w_beta, b_beta)  # [B, T, S, 2H] each
-                m = F.silu(gamma * dense.endpoints(snd, rcv, k) + beta)  # [B, T, S, 2H]: forward | backward
-                fwd, bwd = m.split(hd, dim=-1)  # split, not slicing: its backward is one cat, not two zero-filled copies
-                into[k] = block_stats(fwd, 2)  # forward messages, over the senders: [B, T, 4H]
-                out_of[k] = block_stats(bwd, 1)  # backward messages, over the receivers: [B, S, 4H]
+                film = F.linear(e_k, self.film.weight)  # [B, T, S, 4H]: [γ | β], bias added in the kernel
+                # forward messages' statistics over the senders [B, T, 4H], backward ones' over the receivers
+                # [B, S, 4H]; a fused CPU kernel where it applies (same result, see core/kernels)
+                into[k], out_of[k] = film_message_stats(film, *dense.endpoint_terms(snd, rcv, k), self.film.bias)
             agg = dense.assemble(into, out_of).to(h.dtype)  # [2N, 4H]
-        ld = log_deg.reshape(2 * n, 1)
-        dl = delta.to(h).repeat_interleave(n)[:, None]
-        amp = ld / dl
-        att = dl / ld.clamp_min(math.log(2))
-        z = torch.cat([agg, agg * amp, agg * att], dim=1)  # [2N, 12H]
-        z = z.view(2, n, -1).transpose(0, 1).reshape(n, -1)  # [N, 24H]
-        h = self.node_norm(h + self.dropout(self.post(z)))  # [N, H]
+        h = self.node_norm(h + self.dropout(self.scaled_post(agg, log_deg, delta)))  # [N, H]
         return h, self.update_edges(h, e, edge_index, dense)
+
+    def scaled_post(self, agg: torch.Tensor, log_deg: torch.Tensor, delta: torch.Tensor) -> torch.Tensor:
+        """W_o z(i) + b_o for aggregates agg [2N, 4H] (rows: forward direction, then backward) → [N, H].
+
+        The degree scalers are per node and direction, so W_o z = Σ_d Σ_j scaler_dj · (W_o,dj a_d): three
+        products per direction, scaled afterwards, instead of building z [N, 24H] (the same sum, ≈ 6× less
+        memory traffic). W_o's columns are ordered (direction, scaler, aggregate), as z was."""
+        hd, n = self.hidden, agg.shape[0] // 2
+        ld = log_deg.reshape(2, n, 1)
+        dl = delta.to(ld).view(2, 1, 1)
+        scalers = torch.cat([torch.ones_like(ld), ld / dl, dl / ld.clamp_min(math.log(2))], dim=2)  # [2, N, 3]
+        w = self.post.weight.view(hd, 2, 3, 4 * hd).permute(1, 3, 2, 0).reshape(2, 4 * hd, 3 * hd)  # [2, 4H, 3H]
+        y = torch.bmm(agg.view(2, n, 4 * hd), w).view(2, n, 3, hd)  # [2, N, 3, H] (bfloat16 under autocast)
+        return (y.to(scalers.dtype) * scalers[..., None]).sum((0, 2)) + self.post.bias

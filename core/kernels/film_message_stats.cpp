@@ -1,0 +1,344 @@
+// Fused CPU kernel of the NG-GNN dense-block message step (see film_message_stats.py for the formula).
+//
+// For one weight block of B graphs, edges (t, s) on a [T, S] grid, C = 2H message channels per edge and
+// the FiLM product film = [γ | β] ([B, T, S, 4H]) with its bias b = [b_γ | b_β]:
+//     a = (γ + b_γ) ⊙ (x_src[s] + x_dst[t]) + (β + b_β),   m = SiLU(a)
+//     into[b, t]   = [mean, min, max, std] over s of m[..., :H]     (forward messages, per receiver t)
+//     out_of[b, s] = [mean, min, max, std] over t of m[..., H:]     (backward messages, per sender s)
+// in one pass over the FiLM product (float32 or bfloat16; its bias is added here, which spares the matrix
+// product a broadcast copy of it), accumulating in float32; and the backward pass, which
+// recomputes m instead of storing it. One OpenMP task per graph b: its accumulators fit in L2 and no two
+// threads write the same output.
+//
+// Bit-exact recomputation matters: the min/max gradient goes to the elements equal to the stored min/max,
+// so forward and backward evaluate m with the same scalar code (`silu_parts`: an explicit FMA and our own
+// exp, the same in vector and scalar loops; built without -ffast-math and with -ffp-contract=off).
+
+#include <torch/extension.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <vector>
+
+namespace {
+
+constexpr float kEps = 1e-5f;  // std = sqrt(max(E[m²] - E[m]², 0) + eps) - sqrt(eps), as block_stats
+
+inline float load(const float* p, int64_t i) { return p[i]; }
+
+inline float load(const at::BFloat16* p, int64_t i) {
+  uint32_t bits = static_cast<uint32_t>(reinterpret_cast<const uint16_t*>(p)[i]) << 16;
+  float f;
+  std::memcpy(&f, &bits, sizeof f);
+  return f;
+}
+
+inline void store(float* p, int64_t i, float v) { p[i] = v; }
+
+inline void store(at::BFloat16* p, int64_t i, float v) {  // round to nearest even, as torch's cast
+  uint32_t bits;
+  std::memcpy(&bits, &v, sizeof bits);
+  bits += 0x7FFFu + ((bits >> 16) & 1u);
+  reinterpret_cast<uint16_t*>(p)[i] = static_cast<uint16_t>(bits >> 16);
+}
+
+// exp(x) for x in float: 2^n · P(r), r = x - n ln2 in [-ln2/2, ln2/2], degree-6 Taylor polynomial
+// (≤ 2 ulp). Plain arithmetic, so GCC vectorises it and scalar remainders give the same bits.
+inline float exp_approx(float x) {
+  x = x < -87.0f ? -87.0f : (x > 88.0f ? 88.0f : x);
+  const float shifter = 12582912.0f;  // 1.5 · 2^23: adding it rounds to an integer
+  float n = std::fma(x, 1.44269504088896341f, shifter) - shifter;
+  float r = std::fma(n, -0.693145751953125f, x);  // ln2 split in two for an exact product
+  r = std::fma(n, -1.428606765330187045e-06f, r);
+  float p = 1.0f / 720.0f;
+  p = std::fma(p, r, 1.0f / 120.0f);
+  p = std::fma(p, r, 1.0f / 24.0f);
+  p = std::fma(p, r, 1.0f / 6.0f);
+  p = std::fma(p, r, 0.5f);
+  p = std::fma(p, r, 1.0f);
+  p = std::fma(p, r, 1.0f);
+  int32_t e = (static_cast<int32_t>(n) + 127) << 23;
+  float scale;
+  std::memcpy(&scale, &e, sizeof scale);
+  return p * scale;
+}
+
+struct Stats {  // running reductions over one axis for H channels
+  std::vector<float> sum, sq, mn, mx, nmn, nmx;
+  explicit Stats(int64_t n)
+      : sum(n, 0.f), sq(n, 0.f), mn(n, INFINITY), mx(n, -INFINITY), nmn(n, 0.f), nmx(n, 0.f) {}
+  void reset() {
+    std::fill(sum.begin(), sum.end(), 0.f);
+    std::fill(sq.begin(), sq.end(), 0.f);
+    std::fill(mn.begin(), mn.end(), INFINITY);
+    std::fill(mx.begin(), mx.end(), -INFINITY);
+    std::fill(nmn.begin(), nmn.end(), 0.f);
+    std::fill(nmx.begin(), nmx.end(), 0.f);
+  }
+};
+
+// Add messages m[0..H) to the accumulators at offset o; the min/max keep a count of ties, since autograd
+// splits their gradient evenly between equal elements.
+inline void accumulate(Stats& st, int64_t o, const float* __restrict m, int64_t h) {
+  float* __restrict sum = st.sum.data() + o;
+  float* __restrict sq = st.sq.data() + o;
+  float* __restrict mn = st.mn.data() + o;
+  float* __restrict mx = st.mx.data() + o;
+  float* __restrict nmn = st.nmn.data() + o;
+  float* __restrict nmx = st.nmx.data() + o;
+#pragma omp simd
+  for (int64_t c = 0; c < h; ++c) {
+    const float v = m[c];
+    sum[c] += v;
+    sq[c] = std::fma(v, v, sq[c]);
+    nmn[c] = v < mn[c] ? 1.f : (v == mn[c] ? nmn[c] + 1.f : nmn[c]);
+    mn[c] = v < mn[c] ? v : mn[c];
+    nmx[c] = v > mx[c] ? 1.f : (v == mx[c] ? nmx[c] + 1.f : nmx[c]);
+    mx[c] = v > mx[c] ? v : mx[c];
+  }
+}
+
+// Write [mean, min, max, std] (out, 4H) and [ties at min, ties at max, d std / d (m_i - mean)] (aux, 3H).
+inline void finish(const Stats& st, int64_t o, int64_t h, float n, float* __restrict out, float* __restrict aux) {
+  const float root_eps = std::sqrt(kEps);
+  const float* __restrict sum = st.sum.data() + o;
+  const float* __restrict sq = st.sq.data() + o;
+#pragma omp simd
+  for (int64_t c = 0; c < h; ++c) {
+    const float mean = sum[c] / n, var = sq[c] / n - mean * mean;
+    const float root = std::sqrt((var > 0.f ? var : 0.f) + kEps);
+    out[c] = mean;
+    out[3 * h + c] = root - root_eps;
+    // d std / d m_i = (m_i - mean) / (n · root) where clamp_min(0) passes the gradient (var ≥ 0)
+    aux[2 * h + c] = var >= 0.f ? 1.f / (n * root) : 0.f;
+  }
+  std::memcpy(out + h, st.mn.data() + o, h * sizeof(float));
+  std::memcpy(out + 2 * h, st.mx.data() + o, h * sizeof(float));
+  std::memcpy(aux, st.nmn.data() + o, h * sizeof(float));
+  std::memcpy(aux + h, st.nmx.data() + o, h * sizeof(float));
+}
+
+// m = SiLU(a) for the 2H channels of one edge, from its FiLM row f = [γ (2H) | β (2H)] and biases bias [4H];
+// keeps a and σ(a) for the backward pass.
+template <typename T>
+inline void silu_parts(const T* f, const float* __restrict bias, const float* __restrict xs,
+                       const float* __restrict xt, int64_t c2, float* __restrict a, float* __restrict sig,
+                       float* __restrict m) {
+#pragma omp simd
+  for (int64_t c = 0; c < c2; ++c) {
+    const float x = std::fma(load(f, c) + bias[c], xs[c] + xt[c], load(f, c2 + c) + bias[c2 + c]);
+    const float s = 1.0f / (1.0f + exp_approx(-x));
+    a[c] = x;
+    sig[c] = s;
+    m[c] = x * s;
+  }
+}
+
+template <typename T>
+void forward_kernel(const T* film, const float* bias, const float* xs, const float* xt, float* into, float* out_of,
+                    float* into_aux, float* out_of_aux, int64_t B, int64_t Tn, int64_t S, int64_t H) {
+  const int64_t C = 2 * H;
+#pragma omp parallel num_threads(at::get_num_threads())
+  {
+    Stats row(H), col(S * H);
+    std::vector<float> a(C), sig(C), m(C);
+#pragma omp for schedule(static)
+    for (int64_t b = 0; b < B; ++b) {
+      col.reset();
+      for (int64_t t = 0; t < Tn; ++t) {
+        row.reset();
+        const float* xt_bt = xt + (b * Tn + t) * C;
+        for (int64_t s = 0; s < S; ++s) {
+          silu_parts(film + ((b * Tn + t) * S + s) * 2 * C, bias, xs + (b * S + s) * C, xt_bt, C, a.data(),
+                     sig.data(), m.data());
+          accumulate(row, 0, m.data(), H);
+          accumulate(col, s * H, m.data() + H, H);
+        }
+        finish(row, 0, H, static_cast<float>(S), into + (b * Tn + t) * 4 * H, into_aux + (b * Tn + t) * 3 * H);
+      }
+      for (int64_t s = 0; s < S; ++s)
+        finish(col, s * H, H, static_cast<float>(Tn), out_of + (b * S + s) * 4 * H,
+               out_of_aux + (b * S + s) * 3 * H);
+    }
+  }
+}
+
+// Per-channel coefficients of dL/dm = k_mean + k_min·[m = min] + k_max·[m = max] + k_std·(m - mean).
+struct Coefficients {
+  std::vector<float> mean, mn, mx, k_mean, k_min, k_max, k_std;
+  explicit Coefficients(int64_t n) : mean(n), mn(n), mx(n), k_mean(n), k_min(n), k_max(n), k_std(n) {}
+  void load_from(int64_t o, const float* __restrict stats, const float* __restrict aux,
+                 const float* __restrict grad, int64_t h, float n) {
+    std::memcpy(mean.data() + o, stats, h * sizeof(float));
+    std::memcpy(mn.data() + o, stats + h, h * sizeof(float));
+    std::memcpy(mx.data() + o, stats + 2 * h, h * sizeof(float));
+    float* __restrict km = k_mean.data() + o;
+    float* __restrict kn = k_min.data() + o;
+    float* __restrict kx = k_max.data() + o;
+    float* __restrict ks = k_std.data() + o;
+#pragma omp simd
+    for (int64_t c = 0; c < h; ++c) {
+      km[c] = grad[c] / n;
+      kn[c] = grad[h + c] / aux[c];
+      kx[c] = grad[2 * h + c] / aux[h + c];
+      ks[c] = grad[3 * h + c] * aux[2 * h + c];
+    }
+  }
+};
+
+// dL/dm for H messages m against statistics (mean, min, max) and coefficients at one row or column.
+inline void message_gradient(const float* __restrict m, const Coefficients& k, int64_t o, int64_t h,
+                             float* __restrict dm) {
+  const float* __restrict mean = k.mean.data() + o;
+  const float* __restrict mn = k.mn.data() + o;
+  const float* __restrict mx = k.mx.data() + o;
+  const float* __restrict km = k.k_mean.data() + o;
+  const float* __restrict kn = k.k_min.data() + o;
+  const float* __restrict kx = k.k_max.data() + o;
+  const float* __restrict ks = k.k_std.data() + o;
+#pragma omp simd
+  for (int64_t c = 0; c < h; ++c) {
+    const float v = m[c];
+    dm[c] = km[c] + (v == mn[c] ? kn[c] : 0.f) + (v == mx[c] ? kx[c] : 0.f) + ks[c] * (v - mean[c]);
+  }
+}
+
+template <typename T>
+void backward_kernel(const T* film, const float* bias, const float* xs, const float* xt, const float* into,
+                     const float* out_of, const float* into_aux, const float* out_of_aux, const float* g_into,
+                     const float* g_out_of, T* d_film, float* d_bias, float* d_xs, float* d_xt, int64_t B,
+                     int64_t Tn, int64_t S, int64_t H) {
+  const int64_t C = 2 * H;
+#pragma omp parallel num_threads(at::get_num_threads())
+  {
+    Coefficients row(H), col(S * H);
+    std::vector<float> a(C), sig(C), m(C), dm(C);
+#pragma omp for schedule(static)
+    for (int64_t b = 0; b < B; ++b) {
+      for (int64_t s = 0; s < S; ++s) {
+        const int64_t o = (b * S + s);
+        col.load_from(s * H, out_of + o * 4 * H, out_of_aux + o * 3 * H, g_out_of + o * 4 * H, H,
+                      static_cast<float>(Tn));
+      }
+      float* dxs_b = d_xs + b * S * C;
+      std::fill(dxs_b, dxs_b + S * C, 0.f);
+      float* __restrict db = d_bias + b * 2 * C;  // bias gradients: per graph here, summed by the caller
+      std::fill(db, db + 2 * C, 0.f);
+      for (int64_t t = 0; t < Tn; ++t) {
+        const int64_t o = b * Tn + t;
+        row.load_from(0, into + o * 4 * H, into_aux + o * 3 * H, g_into + o * 4 * H, H, static_cast<float>(S));
+        const float* __restrict xt_bt = xt + o * C;
+        float* __restrict dxt_bt = d_xt + o * C;
+        std::fill(dxt_bt, dxt_bt + C, 0.f);
+        for (int64_t s = 0; s < S; ++s) {
+          const int64_t off = (o * S + s) * 2 * C;
+          const float* __restrict xs_bs = xs + (b * S + s) * C;
+          silu_parts(film + off, bias, xs_bs, xt_bt, C, a.data(), sig.data(), m.data());
+          message_gradient(m.data(), row, 0, H, dm.data());  // forward messages: statistics of row t
+          message_gradient(m.data() + H, col, s * H, H, dm.data() + H);  // backward messages: column s
+          float* __restrict dxs_bs = dxs_b + s * C;
+          const float* __restrict av = a.data();
+          const float* __restrict sv = sig.data();
+          const float* __restrict dmv = dm.data();
+#pragma omp simd
+          for (int64_t c = 0; c < C; ++c) {
+            const float s_ = sv[c];
+            const float da = dmv[c] * s_ * (1.0f + av[c] * (1.0f - s_));  // SiLU'(a) = σ(a)(1 + a(1 - σ(a)))
+            const float gv = load(film + off, c) + bias[c];
+            const float dg = da * (xs_bs[c] + xt_bt[c]);
+            store(d_film + off, c, dg);
+            store(d_film + off, C + c, da);
+            db[c] += dg;
+            db[C + c] += da;
+            dxs_bs[c] += da * gv;
+            dxt_bt[c] += da * gv;
+          }
+        }
+      }
+    }
+  }
+}
+
+void check(const torch::Tensor& film, const torch::Tensor& xs, const torch::Tensor& xt, const torch::Tensor& bias) {
+  TORCH_CHECK(film.dim() == 4 && film.size(3) % 4 == 0, "film must be [B, T, S, 4H]");
+  TORCH_CHECK(film.scalar_type() == torch::kFloat || film.scalar_type() == torch::kBFloat16,
+              "film must be float32 or bfloat16");
+  TORCH_CHECK(film.device().is_cpu(), "the fused kernel runs on the CPU");
+  const int64_t c = film.size(3) / 2;
+  TORCH_CHECK(bias.dim() == 1 && bias.size(0) == film.size(3), "bias must be [4H]");
+  TORCH_CHECK(xs.dim() == 3 && xs.size(0) == film.size(0) && xs.size(1) == film.size(2) && xs.size(2) == c,
+              "at_source must be [B, S, 2H]");
+  TORCH_CHECK(xt.dim() == 3 && xt.size(0) == film.size(0) && xt.size(1) == film.size(1) && xt.size(2) == c,
+              "at_target must be [B, T, 2H]");
+}
+
+torch::Tensor as_float(const torch::Tensor& x) { return x.to(torch::kFloat).contiguous(); }
+
+template <typename F>
+void dispatch(const torch::Tensor& film, F&& body) {  // float32 or bfloat16 (see `check`)
+  if (film.scalar_type() == torch::kBFloat16)
+    body(at::BFloat16());
+  else
+    body(0.0f);
+}
+
+}  // namespace
+
+std::vector<torch::Tensor> forward(torch::Tensor film, torch::Tensor xs, torch::Tensor xt, torch::Tensor bias) {
+  check(film, xs, xt, bias);
+  const int64_t B = film.size(0), Tn = film.size(1), S = film.size(2), H = film.size(3) / 4;
+  auto f32 = film.options().dtype(torch::kFloat);
+  auto into = torch::empty({B, Tn, 4 * H}, f32), out_of = torch::empty({B, S, 4 * H}, f32);
+  auto into_aux = torch::empty({B, Tn, 3 * H}, f32), out_of_aux = torch::empty({B, S, 3 * H}, f32);
+  film = film.contiguous();
+  xs = as_float(xs);
+  xt = as_float(xt);
+  bias = as_float(bias);
+  dispatch(film, [&](auto zero) {
+    using scalar_t = decltype(zero);
+    forward_kernel(film.data_ptr<scalar_t>(), bias.data_ptr<float>(), xs.data_ptr<float>(), xt.data_ptr<float>(),
+                   into.data_ptr<float>(), out_of.data_ptr<float>(), into_aux.data_ptr<float>(),
+                   out_of_aux.data_ptr<float>(), B, Tn, S, H);
+  });
+  return {into, out_of, into_aux, out_of_aux};
+}
+
+std::vector<torch::Tensor> backward(torch::Tensor film, torch::Tensor xs, torch::Tensor xt, torch::Tensor bias,
+                                    torch::Tensor into, torch::Tensor out_of, torch::Tensor into_aux,
+                                    torch::Tensor out_of_aux, torch::Tensor g_into, torch::Tensor g_out_of) {
+  check(film, xs, xt, bias);
+  const int64_t B = film.size(0), Tn = film.size(1), S = film.size(2), H = film.size(3) / 4;
+  film = film.contiguous();
+  xs = as_float(xs);
+  xt = as_float(xt);
+  bias = as_float(bias);
+  into = as_float(into);
+  out_of = as_float(out_of);
+  into_aux = as_float(into_aux);
+  out_of_aux = as_float(out_of_aux);
+  g_into = as_float(g_into);
+  g_out_of = as_float(g_out_of);
+  TORCH_CHECK(into.sizes() == torch::IntArrayRef({B, Tn, 4 * H}) && g_into.sizes() == into.sizes(),
+              "into and its gradient must be [B, T, 4H]");
+  TORCH_CHECK(out_of.sizes() == torch::IntArrayRef({B, S, 4 * H}) && g_out_of.sizes() == out_of.sizes(),
+              "out_of and its gradient must be [B, S, 4H]");
+  auto d_film = torch::empty_like(film);
+  auto d_xs = torch::empty({B, S, 2 * H}, xs.options()), d_xt = torch::empty({B, Tn, 2 * H}, xt.options());
+  auto d_bias = torch::empty({B, 4 * H}, xs.options());
+  dispatch(film, [&](auto zero) {
+    using scalar_t = decltype(zero);
+    backward_kernel(film.data_ptr<scalar_t>(), bias.data_ptr<float>(), xs.data_ptr<float>(), xt.data_ptr<float>(),
+                    into.data_ptr<float>(), out_of.data_ptr<float>(), into_aux.data_ptr<float>(),
+                    out_of_aux.data_ptr<float>(), g_into.data_ptr<float>(), g_out_of.data_ptr<float>(),
+                    d_film.data_ptr<scalar_t>(), d_bias.data_ptr<float>(), d_xs.data_ptr<float>(),
+                    d_xt.data_ptr<float>(), B, Tn, S, H);
+  });
+  return {d_film, d_xs, d_xt, d_bias.sum(0)};
+}
+
+PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
+  m.def("forward", &forward, "FiLM message + [mean, min, max, std] over both block axes");
+  m.def("backward", &backward, "gradients of `forward` for film, at_source, at_target and bias");
+}

@@ -1,0 +1,171 @@
+"""The NG-GNN dense-block message step, with a fused CPU kernel:
+
+    [γ | β] = film + bias                                                 film: [B, T, S, 4H], bias: [4H]
+    a = γ ⊙ (x_src[s] + x_dst[t]) + β,   m = SiLU(a)                      γ, β: [B, T, S, 2H]
+    into[b, t]   = [mean, min, max, std]_s  m[b, t, s, :H]                 [B, T, 4H]  (per receiver)
+    out_of[b, s] = [mean, min, max, std]_t  m[b, t, s, H:]                 [B, S, 4H]  (per sender)
+
+with std = sqrt(max(E[m²] − E[m]², 0) + 1e-5) − sqrt(1e-5), statistics in float32 (`block_stats`).
+
+`film_message_stats` runs the C++ kernel in `film_message_stats.cpp` on CPU tensors of float32 or
+bfloat16: one pass over the FiLM product instead of materialising m, its square and its activations, and a
+backward pass that recomputes m (≈ 4× faster than the `torch.compile`d reference forward on the 2-core
+benchmark machine; see docs/benchmarks/models.md). It is built once per machine with the system C++
+compiler (the same one `torch.compile` needs; ≈ 20 s, cached under `torch.utils.cpp_extension`'s build
+directory, keyed by source, torch version and CPU) and registered as a `torch.library` custom op, so it
+works under autograd, autocast and `torch.compile`. Everything else (GPU, float64, no compiler, or
+`WEIGHTSPACE_FUSED_KERNELS=0`) takes `reference_film_message_stats`, the same formula in torch ops;
+tests check that the two agree, values and gradients.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+import platform
+import sys
+import warnings
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.nn import functional as F
+
+
+SOURCE = Path(__file__).with_name("film_message_stats.cpp")
+DISABLE_VARIABLE = "WEIGHTSPACE_FUSED_KERNELS"  # "0": always take the reference path
+_FLAGS = ["-O3", "-march=native", "-mprefer-vector-width=512", "-ffp-contract=off", "-fopenmp"]
+
+
+def block_stats(m: torch.Tensor, dim: int) -> torch.Tensor:
+    """[mean, min, max, std] over `dim`, concatenated on the last axis (same formula as the sparse path);
+    computed in float32 at least, since std = sqrt(E[m²] - E[m]²) cancels badly in bfloat16."""
+    if m.dtype in (torch.float16, torch.bfloat16):
+        m = m.float()
+    mean = m.mean(dim)
+    sq = (m * m).mean(dim)
+    std = (sq - mean * mean).clamp_min(0).add(1e-5).sqrt() - math.sqrt(1e-5)
+    return torch.cat([mean, m.amin(dim), m.amax(dim), std], dim=-1)
+
+
+def reference_film_message_stats(film: torch.Tensor, at_source: torch.Tensor, at_target: torch.Tensor,
+                                 bias: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(film = [γ | β] [B, T, S, 4H], at_source [B, S, 2H], at_target [B, T, 2H], bias [4H]) → (into [B, T, 4H],
+    out_of [B, S, 4H])."""
+    gamma, beta = (film + bias).chunk(2, dim=-1)  # [B, T, S, 2H] each
+    m = F.silu(gamma * (at_source[:, None] + at_target[:, :, None]) + beta)
+    fwd, bwd = m.chunk(2, dim=-1)  # forward | backward messages
+    return block_stats(fwd, 2), block_stats(bwd, 1)
+
+
+def _cpu_signature() -> str:
+    """What `-march=native` depends on: the CPU's model and feature flags."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            return "".join(line for line in f if line.startswith(("flags", "model name")))[:4096]
+    except OSError:
+        return platform.processor()
+
+
+_LOADED: dict[str, Any] = {}  # "module": the built extension, or None once building failed or is switched off
+
+
+def fused_extension() -> Any:
+    """The compiled kernel module, or None (with one warning) where it cannot be built or is switched off.
+    Built on the first call; call it once outside `torch.compile`d code (NG-GNN does, in `layer_info`)."""
+    if "module" not in _LOADED:
+        _LOADED["module"] = _build()
+    return _LOADED["module"]
+
+
+def _is_built(name: str) -> bool:
+    """Whether torch's extension cache already holds this build (only to tell the user about a wait)."""
+    from torch.utils import cpp_extension
+
+    try:
+        return any(Path(cpp_extension._get_build_directory(name, verbose=False)).glob(f"{name}*.so"))
+    except Exception:  # a private helper of torch: never let it break loading
+        return True
+
+
+def _build() -> Any:
+    if os.environ.get(DISABLE_VARIABLE, "1") == "0":
+        return None
+    from torch.utils import cpp_extension
+
+    key = hashlib.sha256(SOURCE.read_bytes() + torch.__version__.encode() + _cpu_signature().encode()
+                         + " ".join(_FLAGS).encode()).hexdigest()[:16]
+    name = f"weightspace_film_message_stats_{key}"
+    try:
+        if not _is_built(name):
+            print("Building the fused NG-GNN CPU kernel (once per machine, about 20 s) ...", file=sys.stderr, flush=True)
+        return cpp_extension.load(name, [str(SOURCE)], extra_cflags=_FLAGS, extra_ldflags=["-fopenmp"], verbose=False)
+    except Exception as exc:  # no compiler or ninja, a read-only cache: the reference path still works
+        warnings.warn(f"the fused NG-GNN kernel could not be built ({type(exc).__name__}: {str(exc)[:300]}); "
+                      f"using the slower reference path", RuntimeWarning, stacklevel=3)
+        return None
+
+
+@torch.library.custom_op("weightspace::film_message_stats", mutates_args=())
+def _fused(film: torch.Tensor, at_source: torch.Tensor, at_target: torch.Tensor, bias: torch.Tensor
+           ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(into, out_of, into_aux, out_of_aux); aux = [ties at min, ties at max, std-gradient factor] [.., 3H]."""
+    return tuple(fused_extension().forward(film, at_source, at_target, bias))
+
+
+@_fused.register_fake
+def _(film, at_source, at_target, bias):
+    b, t, s, c = film.shape
+    h = c // 4
+    f32 = dict(dtype=torch.float32)
+    return (film.new_empty(b, t, 4 * h, **f32), film.new_empty(b, s, 4 * h, **f32),
+            film.new_empty(b, t, 3 * h, **f32), film.new_empty(b, s, 3 * h, **f32))
+
+
+@torch.library.custom_op("weightspace::film_message_stats_backward", mutates_args=())
+def _fused_backward(film: torch.Tensor, at_source: torch.Tensor, at_target: torch.Tensor, bias: torch.Tensor,
+                    into: torch.Tensor, out_of: torch.Tensor, into_aux: torch.Tensor, out_of_aux: torch.Tensor,
+                    grad_into: torch.Tensor, grad_out_of: torch.Tensor
+                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Gradients of film (in its dtype), at_source, at_target and bias (in float32)."""
+    return tuple(fused_extension().backward(film, at_source, at_target, bias, into, out_of, into_aux, out_of_aux,
+                                            grad_into, grad_out_of))
+
+
+@_fused_backward.register_fake
+def _(film, at_source, at_target, bias, into, out_of, into_aux, out_of_aux, grad_into, grad_out_of):
+    f32 = dict(dtype=torch.float32)
+    return (torch.empty_like(film), at_source.new_empty(at_source.shape, **f32),
+            at_target.new_empty(at_target.shape, **f32), bias.new_empty(bias.shape, **f32))
+
+
+def _setup_context(ctx, inputs, output) -> None:
+    ctx.save_for_backward(*inputs, *output)
+
+
+def _backward(ctx, grad_into, grad_out_of, _grad_into_aux, _grad_out_of_aux):
+    film, at_source, at_target, bias, into, out_of, into_aux, out_of_aux = ctx.saved_tensors
+    grad_into = torch.zeros_like(into) if grad_into is None else grad_into
+    grad_out_of = torch.zeros_like(out_of) if grad_out_of is None else grad_out_of
+    d_film, d_source, d_target, d_bias = _fused_backward(film, at_source, at_target, bias, into, out_of, into_aux,
+                                                         out_of_aux, grad_into, grad_out_of)
+    return d_film, d_source.to(at_source.dtype), d_target.to(at_target.dtype), d_bias.to(bias.dtype)
+
+
+_fused.register_autograd(_backward, setup_context=_setup_context)
+
+
+def fused_applies(film: torch.Tensor) -> bool:
+    """Whether `film_message_stats` takes the fused kernel for these inputs."""
+    return (film.device.type == "cpu" and film.dtype in (torch.float32, torch.bfloat16)
+            and fused_extension() is not None)
+
+
+def film_message_stats(film: torch.Tensor, at_source: torch.Tensor, at_target: torch.Tensor,
+                       bias: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(into [B, T, 4H], out_of [B, S, 4H]) in float32: the fused kernel where it applies, else the reference."""
+    if not fused_applies(film):
+        return reference_film_message_stats(film, at_source, at_target, bias)
+    into, out_of, _, _ = _fused(film, at_source, at_target, bias)
+    return into, out_of

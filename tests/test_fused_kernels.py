@@ -1,0 +1,131 @@
+"""The fused CPU kernel of NG-GNN's dense message step gives the torch reference's values and gradients,
+including ties at the min/max, bfloat16 inputs and widths that leave scalar remainders; the model takes it
+and still matches its sparse path; and a machine that cannot build it falls back with a warning."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from core.kernels import film_message_stats as fms
+from core.models import build_model
+from tests.model_helpers import ARCHS, random_batch
+
+
+def _inputs(b: int, t: int, s: int, h: int, dtype: torch.dtype, seed: int = 0) -> list[torch.Tensor]:
+    gen = torch.Generator().manual_seed(seed)
+    film = torch.randn(b, t, s, 4 * h, generator=gen).to(dtype)
+    return [film, torch.randn(b, s, 2 * h, generator=gen), torch.randn(b, t, 2 * h, generator=gen),
+            torch.randn(4 * h, generator=gen)]
+
+
+def _values_and_grads(fn, inputs: list[torch.Tensor]) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    leaves = [x.detach().clone().requires_grad_() for x in inputs]
+    into, out_of = fn(*leaves)
+    gen = torch.Generator().manual_seed(1)
+    loss = (into * torch.randn(into.shape, generator=gen)).sum() + (out_of * torch.randn(out_of.shape, generator=gen)).sum()
+    return [into.detach(), out_of.detach()], list(torch.autograd.grad(loss, leaves))
+
+
+def test_the_kernel_builds_here() -> None:
+    # the CI machine has the C++ compiler torch.compile needs; without the kernel the speed figures do not hold
+    assert fms.fused_extension() is not None
+    assert fms.fused_applies(torch.zeros(1, 1, 1, 4))
+    assert not fms.fused_applies(torch.zeros(1, 1, 1, 4, dtype=torch.float64))  # float64: reference path
+
+
+@pytest.mark.parametrize("shape", [(3, 5, 7, 8), (2, 1, 9, 5), (2, 6, 1, 3), (4, 32, 32, 16)])
+def test_fused_kernel_matches_the_reference_in_float32(shape: tuple[int, int, int, int]) -> None:
+    inputs = _inputs(*shape, dtype=torch.float32)
+    values, grads = _values_and_grads(fms.film_message_stats, inputs)
+    # against float64: in float32 the reference's own std gradient is noisy where the variance is ~0 (a
+    # single sender: two rounded terms of size |m|/sqrt(1e-5) cancel), the kernel's is not
+    ref_values, ref_grads = _values_and_grads(fms.reference_film_message_stats, [x.double() for x in inputs])
+    for got, want in zip(values + grads, ref_values + ref_grads):
+        torch.testing.assert_close(got.double(), want, rtol=1e-5, atol=1e-5)
+
+
+def test_fused_kernel_reads_bfloat16_and_returns_bfloat16_gradients() -> None:
+    inputs = _inputs(3, 4, 6, 8, dtype=torch.bfloat16)
+    values, grads = _values_and_grads(fms.film_message_stats, inputs)
+    # reference: the same bfloat16 numbers, computed in float32
+    ref_values, ref_grads = _values_and_grads(fms.reference_film_message_stats,
+                                              [inputs[0].float(), *inputs[1:]])
+    assert values[0].dtype == torch.float32 and grads[0].dtype == torch.bfloat16
+    for got, want in zip(values + grads[1:], ref_values + ref_grads[1:]):
+        torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(grads[0].float(), ref_grads[0], rtol=1e-2, atol=1e-2)  # rounded to bfloat16
+
+
+def test_ties_at_the_min_and_max_share_the_gradient_as_autograd_does() -> None:
+    b, t, s, h = 2, 4, 6, 5
+    film, at_source, at_target, bias = _inputs(b, t, s, h, dtype=torch.float32, seed=3)
+    film[:, 1] = 0.0  # row 1: γ = b_γ, β = b_β for all senders ...
+    at_source[:, 2] = at_source[:, 3]  # ... and two equal senders: equal messages along rows and columns
+    film[:, :, 2] = film[:, :, 3]
+    inputs = [film, at_source, at_target, bias]
+    values, grads = _values_and_grads(fms.film_message_stats, inputs)
+    ref_values, ref_grads = _values_and_grads(fms.reference_film_message_stats, inputs)
+    for got, want in zip(values + grads, ref_values + ref_grads):
+        torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+    assert grads[1][:, 2].abs().sum() > 0  # the tied senders did receive gradient
+
+
+def test_extreme_pre_activations_stay_finite() -> None:
+    film, at_source, at_target, bias = _inputs(2, 3, 4, 4, dtype=torch.float32)
+    film = film * 1e4  # SiLU's exp over- and underflows far outside [-88, 88]
+    values, grads = _values_and_grads(fms.film_message_stats, [film, at_source, at_target, bias])
+    ref_values, ref_grads = _values_and_grads(fms.reference_film_message_stats, [film, at_source, at_target, bias])
+    assert all(torch.isfinite(x).all() for x in values + grads)
+    for got, want in zip(values, ref_values):
+        torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-3)
+
+
+def test_ng_gnn_takes_the_kernel_and_matches_its_sparse_path_in_float32() -> None:
+    torch.manual_seed(0)
+    batch = random_batch(ARCHS["siren"](), 4, seed=2, dtype=torch.float32)
+    model = build_model("ng-gnn", out_dim=3, hidden=16, layers=2, edge_dim=batch.edge_attr.shape[1])
+    model.fit_normalisation(batch)
+    calls = []
+    original = fms._fused
+    fms_calls = lambda *a: calls.append(1) or original(*a)  # noqa: E731
+
+    def run(dense: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        model.dense_path = dense
+        model.zero_grad()
+        out = model(batch)
+        out.pow(2).sum().backward()
+        return out.detach(), torch.cat([p.grad.reshape(-1) for p in model.parameters() if p.grad is not None])
+
+    out_sparse, grad_sparse = run(False)
+    fms._fused = fms_calls
+    try:
+        out_dense, grad_dense = run(True)
+    finally:
+        fms._fused = original
+    assert calls, "the dense path did not call the fused kernel"
+    torch.testing.assert_close(out_dense, out_sparse, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(grad_dense, grad_sparse, rtol=1e-3, atol=1e-5)
+
+
+def test_a_machine_that_cannot_build_the_kernel_falls_back_with_a_warning(monkeypatch: pytest.MonkeyPatch) -> None:
+    from torch.utils import cpp_extension
+
+    def no_compiler(*args, **kwargs):
+        raise RuntimeError("no C++ compiler")
+
+    monkeypatch.setattr(fms, "_LOADED", {})
+    monkeypatch.setattr(cpp_extension, "load", no_compiler)
+    with pytest.warns(RuntimeWarning, match="could not be built"):
+        assert fms.fused_extension() is None
+    inputs = _inputs(2, 3, 4, 4, dtype=torch.float32)
+    values, _ = _values_and_grads(fms.film_message_stats, inputs)  # still works, on the reference path
+    ref_values, _ = _values_and_grads(fms.reference_film_message_stats, inputs)
+    torch.testing.assert_close(values[0], ref_values[0])
+
+
+def test_the_kernel_can_be_switched_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(fms, "_LOADED", {})
+    monkeypatch.setenv(fms.DISABLE_VARIABLE, "0")
+    assert fms.fused_extension() is None
+    assert not fms.fused_applies(torch.zeros(1, 1, 1, 4))
