@@ -9,8 +9,8 @@ with std = sqrt(max(E[m²] − E[m]², 0) + 1e-5) − sqrt(1e-5), statistics in 
 
 `film_message_stats` runs the C++ kernel in `film_message_stats.cpp` on CPU tensors of float32 or
 bfloat16: one pass over the FiLM product instead of materialising m, its square and its activations, and a
-backward pass that recomputes m (≈ 4× faster than the `torch.compile`d reference forward on the 2-core
-benchmark machine; see docs/benchmarks/models.md). It is built once per machine with the system C++
+backward pass that recomputes m (on the benchmark machine ≈ 2× faster forward and ≈ 5× faster backward than
+the `torch.compile`d reference; see docs/benchmarks/models.md). It is built once per machine with the system C++
 compiler (the same one `torch.compile` needs; ≈ 20 s, cached under `torch.utils.cpp_extension`'s build
 directory, keyed by source, torch version and CPU) and registered as a `torch.library` custom op, so it
 works under autograd, autocast and `torch.compile`. Everything else (GPU, float64, no compiler, or
