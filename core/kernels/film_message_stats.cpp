@@ -136,6 +136,17 @@ inline void silu_parts(const T* f, const float* __restrict bias, const float* __
   }
 }
 
+// The messages alone (the forward pass needs neither a nor σ(a)); the same arithmetic as `silu_parts`.
+template <typename T>
+inline void silu_messages(const T* f, const float* __restrict bias, const float* __restrict xs,
+                          const float* __restrict xt, int64_t c2, float* __restrict m) {
+#pragma omp simd
+  for (int64_t c = 0; c < c2; ++c) {
+    const float x = std::fma(load(f, c) + bias[c], xs[c] + xt[c], load(f, c2 + c) + bias[c2 + c]);
+    m[c] = x * (1.0f / (1.0f + exp_approx(-x)));
+  }
+}
+
 template <typename T>
 void forward_kernel(const T* film, const float* bias, const float* xs, const float* xt, float* into, float* out_of,
                     float* into_aux, float* out_of_aux, int64_t B, int64_t Tn, int64_t S, int64_t H) {
@@ -143,7 +154,7 @@ void forward_kernel(const T* film, const float* bias, const float* xs, const flo
 #pragma omp parallel num_threads(at::get_num_threads())
   {
     Stats row(H), col(S * H);
-    std::vector<float> a(C), sig(C), m(C);
+    std::vector<float> m(C);
 #pragma omp for schedule(static)
     for (int64_t b = 0; b < B; ++b) {
       col.reset();
@@ -151,8 +162,7 @@ void forward_kernel(const T* film, const float* bias, const float* xs, const flo
         row.reset();
         const float* xt_bt = xt + (b * Tn + t) * C;
         for (int64_t s = 0; s < S; ++s) {
-          silu_parts(film + ((b * Tn + t) * S + s) * 2 * C, bias, xs + (b * S + s) * C, xt_bt, C, a.data(),
-                     sig.data(), m.data());
+          silu_messages(film + ((b * Tn + t) * S + s) * 2 * C, bias, xs + (b * S + s) * C, xt_bt, C, m.data());
           accumulate(row, 0, m.data(), H);
           accumulate(col, s * H, m.data() + H, H);
         }
