@@ -11,7 +11,8 @@ For every edge s → t and direction d ∈ {forward (receiver t), backward (rece
 
 δ_d is the mean of log(deg+1) over the training graphs (computed from data by `degree_statistics`).
 Everything is a gather / scatter over the sparse edge list; no dense N×N tensors. Batches of one
-plain layered architecture take the equivalent dense-block path (`dense_blocks.DenseBlocks`).
+plain layered architecture take the equivalent dense-block path (`dense_blocks.DenseBlocks`), whose
+message step runs as one fused kernel on the CPU (`core.kernels.film_message_stats`).
 """
 
 from __future__ import annotations
