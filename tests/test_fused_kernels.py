@@ -81,10 +81,12 @@ def test_extreme_pre_activations_stay_finite() -> None:
         torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-3)
 
 
-def test_ng_gnn_takes_the_kernel_and_matches_its_sparse_path_in_float32() -> None:
+@pytest.mark.parametrize("arch_name", ["siren", "mixed", "cnn"])
+@pytest.mark.parametrize("head", ["graph", "params"])
+def test_ng_gnn_takes_the_kernel_and_matches_its_sparse_path_in_float32(arch_name: str, head: str) -> None:
     torch.manual_seed(0)
-    batch = random_batch(ARCHS["siren"](), 4, seed=2, dtype=torch.float32)
-    model = build_model("ng-gnn", out_dim=3, hidden=16, layers=2, edge_dim=batch.edge_attr.shape[1])
+    batch = random_batch(ARCHS[arch_name](), 4, seed=2, dtype=torch.float32)
+    model = build_model("ng-gnn", out_dim=3, hidden=16, layers=2, head=head, edge_dim=batch.edge_attr.shape[1])
     model.fit_normalisation(batch)
     calls = []
     original = fms._fused
@@ -94,6 +96,7 @@ def test_ng_gnn_takes_the_kernel_and_matches_its_sparse_path_in_float32() -> Non
         model.dense_path = dense
         model.zero_grad()
         out = model(batch)
+        out = out if torch.is_tensor(out) else torch.cat([out.x.reshape(-1), out.edge_attr.reshape(-1)])
         out.pow(2).sum().backward()
         return out.detach(), torch.cat([p.grad.reshape(-1) for p in model.parameters() if p.grad is not None])
 
