@@ -45,6 +45,24 @@ def test_fused_kernel_matches_the_reference_in_float32(shape: tuple[int, int, in
         torch.testing.assert_close(got.double(), want, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_without_gradients_the_inference_kernel_gives_the_same_values(dtype: torch.dtype,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    inputs = _inputs(3, 6, 5, 8, dtype=dtype)
+    with torch.no_grad():
+        want = fms.reference_film_message_stats(inputs[0].float(), *inputs[1:])
+        with_ties = fms._fused(*inputs)[:2]  # the training kernel's values
+    calls = []
+    original = fms._fused_inference
+    monkeypatch.setattr(fms, "_fused_inference", lambda *a: calls.append(1) or original(*a))
+    with torch.no_grad():
+        got = fms.film_message_stats(*inputs)
+    assert calls, "no_grad did not take the inference kernel"
+    for g, w, t in zip(got, want, with_ties):
+        torch.testing.assert_close(g, w, rtol=1e-5, atol=1e-5)
+        assert torch.equal(g, t)  # the same arithmetic, bit for bit
+
+
 def test_fused_kernel_reads_bfloat16_and_returns_bfloat16_gradients() -> None:
     inputs = _inputs(3, 4, 6, 8, dtype=torch.bfloat16)
     values, grads = _values_and_grads(fms.film_message_stats, inputs)

@@ -81,6 +81,7 @@ struct Stats {  // running reductions over one axis for H channels
 
 // Add messages m[0..H) to the accumulators at offset o; the min/max keep a count of ties, since autograd
 // splits their gradient evenly between equal elements.
+template <bool kTies>
 inline void accumulate(Stats& st, int64_t o, const float* __restrict m, int64_t h) {
   float* __restrict sum = st.sum.data() + o;
   float* __restrict sq = st.sq.data() + o;
@@ -93,14 +94,17 @@ inline void accumulate(Stats& st, int64_t o, const float* __restrict m, int64_t 
     const float v = m[c];
     sum[c] += v;
     sq[c] = std::fma(v, v, sq[c]);
-    nmn[c] = v < mn[c] ? 1.f : (v == mn[c] ? nmn[c] + 1.f : nmn[c]);
+    if constexpr (kTies) {
+      nmn[c] = v < mn[c] ? 1.f : (v == mn[c] ? nmn[c] + 1.f : nmn[c]);
+      nmx[c] = v > mx[c] ? 1.f : (v == mx[c] ? nmx[c] + 1.f : nmx[c]);
+    }
     mn[c] = v < mn[c] ? v : mn[c];
-    nmx[c] = v > mx[c] ? 1.f : (v == mx[c] ? nmx[c] + 1.f : nmx[c]);
     mx[c] = v > mx[c] ? v : mx[c];
   }
 }
 
 // Write [mean, min, max, std] (out, 4H) and [ties at min, ties at max, d std / d (m_i - mean)] (aux, 3H).
+template <bool kTies>
 inline void finish(const Stats& st, int64_t o, int64_t h, float n, float* __restrict out, float* __restrict aux) {
   const float root_eps = std::sqrt(kEps);
   const float* __restrict sum = st.sum.data() + o;
@@ -112,12 +116,14 @@ inline void finish(const Stats& st, int64_t o, int64_t h, float n, float* __rest
     out[c] = mean;
     out[3 * h + c] = root - root_eps;
     // d std / d m_i = (m_i - mean) / (n · root) where clamp_min(0) passes the gradient (var ≥ 0)
-    aux[2 * h + c] = var >= 0.f ? 1.f / (n * root) : 0.f;
+    if constexpr (kTies) aux[2 * h + c] = var >= 0.f ? 1.f / (n * root) : 0.f;
   }
   std::memcpy(out + h, st.mn.data() + o, h * sizeof(float));
   std::memcpy(out + 2 * h, st.mx.data() + o, h * sizeof(float));
-  std::memcpy(aux, st.nmn.data() + o, h * sizeof(float));
-  std::memcpy(aux + h, st.nmx.data() + o, h * sizeof(float));
+  if constexpr (kTies) {
+    std::memcpy(aux, st.nmn.data() + o, h * sizeof(float));
+    std::memcpy(aux + h, st.nmx.data() + o, h * sizeof(float));
+  }
 }
 
 // m = SiLU(a) for the 2H channels of one edge, from its FiLM row f = [γ (2H) | β (2H)] and biases bias [4H];
@@ -147,7 +153,9 @@ inline void silu_messages(const T* f, const float* __restrict bias, const float*
   }
 }
 
-template <typename T>
+// With kTies (training) also the tie counts and the std-gradient factor in *_aux; without (inference) those
+// are neither counted nor written.
+template <bool kTies, typename T>
 void forward_kernel(const T* film, const float* bias, const float* xs, const float* xt, float* into, float* out_of,
                     float* into_aux, float* out_of_aux, int64_t B, int64_t Tn, int64_t S, int64_t H) {
   const int64_t C = 2 * H;
@@ -163,14 +171,15 @@ void forward_kernel(const T* film, const float* bias, const float* xs, const flo
         const float* xt_bt = xt + (b * Tn + t) * C;
         for (int64_t s = 0; s < S; ++s) {
           silu_messages(film + ((b * Tn + t) * S + s) * 2 * C, bias, xs + (b * S + s) * C, xt_bt, C, m.data());
-          accumulate(row, 0, m.data(), H);
-          accumulate(col, s * H, m.data() + H, H);
+          accumulate<kTies>(row, 0, m.data(), H);
+          accumulate<kTies>(col, s * H, m.data() + H, H);
         }
-        finish(row, 0, H, static_cast<float>(S), into + (b * Tn + t) * 4 * H, into_aux + (b * Tn + t) * 3 * H);
+        finish<kTies>(row, 0, H, static_cast<float>(S), into + (b * Tn + t) * 4 * H,
+                      kTies ? into_aux + (b * Tn + t) * 3 * H : nullptr);
       }
       for (int64_t s = 0; s < S; ++s)
-        finish(col, s * H, H, static_cast<float>(Tn), out_of + (b * S + s) * 4 * H,
-               out_of_aux + (b * S + s) * 3 * H);
+        finish<kTies>(col, s * H, H, static_cast<float>(Tn), out_of + (b * S + s) * 4 * H,
+                      kTies ? out_of_aux + (b * S + s) * 3 * H : nullptr);
     }
   }
 }
@@ -296,21 +305,29 @@ void dispatch(const torch::Tensor& film, F&& body) {  // float32 or bfloat16 (se
 
 }  // namespace
 
-std::vector<torch::Tensor> forward(torch::Tensor film, torch::Tensor xs, torch::Tensor xt, torch::Tensor bias) {
+std::vector<torch::Tensor> forward(torch::Tensor film, torch::Tensor xs, torch::Tensor xt, torch::Tensor bias,
+                                   bool for_backward) {
   check(film, xs, xt, bias);
   const int64_t B = film.size(0), Tn = film.size(1), S = film.size(2), H = film.size(3) / 4;
   auto f32 = film.options().dtype(torch::kFloat);
   auto into = torch::empty({B, Tn, 4 * H}, f32), out_of = torch::empty({B, S, 4 * H}, f32);
-  auto into_aux = torch::empty({B, Tn, 3 * H}, f32), out_of_aux = torch::empty({B, S, 3 * H}, f32);
+  const int64_t aux = for_backward ? 3 * H : 0;  // empty aux tensors when no backward pass will need them
+  auto into_aux = torch::empty({B, Tn, aux}, f32), out_of_aux = torch::empty({B, S, aux}, f32);
   film = film.contiguous();
   xs = as_float(xs);
   xt = as_float(xt);
   bias = as_float(bias);
   dispatch(film, [&](auto zero) {
     using scalar_t = decltype(zero);
-    forward_kernel(film.data_ptr<scalar_t>(), bias.data_ptr<float>(), xs.data_ptr<float>(), xt.data_ptr<float>(),
-                   into.data_ptr<float>(), out_of.data_ptr<float>(), into_aux.data_ptr<float>(),
-                   out_of_aux.data_ptr<float>(), B, Tn, S, H);
+    auto run = [&](auto kernel) {
+      kernel(film.data_ptr<scalar_t>(), bias.data_ptr<float>(), xs.data_ptr<float>(), xt.data_ptr<float>(),
+             into.data_ptr<float>(), out_of.data_ptr<float>(), into_aux.data_ptr<float>(),
+             out_of_aux.data_ptr<float>(), B, Tn, S, H);
+    };
+    if (for_backward)
+      run(forward_kernel<true, scalar_t>);
+    else
+      run(forward_kernel<false, scalar_t>);
   });
   return {into, out_of, into_aux, out_of_aux};
 }

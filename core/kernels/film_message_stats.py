@@ -111,7 +111,7 @@ def _build() -> Any:
 def _fused(film: torch.Tensor, at_source: torch.Tensor, at_target: torch.Tensor, bias: torch.Tensor
            ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """(into, out_of, into_aux, out_of_aux); aux = [ties at min, ties at max, std-gradient factor] [.., 3H]."""
-    return tuple(fused_extension().forward(film, at_source, at_target, bias))
+    return tuple(fused_extension().forward(film, at_source, at_target, bias, True))
 
 
 @_fused.register_fake
@@ -121,6 +121,20 @@ def _(film, at_source, at_target, bias):
     f32 = dict(dtype=torch.float32)
     return (film.new_empty(b, t, 4 * h, **f32), film.new_empty(b, s, 4 * h, **f32),
             film.new_empty(b, t, 3 * h, **f32), film.new_empty(b, s, 3 * h, **f32))
+
+
+@torch.library.custom_op("weightspace::film_message_stats_inference", mutates_args=())
+def _fused_inference(film: torch.Tensor, at_source: torch.Tensor, at_target: torch.Tensor, bias: torch.Tensor
+                     ) -> tuple[torch.Tensor, torch.Tensor]:
+    """(into, out_of) without what only the backward pass needs (tie counts, std-gradient factors)."""
+    into, out_of, _, _ = fused_extension().forward(film, at_source, at_target, bias, False)
+    return into, out_of
+
+
+@_fused_inference.register_fake
+def _(film, at_source, at_target, bias):
+    b, t, s, c = film.shape
+    return film.new_empty(b, t, c, dtype=torch.float32), film.new_empty(b, s, c, dtype=torch.float32)
 
 
 @torch.library.custom_op("weightspace::film_message_stats_backward", mutates_args=())
@@ -167,5 +181,8 @@ def film_message_stats(film: torch.Tensor, at_source: torch.Tensor, at_target: t
     """(into [B, T, 4H], out_of [B, S, 4H]) in float32: the fused kernel where it applies, else the reference."""
     if not fused_applies(film):
         return reference_film_message_stats(film, at_source, at_target, bias)
-    into, out_of, _, _ = _fused(film, at_source, at_target, bias)
+    inputs = (film, at_source, at_target, bias)
+    if not (torch.is_grad_enabled() and any(x.requires_grad for x in inputs)):
+        return _fused_inference(*inputs)
+    into, out_of, _, _ = _fused(*inputs)
     return into, out_of
