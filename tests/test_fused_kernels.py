@@ -27,6 +27,14 @@ def _values_and_grads(fn, inputs: list[torch.Tensor]) -> tuple[list[torch.Tensor
     return [into.detach(), out_of.detach()], list(torch.autograd.grad(loss, leaves))
 
 
+def _count_calls(monkeypatch: pytest.MonkeyPatch, op: str) -> list[tuple[torch.Tensor, ...]]:
+    """Replace the custom op `fms.<op>` by a pass-through that records each call's arguments."""
+    calls: list[tuple[torch.Tensor, ...]] = []
+    original = getattr(fms, op)
+    monkeypatch.setattr(fms, op, lambda *args: calls.append(args) or original(*args))
+    return calls
+
+
 def test_the_kernel_builds_here() -> None:
     # the CI machine has the C++ compiler torch.compile needs; without the kernel the speed figures do not hold
     assert fms.fused_extension() is not None
@@ -52,9 +60,7 @@ def test_without_gradients_the_inference_kernel_gives_the_same_values(dtype: tor
     with torch.no_grad():
         want = fms.reference_film_message_stats(inputs[0].float(), *inputs[1:])
         with_ties = fms._fused(*inputs)[:2]  # the training kernel's values
-    calls = []
-    original = fms._fused_inference
-    monkeypatch.setattr(fms, "_fused_inference", lambda *a: calls.append(1) or original(*a))
+    calls = _count_calls(monkeypatch, "_fused_inference")
     with torch.no_grad():
         got = fms.film_message_stats(*inputs)
     assert calls, "no_grad did not take the inference kernel"
@@ -101,14 +107,12 @@ def test_extreme_pre_activations_stay_finite() -> None:
 
 @pytest.mark.parametrize("arch_name", ["siren", "mixed", "cnn"])
 @pytest.mark.parametrize("head", ["graph", "params"])
-def test_ng_gnn_takes_the_kernel_and_matches_its_sparse_path_in_float32(arch_name: str, head: str) -> None:
+def test_ng_gnn_takes_the_kernel_and_matches_its_sparse_path_in_float32(arch_name: str, head: str,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     torch.manual_seed(0)
     batch = random_batch(ARCHS[arch_name](), 4, seed=2, dtype=torch.float32)
     model = build_model("ng-gnn", out_dim=3, hidden=16, layers=2, head=head, edge_dim=batch.edge_attr.shape[1])
     model.fit_normalisation(batch)
-    calls = []
-    original = fms._fused
-    fms_calls = lambda *a: calls.append(1) or original(*a)  # noqa: E731
 
     def run(dense: bool) -> tuple[torch.Tensor, torch.Tensor]:
         model.dense_path = dense
@@ -119,11 +123,8 @@ def test_ng_gnn_takes_the_kernel_and_matches_its_sparse_path_in_float32(arch_nam
         return out.detach(), torch.cat([p.grad.reshape(-1) for p in model.parameters() if p.grad is not None])
 
     out_sparse, grad_sparse = run(False)
-    fms._fused = fms_calls
-    try:
-        out_dense, grad_dense = run(True)
-    finally:
-        fms._fused = original
+    calls = _count_calls(monkeypatch, "_fused")
+    out_dense, grad_dense = run(True)
     assert calls, "the dense path did not call the fused kernel"
     torch.testing.assert_close(out_dense, out_sparse, rtol=1e-4, atol=1e-5)
     torch.testing.assert_close(grad_dense, grad_sparse, rtol=1e-3, atol=1e-5)
@@ -150,3 +151,16 @@ def test_the_kernel_can_be_switched_off(monkeypatch: pytest.MonkeyPatch) -> None
     monkeypatch.setenv(fms.DISABLE_VARIABLE, "0")
     assert fms.fused_extension() is None
     assert not fms.fused_applies(torch.zeros(1, 1, 1, 4))
+
+
+def test_ng_gnn_under_bfloat16_autocast_feeds_the_kernel_bfloat16_products(monkeypatch: pytest.MonkeyPatch) -> None:
+    # the FiLM product is an F.linear call, not a module: module hooks (test_models) cannot see its dtype
+    from core.device import autocast
+
+    batch = random_batch(ARCHS["siren"](), 3, seed=1, dtype=torch.float32)
+    model = build_model("ng-gnn", out_dim=2, hidden=8, layers=1).eval()
+    model.fit_normalisation(batch)
+    calls = _count_calls(monkeypatch, "_fused_inference")
+    with torch.no_grad(), autocast(torch.device("cpu"), "bf16"):
+        model(batch)
+    assert calls and all(args[0].dtype == torch.bfloat16 for args in calls)

@@ -24,7 +24,9 @@
 
 namespace {
 
-constexpr float kEps = 1e-5f;  // std = sqrt(max(E[m²] - E[m]², 0) + eps) - sqrt(eps), as block_stats
+// std = sqrt(max(E[m²] - E[m]², 0) + eps) - sqrt(eps): `std_from_moments` in film_message_stats.py (the
+// tests compare the two)
+constexpr float kEps = 1e-5f;
 
 inline float load(const float* p, int64_t i) { return p[i]; }
 
@@ -69,13 +71,16 @@ struct Stats {  // running reductions over one axis for H channels
   std::vector<float> sum, sq, mn, mx, nmn, nmx;
   explicit Stats(int64_t n)
       : sum(n, 0.f), sq(n, 0.f), mn(n, INFINITY), mx(n, -INFINITY), nmn(n, 0.f), nmx(n, 0.f) {}
-  void reset() {
+  template <bool kTies>
+  void reset() {  // the tie counts only where they are kept (training)
     std::fill(sum.begin(), sum.end(), 0.f);
     std::fill(sq.begin(), sq.end(), 0.f);
     std::fill(mn.begin(), mn.end(), INFINITY);
     std::fill(mx.begin(), mx.end(), -INFINITY);
-    std::fill(nmn.begin(), nmn.end(), 0.f);
-    std::fill(nmx.begin(), nmx.end(), 0.f);
+    if constexpr (kTies) {
+      std::fill(nmn.begin(), nmn.end(), 0.f);
+      std::fill(nmx.begin(), nmx.end(), 0.f);
+    }
   }
 };
 
@@ -165,9 +170,9 @@ void forward_kernel(const T* film, const float* bias, const float* xs, const flo
     std::vector<float> m(C);
 #pragma omp for schedule(static)
     for (int64_t b = 0; b < B; ++b) {
-      col.reset();
+      col.template reset<kTies>();
       for (int64_t t = 0; t < Tn; ++t) {
-        row.reset();
+        row.template reset<kTies>();
         const float* xt_bt = xt + (b * Tn + t) * C;
         for (int64_t s = 0; s < S; ++s) {
           silu_messages(film + ((b * Tn + t) * S + s) * 2 * C, bias, xs + (b * S + s) * C, xt_bt, C, m.data());

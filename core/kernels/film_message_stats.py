@@ -5,7 +5,7 @@
     into[b, t]   = [mean, min, max, std]_s  m[b, t, s, :H]                 [B, T, 4H]  (per receiver)
     out_of[b, s] = [mean, min, max, std]_t  m[b, t, s, H:]                 [B, S, 4H]  (per sender)
 
-with std = sqrt(max(E[m²] − E[m]², 0) + 1e-5) − sqrt(1e-5), statistics in float32 (`block_stats`).
+with std = sqrt(max(E[m²] − E[m]², 0) + 1e-5) − sqrt(1e-5) (`std_from_moments`), in float32.
 
 `film_message_stats` runs the C++ kernel in `film_message_stats.cpp` on CPU tensors of float32 or
 bfloat16: one pass over the FiLM product instead of materialising m, its square and its activations, and a
@@ -38,14 +38,21 @@ DISABLE_VARIABLE = "WEIGHTSPACE_FUSED_KERNELS"  # "0": always take the reference
 _FLAGS = ["-O3", "-march=native", "-mprefer-vector-width=512", "-ffp-contract=off", "-fopenmp"]
 
 
+STD_EPS = 1e-5  # std = sqrt(max(E[m²] − E[m]², 0) + eps) − sqrt(eps): 0 for equal messages, finite gradient
+
+
+def std_from_moments(mean: torch.Tensor, sq: torch.Tensor) -> torch.Tensor:
+    """The PNA std aggregator from E[m] and E[m²] (the dense, sparse and fused paths all use this formula)."""
+    return (sq - mean * mean).clamp_min(0).add(STD_EPS).sqrt() - math.sqrt(STD_EPS)
+
+
 def block_stats(m: torch.Tensor, dim: int) -> torch.Tensor:
     """[mean, min, max, std] over `dim`, concatenated on the last axis (same formula as the sparse path);
     computed in float32 at least, since std = sqrt(E[m²] - E[m]²) cancels badly in bfloat16."""
     if m.dtype in (torch.float16, torch.bfloat16):
         m = m.float()
     mean = m.mean(dim)
-    sq = (m * m).mean(dim)
-    std = (sq - mean * mean).clamp_min(0).add(1e-5).sqrt() - math.sqrt(1e-5)
+    std = std_from_moments(mean, (m * m).mean(dim))
     return torch.cat([mean, m.amin(dim), m.amax(dim), std], dim=-1)
 
 

@@ -24,7 +24,7 @@ from torch import nn
 from torch.nn import functional as F
 from torch_geometric.utils import degree, scatter
 
-from core.kernels.film_message_stats import film_message_stats
+from core.kernels.film_message_stats import film_message_stats, std_from_moments
 from core.models.layers.dense_blocks import DenseBlocks
 from core.models.layers.edge_update import EdgeStates, EdgeUpdate
 
@@ -64,7 +64,7 @@ def multi_aggregate(m: torch.Tensor, index: torch.Tensor, dim_size: int) -> torc
     count = scatter(torch.ones_like(index, dtype=m.dtype), index, 0, dim_size=dim_size, reduce="sum").clamp_min(1)[:, None]
     sums = scatter(torch.cat([m, m * m], dim=1), index, 0, dim_size=dim_size, reduce="sum") / count  # [N, 2H]
     mean, sq = sums.chunk(2, dim=1)
-    std = (sq - mean * mean).clamp_min(0).add(1e-5).sqrt() - math.sqrt(1e-5)
+    std = std_from_moments(mean, sq)
     mn = scatter(m, index, 0, dim_size=dim_size, reduce="min")
     mx = scatter(m, index, 0, dim_size=dim_size, reduce="max")
     return torch.cat([mean, mn, mx, std], dim=1)
