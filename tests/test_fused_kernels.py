@@ -13,9 +13,12 @@ from tests.model_helpers import ARCHS, random_batch
 
 
 def _inputs(b: int, t: int, s: int, h: int, dtype: torch.dtype, seed: int = 0) -> list[torch.Tensor]:
+    """[e, weight, at_source, at_target, bias] with edge width H + 3 (≠ H) and FiLM products of unit scale."""
     gen = torch.Generator().manual_seed(seed)
-    film = torch.randn(b, t, s, 4 * h, generator=gen).to(dtype)
-    return [film, torch.randn(b, s, 2 * h, generator=gen), torch.randn(b, t, 2 * h, generator=gen),
+    he = h + 3
+    e = torch.randn(b, t, s, he, generator=gen).to(dtype)
+    weight = (torch.randn(4 * h, he, generator=gen) / he ** 0.5).to(dtype)
+    return [e, weight, torch.randn(b, s, 2 * h, generator=gen), torch.randn(b, t, 2 * h, generator=gen),
             torch.randn(4 * h, generator=gen)]
 
 
@@ -42,15 +45,19 @@ def test_the_kernel_builds_here() -> None:
     assert not fms.fused_applies(torch.zeros(1, 1, 1, 4, dtype=torch.float64))  # float64: reference path
 
 
-@pytest.mark.parametrize("shape", [(3, 5, 7, 8), (2, 1, 9, 5), (2, 6, 1, 3), (4, 32, 32, 16)])
-def test_fused_kernel_matches_the_reference_in_float32(shape: tuple[int, int, int, int]) -> None:
+@pytest.mark.parametrize("shape", [(3, 5, 7, 8), (2, 1, 9, 5), (2, 6, 1, 3), (4, 32, 32, 16), (5, 3, 4, 6)])
+@pytest.mark.parametrize("chunk_bytes", [fms.CHUNK_BYTES, 1])  # 1: one graph per thread per FiLM product chunk
+def test_fused_kernel_matches_the_reference_in_float32(shape: tuple[int, int, int, int], chunk_bytes: int,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(fms, "CHUNK_BYTES", chunk_bytes)
     inputs = _inputs(*shape, dtype=torch.float32)
     values, grads = _values_and_grads(fms.film_message_stats, inputs)
     # against float64: in float32 the reference's own std gradient is noisy where the variance is ~0 (a
     # single sender: two rounded terms of size |m|/sqrt(1e-5) cancel), the kernel's is not
     ref_values, ref_grads = _values_and_grads(fms.reference_film_message_stats, [x.double() for x in inputs])
     for got, want in zip(values + grads, ref_values + ref_grads):
-        torch.testing.assert_close(got.double(), want, rtol=1e-5, atol=1e-5)
+        # the weight and bias gradients sum over every edge: float32 rounding there grows with their size
+        torch.testing.assert_close(got.double(), want, rtol=1e-5, atol=1e-5 + 1e-6 * want.abs().max().item())
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
@@ -58,7 +65,7 @@ def test_without_gradients_the_inference_kernel_gives_the_same_values(dtype: tor
                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     inputs = _inputs(3, 6, 5, 8, dtype=dtype)
     with torch.no_grad():
-        want = fms.reference_film_message_stats(inputs[0].float(), *inputs[1:])
+        want = fms.reference_film_message_stats(*inputs)
         with_ties = fms._fused(*inputs)[:2]  # the training kernel's values
     calls = _count_calls(monkeypatch, "_fused_inference")
     with torch.no_grad():
@@ -72,34 +79,41 @@ def test_without_gradients_the_inference_kernel_gives_the_same_values(dtype: tor
 def test_fused_kernel_reads_bfloat16_and_returns_bfloat16_gradients() -> None:
     inputs = _inputs(3, 4, 6, 8, dtype=torch.bfloat16)
     values, grads = _values_and_grads(fms.film_message_stats, inputs)
-    # reference: the same bfloat16 numbers, computed in float32
-    ref_values, ref_grads = _values_and_grads(fms.reference_film_message_stats,
-                                              [inputs[0].float(), *inputs[1:]])
-    assert values[0].dtype == torch.float32 and grads[0].dtype == torch.bfloat16
-    for got, want in zip(values + grads[1:], ref_values + ref_grads[1:]):
-        torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
-    torch.testing.assert_close(grads[0].float(), ref_grads[0], rtol=1e-2, atol=1e-2)  # rounded to bfloat16
-
-
-def test_ties_at_the_min_and_max_share_the_gradient_as_autograd_does() -> None:
-    b, t, s, h = 2, 4, 6, 5
-    film, at_source, at_target, bias = _inputs(b, t, s, h, dtype=torch.float32, seed=3)
-    film[:, 1] = 0.0  # row 1: γ = b_γ, β = b_β for all senders ...
-    at_source[:, 2] = at_source[:, 3]  # ... and two equal senders: equal messages along rows and columns
-    film[:, :, 2] = film[:, :, 3]
-    inputs = [film, at_source, at_target, bias]
-    values, grads = _values_and_grads(fms.film_message_stats, inputs)
+    # reference: the same bfloat16 product (rounded to bfloat16 as the kernel's), the rest in float32
     ref_values, ref_grads = _values_and_grads(fms.reference_film_message_stats, inputs)
-    for got, want in zip(values + grads, ref_values + ref_grads):
+    assert values[0].dtype == torch.float32 and grads[0].dtype == grads[1].dtype == torch.bfloat16
+    for got, want in zip(values + grads[2:], ref_values + ref_grads[2:]):
         torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
-    assert grads[1][:, 2].abs().sum() > 0  # the tied senders did receive gradient
+    for got, want in zip(grads[:2], ref_grads[:2]):  # products of bfloat16 gradients: a bfloat16 rounding apart
+        torch.testing.assert_close(got.float(), want.float(), rtol=1e-2, atol=1e-2)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_ties_at_the_min_and_max_share_the_gradient_as_autograd_does(dtype: torch.dtype,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    b, t, s, h = 9, 4, 6, 5
+    e, weight, at_source, at_target, bias = _inputs(b, t, s, h, dtype=dtype, seed=3)
+    e[:, 1] = 0.0  # row 1: γ = b_γ, β = b_β for all senders ...
+    at_source[:, 2] = at_source[:, 3]  # ... and two equal senders: equal messages along rows and columns
+    e[:, :, 2] = e[:, :, 3]
+    # the smallest chunks (one graph per thread): the backward pass recomputes the FiLM product chunk by
+    # chunk and must find the forward's min/max bit for bit
+    monkeypatch.setattr(fms, "CHUNK_BYTES", 1)
+    values, grads = _values_and_grads(fms.film_message_stats, [e, weight, at_source, at_target, bias])
+    ref_values, ref_grads = _values_and_grads(fms.reference_film_message_stats, [e, weight, at_source, at_target, bias])
+    for got, want in zip(values + grads[2:], ref_values + ref_grads[2:]):
+        torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+    tol = 1e-4 if dtype == torch.float32 else 1e-2  # e's and W's gradients: sums over edges, in bfloat16 products
+    for got, want in zip(grads[:2], ref_grads[:2]):
+        torch.testing.assert_close(got.float(), want.float(), rtol=tol, atol=tol)
+    assert grads[2][:, 2].abs().sum() > 0  # the tied senders did receive gradient
 
 
 def test_extreme_pre_activations_stay_finite() -> None:
-    film, at_source, at_target, bias = _inputs(2, 3, 4, 4, dtype=torch.float32)
-    film = film * 1e4  # SiLU's exp over- and underflows far outside [-88, 88]
-    values, grads = _values_and_grads(fms.film_message_stats, [film, at_source, at_target, bias])
-    ref_values, ref_grads = _values_and_grads(fms.reference_film_message_stats, [film, at_source, at_target, bias])
+    e, weight, at_source, at_target, bias = _inputs(2, 3, 4, 4, dtype=torch.float32)
+    inputs = [e * 1e4, weight, at_source, at_target, bias]  # SiLU's exp over- and underflows far outside [-88, 88]
+    values, grads = _values_and_grads(fms.film_message_stats, inputs)
+    ref_values, ref_grads = _values_and_grads(fms.reference_film_message_stats, inputs)
     assert all(torch.isfinite(x).all() for x in values + grads)
     for got, want in zip(values, ref_values):
         torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-3)
@@ -153,8 +167,8 @@ def test_the_kernel_can_be_switched_off(monkeypatch: pytest.MonkeyPatch) -> None
     assert not fms.fused_applies(torch.zeros(1, 1, 1, 4))
 
 
-def test_ng_gnn_under_bfloat16_autocast_feeds_the_kernel_bfloat16_products(monkeypatch: pytest.MonkeyPatch) -> None:
-    # the FiLM product is an F.linear call, not a module: module hooks (test_models) cannot see its dtype
+def test_ng_gnn_under_bfloat16_autocast_runs_the_film_product_in_bfloat16(monkeypatch: pytest.MonkeyPatch) -> None:
+    # the FiLM product runs inside the kernel, not in a module: module hooks (test_models) cannot see its dtype
     from core.device import autocast
 
     batch = random_batch(ARCHS["siren"](), 3, seed=1, dtype=torch.float32)
@@ -163,4 +177,4 @@ def test_ng_gnn_under_bfloat16_autocast_feeds_the_kernel_bfloat16_products(monke
     calls = _count_calls(monkeypatch, "_fused_inference")
     with torch.no_grad(), autocast(torch.device("cpu"), "bf16"):
         model(batch)
-    assert calls and all(args[0].dtype == torch.bfloat16 for args in calls)
+    assert calls and all(args[0].dtype == args[1].dtype == torch.bfloat16 for args in calls)

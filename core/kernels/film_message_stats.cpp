@@ -1,14 +1,16 @@
 // Fused CPU kernel of the NG-GNN dense-block message step (see film_message_stats.py for the formula).
 //
-// For one weight block of B graphs, edges (t, s) on a [T, S] grid, C = 2H message channels per edge and
-// the FiLM product film = [γ | β] ([B, T, S, 4H]) with its bias b = [b_γ | b_β]:
+// For one weight block of B graphs, edges (t, s) on a [T, S] grid with states e [B, T, S, H_e], C = 2H
+// message channels per edge and the FiLM product film = e · Wᵀ = [γ | β] ([B, T, S, 4H]) with its bias
+// b = [b_γ | b_β]:
 //     a = (γ + b_γ) ⊙ (x_src[s] + x_dst[t]) + (β + b_β),   m = SiLU(a)
 //     into[b, t]   = [mean, min, max, std] over s of m[..., :H]     (forward messages, per receiver t)
 //     out_of[b, s] = [mean, min, max, std] over t of m[..., H:]     (backward messages, per sender s)
-// in one pass over the FiLM product (float32 or bfloat16; its bias is added here, which spares the matrix
-// product a broadcast copy of it), accumulating in float32; and the backward pass, which
-// recomputes m instead of storing it. One OpenMP task per graph b: its accumulators fit in L2 and no two
-// threads write the same output.
+// in one pass over the FiLM product (float32 or bfloat16; computed here a few graphs at a time by ATen's
+// matrix product into a buffer that stays in cache, see `FilmChunks`; its bias is added in the message
+// loop, which spares the product a broadcast copy of it), accumulating in float32; and the backward pass,
+// which recomputes the product and m instead of storing them. One OpenMP task per graph b: its
+// accumulators fit in L2 and no two threads write the same output.
 //
 // Bit-exact recomputation matters: the min/max gradient goes to the elements equal to the stored min/max,
 // so forward and backward evaluate m with the same scalar code (`silu_parts`: an explicit FMA and our own
@@ -285,16 +287,20 @@ void backward_kernel(const T* film, const float* bias, const float* xs, const fl
   }
 }
 
-void check(const torch::Tensor& film, const torch::Tensor& xs, const torch::Tensor& xt, const torch::Tensor& bias) {
-  TORCH_CHECK(film.dim() == 4 && film.size(3) % 4 == 0, "film must be [B, T, S, 4H]");
-  TORCH_CHECK(film.scalar_type() == torch::kFloat || film.scalar_type() == torch::kBFloat16,
-              "film must be float32 or bfloat16");
-  TORCH_CHECK(film.device().is_cpu(), "the fused kernel runs on the CPU");
-  const int64_t c = film.size(3) / 2;
-  TORCH_CHECK(bias.dim() == 1 && bias.size(0) == film.size(3), "bias must be [4H]");
-  TORCH_CHECK(xs.dim() == 3 && xs.size(0) == film.size(0) && xs.size(1) == film.size(2) && xs.size(2) == c,
+void check(const torch::Tensor& e, const torch::Tensor& weight, const torch::Tensor& xs, const torch::Tensor& xt,
+           const torch::Tensor& bias) {
+  TORCH_CHECK(e.dim() == 4, "edge states must be [B, T, S, H_e]");
+  TORCH_CHECK(e.scalar_type() == torch::kFloat || e.scalar_type() == torch::kBFloat16,
+              "edge states must be float32 or bfloat16");
+  TORCH_CHECK(weight.scalar_type() == e.scalar_type(), "the FiLM weight must have the edge states' dtype");
+  TORCH_CHECK(e.device().is_cpu() && weight.device().is_cpu(), "the fused kernel runs on the CPU");
+  TORCH_CHECK(weight.dim() == 2 && weight.size(1) == e.size(3) && weight.size(0) % 4 == 0,
+              "the FiLM weight must be [4H, H_e]");
+  const int64_t c = weight.size(0) / 2;
+  TORCH_CHECK(bias.dim() == 1 && bias.size(0) == weight.size(0), "bias must be [4H]");
+  TORCH_CHECK(xs.dim() == 3 && xs.size(0) == e.size(0) && xs.size(1) == e.size(2) && xs.size(2) == c,
               "at_source must be [B, S, 2H]");
-  TORCH_CHECK(xt.dim() == 3 && xt.size(0) == film.size(0) && xt.size(1) == film.size(1) && xt.size(2) == c,
+  TORCH_CHECK(xt.dim() == 3 && xt.size(0) == e.size(0) && xt.size(1) == e.size(1) && xt.size(2) == c,
               "at_target must be [B, T, 2H]");
 }
 
@@ -308,41 +314,77 @@ void dispatch(const torch::Tensor& film, F&& body) {  // float32 or bfloat16 (se
     body(0.0f);
 }
 
+// The FiLM product is computed here, a few graphs at a time, into a buffer that stays in cache: written
+// whole (34 MB per layer for 64 SIRENs) it went to memory and back, and training kept it for the backward
+// pass. Chunks of a few MB (`chunk_bytes`, CHUNK_BYTES in the Python module) keep the product efficient;
+// each has at least one graph per thread.
+int64_t graphs_per_chunk(int64_t B, int64_t bytes_per_graph, int64_t chunk_bytes) {
+  const int64_t target = chunk_bytes / std::max<int64_t>(bytes_per_graph, 1);
+  return std::min(B, std::max<int64_t>({target, int64_t{at::get_num_threads()}, 1}));
+}
+
+struct FilmChunks {  // film = e · weightᵀ for graphs [b0, b0 + nb), into one reused buffer
+  torch::Tensor e, weight, buffer;
+  int64_t B, rows_per_graph, chunk;
+  FilmChunks(const torch::Tensor& e_, const torch::Tensor& weight_, int64_t chunk_bytes)
+      : e(e_.contiguous()), weight(weight_.contiguous()), B(e_.size(0)), rows_per_graph(e_.size(1) * e_.size(2)) {
+    chunk = graphs_per_chunk(B, rows_per_graph * weight.size(0) * weight.element_size(), chunk_bytes);
+    buffer = torch::empty({chunk * rows_per_graph, weight.size(0)}, e.options());
+  }
+  torch::Tensor edges(int64_t b0, int64_t nb) const {  // [nb · T · S, H_e]
+    return e.narrow(0, b0, nb).view({nb * rows_per_graph, e.size(3)});
+  }
+  torch::Tensor film(int64_t b0, int64_t nb) {  // [nb · T · S, 4H], valid until the next call
+    auto out = buffer.narrow(0, 0, nb * rows_per_graph);
+    at::mm_out(out, edges(b0, nb), weight.t());
+    return out;
+  }
+};
+
 }  // namespace
 
-std::vector<torch::Tensor> forward(torch::Tensor film, torch::Tensor xs, torch::Tensor xt, torch::Tensor bias,
-                                   bool for_backward) {
-  check(film, xs, xt, bias);
-  const int64_t B = film.size(0), Tn = film.size(1), S = film.size(2), H = film.size(3) / 4;
-  auto f32 = film.options().dtype(torch::kFloat);
+std::vector<torch::Tensor> forward(torch::Tensor e, torch::Tensor weight, torch::Tensor xs, torch::Tensor xt,
+                                   torch::Tensor bias, bool for_backward, int64_t chunk_bytes) {
+  check(e, weight, xs, xt, bias);
+  at::NoGradGuard no_grad;  // called from a custom op's implementation: plain tensors in, plain tensors out
+  const int64_t B = e.size(0), Tn = e.size(1), S = e.size(2), H = weight.size(0) / 4;
+  auto f32 = e.options().dtype(torch::kFloat);
   auto into = torch::empty({B, Tn, 4 * H}, f32), out_of = torch::empty({B, S, 4 * H}, f32);
   const int64_t aux = for_backward ? 3 * H : 0;  // empty aux tensors when no backward pass will need them
   auto into_aux = torch::empty({B, Tn, aux}, f32), out_of_aux = torch::empty({B, S, aux}, f32);
-  film = film.contiguous();
+  if (B == 0) return {into, out_of, into_aux, out_of_aux};  // (no chunks to loop over)
+  FilmChunks chunks(e, weight, chunk_bytes);
   xs = as_float(xs);
   xt = as_float(xt);
   bias = as_float(bias);
-  dispatch(film, [&](auto zero) {
+  const int64_t C = 2 * H;
+  dispatch(e, [&](auto zero) {
     using scalar_t = decltype(zero);
-    auto run = [&](auto kernel) {
-      kernel(film.data_ptr<scalar_t>(), bias.data_ptr<float>(), xs.data_ptr<float>(), xt.data_ptr<float>(),
-             into.data_ptr<float>(), out_of.data_ptr<float>(), into_aux.data_ptr<float>(),
-             out_of_aux.data_ptr<float>(), B, Tn, S, H);
-    };
-    if (for_backward)
-      run(forward_kernel<true, scalar_t>);
-    else
-      run(forward_kernel<false, scalar_t>);
+    for (int64_t b0 = 0; b0 < B; b0 += chunks.chunk) {
+      const int64_t nb = std::min(chunks.chunk, B - b0);
+      auto film = chunks.film(b0, nb);
+      auto run = [&](auto kernel) {
+        kernel(film.data_ptr<scalar_t>(), bias.data_ptr<float>(), xs.data_ptr<float>() + b0 * S * C,
+               xt.data_ptr<float>() + b0 * Tn * C, into.data_ptr<float>() + b0 * Tn * 4 * H,
+               out_of.data_ptr<float>() + b0 * S * 4 * H, into_aux.data_ptr<float>() + b0 * Tn * aux,
+               out_of_aux.data_ptr<float>() + b0 * S * aux, nb, Tn, S, H);
+      };
+      if (for_backward)
+        run(forward_kernel<true, scalar_t>);
+      else
+        run(forward_kernel<false, scalar_t>);
+    }
   });
   return {into, out_of, into_aux, out_of_aux};
 }
 
-std::vector<torch::Tensor> backward(torch::Tensor film, torch::Tensor xs, torch::Tensor xt, torch::Tensor bias,
-                                    torch::Tensor into, torch::Tensor out_of, torch::Tensor into_aux,
-                                    torch::Tensor out_of_aux, torch::Tensor g_into, torch::Tensor g_out_of) {
-  check(film, xs, xt, bias);
-  const int64_t B = film.size(0), Tn = film.size(1), S = film.size(2), H = film.size(3) / 4;
-  film = film.contiguous();
+std::vector<torch::Tensor> backward(torch::Tensor e, torch::Tensor weight, torch::Tensor xs, torch::Tensor xt,
+                                    torch::Tensor bias, torch::Tensor into, torch::Tensor out_of,
+                                    torch::Tensor into_aux, torch::Tensor out_of_aux, torch::Tensor g_into,
+                                    torch::Tensor g_out_of, int64_t chunk_bytes) {
+  check(e, weight, xs, xt, bias);
+  at::NoGradGuard no_grad;
+  const int64_t B = e.size(0), Tn = e.size(1), S = e.size(2), H = weight.size(0) / 4, C = 2 * H;
   xs = as_float(xs);
   xt = as_float(xt);
   bias = as_float(bias);
@@ -356,21 +398,40 @@ std::vector<torch::Tensor> backward(torch::Tensor film, torch::Tensor xs, torch:
               "into and its gradient must be [B, T, 4H]");
   TORCH_CHECK(out_of.sizes() == torch::IntArrayRef({B, S, 4 * H}) && g_out_of.sizes() == out_of.sizes(),
               "out_of and its gradient must be [B, S, 4H]");
-  auto d_film = torch::empty_like(film);
-  auto d_xs = torch::empty({B, S, 2 * H}, xs.options()), d_xt = torch::empty({B, Tn, 2 * H}, xt.options());
+  TORCH_CHECK(into_aux.size(2) == 3 * H && out_of_aux.size(2) == 3 * H,
+              "the backward pass needs the training forward's tie counts");
+  if (B == 0)
+    return {torch::zeros_like(e), torch::zeros_like(weight), torch::zeros_like(xs), torch::zeros_like(xt),
+            torch::zeros_like(bias)};
+  // filled by the kernel; the bias gradient per graph, summed at the end
+  auto d_xs = torch::empty({B, S, C}, xs.options()), d_xt = torch::empty({B, Tn, C}, xt.options());
   auto d_bias = torch::empty({B, 4 * H}, xs.options());
-  dispatch(film, [&](auto zero) {
+  FilmChunks chunks(e, weight, chunk_bytes);
+  // the FiLM product's gradient for the whole batch: W's gradient is then one product over every edge,
+  // rounded once (chunk by chunk, a bfloat16 product would round each chunk's share)
+  auto d_film = torch::empty({B * chunks.rows_per_graph, weight.size(0)}, e.options());
+  dispatch(e, [&](auto zero) {
     using scalar_t = decltype(zero);
-    backward_kernel(film.data_ptr<scalar_t>(), bias.data_ptr<float>(), xs.data_ptr<float>(), xt.data_ptr<float>(),
-                    into.data_ptr<float>(), out_of.data_ptr<float>(), into_aux.data_ptr<float>(),
-                    out_of_aux.data_ptr<float>(), g_into.data_ptr<float>(), g_out_of.data_ptr<float>(),
-                    d_film.data_ptr<scalar_t>(), d_bias.data_ptr<float>(), d_xs.data_ptr<float>(),
-                    d_xt.data_ptr<float>(), B, Tn, S, H);
+    for (int64_t b0 = 0; b0 < B; b0 += chunks.chunk) {
+      const int64_t nb = std::min(chunks.chunk, B - b0);
+      auto film = chunks.film(b0, nb);  // recomputed: the same product, bit for bit, as in the forward pass
+      backward_kernel(film.data_ptr<scalar_t>(), bias.data_ptr<float>(), xs.data_ptr<float>() + b0 * S * C,
+                      xt.data_ptr<float>() + b0 * Tn * C, into.data_ptr<float>() + b0 * Tn * 4 * H,
+                      out_of.data_ptr<float>() + b0 * S * 4 * H, into_aux.data_ptr<float>() + b0 * Tn * 3 * H,
+                      out_of_aux.data_ptr<float>() + b0 * S * 3 * H, g_into.data_ptr<float>() + b0 * Tn * 4 * H,
+                      g_out_of.data_ptr<float>() + b0 * S * 4 * H,
+                      d_film.data_ptr<scalar_t>() + b0 * chunks.rows_per_graph * weight.size(0),
+                      d_bias.data_ptr<float>() + b0 * 4 * H, d_xs.data_ptr<float>() + b0 * S * C,
+                      d_xt.data_ptr<float>() + b0 * Tn * C, nb, Tn, S, H);
+    }
   });
-  return {d_film, d_xs, d_xt, d_bias.sum(0)};
+  auto edges = chunks.edges(0, B);
+  auto d_e = at::mm(d_film, chunks.weight).view(e.sizes());  // [B, T, S, H_e]
+  auto d_weight = at::mm(d_film.t(), edges);  // [4H, H_e]
+  return {d_e, d_weight, d_xs, d_xt, d_bias.sum(0)};
 }
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
-  m.def("forward", &forward, "FiLM message + [mean, min, max, std] over both block axes");
-  m.def("backward", &backward, "gradients of `forward` for film, at_source, at_target and bias");
+  m.def("forward", &forward, "FiLM product and message + [mean, min, max, std] over both block axes");
+  m.def("backward", &backward, "gradients of `forward` for e, weight, at_source, at_target and bias");
 }

@@ -12,7 +12,7 @@ For every edge s → t and direction d ∈ {forward (receiver t), backward (rece
 δ_d is the mean of log(deg+1) over the training graphs (computed from data by `degree_statistics`).
 Everything is a gather / scatter over the sparse edge list; no dense N×N tensors. Batches of one
 plain layered architecture take the equivalent dense-block path (`dense_blocks.DenseBlocks`), whose
-message step runs as one fused kernel on the CPU (`core.kernels.film_message_stats`).
+FiLM product and message step run as one fused kernel on the CPU (`core.kernels.film_message_stats`).
 """
 
 from __future__ import annotations
@@ -111,10 +111,11 @@ class PNAEdgeConv(EdgeUpdate, nn.Module):
             snd, rcv = self.sender(h), self.receiver(h)  # [N, 2H]: node level, cheap
             into, out_of = {}, {}
             for k, e_k in zip(dense.blocks, e):
-                film = F.linear(e_k, self.film.weight)  # [B, T, S, 4H]: [γ | β], bias added in the kernel
-                # forward messages' statistics over the senders [B, T, 4H], backward ones' over the receivers
-                # [B, S, 4H]; a fused CPU kernel where it applies (same result, see core/kernels)
-                into[k], out_of[k] = film_message_stats(film, *dense.endpoint_terms(snd, rcv, k), self.film.bias)
+                # FiLM product [B, T, S, 4H] = [γ | β] and the forward messages' statistics over the senders
+                # [B, T, 4H], backward ones' over the receivers [B, S, 4H]; one fused CPU kernel where it
+                # applies (same result, see core/kernels)
+                into[k], out_of[k] = film_message_stats(e_k, self.film.weight, *dense.endpoint_terms(snd, rcv, k),
+                                                        self.film.bias)
             agg = dense.assemble(into, out_of).to(h.dtype)  # [2N, 4H]
         h = self.node_norm(h + self.dropout(self.scaled_post(agg, log_deg, delta)))  # [N, H]
         return h, self.update_edges(h, e, edge_index, dense)
