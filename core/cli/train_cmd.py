@@ -5,8 +5,12 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from core.cli.inspect_cmd import add_activation_arguments
+
+if TYPE_CHECKING:
+    import numpy as np
 
 TASK_NAMES = ("inr-classify", "inr-edit", "generalization", "embed")
 

@@ -240,7 +240,7 @@ def _plan(arch: Architecture) -> _Plan:
         if isinstance(op, (Linear, Conv)):
             L = layer_of_op[i]
             start, shape = offsets[f"{op.name}.weight"]
-            out_n, in_n = shape[0], shape[1]
+            out_n = shape[0]
             n = math.prod(shape)
             idx = torch.arange(n)
             row_stride_w = n // out_n

@@ -56,7 +56,6 @@ def _inr_import(files: list[tuple[Path, int, str | None]], fmt: str, out: Path, 
                 seed: int, overwrite: bool):
     if not files:
         raise ZooError(f"{src}: no {fmt} INR checkpoints found")
-    archs: dict[str, Architecture] = {}
     flats: list[torch.Tensor] = []
     rows: list[dict[str, Any]] = []
     arch0 = None
