@@ -178,3 +178,21 @@ def test_ng_gnn_under_bfloat16_autocast_runs_the_film_product_in_bfloat16(monkey
     with torch.no_grad(), autocast(torch.device("cpu"), "bf16"):
         model(batch)
     assert calls and all(args[0].dtype == args[1].dtype == torch.bfloat16 for args in calls)
+
+
+def test_training_keeps_the_edge_states_not_their_film_product() -> None:
+    # the backward pass recomputes the FiLM product chunk by chunk: nothing of its size [B, T, S, 4H] is saved
+    b, t, s, h = 2, 5, 7, 8
+    inputs = [x.requires_grad_() for x in _inputs(b, t, s, h, dtype=torch.float32)]
+    saved: list[torch.Size] = []
+
+    def pack(x: torch.Tensor) -> torch.Tensor:
+        saved.append(x.shape)
+        return x
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda x: x):
+        into, out_of = fms.film_message_stats(*inputs)
+    assert torch.Size([b, t, s, h + 3]) in saved  # e itself
+    assert all(shape.numel() < b * t * s * 4 * h for shape in saved), saved
+    (into.sum() + out_of.sum()).backward()
+    assert all(x.grad is not None for x in inputs)
