@@ -30,6 +30,16 @@ def _values_and_grads(fn, inputs: list[torch.Tensor]) -> tuple[list[torch.Tensor
     return [into.detach(), out_of.detach()], list(torch.autograd.grad(loss, leaves))
 
 
+def _assert_close_to_reference(values: list[torch.Tensor], grads: list[torch.Tensor], ref_values: list[torch.Tensor],
+                               ref_grads: list[torch.Tensor], product_tol: float) -> None:
+    """Values and the gradients of at_source, at_target and bias to 1e-5; those of e and W (matrix products,
+    summed over edges) to `product_tol`."""
+    for got, want in zip(values + grads[2:], ref_values + ref_grads[2:]):
+        torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+    for got, want in zip(grads[:2], ref_grads[:2]):
+        torch.testing.assert_close(got.float(), want.float(), rtol=product_tol, atol=product_tol)
+
+
 def _count_calls(monkeypatch: pytest.MonkeyPatch, op: str) -> list[tuple[torch.Tensor, ...]]:
     """Replace the custom op `fms.<op>` by a pass-through that records each call's arguments."""
     calls: list[tuple[torch.Tensor, ...]] = []
@@ -82,10 +92,7 @@ def test_fused_kernel_reads_bfloat16_and_returns_bfloat16_gradients() -> None:
     # reference: the same bfloat16 product (rounded to bfloat16 as the kernel's), the rest in float32
     ref_values, ref_grads = _values_and_grads(fms.reference_film_message_stats, inputs)
     assert values[0].dtype == torch.float32 and grads[0].dtype == grads[1].dtype == torch.bfloat16
-    for got, want in zip(values + grads[2:], ref_values + ref_grads[2:]):
-        torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
-    for got, want in zip(grads[:2], ref_grads[:2]):  # products of bfloat16 gradients: a bfloat16 rounding apart
-        torch.testing.assert_close(got.float(), want.float(), rtol=1e-2, atol=1e-2)
+    _assert_close_to_reference(values, grads, ref_values, ref_grads, 1e-2)  # e, W: a bfloat16 rounding apart
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
@@ -101,11 +108,7 @@ def test_ties_at_the_min_and_max_share_the_gradient_as_autograd_does(dtype: torc
     monkeypatch.setattr(fms, "CHUNK_BYTES", 1)
     values, grads = _values_and_grads(fms.film_message_stats, [e, weight, at_source, at_target, bias])
     ref_values, ref_grads = _values_and_grads(fms.reference_film_message_stats, [e, weight, at_source, at_target, bias])
-    for got, want in zip(values + grads[2:], ref_values + ref_grads[2:]):
-        torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
-    tol = 1e-4 if dtype == torch.float32 else 1e-2  # e's and W's gradients: sums over edges, in bfloat16 products
-    for got, want in zip(grads[:2], ref_grads[:2]):
-        torch.testing.assert_close(got.float(), want.float(), rtol=tol, atol=tol)
+    _assert_close_to_reference(values, grads, ref_values, ref_grads, 1e-4 if dtype == torch.float32 else 1e-2)
     assert grads[2][:, 2].abs().sum() > 0  # the tied senders did receive gradient
 
 
@@ -196,3 +199,13 @@ def test_training_keeps_the_edge_states_not_their_film_product() -> None:
     assert all(shape.numel() < b * t * s * 4 * h for shape in saved), saved
     (into.sum() + out_of.sum()).backward()
     assert all(x.grad is not None for x in inputs)
+
+
+def test_op_names_change_with_the_kernel_sources() -> None:
+    # torch.compile's disk cache keys compiled graphs by op name: a changed kernel must not keep its old name
+    import hashlib
+    from pathlib import Path
+
+    version = hashlib.sha256(fms.SOURCE.read_bytes() + Path(fms.__file__).read_bytes()).hexdigest()[:10]
+    for op in (fms._fused, fms._fused_inference, fms._fused_backward):
+        assert op._qualname.endswith(f"_{version}"), op._qualname

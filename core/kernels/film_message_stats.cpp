@@ -307,8 +307,8 @@ void check(const torch::Tensor& e, const torch::Tensor& weight, const torch::Ten
 torch::Tensor as_float(const torch::Tensor& x) { return x.to(torch::kFloat).contiguous(); }
 
 template <typename F>
-void dispatch(const torch::Tensor& film, F&& body) {  // float32 or bfloat16 (see `check`)
-  if (film.scalar_type() == torch::kBFloat16)
+void dispatch(const torch::Tensor& e, F&& body) {  // float32 or bfloat16 (see `check`)
+  if (e.scalar_type() == torch::kBFloat16)
     body(at::BFloat16());
   else
     body(0.0f);

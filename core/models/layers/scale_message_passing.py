@@ -16,7 +16,6 @@ q_j under positive scaling; the reciprocal keeps ScaleGMN-B exactly equivariant.
 
 from __future__ import annotations
 
-
 import torch
 from torch import nn
 from torch.nn import functional as F
