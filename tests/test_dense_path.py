@@ -137,6 +137,39 @@ def test_dense_path_in_bfloat16_tracks_the_float32_sparse_path() -> None:
     torch.testing.assert_close(low, ref, rtol=0.05, atol=0.05 * float(ref.abs().max()))
 
 
+@pytest.mark.parametrize("name, dense", [("ng-gnn", True), ("ng-gnn", False), ("ng-t", False)])
+def test_edge_states_between_layers_are_kept_in_the_autocast_dtype(name: str, dense: bool) -> None:
+    """Under bfloat16 autocast every layer receives and returns bfloat16 edge states (they only feed products
+    and a residual sum; half the memory traffic), the readout gets them back in float32, and without
+    autocast they stay float32."""
+    from core.device import autocast
+
+    batch = random_batch(ARCHS["siren"](), 3, seed=1, dtype=torch.float32)
+    model = build_model(name, out_dim=4, hidden=16, layers=2, head="params").eval()
+    if name == "ng-gnn":
+        model.dense_path = dense
+    model.fit_normalisation(batch)
+    seen: list[tuple[torch.dtype, torch.dtype]] = []  # (edge states in, edge states out) per layer
+
+    def dtypes(states) -> torch.dtype:
+        kinds = {t.dtype for t in (states if isinstance(states, tuple) else (states,))}
+        assert len(kinds) == 1
+        return kinds.pop()
+
+    hooks = [layer.register_forward_hook(lambda mod, inp, out: seen.append((dtypes(inp[1]), dtypes(out[1]))))
+             for layer in model.layers]
+    with torch.no_grad():
+        model(batch)
+        assert seen == [(torch.float32, torch.float32)] * 2
+        seen.clear()
+        with autocast(torch.device("cpu"), "bf16"):
+            model.readout.edge.register_forward_pre_hook(lambda mod, inp: seen.append((inp[0].dtype,) * 2))
+            model(batch)
+    for hook in hooks:
+        hook.remove()
+    assert seen == [(torch.bfloat16, torch.bfloat16)] * 2 + [(torch.float32, torch.float32)]
+
+
 def test_block_stats_of_bfloat16_messages_are_taken_in_float32() -> None:
     """Messages with a large mean and a small spread: in bfloat16, E[m²] - E[m]² would be rounding noise."""
     from core.kernels.film_message_stats import block_stats

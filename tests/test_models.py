@@ -209,3 +209,25 @@ def test_bfloat16_autocast_tracks_float32(name: str) -> None:
     assert not torch.equal(low, ref)
     assert torch.isfinite(low).all()
     torch.testing.assert_close(low, ref, rtol=0.05, atol=0.05 * float(ref.abs().max()))
+
+
+@pytest.mark.parametrize("rff", [0, 3])
+def test_edge_encoder_is_its_formula_and_writes_the_storage_dtype(rff: int) -> None:
+    """e = W·φ(w) + b + T[type] (computed as one product with a gathered addend): equal to the formula in
+    float64, and under bfloat16 autocast written in bfloat16 directly, close to the float32 result."""
+    from core.device import autocast
+    from core.models.layers.embeddings import EdgeEncoder, NUM_EDGE_TYPES
+
+    gen = torch.Generator().manual_seed(0)
+    enc = EdgeEncoder(edge_dim=2, hidden=8, rff_features=rff).double()
+    attr = torch.randn(50, 2, generator=gen, dtype=torch.float64)
+    kind = torch.randint(0, NUM_EDGE_TYPES, (50,), generator=gen)
+    feats = torch.cat([attr, enc.rff(attr)], dim=-1) if rff else attr
+    expected = feats @ enc.lin.weight.T + enc.lin.bias + enc.edge_type.weight[kind]
+    torch.testing.assert_close(enc(attr, kind), expected, rtol=1e-12, atol=1e-12)
+    enc = enc.float()
+    ref = enc(attr.float(), kind)
+    with autocast(torch.device("cpu"), "bf16"):
+        low = enc(attr.float(), kind)
+    assert ref.dtype == torch.float32 and low.dtype == torch.bfloat16
+    torch.testing.assert_close(low.float(), ref, rtol=0.02, atol=0.02)

@@ -16,6 +16,7 @@ from torch import nn
 
 from core.models.base import position_in_layer, FeatureNormaliser, MetaNetwork, ModelConfig, ParamsOutput, as_batch, node_groups
 from core.models.layers.embeddings import EdgeEncoder, NodeEncoder
+from core.models.layers.edge_update import edge_storage_dtype
 from core.models.layers.probe_features import ProbeFeatures
 from core.models.layers.pna_edge_conv import DegreeStatistics
 from core.models.layers.readout import GraphReadout, ParamsReadout
@@ -87,6 +88,7 @@ class PermutationGraphModel(DegreeStatistics, MetaNetwork, ABC):
         e = self.edge_encoder(ea, batch.edge_type)
         info = self.layer_info(batch, n)
         h, e = self.run_layers(h, e, info)
+        e = e.to(h.dtype)  # the readouts pool and map edge states at the node states' precision
         if self.head == "params":
             return ParamsOutput(*self.readout(h, e))
         node_batch = batch.batch if getattr(batch, "batch", None) is not None else torch.zeros(n, dtype=torch.long, device=x.device)
@@ -94,7 +96,8 @@ class PermutationGraphModel(DegreeStatistics, MetaNetwork, ABC):
         return self.readout(h, e, node_batch, node_batch[edge_index[0]], num_graphs)
 
     def run_layers(self, h: torch.Tensor, e: torch.Tensor, info: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
-        """All layers: (h [N, H], e [E, H_e]) → (h', e')."""
+        """All layers: (h [N, H], e [E, H_e]) → (h', e'), edge states kept in `edge_storage_dtype`."""
+        e = e.to(edge_storage_dtype(e))
         for layer in self.layers:
             h, e = self.run_layer(layer, h, e, info)
         return h, e

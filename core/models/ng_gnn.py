@@ -14,6 +14,7 @@ from torch_geometric.utils import degree
 from core.kernels.film_message_stats import fused_extension
 from core.models.graph_model import GraphModelConfig, PermutationGraphModel
 from core.models.layers.dense_blocks import DenseBlocks
+from core.models.layers.edge_update import edge_storage_dtype
 from core.models.layers.pna_edge_conv import PNAEdgeConv
 
 
@@ -53,7 +54,11 @@ class NGGNN(PermutationGraphModel):
         dense = info["dense"]
         if dense is None:
             return super().run_layers(h, e, info)
-        h, blocks = super().run_layers(h, dense.split_edges(e), info)
+        # one contiguous tensor per block (a strided view would send the products to a slow batched path),
+        # cast to the storage dtype in the same copy
+        blocks = tuple(x.to(edge_storage_dtype(x)).contiguous() for x in dense.split_edges(e))
+        for layer in self.layers:
+            h, blocks = self.run_layer(layer, h, blocks, info)
         return h, dense.join_edges(blocks)
 
     def run_layer(self, layer: nn.Module, h: torch.Tensor, e: torch.Tensor, info: dict[str, Any]):

@@ -15,8 +15,10 @@ import math
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from core.graph.layout import INPUT, NODE_FEATURES, OUTPUT
+from core.models.layers.edge_update import edge_storage_dtype
 from core.network.spec import ACTIVATIONS
 
 NUM_EDGE_TYPES = 4
@@ -90,5 +92,9 @@ class EdgeEncoder(nn.Module):
         nn.init.normal_(self.edge_type.weight, std=0.1)
 
     def forward(self, edge_attr: torch.Tensor, edge_type: torch.Tensor) -> torch.Tensor:
+        """[E, H] in `edge_storage_dtype` (bfloat16 under bfloat16 autocast)."""
         feats = torch.cat([edge_attr, self.rff(edge_attr)], dim=-1) if self.rff is not None else edge_attr
-        return self.lin(feats) + self.edge_type(edge_type).to(edge_attr)  # [E, H]
+        # W·φ(e) + (b + T[type]) as one product with the gathered rows as its addend, the rows gathered from a
+        # table already in the output dtype: no edge-sized sum of mixed dtypes (4 ms per 64 SIRENs in bfloat16)
+        table = (self.edge_type.weight + self.lin.bias).to(edge_storage_dtype(feats))
+        return torch.addmm(F.embedding(edge_type, table), feats.to(table.dtype), self.lin.weight.t().to(table.dtype))
