@@ -137,23 +137,21 @@ def bench_model(name: str, network: str, args: argparse.Namespace, measure_speed
 
 def _bench(name: str, network: str, args: argparse.Namespace, measure_speed: bool) -> dict:
     """Figures of one model on a batch of random networks of one architecture (see `network_architecture`)."""
-    from core.device import autocast
+    from core.device import autocast, pick_device
     from core.graph import to_graphs
     from core.models import build_model
 
-    device = "cuda" if torch.cuda.is_available() else "cpu"
+    dev = pick_device()
     arch = network_architecture(network, args)
     gen = torch.Generator().manual_seed(0)
-    batch = to_graphs(arch, torch.randn(args.batch, arch.num_parameters, generator=gen) * 0.1).to(device)
+    batch = to_graphs(arch, torch.randn(args.batch, arch.num_parameters, generator=gen) * 0.1).to(dev)
     extra = {"edge_dim": batch.edge_attr.shape[1], **({"architecture": arch} if name in ("mlp", "nfn-np", "nfn-hnp") else {})}
     if name == "ng-gnn" and getattr(args, "edge_hidden", 0):
         extra["edge_hidden"] = args.edge_hidden
-    model = build_model(name, out_dim=10, hidden=args.hidden, layers=args.layers, **extra).to(device)
+    model = build_model(name, out_dim=10, hidden=args.hidden, layers=args.layers, **extra).to(dev)
     model.fit_normalisation(batch)
     opt = torch.optim.Adam(model.parameters(), lr=1e-4)
-    labels = torch.randint(0, 10, (args.batch,), generator=gen).to(device)
-
-    dev = torch.device(device)
+    labels = torch.randint(0, 10, (args.batch,), generator=gen).to(dev)
 
     def train_step(precision: str = "fp32") -> None:
         model.train()

@@ -13,8 +13,8 @@
 // accumulators fit in L2 and no two threads write the same output.
 //
 // Bit-exact recomputation matters: the min/max gradient goes to the elements equal to the stored min/max,
-// so forward and backward evaluate m with the same scalar code (`silu_parts`: an explicit FMA and our own
-// exp, the same in vector and scalar loops; built without -ffast-math and with -ffp-contract=off).
+// so forward and backward evaluate m with the same code (`pre_activation` and `sigmoid`: an explicit FMA
+// and our own exp, the same in vector and scalar loops; built without -ffast-math, -ffp-contract=off).
 
 #include <torch/extension.h>
 
@@ -133,30 +133,45 @@ inline void finish(const Stats& st, int64_t o, int64_t h, float n, float* __rest
   }
 }
 
-// m = SiLU(a) for the 2H channels of one edge, from its FiLM row f = [γ (2H) | β (2H)] and biases bias [4H];
-// keeps a and σ(a) for the backward pass.
+// γ + b_γ of channel c from the FiLM row f = [γ (2H) | β (2H)] and biases bias [4H]
+template <typename T>
+inline float film_scale(const T* f, const float* __restrict bias, int64_t c) {
+  return load(f, c) + bias[c];
+}
+
+// a = (γ + b_γ)(x_src + x_dst) + (β + b_β) for channel c of 2H = c2, and σ(a): the one definition that the
+// forward and backward passes share, so that they evaluate the messages bit for bit alike
+template <typename T>
+inline float pre_activation(const T* f, const float* __restrict bias, const float* __restrict xs,
+                            const float* __restrict xt, int64_t c2, int64_t c) {
+  return std::fma(film_scale(f, bias, c), xs[c] + xt[c], film_scale(f, bias, c2 + c));
+}
+
+inline float sigmoid(float x) { return 1.0f / (1.0f + exp_approx(-x)); }
+
+// m = SiLU(a) for the 2H channels of one edge; keeps a and σ(a) for the backward pass.
 template <typename T>
 inline void silu_parts(const T* f, const float* __restrict bias, const float* __restrict xs,
                        const float* __restrict xt, int64_t c2, float* __restrict a, float* __restrict sig,
                        float* __restrict m) {
 #pragma omp simd
   for (int64_t c = 0; c < c2; ++c) {
-    const float x = std::fma(load(f, c) + bias[c], xs[c] + xt[c], load(f, c2 + c) + bias[c2 + c]);
-    const float s = 1.0f / (1.0f + exp_approx(-x));
+    const float x = pre_activation(f, bias, xs, xt, c2, c);
+    const float s = sigmoid(x);
     a[c] = x;
     sig[c] = s;
     m[c] = x * s;
   }
 }
 
-// The messages alone (the forward pass needs neither a nor σ(a)); the same arithmetic as `silu_parts`.
+// The messages alone (the forward pass needs neither a nor σ(a)).
 template <typename T>
 inline void silu_messages(const T* f, const float* __restrict bias, const float* __restrict xs,
                           const float* __restrict xt, int64_t c2, float* __restrict m) {
 #pragma omp simd
   for (int64_t c = 0; c < c2; ++c) {
-    const float x = std::fma(load(f, c) + bias[c], xs[c] + xt[c], load(f, c2 + c) + bias[c2 + c]);
-    m[c] = x * (1.0f / (1.0f + exp_approx(-x)));
+    const float x = pre_activation(f, bias, xs, xt, c2, c);
+    m[c] = x * sigmoid(x);
   }
 }
 
@@ -272,7 +287,7 @@ void backward_kernel(const T* film, const float* bias, const float* xs, const fl
           for (int64_t c = 0; c < C; ++c) {
             const float s_ = sv[c];
             const float da = dmv[c] * s_ * (1.0f + av[c] * (1.0f - s_));  // SiLU'(a) = σ(a)(1 + a(1 - σ(a)))
-            const float gv = load(film + off, c) + bias[c];
+            const float gv = film_scale(film + off, bias, c);
             const float dg = da * (xs_bs[c] + xt_bt[c]);
             store(d_film + off, c, dg);
             store(d_film + off, C + c, da);

@@ -49,11 +49,16 @@ def std_from_moments(mean: torch.Tensor, sq: torch.Tensor) -> torch.Tensor:
     return (sq - mean * mean).clamp_min(0).add(STD_EPS).sqrt() - math.sqrt(STD_EPS)
 
 
+def at_least_float32(m: torch.Tensor) -> torch.Tensor:
+    """m, upcast to float32 if it is in half precision: the PNA statistics are taken in float32 at least,
+    since std = sqrt(E[m²] - E[m]²) cancels badly in bfloat16."""
+    return m.float() if m.dtype in (torch.float16, torch.bfloat16) else m
+
+
 def block_stats(m: torch.Tensor, dim: int) -> torch.Tensor:
-    """[mean, min, max, std] over `dim`, concatenated on the last axis (same formula as the sparse path);
-    computed in float32 at least, since std = sqrt(E[m²] - E[m]²) cancels badly in bfloat16."""
-    if m.dtype in (torch.float16, torch.bfloat16):
-        m = m.float()
+    """[mean, min, max, std] over `dim`, concatenated on the last axis (same formula as the sparse path),
+    in float32 at least (`at_least_float32`)."""
+    m = at_least_float32(m)
     mean = m.mean(dim)
     std = std_from_moments(mean, (m * m).mean(dim))
     return torch.cat([mean, m.amin(dim), m.amax(dim), std], dim=-1)

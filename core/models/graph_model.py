@@ -97,7 +97,10 @@ class PermutationGraphModel(DegreeStatistics, MetaNetwork, ABC):
 
     def run_layers(self, h: torch.Tensor, e: torch.Tensor, info: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
         """All layers: (h [N, H], e [E, H_e]) → (h', e'), edge states kept in `edge_storage_dtype`."""
-        e = e.to(edge_storage_dtype(e))
+        return self.apply_layers(h, e.to(edge_storage_dtype(e)), info)
+
+    def apply_layers(self, h: torch.Tensor, e: Any, info: dict[str, Any]) -> tuple[torch.Tensor, Any]:
+        """`run_layer` for each layer in turn, edge states passed on as they are."""
         for layer in self.layers:
             h, e = self.run_layer(layer, h, e, info)
         return h, e

@@ -57,8 +57,7 @@ class NGGNN(PermutationGraphModel):
         # one contiguous tensor per block (a strided view would send the products to a slow batched path),
         # cast to the storage dtype in the same copy
         blocks = tuple(x.to(edge_storage_dtype(x)).contiguous() for x in dense.split_edges(e))
-        for layer in self.layers:
-            h, blocks = self.run_layer(layer, h, blocks, info)
+        h, blocks = self.apply_layers(h, blocks, info)
         return h, dense.join_edges(blocks)
 
     def run_layer(self, layer: nn.Module, h: torch.Tensor, e: torch.Tensor, info: dict[str, Any]):

@@ -24,7 +24,7 @@ from torch import nn
 from torch.nn import functional as F
 from torch_geometric.utils import degree, scatter
 
-from core.kernels.film_message_stats import film_message_stats, std_from_moments
+from core.kernels.film_message_stats import at_least_float32, film_message_stats, std_from_moments
 from core.models.layers.dense_blocks import DenseBlocks
 from core.models.layers.edge_update import EdgeStates, EdgeUpdate
 
@@ -58,9 +58,8 @@ class DegreeStatistics:
 
 def multi_aggregate(m: torch.Tensor, index: torch.Tensor, dim_size: int) -> torch.Tensor:
     """[mean, min, max, std] of messages m [E, H] per receiver → [dim_size, 4H] (zeros for receivers with none);
-    in float32 at least (see `core.kernels.film_message_stats.block_stats`)."""
-    if m.dtype in (torch.float16, torch.bfloat16):
-        m = m.float()
+    in float32 at least (`at_least_float32`)."""
+    m = at_least_float32(m)
     count = scatter(torch.ones_like(index, dtype=m.dtype), index, 0, dim_size=dim_size, reduce="sum").clamp_min(1)[:, None]
     sums = scatter(torch.cat([m, m * m], dim=1), index, 0, dim_size=dim_size, reduce="sum") / count  # [N, 2H]
     mean, sq = sums.chunk(2, dim=1)
