@@ -174,3 +174,21 @@ def test_edges_carry_their_own_weights_after_a_skip() -> None:
         src, dst = graph.edge_index[:, edges]
         assert torch.equal(graph.edge_attr[edges, 0], w[dst - t.start, src - s.start])
         assert (graph.edge_type[edges] != 3).all()
+
+
+def test_loaded_tensors_are_aligned_and_own_their_memory(tmp_path) -> None:
+    # safetensors packs tensors at 8-byte offsets; MKL sums misaligned operands in another order, so a loaded
+    # network computed different last bits than the same weights in memory (seen on an AMD EPYC machine)
+    from core.io.read import ALIGNMENT, read_tensor_file
+
+    net = network_from_module(nn.Sequential(nn.Linear(3, 5), nn.ReLU(), nn.Linear(5, 1)).double(), (3,))
+    save_network(net, tmp_path / "net.safetensors")
+    torch.save({"w": torch.arange(12.0)[2:8]}, tmp_path / "view.pt")  # a view: the whole storage is saved
+    for name in ("net.safetensors", "view.pt"):
+        for key, t in read_tensor_file(tmp_path / name).tensors.items():
+            assert t.is_contiguous() and t.data_ptr() % ALIGNMENT == 0, (name, key)
+            assert t.untyped_storage().nbytes() == t.nbytes, (name, key)
+    loaded = load_network(tmp_path / "net.safetensors")
+    for _ in range(20):
+        x = torch.randn(4, 3, dtype=torch.float64)
+        assert torch.equal(run(loaded, x), run(net, x))

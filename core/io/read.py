@@ -174,6 +174,20 @@ def extract_state_dict(obj: object, name: str = "checkpoint") -> tuple[dict[str,
     return tensors, extras
 
 
+ALIGNMENT = 64  # bytes: what torch's CPU allocator gives; BLAS kernels choose their summation path by it
+
+
+def owned_aligned(t: torch.Tensor) -> torch.Tensor:
+    """t itself if it is contiguous and `ALIGNMENT`-aligned, else an aligned contiguous copy.
+
+    safetensors packs tensors back to back (8-byte offsets) and a torch.save'd view shares a larger storage;
+    MKL picks different summation orders for misaligned operands, so a loaded network would compute slightly
+    different outputs (last bits) than the same weights held in memory, and views would pin whole storages."""
+    if t.is_contiguous() and t.data_ptr() % ALIGNMENT == 0 and t.untyped_storage().nbytes() == t.nbytes:
+        return t
+    return t.clone(memory_format=torch.contiguous_format)
+
+
 def check_tensors(tensors: dict[str, torch.Tensor], name: str, limits: Limits = DEFAULT_LIMITS) -> None:
     """Enforce count/size limits and finiteness; raise CheckpointError naming the first offending tensor."""
     if len(tensors) > limits.max_tensors:
@@ -214,6 +228,7 @@ def read_tensor_file(path: str | os.PathLike, limits: Limits = DEFAULT_LIMITS) -
     if not tensors:
         raise CheckpointError(f"{path.name}: contains no tensors")
     check_tensors(tensors, path.name, limits)
+    tensors = {k: owned_aligned(t) for k, t in tensors.items()}
     return TensorFile(tensors=tensors, metadata=metadata, container=container, extras=extras)
 
 
