@@ -10,6 +10,7 @@ from torch_geometric.data import Batch
 from core.graph import to_graph, to_graphs
 from core.models import build_model
 from core.models.layers.dense_blocks import DenseBlocks
+from core.models.layers.edge_update import AffineEdges, linear_terms, materialise
 from core.network.spec import Activation, Architecture, Linear, Network, Residual, mlp_architecture
 from tests.model_helpers import ARCHS, random_batch
 
@@ -62,6 +63,49 @@ def test_dense_path_is_refused_for_relabelled_nodes() -> None:
     relabel[3], relabel[4] = 4, 3  # swap two hidden nodes' labels: same graph, different numbering
     batch.edge_index = relabel[batch.edge_index]
     assert DenseBlocks.for_batch(batch) is None
+
+
+def test_dense_path_is_refused_for_other_edge_types() -> None:
+    batch = random_batch(mlp_architecture([3, 5, 2], "relu"), 2)
+    batch.edge_type = batch.edge_type.clone()
+    batch.edge_type[0] = 1 - batch.edge_type[0]  # one edge of another type: a block is no longer of one type
+    assert DenseBlocks.for_batch(batch) is None
+
+
+def test_folded_edge_products_equal_the_materialised_ones() -> None:
+    gen = torch.Generator().manual_seed(0)
+    phi = torch.randn(2, 3, 4, 2, dtype=torch.float64, generator=gen)
+    edges = AffineEdges(phi, torch.randn(6, 2, dtype=torch.float64, generator=gen),
+                        torch.randn(6, dtype=torch.float64, generator=gen))
+    weight, bias = torch.randn(5, 6, dtype=torch.float64, generator=gen), torch.randn(5, dtype=torch.float64, generator=gen)
+    dense = materialise(edges)
+    torch.testing.assert_close(dense, phi @ edges.basis.T + edges.offset, rtol=1e-12, atol=1e-12)
+    x, w, b = linear_terms(edges, weight, bias)
+    assert x is phi and w.shape == (5, 2)
+    torch.testing.assert_close(x @ w.T + b, dense @ weight.T + bias, rtol=1e-12, atol=1e-12)
+    x, w, b = linear_terms(edges, weight)  # without a bias: W c alone
+    torch.testing.assert_close(x @ w.T + b, dense @ weight.T, rtol=1e-12, atol=1e-12)
+    assert linear_terms(dense, weight, bias) == (dense, weight, bias)  # a tensor passes through
+
+
+@pytest.mark.parametrize("arch_name, edge_hidden, folded", [("siren", 0, True), ("cnn", 0, True), ("cnn", 8, False)])
+def test_first_layer_reads_narrow_edge_features_unmaterialised(arch_name: str, edge_hidden: int, folded: bool) -> None:
+    """φ narrower than the edge states (1 column for an MLP, 9 for 3×3 kernels): the first layer gets `AffineEdges`
+    and its edge products run on φ; as wide or wider (9 columns into 8-wide states): tensors. Same outputs."""
+    batch = random_batch(ARCHS[arch_name](), 3, seed=2)
+    model = build_model("ng-gnn", out_dim=4, hidden=16, layers=2, edge_dim=batch.edge_attr.shape[1],
+                        edge_hidden=edge_hidden).double()
+    model.fit_normalisation(batch)
+    with torch.no_grad():
+        model.dense_path = False
+        out_sparse = model(batch)
+        received = []
+        model.layers[0].register_forward_hook(lambda mod, inp, out: received.append(inp[1]))
+        model.dense_path = True
+        out_dense = model(batch)
+    (blocks,) = received
+    assert all(isinstance(b, AffineEdges) == folded for b in blocks)
+    torch.testing.assert_close(out_dense, out_sparse, rtol=1e-10, atol=1e-10)
 
 
 def test_compiled_layers_give_the_eager_outputs_and_gradients() -> None:
@@ -152,7 +196,8 @@ def test_edge_states_between_layers_are_kept_in_the_autocast_dtype(name: str, de
     seen: list[tuple[torch.dtype, torch.dtype]] = []  # (edge states in, edge states out) per layer
 
     def dtypes(states) -> torch.dtype:
-        kinds = {t.dtype for t in (states if isinstance(states, tuple) else (states,))}
+        # the dense path hands the first layer unmaterialised `AffineEdges`: the dtype they materialise in
+        kinds = {materialise(t).dtype for t in (states if isinstance(states, tuple) else (states,))}
         assert len(kinds) == 1
         return kinds.pop()
 

@@ -85,15 +85,18 @@ class PermutationGraphModel(DegreeStatistics, MetaNetwork, ABC):
         h = self.node_encoder(x, batch.node_role, batch.node_layer, position_in_layer(batch), batch.node_activation)
         if self.probe is not None:  # activations of the raw (unnormalised) network at learned coordinates
             h = h + self.probe(batch)
-        e = self.edge_encoder(ea, batch.edge_type)
         info = self.layer_info(batch, n)
-        h, e = self.run_layers(h, e, info)
+        h, e = self.run_layers(h, self.encode_edges(ea, batch.edge_type, info), info)
         e = e.to(h.dtype)  # the readouts pool and map edge states at the node states' precision
         if self.head == "params":
             return ParamsOutput(*self.readout(h, e))
         node_batch = batch.batch if getattr(batch, "batch", None) is not None else torch.zeros(n, dtype=torch.long, device=x.device)
         num_graphs = int(batch.num_graphs) if hasattr(batch, "num_graphs") else 1
         return self.readout(h, e, node_batch, node_batch[edge_index[0]], num_graphs)
+
+    def encode_edges(self, edge_attr: torch.Tensor, edge_type: torch.Tensor, info: dict[str, Any]) -> Any:
+        """The first layer's edge states from the (normalised) edge features: [E, H_e] here."""
+        return self.edge_encoder(edge_attr, edge_type)
 
     def run_layers(self, h: torch.Tensor, e: torch.Tensor, info: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
         """All layers: (h [N, H], e [E, H_e]) → (h', e'), edge states kept in `edge_storage_dtype`."""

@@ -14,7 +14,7 @@ from torch_geometric.utils import degree
 from core.kernels.film_message_stats import fused_extension
 from core.models.graph_model import GraphModelConfig, PermutationGraphModel
 from core.models.layers.dense_blocks import DenseBlocks
-from core.models.layers.edge_update import edge_storage_dtype
+from core.models.layers.edge_update import AffineEdges, EdgeStates, edge_storage_dtype, materialise
 from core.models.layers.pna_edge_conv import PNAEdgeConv
 
 
@@ -49,16 +49,28 @@ class NGGNN(PermutationGraphModel):
             fused_extension()  # build or load the fused kernel here, outside any torch.compile'd layer
         return {"edge_index": ei, "log_deg": log_deg, "dense": dense}
 
-    def run_layers(self, h: torch.Tensor, e: torch.Tensor, info: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
-        """On the dense path the layers pass per-block edge tensors, split once here and joined at the end."""
+    def encode_edges(self, edge_attr: torch.Tensor, edge_type: torch.Tensor, info: dict[str, Any]) -> EdgeStates:
+        """On the dense path, per-block edge states: `AffineEdges` (e = φ Mᵀ + c, unmaterialised) when φ is
+        narrower than the edge states, so that the first layer's edge products run on φ; else tensors."""
+        dense = info["dense"]
+        if dense is None:
+            return super().encode_edges(edge_attr, edge_type, info)
+        enc = self.edge_encoder
+        if enc.in_dim < self.edge_width:
+            offsets = enc.type_offsets()
+            return tuple(AffineEdges(phi.contiguous(), enc.lin.weight, offsets[k.edge_type])
+                         for phi, k in zip(dense.split_edges(enc.features(edge_attr)), dense.blocks))
+        # one contiguous tensor per block (a strided view would send the products to a slow batched path),
+        # cast to the storage dtype in the same copy
+        return tuple(x.to(edge_storage_dtype(x)).contiguous() for x in dense.split_edges(enc(edge_attr, edge_type)))
+
+    def run_layers(self, h: torch.Tensor, e: EdgeStates, info: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
+        """On the dense path the layers pass per-block edge states (`encode_edges`), joined at the end."""
         dense = info["dense"]
         if dense is None:
             return super().run_layers(h, e, info)
-        # one contiguous tensor per block (a strided view would send the products to a slow batched path),
-        # cast to the storage dtype in the same copy
-        blocks = tuple(x.to(edge_storage_dtype(x)).contiguous() for x in dense.split_edges(e))
-        h, blocks = self.apply_layers(h, blocks, info)
-        return h, dense.join_edges(blocks)
+        h, blocks = self.apply_layers(h, e, info)
+        return h, dense.join_edges(tuple(materialise(x) for x in blocks))  # materialised only without layers
 
     def run_layer(self, layer: nn.Module, h: torch.Tensor, e: torch.Tensor, info: dict[str, Any]):
         return layer(h, e, info["edge_index"], info["log_deg"], self.delta, info["dense"])

@@ -24,7 +24,7 @@ import torch
 
 from core.graph.layout import GraphLayout, layout_for
 
-_TILED: dict[tuple[GraphLayout, int, str], torch.Tensor] = {}  # (layout, graphs, device) → expected edge_index
+_TILED: dict[tuple[GraphLayout, int, str], tuple[torch.Tensor, torch.Tensor]] = {}  # → expected (edge_index, edge_type)
 
 
 @dataclass(frozen=True)
@@ -34,6 +34,7 @@ class _Block:
     source_size: int
     target_start: int
     target_size: int
+    edge_type: int  # one type per block (`core.graph.layout.EDGE_LINEAR`, …)
 
 
 def _dense_blocks(layout: GraphLayout) -> list[_Block] | None:
@@ -47,18 +48,19 @@ def _dense_blocks(layout: GraphLayout) -> list[_Block] | None:
     out = []
     for b in layout.blocks:
         s, t = layout.layers[b.source_layer], layout.layers[b.target_layer]
-        out.append(_Block(b.edge_start, s.start, s.size, t.start, t.size))
+        out.append(_Block(b.edge_start, s.start, s.size, t.start, t.size, b.edge_type))
     return out
 
 
-def _tiled_edge_index(layout: GraphLayout, graphs: int, device: torch.device) -> torch.Tensor:
-    """edge_index of `graphs` copies of the layout, batched the PyG way (node offsets per graph)."""
+def _tiled_structure(layout: GraphLayout, graphs: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """(edge_index, edge_type) of `graphs` copies of the layout, batched the PyG way (node offsets per graph)."""
     key = (layout, graphs, str(device))  # the layout itself (hashed by identity), so a key cannot be reused
     if key not in _TILED:
         if len(_TILED) > 64:
             _TILED.clear()
         offsets = torch.arange(graphs).repeat_interleave(layout.num_edges) * layout.num_nodes
-        _TILED[key] = (layout.edge_index.repeat(1, graphs) + offsets).to(device)
+        _TILED[key] = ((layout.edge_index.repeat(1, graphs) + offsets).to(device),
+                       layout.edge_type.repeat(graphs).to(device))
     return _TILED[key]
 
 
@@ -95,8 +97,11 @@ class DenseBlocks:
         if n % layout.num_nodes or e % layout.num_edges or n // layout.num_nodes != e // layout.num_edges:
             return None
         graphs = n // layout.num_nodes
-        if not torch.equal(batch.edge_index, _tiled_edge_index(layout, graphs, batch.edge_index.device)):
+        edge_index, edge_type = _tiled_structure(layout, graphs, batch.edge_index.device)
+        if not torch.equal(batch.edge_index, edge_index):
             return None  # relabelled nodes, other architectures in the batch: use the sparse path
+        if getattr(batch, "edge_type", None) is not None and not torch.equal(batch.edge_type, edge_type):
+            return None  # one edge type per block is what `_Block.edge_type` promises
         return cls(layout, blocks, graphs)
 
     def split_edges(self, e: torch.Tensor) -> tuple[torch.Tensor, ...]:

@@ -26,7 +26,7 @@ from torch_geometric.utils import degree, scatter
 
 from core.kernels.film_message_stats import at_least_float32, film_message_stats, std_from_moments
 from core.models.layers.dense_blocks import DenseBlocks
-from core.models.layers.edge_update import EdgeStates, EdgeUpdate
+from core.models.layers.edge_update import EdgeStates, EdgeUpdate, linear_terms
 
 
 def degree_statistics(edge_index: torch.Tensor, num_nodes: int) -> torch.Tensor:
@@ -106,15 +106,15 @@ class PNAEdgeConv(EdgeUpdate, nn.Module):
             msgs = torch.cat([m[:, :hd], m[:, hd:]], dim=0)  # [2E, H]
             index = torch.cat([dst, src + n])  # [2E]
             agg = multi_aggregate(msgs, index, 2 * n)  # [2N, 4H]
-        else:  # e: per-block tensors [B, T, S, H_e] (`DenseBlocks.split_edges`); broadcasts instead of gathers
+        else:  # e: per-block tensors [B, T, S, H_e] (`DenseBlocks.split_edges`) or `AffineEdges`; broadcasts, no gathers
             snd, rcv = self.sender(h), self.receiver(h)  # [N, 2H]: node level, cheap
             into, out_of = {}, {}
             for k, e_k in zip(dense.blocks, e):
                 # FiLM product [B, T, S, 4H] = [γ | β] and the forward messages' statistics over the senders
                 # [B, T, 4H], backward ones' over the receivers [B, S, 4H]; one fused CPU kernel where it
                 # applies (same result, see core/kernels)
-                into[k], out_of[k] = film_message_stats(e_k, self.film.weight, *dense.endpoint_terms(snd, rcv, k),
-                                                        self.film.bias)
+                x, w, b = linear_terms(e_k, self.film.weight, self.film.bias)  # folded for `AffineEdges`
+                into[k], out_of[k] = film_message_stats(x, w, *dense.endpoint_terms(snd, rcv, k), b)
             agg = dense.assemble(into, out_of).to(h.dtype)  # [2N, 4H]
         h = self.node_norm(h + self.dropout(self.scaled_post(agg, log_deg, delta)))  # [N, H]
         return h, self.update_edges(h, e, edge_index, dense)
