@@ -103,9 +103,13 @@ def test_first_layer_reads_narrow_edge_features_unmaterialised(arch_name: str, e
         model.layers[0].register_forward_hook(lambda mod, inp, out: received.append(inp[1]))
         model.dense_path = True
         out_dense = model(batch)
-    (blocks,) = received
+        model.fold_edge_features = False  # the switch: materialised tensors, same outputs
+        out_unfolded = model(batch)
+    blocks, unfolded = received
     assert all(isinstance(b, AffineEdges) == folded for b in blocks)
+    assert not any(isinstance(b, AffineEdges) for b in unfolded)
     torch.testing.assert_close(out_dense, out_sparse, rtol=1e-10, atol=1e-10)
+    torch.testing.assert_close(out_unfolded, out_sparse, rtol=1e-10, atol=1e-10)
 
 
 def test_compiled_layers_give_the_eager_outputs_and_gradients() -> None:

@@ -33,6 +33,7 @@ class NGGNN(PermutationGraphModel):
     name: ClassVar[str] = "ng-gnn"
     config_class: ClassVar[type] = NGGNNConfig
     dense_path: bool = True  # take the dense-block fast path on single-architecture batches (same result)
+    fold_edge_features: bool = True  # dense path: the first layer's edge products on φ (`AffineEdges`; same result)
 
     def make_layer(self, i: int) -> nn.Module:
         return PNAEdgeConv(self.config.hidden, self.config.dropout, self.edge_width)
@@ -56,7 +57,7 @@ class NGGNN(PermutationGraphModel):
         if dense is None:
             return super().encode_edges(edge_attr, edge_type, info)
         enc = self.edge_encoder
-        if enc.in_dim < self.edge_width:
+        if self.fold_edge_features and enc.in_dim < self.edge_width:
             offsets = enc.type_offsets()
             return tuple(AffineEdges(phi.contiguous(), enc.lin.weight, offsets[k.edge_type])
                          for phi, k in zip(dense.split_edges(enc.features(edge_attr)), dense.blocks))
