@@ -164,6 +164,11 @@ def test_bench_models_prints_figures() -> None:
     for r in rows.values():
         assert r["train_graphs_per_s"] > 0 and r["inference_graphs_per_s"] > 0 and r["parameters"] > 0
         assert r["peak_train_memory_mb"] >= 0
+        # the products' FLOPs as counted (a training step costs more than a pass) and the bound they give
+        assert 0 < r["inference_gflop"] < r["train_gflop"]
+        bound = r["product_bound"]["fp32"]
+        assert bound["inference"] == pytest.approx(4 * result["matmul_peak_gflops"]["fp32"] / r["inference_gflop"])
+        assert bound["train"] < bound["inference"]
     assert [g["model"] for g in result["memory_growth"]] == ["ng-gnn", "mlp"]
     assert all(g["large_mb"] >= 0 for g in result["memory_growth"])
 
@@ -239,3 +244,20 @@ def test_cpu_allocator_tuning_is_applied_once_on_glibc() -> None:
     applied = tune_cpu_allocator()
     assert applied == (platform.system() == "Linux" and platform.libc_ver()[0] == "glibc")
     assert tune_cpu_allocator() == applied
+
+
+def test_product_flops_count_what_the_first_layer_fold_saves() -> None:
+    """`bench models`' FLOP count sees the fold: the first layer's FiLM (H_e → 4H) and W_e (H_e → H_e) products run
+    on d = 1 column instead of H_e for every edge, at the price of W·M (H_e·d per output) once per block."""
+    from core.bench.models import product_flops
+
+    batch = random_batch(ARCHS["siren"](), 3, seed=2)
+    hidden, edges, blocks, d = 16, batch.edge_attr.shape[0], 3, 1
+    model = build_model("ng-gnn", out_dim=4, hidden=hidden, layers=2, edge_dim=d)
+    model.fit_normalisation(batch)
+    folded = product_flops(model, batch, train=False)
+    model.fold_edge_features = False
+    unfolded = product_flops(model, batch, train=False)
+    outputs = 4 * hidden + hidden  # FiLM's γ, β for both directions, and W_e's
+    assert unfolded - folded == 2 * edges * outputs * (hidden - d) - blocks * 2 * outputs * hidden * d
+    assert product_flops(model, batch, train=True) > 2 * unfolded  # the backward pass: about twice the forward

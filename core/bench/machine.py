@@ -8,6 +8,18 @@ import platform
 import torch
 
 
+def cpu_model() -> str:
+    """The CPU's model name (/proc/cpuinfo), e.g. `AMD EPYC`: figures differ a lot between CPU kinds (AMX or not)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
 def machine_info() -> dict:
     """CPU count, torch threads, device and versions."""
     device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"
@@ -18,5 +30,7 @@ def machine_info() -> dict:
         "torch": torch.__version__,
         "python": platform.python_version(),
     }
-    info["summary"] = f"{device}, {info['cpus']} CPUs, torch {torch.__version__}"
+    info["cpu_model"] = cpu_model()
+    where = device if torch.cuda.is_available() else f"cpu: {info['cpu_model']}"
+    info["summary"] = f"{where}, {info['cpus']} CPUs, torch {torch.__version__}"
     return info

@@ -105,6 +105,38 @@ def _time(fn, repeats: int) -> float:
     return statistics.median(times)
 
 
+def matmul_peak_gflops(precision: str, device: torch.device, size: int = 2048, repeats: int = 3) -> float:
+    """The machine's practical matrix-product rate: best of `repeats` timed [size²] · [size²] products, GFLOP/s."""
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float32
+    a, b = (torch.randn(size, size, device=device).to(dtype) for _ in range(2))
+    best = float("inf")
+    for _ in range(repeats + 1):  # the first call warms up
+        t0 = time.perf_counter()
+        a @ b
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        best = min(best, time.perf_counter() - t0)
+    return 2 * size**3 / best / 1e9
+
+
+def product_flops(model: torch.nn.Module, batch, train: bool) -> float:
+    """FLOPs of the matrix products of one inference pass (`train`: forward and backward) as the model's code
+    runs them, counted by torch's FlopCounterMode on a float64 copy: float64 takes the torch reference of the
+    fused kernel, so the products it does inside (its FiLM product) are counted too."""
+    import copy
+
+    from torch.utils.flop_counter import FlopCounterMode
+
+    twin = copy.deepcopy(model).double().train(train)
+    graphs = batch.clone()
+    graphs.x, graphs.edge_attr = graphs.x.double(), graphs.edge_attr.double()
+    with FlopCounterMode(display=False) as counter, torch.set_grad_enabled(train):
+        out = twin(graphs)
+        if train:
+            out.sum().backward()
+    return float(counter.get_total_flops())
+
+
 def network_architecture(network: str, args: argparse.Namespace):
     """`inr`: a 2-32-32-1 SIREN; `inr-large`: a SIREN with `args.large` hidden widths; `cnn`: a Small CNN Zoo
     network (3 × conv 3×3 stride 2, 16 channels, global average pool, linear 16 → 10 on 28 × 28 images)."""
@@ -175,6 +207,9 @@ def _bench(name: str, network: str, args: argparse.Namespace, measure_speed: boo
     if not measure_speed:
         out["peak_train_memory_mb"] = _peak_memory(train_step) / 2**20
         return out
+    # what the matrix products alone cost: with the machine's product rate, a bound on graphs/s
+    out["inference_gflop"] = product_flops(model, batch, train=False) / 1e9
+    out["train_gflop"] = product_flops(model, batch, train=True) / 1e9
     precisions = list(getattr(args, "precision", None) or ["fp32"])
     for precision in precisions:
         out.setdefault("speed", {})[precision] = {
@@ -213,9 +248,15 @@ def run(args: argparse.Namespace) -> int:
             large = _memory_in_subprocess(name, "inr-large", args)
             growth.append({"model": name, "small_mb": small, "large_mb": large, "ratio": large / max(small, 1e-9)})
     weights = {n: network_architecture(n, args).num_parameters for n in ("inr", "inr-large")}
+    peaks = {p: matmul_peak_gflops(p, pick_device()) for p in args.precision}
+    for row in rows:  # graphs/s the products alone would allow at the peak rate: no model runs faster
+        row["product_bound"] = {p: {"train": args.batch * peak / row["train_gflop"],
+                                    "inference": args.batch * peak / row["inference_gflop"]}
+                                for p, peak in peaks.items()}
     result = {"benchmark": "models", "batch": args.batch, "hidden": args.hidden, "layers": args.layers,
               "large_inr": network_label("inr-large", args), "rows": rows, "memory_growth": growth,
-              "weights_ratio": weights["inr-large"] / weights["inr"], "machine": machine_info()}
+              "weights_ratio": weights["inr-large"] / weights["inr"], "matmul_peak_gflops": peaks,
+              "machine": machine_info()}
     if args.json:
         print(json.dumps(result))
         return 0
@@ -247,6 +288,13 @@ def _print_report(result: dict, args: argparse.Namespace) -> None:
                     line += (f" {sp['train_compiled']:>15,.0f} {sp['inference_compiled']:>8,.0f}" if "train_compiled" in sp
                              else f" {'-':>15} {'-':>8}")
             print(line + (f"   (compile {r['compile_s']:.0f} s)" if "compile_s" in r else ""))
+    peaks = result["matmul_peak_gflops"]
+    print("  matrix products per batch (GFLOP, training step / inference) and the training / inference graphs/s they "
+          "alone allow at this machine's product rate (" + ", ".join(f"{p} {g:,.0f} GFLOP/s" for p, g in peaks.items())
+          + "; no run can be faster):")
+    for r in rows:
+        bounds = "; ".join(f"{p} ≤ {b['train']:,.0f} / {b['inference']:,.0f}" for p, b in r["product_bound"].items())
+        print(f"    {r['model']:<11} on {r['network']:<10} {r['train_gflop']:>7.3g} / {r['inference_gflop']:<7.3g} GFLOP   {bounds}")
     if result["memory_growth"]:
         print(f"  memory growth 2-32-32-1 → {result['large_inr']} (linear in weights = {result['weights_ratio']:.1f}×): "
               + ", ".join(f"{g['model']} {g['small_mb']:,.0f} → {g['large_mb']:,.0f} MB ({g['ratio']:.1f}×)"

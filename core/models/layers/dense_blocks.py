@@ -128,15 +128,9 @@ class DenseBlocks:
         s, t = self.endpoint_terms(at_source, at_target, k)
         return s[:, None] + t[:, :, None]
 
-    def assemble(self, into: dict[_Block, torch.Tensor], out_of: dict[_Block, torch.Tensor]) -> torch.Tensor:
-        """Per-node aggregates → [2·B·N, F]: rows 0..B·N-1 from `into` (block k → [B, T_k, F], the receivers'
-        aggregates), then B·N rows from `out_of` (block k → [B, S_k, F], the senders'); zeros where a layer
-        has no block, the row layout of `multi_aggregate` over `cat([dst, src + N])`."""
-        first = next(iter(into.values()))
-        f = first.shape[-1]
-
-        def rows(aggregates: dict[_Block, torch.Tensor], block_of: dict[int, _Block]) -> torch.Tensor:
-            return torch.cat([aggregates[block_of[layer.start]] if layer.start in block_of
-                              else first.new_zeros(self.graphs, layer.size, f) for layer in self.layout.layers], 1)
-
-        return torch.cat([rows(into, self._into).reshape(-1, f), rows(out_of, self._out_of).reshape(-1, f)])
+    def layer_blocks(self) -> list[tuple[int, int, _Block | None, _Block | None]]:
+        """Per neuron layer: (first node, size, the block its neurons receive from, the block they send into);
+        None where there is none. Every neuron of a layer has the in-degree `receives.source_size` and the
+        out-degree `sends.target_size`: the PNA degree scalers are constant per layer."""
+        return [(layer.start, layer.size, self._into.get(layer.start), self._out_of.get(layer.start))
+                for layer in self.layout.layers]

@@ -12,7 +12,9 @@ For every edge s → t and direction d ∈ {forward (receiver t), backward (rece
 δ_d is the mean of log(deg+1) over the training graphs (computed from data by `degree_statistics`).
 Everything is a gather / scatter over the sparse edge list; no dense N×N tensors. Batches of one
 plain layered architecture take the equivalent dense-block path (`dense_blocks.DenseBlocks`), whose
-FiLM product and message step run as one fused kernel on the CPU (`core.kernels.film_message_stats`).
+FiLM product and message step run as one fused kernel on the CPU (`core.kernels.film_message_stats`),
+whose first layer runs its edge products on the encoder's narrow features (`edge_update.AffineEdges`)
+and whose degree scalers, constant per neuron layer there, fold into W_o (`dense_scaled_post`).
 """
 
 from __future__ import annotations
@@ -105,7 +107,7 @@ class PNAEdgeConv(EdgeUpdate, nn.Module):
             # both directions in one scatter: forward messages go to dst, backward ones to N + src
             msgs = torch.cat([m[:, :hd], m[:, hd:]], dim=0)  # [2E, H]
             index = torch.cat([dst, src + n])  # [2E]
-            agg = multi_aggregate(msgs, index, 2 * n)  # [2N, 4H]
+            update = self.scaled_post(multi_aggregate(msgs, index, 2 * n), log_deg, delta)  # aggregates [2N, 4H]
         else:  # e: per-block tensors [B, T, S, H_e] (`DenseBlocks.split_edges`) or `AffineEdges`; broadcasts, no gathers
             snd, rcv = self.sender(h), self.receiver(h)  # [N, 2H]: node level, cheap
             into, out_of = {}, {}
@@ -115,9 +117,32 @@ class PNAEdgeConv(EdgeUpdate, nn.Module):
                 # applies (same result, see core/kernels)
                 x, w, b = linear_terms(e_k, self.film.weight, self.film.bias)  # folded for `AffineEdges`
                 into[k], out_of[k] = film_message_stats(x, w, *dense.endpoint_terms(snd, rcv, k), b)
-            agg = dense.assemble(into, out_of).to(h.dtype)  # [2N, 4H]
-        h = self.node_norm(h + self.dropout(self.scaled_post(agg, log_deg, delta)))  # [N, H]
+            update = self.dense_scaled_post(into, out_of, dense, log_deg, delta, h.dtype)
+        h = self.node_norm(h + self.dropout(update))  # [N, H]
         return h, self.update_edges(h, e, edge_index, dense)
+
+    def dense_scaled_post(self, into: dict, out_of: dict, dense: DenseBlocks, log_deg: torch.Tensor,
+                          delta: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+        """`scaled_post` on the dense path, from the per-block aggregates into[k] [B, T_k, 4H] and out_of[k]
+        [B, S_k, 4H] → [N, H] in `dtype`.
+
+        The neurons of a layer share their degrees, so per layer and direction the three scaled products
+        fold into one: Σ_j scaler_dj · W_o,dj a_d = (W_o,d0 + ld/δ_d · W_o,d1 + δ_d/ld · W_o,d2) a_d, a third
+        of the products; the scalers are read from log_deg, as the sparse path's."""
+        hd = self.hidden
+        w = self.post.weight.view(hd, 2, 3, 4 * hd)  # [H, direction, scaler, 4H]
+        rows = []
+        for start, size, receives, sends in dense.layer_blocks():
+            y = None
+            for d, (k, aggregates) in enumerate(((receives, into), (sends, out_of))):
+                if k is None:  # no messages in this direction: zero aggregates, no term
+                    continue
+                ld, dl = log_deg[d, start].to(w.dtype), delta[d].to(w.dtype)
+                folded = w[:, d, 0] + (ld / dl) * w[:, d, 1] + (dl / ld.clamp_min(math.log(2))) * w[:, d, 2]
+                part = F.linear(aggregates[k], folded).to(dtype)  # [B, size, H]
+                y = part if y is None else y + part
+            rows.append(y if y is not None else self.post.bias.new_zeros(dense.graphs, size, hd, dtype=dtype))
+        return torch.cat(rows, dim=1).reshape(-1, hd) + self.post.bias
 
     def scaled_post(self, agg: torch.Tensor, log_deg: torch.Tensor, delta: torch.Tensor) -> torch.Tensor:
         """W_o z(i) + b_o for aggregates agg [2N, 4H] (rows: forward direction, then backward) → [N, H].
