@@ -105,7 +105,7 @@ def _time(fn, repeats: int) -> float:
     return statistics.median(times)
 
 
-def matmul_peak_gflops(precision: str, device: torch.device, size: int = 2048, repeats: int = 3) -> float:
+def matmul_peak_gflops(precision: str, device: torch.device, size: int = 2048, repeats: int = 5) -> float:
     """The machine's practical matrix-product rate: best of `repeats` timed [size²] · [size²] products, GFLOP/s."""
     dtype = torch.bfloat16 if precision == "bf16" else torch.float32
     a, b = (torch.randn(size, size, device=device).to(dtype) for _ in range(2))
