@@ -77,7 +77,8 @@ def test_folded_edge_products_equal_the_materialised_ones() -> None:
     phi = torch.randn(2, 3, 4, 2, dtype=torch.float64, generator=gen)
     edges = AffineEdges(phi, torch.randn(6, 2, dtype=torch.float64, generator=gen),
                         torch.randn(6, dtype=torch.float64, generator=gen))
-    weight, bias = torch.randn(5, 6, dtype=torch.float64, generator=gen), torch.randn(5, dtype=torch.float64, generator=gen)
+    weight = torch.randn(5, 6, dtype=torch.float64, generator=gen)
+    bias = torch.randn(5, dtype=torch.float64, generator=gen)
     dense = materialise(edges)
     torch.testing.assert_close(dense, phi @ edges.basis.T + edges.offset, rtol=1e-12, atol=1e-12)
     x, w, b = linear_terms(edges, weight, bias)

@@ -294,7 +294,8 @@ def _print_report(result: dict, args: argparse.Namespace) -> None:
           + "; no run can be faster):")
     for r in rows:
         bounds = "; ".join(f"{p} ≤ {b['train']:,.0f} / {b['inference']:,.0f}" for p, b in r["product_bound"].items())
-        print(f"    {r['model']:<11} on {r['network']:<10} {r['train_gflop']:>7.3g} / {r['inference_gflop']:<7.3g} GFLOP   {bounds}")
+        flops = f"{r['train_gflop']:>7.3g} / {r['inference_gflop']:<7.3g} GFLOP"
+        print(f"    {r['model']:<11} on {r['network']:<10} {flops}   {bounds}")
     if result["memory_growth"]:
         print(f"  memory growth 2-32-32-1 → {result['large_inr']} (linear in weights = {result['weights_ratio']:.1f}×): "
               + ", ".join(f"{g['model']} {g['small_mb']:,.0f} → {g['large_mb']:,.0f} MB ({g['ratio']:.1f}×)"

@@ -24,7 +24,8 @@ import torch
 
 from core.graph.layout import GraphLayout, layout_for
 
-_TILED: dict[tuple[GraphLayout, int, str], tuple[torch.Tensor, torch.Tensor]] = {}  # → expected (edge_index, edge_type)
+# (layout, graphs, device) → the expected (edge_index, edge_type)
+_TILED: dict[tuple[GraphLayout, int, str], tuple[torch.Tensor, torch.Tensor]] = {}
 
 
 @dataclass(frozen=True)

@@ -32,8 +32,8 @@ class AffineEdges(NamedTuple):
 
     φ has d ≪ H_e columns (d = 1 for an MLP's scalar weights), so a product W e + b of the first layer is
     φ (W M)ᵀ + (W c + b): d instead of H_e multiply-adds per edge and output, with W M and W c computed
-    once per call, a weight-sized product (`linear_terms`). The same function as with e materialised (up to summation
-    order); a NamedTuple so that `torch.compile` traces it like a tuple of tensors."""
+    once per call, a weight-sized product (`linear_terms`). The same function as with e materialised (up
+    to summation order); a NamedTuple so that `torch.compile` traces it like a tuple of tensors."""
 
     features: torch.Tensor  # φ [B, T, S, d]
     basis: torch.Tensor  # M [H_e, d]
@@ -55,7 +55,7 @@ def linear_terms(e: torch.Tensor | AffineEdges, weight: torch.Tensor,
 
 
 def materialise(e: torch.Tensor | AffineEdges) -> torch.Tensor:
-    """The edge states as a tensor [..., H_e], in `edge_storage_dtype` for `AffineEdges` (as the encoder writes them)."""
+    """The edge states as a tensor [..., H_e]; `AffineEdges` in `edge_storage_dtype`, as the encoder writes them."""
     if not isinstance(e, AffineEdges):
         return e
     dtype = edge_storage_dtype(e.features)

@@ -108,7 +108,7 @@ class PNAEdgeConv(EdgeUpdate, nn.Module):
             msgs = torch.cat([m[:, :hd], m[:, hd:]], dim=0)  # [2E, H]
             index = torch.cat([dst, src + n])  # [2E]
             update = self.scaled_post(multi_aggregate(msgs, index, 2 * n), log_deg, delta)  # aggregates [2N, 4H]
-        else:  # e: per-block tensors [B, T, S, H_e] (`DenseBlocks.split_edges`) or `AffineEdges`; broadcasts, no gathers
+        else:  # e: per block [B, T, S, H_e] (`DenseBlocks.split_edges`) or `AffineEdges`; broadcasts, no gathers
             snd, rcv = self.sender(h), self.receiver(h)  # [N, 2H]: node level, cheap
             into, out_of = {}, {}
             for k, e_k in zip(dense.blocks, e):
