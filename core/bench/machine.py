@@ -12,12 +12,10 @@ def cpu_model() -> str:
     """The CPU's model name (/proc/cpuinfo), e.g. `AMD EPYC`: figures differ a lot between CPU kinds (AMX or not)."""
     try:
         with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
+            names = [line.split(":", 1)[1].strip() for line in f if line.startswith("model name")]
+    except OSError:  # not Linux
+        names = []
+    return names[0] if names else (platform.processor() or "unknown CPU")
 
 
 def machine_info() -> dict:
