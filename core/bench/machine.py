@@ -9,13 +9,18 @@ import torch
 
 
 def cpu_model() -> str:
-    """The CPU's model name (/proc/cpuinfo), e.g. `AMD EPYC`: figures differ a lot between CPU kinds (AMX or not)."""
+    """The CPU's model name and bfloat16 units (/proc/cpuinfo), e.g. `AMD EPYC (AVX512-BF16, no AMX)`."""
     try:
         with open("/proc/cpuinfo") as f:
-            names = [line.split(":", 1)[1].strip() for line in f if line.startswith("model name")]
+            lines = f.read().splitlines()
     except OSError:  # not Linux
-        names = []
-    return names[0] if names else (platform.processor() or "unknown CPU")
+        lines = []
+    names = [line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")]
+    flags = next((set(line.split(":", 1)[1].split()) for line in lines if line.startswith("flags")), set())
+    # the bfloat16 product units decide the bf16 figures: AMX tiles, AVX512-BF16 dot products, or neither
+    units = "AMX" if "amx_bf16" in flags else "AVX512-BF16, no AMX" if "avx512_bf16" in flags else "no bf16 units"
+    name = names[0] if names else (platform.processor() or "unknown CPU")
+    return f"{name} ({units})" if flags else name
 
 
 def machine_info() -> dict:
