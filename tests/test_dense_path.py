@@ -263,3 +263,14 @@ def test_product_flops_count_what_the_first_layer_fold_saves() -> None:
     outputs = 4 * hidden + hidden  # FiLM's γ, β for both directions, and W_e's
     assert unfolded - folded == 2 * edges * outputs * (hidden - d) - blocks * 2 * outputs * hidden * d
     assert product_flops(model, batch, train=True) > 2 * unfolded  # the backward pass: about twice the forward
+
+
+def test_cpu_model_names_the_bfloat16_units() -> None:
+    from core.bench.machine import cpu_model
+
+    def info(flags: str) -> str:
+        return f"processor\t: 0\nmodel name\t: Some CPU\nflags\t\t: fpu avx2 {flags}\n"
+
+    assert cpu_model(info("avx512_bf16 amx_bf16 amx_tile")) == "Some CPU (AMX)"
+    assert cpu_model(info("avx512f avx512_bf16")) == "Some CPU (AVX512-BF16, no AMX)"
+    assert cpu_model(info("avx512f")) == "Some CPU (no bf16 units)"

@@ -8,13 +8,16 @@ import platform
 import torch
 
 
-def cpu_model() -> str:
-    """The CPU's model name and bfloat16 units (/proc/cpuinfo), e.g. `AMD EPYC (AVX512-BF16, no AMX)`."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            lines = f.read().splitlines()
-    except OSError:  # not Linux
-        lines = []
+def cpu_model(cpuinfo: str | None = None) -> str:
+    """The CPU's model name and bfloat16 units from /proc/cpuinfo (or the given text of one), e.g.
+    `AMD EPYC (AVX512-BF16, no AMX)`."""
+    if cpuinfo is None:
+        try:
+            with open("/proc/cpuinfo") as f:
+                cpuinfo = f.read()
+        except OSError:  # not Linux
+            cpuinfo = ""
+    lines = cpuinfo.splitlines()
     names = [line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")]
     flags = next((set(line.split(":", 1)[1].split()) for line in lines if line.startswith("flags")), set())
     # the bfloat16 product units decide the bf16 figures: AMX tiles, AVX512-BF16 dot products, or neither

@@ -42,6 +42,12 @@ def degree_statistics(edge_index: torch.Tensor, num_nodes: int) -> torch.Tensor:
     return torch.tensor(out)
 
 
+def degree_scalers(log_deg: torch.Tensor, delta: torch.Tensor) -> torch.Tensor:
+    """PNA's [identity, amplification, attenuation] = [1, ld/δ, δ/ld] on a new last axis, for ld = log(deg+1)
+    (floored at log 2 in the attenuation: isolated neurons get 0 aggregates anyway) and δ broadcast to it."""
+    return torch.stack([torch.ones_like(log_deg), log_deg / delta, delta / log_deg.clamp_min(math.log(2))], dim=-1)
+
+
 class DegreeStatistics:
     """Mixin for metanetworks with PNA degree scalers: the δ buffers and their fitting from data."""
 
@@ -137,8 +143,8 @@ class PNAEdgeConv(EdgeUpdate, nn.Module):
             for d, (k, aggregates) in enumerate(((receives, into), (sends, out_of))):
                 if k is None:  # no messages in this direction: zero aggregates, no term
                     continue
-                ld, dl = log_deg[d, start].to(w.dtype), delta[d].to(w.dtype)
-                folded = w[:, d, 0] + (ld / dl) * w[:, d, 1] + (dl / ld.clamp_min(math.log(2))) * w[:, d, 2]
+                scalers = degree_scalers(log_deg[d, start].to(w.dtype), delta[d].to(w.dtype))  # [3]
+                folded = (w[:, d] * scalers[:, None]).sum(1)  # [H, 4H]
                 part = F.linear(aggregates[k], folded).to(dtype)  # [B, size, H]
                 y = part if y is None else y + part
             rows.append(y if y is not None else self.post.bias.new_zeros(dense.graphs, size, hd, dtype=dtype))
@@ -151,9 +157,7 @@ class PNAEdgeConv(EdgeUpdate, nn.Module):
         products per direction, scaled afterwards, instead of building z [N, 24H] (the same sum, ≈ 6× less
         memory traffic). W_o's columns are ordered (direction, scaler, aggregate), as z was."""
         hd, n = self.hidden, agg.shape[0] // 2
-        ld = log_deg.reshape(2, n, 1)
-        dl = delta.to(ld).view(2, 1, 1)
-        scalers = torch.cat([torch.ones_like(ld), ld / dl, dl / ld.clamp_min(math.log(2))], dim=2)  # [2, N, 3]
+        scalers = degree_scalers(log_deg.reshape(2, n), delta.to(log_deg).view(2, 1))  # [2, N, 3]
         w = self.post.weight.view(hd, 2, 3, 4 * hd).permute(1, 3, 2, 0).reshape(2, 4 * hd, 3 * hd)  # [2, 4H, 3H]
         y = torch.bmm(agg.view(2, n, 4 * hd), w).view(2, n, 3, hd)  # [2, N, 3, H] (bfloat16 under autocast)
         return (y.to(scalers.dtype) * scalers[..., None]).sum((0, 2)) + self.post.bias
