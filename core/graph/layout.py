@@ -13,13 +13,15 @@ Graph conventions (see DESIGN.md §1):
   sits in the centre cell, and a linear layer that reads a flattened conv map gets one edge per
   (channel, output) whose patch is the channel's H×W block of weights;
 - identity skip connections add `residual` edges (channel c → channel c, 1 in the centre cell).
+
+Each op kind adds itself to the layout in one `layout_op` handler.
 """
 
 from __future__ import annotations
 
 import functools
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
@@ -31,8 +33,11 @@ from core.network.spec import (
     BatchNorm,
     Conv,
     Flatten,
+    GlobalAvgPool,
     LayerNorm,
     Linear,
+    Offset,
+    Pool,
     Residual,
 )
 
@@ -74,12 +79,131 @@ class WeightBlock:
     edge_type: int
 
 
+@dataclass
+class LayoutBuilder:
+    """State while the ops of an architecture are laid out one by one (see `layout_op`)."""
+
+    shapes: list[tuple[int, ...]]  # value shapes of the architecture (entry i is op i's input)
+    last_weight_op: int
+    flattens_input: bool
+    layers: list[dict]  # NeuronLayer fields, mutable while activations and norms attach
+    blocks: list[WeightBlock] = field(default_factory=list)
+    residual_pairs: list[tuple[int, int]] = field(default_factory=list)  # (source layer, target layer)
+    norms: list[tuple[str, int]] = field(default_factory=list)  # (norm op name, neuron layer it normalises)
+    value_layer: list[int] = field(default_factory=lambda: [0])  # layer carrying the value after op i (i + 1)
+    pending_flatten: tuple[int, ...] | None = None  # spatial shape of a flattened conv map
+    num_nodes: int = 0
+    num_edges: int = 0
+
+    @property
+    def current(self) -> int:
+        """The neuron layer that carries the value the next op reads."""
+        return self.value_layer[-1]
+
+    def add_weight_layer(self, i: int, op: Linear | Conv, size: int, patch: tuple[int, ...], edge_type: int,
+                         fan_in: int) -> None:
+        """Append the neuron layer a Linear/Conv op outputs and the block of edges that feed it."""
+        cur = self.current
+        have = self.layers[cur]["size"]
+        if fan_in != have:
+            raise ArchitectureError(
+                f"op {i} ({op.name}) reads {fan_in} inputs but the previous layer has {have} neurons"
+            )
+        role = OUTPUT if i == self.last_weight_op else HIDDEN
+        self.layers.append(dict(start=self.num_nodes, size=size, role=role, activation="identity", norm=None,
+                                op_index=i))
+        self.blocks.append(WeightBlock(i, op.name, cur, len(self.layers) - 1, self.num_edges, tuple(patch), edge_type))
+        self.num_nodes += size
+        self.num_edges += size * fan_in
+        self.pending_flatten = None
+        self.value_layer.append(len(self.layers) - 1)
+
+
+@functools.singledispatch
+def layout_op(op: object, b: LayoutBuilder, i: int) -> None:
+    """Add op `i` to the layout under construction; one handler per op kind. A handler that outputs a new
+    neuron layer appends it through `b.add_weight_layer`; any other leaves the value on `b.current`."""
+    raise UnsupportedLayerError(f"op {i} ({op!r}) has no place in a neural graph")
+
+
+@layout_op.register(Linear)
+def _(op: Linear, b: LayoutBuilder, i: int) -> None:
+    if b.pending_flatten is None:
+        b.add_weight_layer(i, op, op.out_features, (1, 1), EDGE_LINEAR, op.in_features)
+        return
+    # a linear layer reading a flattened conv map: one edge per (channel, output), patch = the channel's map
+    flat = b.pending_flatten
+    patch = (1, flat[0]) if len(flat) == 1 else tuple(flat)
+    if len(patch) != 2:
+        raise UnsupportedLayerError(f"op {i} ({op.name}): flattening a map with >2 spatial dims")
+    b.add_weight_layer(i, op, op.out_features, patch, EDGE_FLATTEN, b.layers[b.current]["size"])
+
+
+@layout_op.register(Conv)
+def _(op: Conv, b: LayoutBuilder, i: int) -> None:
+    patch = (1, op.kernel_size[0]) if op.dims == 1 else tuple(op.kernel_size)
+    if op.dims > 2:
+        raise UnsupportedLayerError(f"op {i} ({op.name}): only 1-d and 2-d convolutions are supported")
+    b.add_weight_layer(i, op, op.out_channels, patch, EDGE_CONV, op.in_channels)
+
+
+@layout_op.register(Activation)
+def _(op: Activation, b: LayoutBuilder, i: int) -> None:
+    layer = b.layers[b.current]
+    if layer["activation"] != "identity" and op.fn != "identity":
+        raise UnsupportedLayerError(f"op {i}: two activations on the same layer cannot be represented")
+    layer["activation"] = op.fn
+    b.value_layer.append(b.current)
+
+
+@layout_op.register(BatchNorm)
+@layout_op.register(LayerNorm)
+def _(op: BatchNorm | LayerNorm, b: LayoutBuilder, i: int) -> None:
+    layer = b.layers[b.current]
+    if b.pending_flatten is not None:
+        raise UnsupportedLayerError(f"op {i} ({op.name}): normalisation of a flattened conv map")
+    if layer["norm"] is not None:
+        raise UnsupportedLayerError(f"op {i} ({op.name}): two normalisations on the same layer")
+    if op.num_features != layer["size"]:
+        raise ArchitectureError(f"op {i} ({op.name}) normalises {op.num_features} features, layer has {layer['size']}")
+    layer["norm"] = op.kind
+    b.norms.append((op.name, b.current))  # its parameters become node features of this layer
+    b.value_layer.append(b.current)
+
+
+@layout_op.register(Flatten)
+def _(op: Flatten, b: LayoutBuilder, i: int) -> None:
+    spatial = b.shapes[i][1:]
+    if b.current != 0 and math.prod(spatial) > 1:
+        b.pending_flatten = spatial
+    b.value_layer.append(b.current)
+
+
+@layout_op.register(Residual)
+def _(op: Residual, b: LayoutBuilder, i: int) -> None:
+    src, cur = b.value_layer[op.source + 1], b.current
+    if src == 0 and b.flattens_input:
+        raise UnsupportedLayerError(f"op {i}: a skip connection from a flattened input")
+    if b.layers[src]["size"] != b.layers[cur]["size"]:
+        raise ArchitectureError(
+            f"op {i}: skip connection joins layers of {b.layers[src]['size']} and {b.layers[cur]['size']} neurons"
+        )
+    b.residual_pairs.append((src, cur))  # residual edges go after all weight edges
+    b.value_layer.append(cur)
+
+
+@layout_op.register(GlobalAvgPool)
+@layout_op.register(Pool)
+@layout_op.register(Offset)
+def _(op: GlobalAvgPool | Pool | Offset, b: LayoutBuilder, i: int) -> None:
+    b.value_layer.append(b.current)  # no parameters and no new neurons: the value stays on its layer
+
+
 class GraphLayout:
     """Node/edge structure of an architecture's neural graph and the parameter ↔ feature index maps."""
 
     def __init__(self, architecture: Architecture, grid_size: int | None = None):
         self.architecture = architecture
-        shapes = architecture.value_shapes()
         ops = architecture.ops
         weight_ops = architecture.weight_layers()
         if not weight_ops:
@@ -92,77 +216,25 @@ class GraphLayout:
         if isinstance(first, Linear) and first.in_features != n_inputs:
             raise ArchitectureError(f"the first layer reads {first.in_features} features, the input has {n_inputs}")
 
-        layers: list[dict] = [dict(start=0, size=n_inputs, role=INPUT, activation="identity", norm=None, op_index=-1)]
-        blocks: list[WeightBlock] = []
-        residual_pairs: list[tuple[int, int]] = []
-        value_layer = [0]  # neuron layer that carries the value after op i (entry i + 1)
-        pending_flatten: tuple[int, ...] | None = None  # spatial shape of a flattened conv map
-        n_nodes, n_edges = n_inputs, 0
+        input_layer = dict(start=0, size=n_inputs, role=INPUT, activation="identity", norm=None, op_index=-1)
+        b = LayoutBuilder(architecture.value_shapes(), weight_ops[-1], flattens_input, [input_layer],
+                          num_nodes=n_inputs)
         for i, op in enumerate(ops):
-            cur = value_layer[-1]
-            if isinstance(op, (Linear, Conv)):
-                last = i == weight_ops[-1]
-                size = op.out_features if isinstance(op, Linear) else op.out_channels
-                if isinstance(op, Conv):
-                    patch = (1, op.kernel_size[0]) if op.dims == 1 else tuple(op.kernel_size)
-                    if op.dims > 2:
-                        raise UnsupportedLayerError(f"op {i} ({op.name}): only 1-d and 2-d convolutions are supported")
-                    etype, fan_in = EDGE_CONV, op.in_channels
-                elif pending_flatten is not None:
-                    patch = (1, pending_flatten[0]) if len(pending_flatten) == 1 else tuple(pending_flatten)
-                    if len(patch) != 2:
-                        raise UnsupportedLayerError(f"op {i} ({op.name}): flattening a map with >2 spatial dims")
-                    etype, fan_in = EDGE_FLATTEN, layers[cur]["size"]
-                else:
-                    patch, etype, fan_in = (1, 1), EDGE_LINEAR, op.in_features
-                if fan_in != layers[cur]["size"]:
-                    raise ArchitectureError(f"op {i} ({op.name}) reads {fan_in} inputs but the previous layer has {layers[cur]['size']} neurons")
-                layers.append(dict(start=n_nodes, size=size, role=OUTPUT if last else HIDDEN,
-                                   activation="identity", norm=None, op_index=i))
-                blocks.append(WeightBlock(i, op.name, cur, len(layers) - 1, n_edges, patch, etype))
-                n_nodes += size
-                n_edges += size * fan_in
-                pending_flatten = None
-                value_layer.append(len(layers) - 1)
-                continue
-            if isinstance(op, Activation):
-                if layers[cur]["activation"] != "identity" and op.fn != "identity":
-                    raise UnsupportedLayerError(f"op {i}: two activations on the same layer cannot be represented")
-                layers[cur]["activation"] = op.fn
-            elif isinstance(op, (BatchNorm, LayerNorm)):
-                if pending_flatten is not None:
-                    raise UnsupportedLayerError(f"op {i} ({op.name}): normalisation of a flattened conv map")
-                if layers[cur]["norm"] is not None:
-                    raise UnsupportedLayerError(f"op {i} ({op.name}): two normalisations on the same layer")
-                if op.num_features != layers[cur]["size"]:
-                    raise ArchitectureError(f"op {i} ({op.name}) normalises {op.num_features} features, layer has {layers[cur]['size']}")
-                layers[cur]["norm"] = op.kind
-            elif isinstance(op, Flatten):
-                spatial = shapes[i][1:]
-                if cur != 0 and math.prod(spatial) > 1:
-                    pending_flatten = spatial
-            elif isinstance(op, Residual):
-                src = value_layer[op.source + 1]
-                if src == 0 and flattens_input:
-                    raise UnsupportedLayerError(f"op {i}: a skip connection from a flattened input")
-                if layers[src]["size"] != layers[cur]["size"]:
-                    raise ArchitectureError(f"op {i}: skip connection joins layers of {layers[src]['size']} and {layers[cur]['size']} neurons")
-                residual_pairs.append((src, cur))  # residual edges go after all weight edges
-            value_layer.append(cur)
+            layout_op(op, b, i)
 
-        if blocks and layers[-1]["role"] != OUTPUT:  # pragma: no cover - the last weight op is the output
+        if b.layers[-1]["role"] != OUTPUT:  # pragma: no cover - the last weight op is the output
             raise ArchitectureError("the last layer is not an output layer")
-        needed = max(max(b.patch) for b in blocks)
+        needed = max(max(block.patch) for block in b.blocks)
         self.grid_size = needed if grid_size is None else int(grid_size)
         if self.grid_size < needed:
             raise ArchitectureError(f"grid size {self.grid_size} is smaller than the largest kernel/patch ({needed})")
-        self.layers = [NeuronLayer(**d) for d in layers]
-        self.blocks = blocks
-        self.num_nodes = n_nodes
-        self.num_edges = n_edges + sum(layers[c]["size"] for _, c in residual_pairs)
+        self.layers = [NeuronLayer(**d) for d in b.layers]
+        self.blocks = b.blocks
+        self.num_nodes = b.num_nodes
+        self.num_edges = b.num_edges + sum(b.layers[c]["size"] for _, c in b.residual_pairs)
         self.edge_dim = self.grid_size ** 2
-        self._build_structure(residual_pairs)
-        self._build_index_maps()
+        self._build_structure(b.residual_pairs)
+        self._build_index_maps(b.norms)
 
     # ------------------------------------------------------------------ structure
     def _patch_positions(self, patch: tuple[int, int]) -> torch.Tensor:
@@ -208,7 +280,7 @@ class GraphLayout:
         self.base_edge_attr = torch.zeros(self.num_edges, self.edge_dim, dtype=torch.float64)
         self.base_edge_attr[self.residual_edge_start:, centre] = 1.0
 
-    def _build_index_maps(self) -> None:
+    def _build_index_maps(self, norms: list[tuple[str, int]]) -> None:
         """flat parameter index → linear index into x.view(-1) or edge_attr.view(-1)."""
         offsets, start = {}, 0
         for key, shape in self.architecture.parameter_shapes():
@@ -216,7 +288,6 @@ class GraphLayout:
             start += math.prod(shape)
         self.num_parameters = start
         x_src, x_dst, e_src, e_dst = [], [], [], []
-        layer_of_op = {layer.op_index: layer for layer in self.layers if layer.op_index >= 0}
         for b in self.blocks:
             s, t = self.layers[b.source_layer], self.layers[b.target_layer]
             off, n = offsets[f"{b.name}.weight"]
@@ -230,16 +301,14 @@ class GraphLayout:
                 x_src.append(torch.arange(off, off + n))
                 x_dst.append((torch.arange(t.size) + t.start) * NODE_FEATURES + BIAS)
         # normalisation parameters go to the nodes of the layer they normalise
-        layer = self.layers[0]
-        for i, op in enumerate(self.architecture.ops):
-            layer = layer_of_op.get(i, layer)
-            if isinstance(op, (BatchNorm, LayerNorm)):
-                for suffix, col in (("weight", NORM_WEIGHT), ("bias", NORM_BIAS),
-                                    ("running_mean", NORM_MEAN), ("running_var", NORM_VAR)):
-                    if f"{op.name}.{suffix}" in offsets:
-                        off, n = offsets[f"{op.name}.{suffix}"]
-                        x_src.append(torch.arange(off, off + n))
-                        x_dst.append((torch.arange(layer.size) + layer.start) * NODE_FEATURES + col)
+        for name, li in norms:
+            layer = self.layers[li]
+            for suffix, col in (("weight", NORM_WEIGHT), ("bias", NORM_BIAS),
+                                ("running_mean", NORM_MEAN), ("running_var", NORM_VAR)):
+                if f"{name}.{suffix}" in offsets:
+                    off, n = offsets[f"{name}.{suffix}"]
+                    x_src.append(torch.arange(off, off + n))
+                    x_dst.append((torch.arange(layer.size) + layer.start) * NODE_FEATURES + col)
         empty = torch.zeros(0, dtype=torch.long)
         self.x_source = torch.cat(x_src) if x_src else empty
         self.x_target = torch.cat(x_dst) if x_dst else empty

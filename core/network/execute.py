@@ -1,10 +1,13 @@
 """Run a Network as a function, and rebuild a real `nn.Module` from it.
 
 `forward` is pure (parameters in, outputs out), so `torch.func.vmap` runs a whole zoo of
-same-architecture networks in one call (`forward_many`).
+same-architecture networks in one call (`forward_many`). Each op kind has one `apply_op` handler (how it
+runs) and one `module_for` handler (the `nn.Module` that holds its parameters, if any).
 """
 
 from __future__ import annotations
+
+import functools
 
 import torch
 import torch.nn.functional as F
@@ -27,27 +30,27 @@ from core.network.spec import (
     unflatten_params,
 )
 
+# element-wise functions by activation id; sine and leaky_relu read their parameter from the op
+_ACTIVATION_FUNCTIONS = {
+    "identity": lambda op, x: x,
+    "relu": lambda op, x: F.relu(x),
+    "leaky_relu": lambda op, x: F.leaky_relu(x, op.slope),
+    "tanh": lambda op, x: torch.tanh(x),
+    "sigmoid": lambda op, x: torch.sigmoid(x),
+    "sine": lambda op, x: torch.sin(op.w0 * x),
+    "gelu": lambda op, x: F.gelu(x),
+    "silu": lambda op, x: F.silu(x),
+}
+
 
 def activate(op: Activation, x: torch.Tensor) -> torch.Tensor:
     """Apply one activation op."""
-    fn = op.fn
-    if fn == "identity":
-        return x
-    if fn == "relu":
-        return F.relu(x)
-    if fn == "leaky_relu":
-        return F.leaky_relu(x, op.slope)
-    if fn == "tanh":
-        return torch.tanh(x)
-    if fn == "sigmoid":
-        return torch.sigmoid(x)
-    if fn == "sine":
-        return torch.sin(op.w0 * x)
-    if fn == "gelu":
-        return F.gelu(x)
-    if fn == "silu":
-        return F.silu(x)
-    raise ArchitectureError("cannot run a network whose activation is unknown; pass it explicitly (e.g. --activation relu)")
+    fn = _ACTIVATION_FUNCTIONS.get(op.fn)
+    if fn is None:
+        raise ArchitectureError(
+            "cannot run a network whose activation is unknown; pass it explicitly (e.g. --activation relu)"
+        )
+    return fn(op, x)
 
 
 def _conv(op: Conv, x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None) -> torch.Tensor:
@@ -66,34 +69,73 @@ def _pool(op: Pool, x: torch.Tensor) -> torch.Tensor:
     return fn(x, op.kernel_size, op.stride, op.padding)
 
 
+Params = dict[str, torch.Tensor]
+
+
+@functools.singledispatch
+def apply_op(op: object, x: torch.Tensor, params: Params, values: list[torch.Tensor]) -> torch.Tensor:
+    """The value after `op`, given its input `x`, the parameters and every earlier value (`values[0]` is the
+    network input). One handler per op kind."""
+    raise ArchitectureError(f"cannot execute op {op!r}")
+
+
+@apply_op.register(Linear)
+def _(op: Linear, x: torch.Tensor, params: Params, values: list[torch.Tensor]) -> torch.Tensor:
+    return F.linear(x, params[f"{op.name}.weight"], params.get(f"{op.name}.bias"))
+
+
+@apply_op.register(Conv)
+def _(op: Conv, x: torch.Tensor, params: Params, values: list[torch.Tensor]) -> torch.Tensor:
+    return _conv(op, x, params[f"{op.name}.weight"], params.get(f"{op.name}.bias"))
+
+
+@apply_op.register(Activation)
+def _(op: Activation, x: torch.Tensor, params: Params, values: list[torch.Tensor]) -> torch.Tensor:
+    return activate(op, x)
+
+
+@apply_op.register(Flatten)
+def _(op: Flatten, x: torch.Tensor, params: Params, values: list[torch.Tensor]) -> torch.Tensor:
+    return x.flatten(1)
+
+
+@apply_op.register(GlobalAvgPool)
+def _(op: GlobalAvgPool, x: torch.Tensor, params: Params, values: list[torch.Tensor]) -> torch.Tensor:
+    return x.flatten(2).mean(-1)
+
+
+@apply_op.register(Pool)
+def _(op: Pool, x: torch.Tensor, params: Params, values: list[torch.Tensor]) -> torch.Tensor:
+    return _pool(op, x)
+
+
+@apply_op.register(BatchNorm)
+def _(op: BatchNorm, x: torch.Tensor, params: Params, values: list[torch.Tensor]) -> torch.Tensor:
+    return _batch_norm(op, params, x)
+
+
+@apply_op.register(LayerNorm)
+def _(op: LayerNorm, x: torch.Tensor, params: Params, values: list[torch.Tensor]) -> torch.Tensor:
+    return F.layer_norm(x, (op.num_features,), params.get(f"{op.name}.weight"), params.get(f"{op.name}.bias"), op.eps)
+
+
+@apply_op.register(Residual)
+def _(op: Residual, x: torch.Tensor, params: Params, values: list[torch.Tensor]) -> torch.Tensor:
+    return x + values[op.source + 1]
+
+
+@apply_op.register(Offset)
+def _(op: Offset, x: torch.Tensor, params: Params, values: list[torch.Tensor]) -> torch.Tensor:
+    return x + op.value
+
+
 def forward(architecture: Architecture, params: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
     """Evaluate the network on a batch `x` of shape [batch, *input_shape] (eval mode)."""
     dtype = next(iter(params.values())).dtype if params else x.dtype
     x = x.to(dtype)
     values = [x]  # values[i + 1] is the value right after op i
     for op in architecture.ops:
-        if isinstance(op, Linear):
-            x = F.linear(x, params[f"{op.name}.weight"], params.get(f"{op.name}.bias"))
-        elif isinstance(op, Conv):
-            x = _conv(op, x, params[f"{op.name}.weight"], params.get(f"{op.name}.bias"))
-        elif isinstance(op, Activation):
-            x = activate(op, x)
-        elif isinstance(op, Flatten):
-            x = x.flatten(1)
-        elif isinstance(op, GlobalAvgPool):
-            x = x.flatten(2).mean(-1)
-        elif isinstance(op, Pool):
-            x = _pool(op, x)
-        elif isinstance(op, BatchNorm):
-            x = _batch_norm(op, params, x)
-        elif isinstance(op, LayerNorm):
-            x = F.layer_norm(x, (op.num_features,), params.get(f"{op.name}.weight"), params.get(f"{op.name}.bias"), op.eps)
-        elif isinstance(op, Residual):
-            x = x + values[op.source + 1]
-        elif isinstance(op, Offset):
-            x = x + op.value
-        else:  # pragma: no cover - Architecture only admits the ops above
-            raise ArchitectureError(f"cannot execute op {op!r}")
+        x = apply_op(op, x, params, values)
         values.append(x)
     return x
 
@@ -129,6 +171,44 @@ def forward_many(architecture: Architecture, flat: torch.Tensor, x: torch.Tensor
 
 
 # ---------------------------------------------------------------------- nn.Module reconstruction
+@functools.singledispatch
+def module_for(op: object) -> nn.Module | None:
+    """The `nn.Module` that holds `op`'s parameters under their state_dict keys (None for a parameter-free
+    op). One handler per op kind."""
+    raise ArchitectureError(f"cannot build a module for op {op!r}")
+
+
+@module_for.register(Linear)
+def _(op: Linear) -> nn.Module:
+    return nn.Linear(op.in_features, op.out_features, bias=op.bias)
+
+
+@module_for.register(Conv)
+def _(op: Conv) -> nn.Module:
+    cls = {1: nn.Conv1d, 2: nn.Conv2d, 3: nn.Conv3d}[op.dims]
+    return cls(op.in_channels, op.out_channels, op.kernel_size, op.stride, op.padding, bias=op.bias)
+
+
+@module_for.register(BatchNorm)
+def _(op: BatchNorm) -> nn.Module:
+    return nn.BatchNorm1d(op.num_features, op.eps, affine=op.affine, track_running_stats=op.track_running_stats)
+
+
+@module_for.register(LayerNorm)
+def _(op: LayerNorm) -> nn.Module:
+    return nn.LayerNorm(op.num_features, op.eps, elementwise_affine=op.affine)
+
+
+@module_for.register(Activation)
+@module_for.register(Flatten)
+@module_for.register(GlobalAvgPool)
+@module_for.register(Pool)
+@module_for.register(Residual)
+@module_for.register(Offset)
+def _(op: object) -> None:
+    return None  # parameter-free: `forward` runs it without a module
+
+
 class NetworkModule(nn.Module):
     """A real `nn.Module` built from an Architecture; its state_dict keys are the original ones."""
 
@@ -136,18 +216,9 @@ class NetworkModule(nn.Module):
         super().__init__()
         self.architecture = architecture
         for op in architecture.ops:
-            if isinstance(op, Linear):
-                layer: nn.Module = nn.Linear(op.in_features, op.out_features, bias=op.bias)
-            elif isinstance(op, Conv):
-                cls = {1: nn.Conv1d, 2: nn.Conv2d, 3: nn.Conv3d}[op.dims]
-                layer = cls(op.in_channels, op.out_channels, op.kernel_size, op.stride, op.padding, bias=op.bias)
-            elif isinstance(op, BatchNorm):
-                layer = nn.BatchNorm1d(op.num_features, op.eps, affine=op.affine, track_running_stats=op.track_running_stats)
-            elif isinstance(op, LayerNorm):
-                layer = nn.LayerNorm(op.num_features, op.eps, elementwise_affine=op.affine)
-            else:
-                continue
-            self._attach(op.name, layer)
+            layer = module_for(op)
+            if layer is not None:
+                self._attach(op.name, layer)
         self.eval()
 
     def _attach(self, dotted: str, layer: nn.Module) -> None:

@@ -5,6 +5,12 @@ The ops run in order on one tensor. `Residual(source=k)` adds the value the prog
 op `k` (`-1` is the network input), which expresses identity skip connections without a graph of ops.
 Parametrised ops carry the `name` of the module they came from, so parameter keys are the original
 state_dict keys (`f"{name}.weight"`) and a round trip reproduces them.
+
+Adding an op kind: its dataclass here says what the spec itself needs to know (its output shape, its
+parameter tensors); every other concern registers one handler per op kind next to that concern
+(`functools.singledispatch`): execution and module rebuilding in `core.network.execute`, the neural
+graph in `core.graph.layout`, the symmetry analysis in `core.symmetry.actions`, the summary in
+`core.summary`. `tests/test_op_dispatch.py` fails for an op kind that lacks one of them.
 """
 
 from __future__ import annotations
@@ -13,7 +19,7 @@ import dataclasses
 import json
 import math
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Iterator, Union
+from typing import Any, ClassVar, Iterator, Sequence, Union
 
 import torch
 
@@ -33,9 +39,42 @@ ACTIVATIONS: tuple[str, ...] = (
 )
 ACTIVATION_IDS: dict[str, int] = {name: i for i, name in enumerate(ACTIVATIONS)}
 
+Shape = tuple[int, ...]
+
+
+class OpKind:
+    """What every op kind tells the spec: the shape it produces and the parameter tensors it owns."""
+
+    kind: ClassVar[str]
+
+    def output_shape(self, shapes: Sequence[Shape], where: str) -> Shape:
+        """Shape of the value after this op, given the shapes of all earlier values (`shapes[-1]` is its
+        input, `shapes[0]` the network input); raises ArchitectureError, prefixed with `where`, on a mismatch."""
+        raise NotImplementedError(f"op kind {self.kind!r} does not define its output shape")
+
+    def parameter_shapes(self) -> list[tuple[str, Shape]]:
+        """(key, shape) of the tensors this op owns, in flat-vector order (none for parameter-free ops)."""
+        return []
+
+
+def _conv_out(size: int, kernel: int, stride: int, padding: int) -> int:
+    return (size + 2 * padding - kernel) // stride + 1
+
+
+def _spatial_out(op: "Conv | Pool", shape: Shape, where: str) -> Shape:
+    """Spatial output size of a sliding-window op (convolution or pooling) on a [C, *spatial] input."""
+    spatial = tuple(_conv_out(s, k, st, p) for s, k, st, p in zip(shape[1:], op.kernel_size, op.stride, op.padding))
+    if min(spatial) <= 0:
+        raise ArchitectureError(f"{where} produces an empty map from input shape {shape}")
+    return spatial
+
+
+def _weight_and_bias(name: str, weight: Shape, bias: bool) -> list[tuple[str, Shape]]:
+    return [(f"{name}.weight", weight)] + ([(f"{name}.bias", weight[:1])] if bias else [])
+
 
 @dataclass(frozen=True)
-class Linear:
+class Linear(OpKind):
     """y = x Wᵀ + b; weight [out, in]."""
 
     name: str
@@ -44,9 +83,18 @@ class Linear:
     bias: bool = True
     kind: ClassVar[str] = "linear"
 
+    def output_shape(self, shapes: Sequence[Shape], where: str) -> Shape:
+        shape = shapes[-1]
+        if len(shape) != 1 or shape[0] != self.in_features:
+            raise ArchitectureError(f"{where} expects {self.in_features} features but receives shape {shape}")
+        return (self.out_features,)
+
+    def parameter_shapes(self) -> list[tuple[str, Shape]]:
+        return _weight_and_bias(self.name, (self.out_features, self.in_features), self.bias)
+
 
 @dataclass(frozen=True)
-class Conv:
+class Conv(OpKind):
     """N-d convolution (1-d or 2-d); weight [out, in, *kernel_size]. Groups are not supported."""
 
     name: str
@@ -65,7 +113,9 @@ class Conv:
             value = (value,) if isinstance(value, int) else tuple(value)
             if attr != "kernel_size" and len(value) != len(self.kernel_size):
                 if len(set(value)) != 1:
-                    raise ArchitectureError(f"conv {self.name}: {attr} {value} does not match kernel {self.kernel_size}")
+                    raise ArchitectureError(
+                        f"conv {self.name}: {attr} {value} does not match kernel {self.kernel_size}"
+                    )
                 value = value[:1] * len(self.kernel_size)
             object.__setattr__(self, attr, value)
 
@@ -73,23 +123,43 @@ class Conv:
     def dims(self) -> int:
         return len(self.kernel_size)
 
+    def output_shape(self, shapes: Sequence[Shape], where: str) -> Shape:
+        shape = shapes[-1]
+        if len(shape) != self.dims + 1 or shape[0] != self.in_channels:
+            raise ArchitectureError(
+                f"{where} expects [{self.in_channels}, {self.dims} spatial dims] but receives shape {shape}"
+            )
+        return (self.out_channels, *_spatial_out(self, shape, where))
+
+    def parameter_shapes(self) -> list[tuple[str, Shape]]:
+        return _weight_and_bias(self.name, (self.out_channels, self.in_channels, *self.kernel_size), self.bias)
+
 
 @dataclass(frozen=True)
-class Flatten:
+class Flatten(OpKind):
     """Flatten a [C, *spatial] map to C·prod(spatial) features, channel-major (as torch does)."""
 
     kind: ClassVar[str] = "flatten"
 
+    def output_shape(self, shapes: Sequence[Shape], where: str) -> Shape:
+        return (math.prod(shapes[-1]),)
+
 
 @dataclass(frozen=True)
-class GlobalAvgPool:
+class GlobalAvgPool(OpKind):
     """Mean over all spatial positions: [C, *spatial] → [C]."""
 
     kind: ClassVar[str] = "global_avg_pool"
 
+    def output_shape(self, shapes: Sequence[Shape], where: str) -> Shape:
+        shape = shapes[-1]
+        if len(shape) < 2:
+            raise ArchitectureError(f"{where} needs a spatial map but receives shape {shape}")
+        return (shape[0],)
+
 
 @dataclass(frozen=True)
-class Pool:
+class Pool(OpKind):
     """Max or average pooling over spatial positions."""
 
     mode: str  # "max" | "avg"
@@ -98,9 +168,15 @@ class Pool:
     padding: tuple[int, ...] = (0, 0)
     kind: ClassVar[str] = "pool"
 
+    def output_shape(self, shapes: Sequence[Shape], where: str) -> Shape:
+        shape = shapes[-1]
+        if len(shape) != len(self.kernel_size) + 1:
+            raise ArchitectureError(f"{where} does not match input shape {shape}")
+        return (shape[0], *_spatial_out(self, shape, where))
+
 
 @dataclass(frozen=True)
-class BatchNorm:
+class BatchNorm(OpKind):
     """Batch normalisation in eval mode over the channel (or feature) dimension."""
 
     name: str
@@ -110,9 +186,23 @@ class BatchNorm:
     track_running_stats: bool = True
     kind: ClassVar[str] = "batch_norm"
 
+    def output_shape(self, shapes: Sequence[Shape], where: str) -> Shape:
+        shape = shapes[-1]
+        if shape[0] != self.num_features:
+            raise ArchitectureError(f"{where} normalises {self.num_features} features but receives shape {shape}")
+        return shape
+
+    def parameter_shapes(self) -> list[tuple[str, Shape]]:
+        n, keys = (self.num_features,), []
+        if self.affine:
+            keys += ["weight", "bias"]
+        if self.track_running_stats:
+            keys += ["running_mean", "running_var"]
+        return [(f"{self.name}.{k}", n) for k in keys]
+
 
 @dataclass(frozen=True)
-class LayerNorm:
+class LayerNorm(OpKind):
     """Layer normalisation over the last dimension (the features of an MLP layer)."""
 
     name: str
@@ -121,9 +211,19 @@ class LayerNorm:
     affine: bool = True
     kind: ClassVar[str] = "layer_norm"
 
+    def output_shape(self, shapes: Sequence[Shape], where: str) -> Shape:
+        shape = shapes[-1]
+        if shape[0] != self.num_features or len(shape) != 1:
+            raise ArchitectureError(f"{where} normalises {self.num_features} features but receives shape {shape}")
+        return shape
+
+    def parameter_shapes(self) -> list[tuple[str, Shape]]:
+        n = (self.num_features,)
+        return [(f"{self.name}.weight", n), (f"{self.name}.bias", n)] if self.affine else []
+
 
 @dataclass(frozen=True)
-class Activation:
+class Activation(OpKind):
     """Element-wise non-linearity. `slope` is leaky_relu's; sine computes sin(w0·x)."""
 
     fn: str
@@ -135,6 +235,9 @@ class Activation:
         if self.fn not in ACTIVATION_IDS:
             raise ArchitectureError(f"unknown activation {self.fn!r}; choose one of {', '.join(ACTIVATIONS)}")
 
+    def output_shape(self, shapes: Sequence[Shape], where: str) -> Shape:
+        return shapes[-1]
+
     def describe(self) -> str:
         """Human-readable name with its parameter, e.g. `sine(w0=30)`."""
         if self.fn == "sine":
@@ -145,19 +248,32 @@ class Activation:
 
 
 @dataclass(frozen=True)
-class Residual:
+class Residual(OpKind):
     """Add the value held right after op `source` (-1: the network input): an identity skip."""
 
     source: int
     kind: ClassVar[str] = "residual"
 
+    def output_shape(self, shapes: Sequence[Shape], where: str) -> Shape:
+        shape, index = shapes[-1], len(shapes) - 1
+        if not -1 <= self.source < index:
+            raise ArchitectureError(f"{where} adds the value of op {self.source}, which does not precede it")
+        if shapes[self.source + 1] != shape:
+            raise ArchitectureError(
+                f"{where} adds shape {shapes[self.source + 1]} to shape {shape}; an identity skip needs equal shapes"
+            )
+        return shape
+
 
 @dataclass(frozen=True)
-class Offset:
+class Offset(OpKind):
     """Add a constant to the output (DWSNets SIRENs add 0.5)."""
 
     value: float
     kind: ClassVar[str] = "offset"
+
+    def output_shape(self, shapes: Sequence[Shape], where: str) -> Shape:
+        return shapes[-1]
 
 
 Op = Union[Linear, Conv, Flatten, GlobalAvgPool, Pool, BatchNorm, LayerNorm, Activation, Residual, Offset]
@@ -166,10 +282,7 @@ OP_TYPES: dict[str, type] = {
     for cls in (Linear, Conv, Flatten, GlobalAvgPool, Pool, BatchNorm, LayerNorm, Activation, Residual, Offset)
 }
 PARAMETRISED = (Linear, Conv, BatchNorm, LayerNorm)
-
-
-def _conv_out(size: int, kernel: int, stride: int, padding: int) -> int:
-    return (size + 2 * padding - kernel) // stride + 1
+WEIGHT_OPS = (Linear, Conv)  # ops that own a weight matrix / kernel: the edges of the neural graph
 
 
 @dataclass(frozen=True)
@@ -190,52 +303,9 @@ class Architecture:
         Raises ArchitectureError when shapes do not chain.
         """
         shapes = [self.input_shape]
-        shape = self.input_shape
         for i, op in enumerate(self.ops):
             where = f"op {i} ({op.kind}{' ' + op.name if hasattr(op, 'name') else ''})"
-            if isinstance(op, Linear):
-                if len(shape) != 1 or shape[0] != op.in_features:
-                    raise ArchitectureError(f"{where} expects {op.in_features} features but receives shape {shape}")
-                shape = (op.out_features,)
-            elif isinstance(op, Conv):
-                if len(shape) != op.dims + 1 or shape[0] != op.in_channels:
-                    raise ArchitectureError(
-                        f"{where} expects [{op.in_channels}, {op.dims} spatial dims] but receives shape {shape}"
-                    )
-                spatial = tuple(
-                    _conv_out(s, k, st, p)
-                    for s, k, st, p in zip(shape[1:], op.kernel_size, op.stride, op.padding)
-                )
-                if min(spatial) <= 0:
-                    raise ArchitectureError(f"{where} produces an empty map from input shape {shape}")
-                shape = (op.out_channels, *spatial)
-            elif isinstance(op, Flatten):
-                shape = (math.prod(shape),)
-            elif isinstance(op, GlobalAvgPool):
-                if len(shape) < 2:
-                    raise ArchitectureError(f"{where} needs a spatial map but receives shape {shape}")
-                shape = (shape[0],)
-            elif isinstance(op, Pool):
-                if len(shape) != len(op.kernel_size) + 1:
-                    raise ArchitectureError(f"{where} does not match input shape {shape}")
-                spatial = tuple(
-                    _conv_out(s, k, st, p)
-                    for s, k, st, p in zip(shape[1:], op.kernel_size, op.stride, op.padding)
-                )
-                if min(spatial) <= 0:
-                    raise ArchitectureError(f"{where} produces an empty map from input shape {shape}")
-                shape = (shape[0], *spatial)
-            elif isinstance(op, (BatchNorm, LayerNorm)):
-                if shape[0] != op.num_features or (isinstance(op, LayerNorm) and len(shape) != 1):
-                    raise ArchitectureError(f"{where} normalises {op.num_features} features but receives shape {shape}")
-            elif isinstance(op, Residual):
-                if not -1 <= op.source < i:
-                    raise ArchitectureError(f"{where} adds the value of op {op.source}, which does not precede it")
-                if shapes[op.source + 1] != shape:
-                    raise ArchitectureError(
-                        f"{where} adds shape {shapes[op.source + 1]} to shape {shape}; an identity skip needs equal shapes"
-                    )
-            shapes.append(shape)
+            shapes.append(op.output_shape(shapes, where))
         return shapes
 
     @property
@@ -244,24 +314,7 @@ class Architecture:
 
     def parameter_shapes(self) -> list[tuple[str, tuple[int, ...]]]:
         """Ordered (key, shape) of every tensor the network needs; this order defines flat vectors."""
-        out: list[tuple[str, tuple[int, ...]]] = []
-        for op in self.ops:
-            if isinstance(op, Linear):
-                out.append((f"{op.name}.weight", (op.out_features, op.in_features)))
-                if op.bias:
-                    out.append((f"{op.name}.bias", (op.out_features,)))
-            elif isinstance(op, Conv):
-                out.append((f"{op.name}.weight", (op.out_channels, op.in_channels, *op.kernel_size)))
-                if op.bias:
-                    out.append((f"{op.name}.bias", (op.out_channels,)))
-            elif isinstance(op, BatchNorm):
-                if op.affine:
-                    out += [(f"{op.name}.weight", (op.num_features,)), (f"{op.name}.bias", (op.num_features,))]
-                if op.track_running_stats:
-                    out += [(f"{op.name}.running_mean", (op.num_features,)), (f"{op.name}.running_var", (op.num_features,))]
-            elif isinstance(op, LayerNorm) and op.affine:
-                out += [(f"{op.name}.weight", (op.num_features,)), (f"{op.name}.bias", (op.num_features,))]
-        return out
+        return [entry for op in self.ops for entry in op.parameter_shapes()]
 
     @property
     def num_parameters(self) -> int:
@@ -270,7 +323,7 @@ class Architecture:
 
     def weight_layers(self) -> list[int]:
         """Indices of the Linear/Conv ops, in order."""
-        return [i for i, op in enumerate(self.ops) if isinstance(op, (Linear, Conv))]
+        return [i for i, op in enumerate(self.ops) if isinstance(op, WEIGHT_OPS)]
 
     def activations(self) -> list[Activation]:
         """The activation ops, in order."""
@@ -337,7 +390,7 @@ class Architecture:
         for i, op in enumerate(self.ops):
             if isinstance(op, Activation):
                 lines.append(f"activation {op.describe()}")
-            elif isinstance(op, (Linear, Conv, BatchNorm, LayerNorm)):
+            elif hasattr(op, "name"):
                 lines.append(f"{op.kind} {op.name}: {shapes[i]} → {shapes[i + 1]}")
             else:
                 lines.append(f"{op.kind}: {shapes[i]} → {shapes[i + 1]}")
@@ -415,7 +468,8 @@ class Network:
 
     def to(self, dtype: torch.dtype | None = None, device: torch.device | str | None = None) -> "Network":
         """Copy with parameters cast / moved."""
-        return Network(self.architecture, {k: v.to(device=device, dtype=dtype) for k, v in self.params.items()}, dict(self.meta))
+        params = {k: v.to(device=device, dtype=dtype) for k, v in self.params.items()}
+        return Network(self.architecture, params, dict(self.meta))
 
     def clone(self) -> "Network":
         return Network(self.architecture, {k: v.clone() for k, v in self.params.items()}, dict(self.meta))
