@@ -34,6 +34,10 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     inr.add_argument("--hidden", type=_widths, default=(32, 32), help="hidden widths (default 32,32)")
     inr.add_argument("--w0", type=float, default=30.0)
     inr.add_argument("--lr", type=float, default=5e-4)
+    inr.add_argument("--init", choices=["dwsnets", "shared", "siren"], default="dwsnets",
+                     help="dwsnets: every sine layer U(±√(6/fan_in)/w0), zero biases, one seed per INR (default); "
+                          "shared: all INRs start from one dwsnets init; siren: first layer U(±1/fan_in), biases "
+                          "U(±1/√fan_in) (the bundled zoos' init)")
     inr.add_argument("--seed", type=int, default=0)
     inr.add_argument("--batch-size", type=int, default=256, help="INRs trained at once per worker (default 256)")
     inr.add_argument("--chunk-size", type=int, default=500, help="INRs per resumable chunk (default 500)")
@@ -45,7 +49,8 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     cnn.add_argument("--images", default="digits", help="digits | mnist5k | folder of PNGs | .npz (default digits)")
     cnn.add_argument("--count", type=int, default=200)
     cnn.add_argument("--out", required=True)
-    cnn.add_argument("--wild", action="store_true", help="diverse architectures (depth, width, kernels, activations, residuals)")
+    cnn.add_argument("--wild", action="store_true",
+                     help="diverse architectures (depth, width, kernels, activations, residuals)")
     cnn.add_argument("--nets-per-arch", type=int, default=4, help="with --wild: networks per sampled architecture")
     cnn.add_argument("--max-epochs", type=int, default=16)
     cnn.add_argument("--seed", type=int, default=0)
@@ -74,8 +79,8 @@ def run_build_inr(args: argparse.Namespace) -> int:
 
     zoo = build_inr_zoo(args.out, images=args.images, count=args.count, inrs_per_image=args.inrs_per_image,
                         hidden=args.hidden, w0=args.w0, steps=args.steps, target_psnr=args.target_psnr, seed=args.seed,
-                        batch_size=args.batch_size, lr=args.lr, chunk_size=args.chunk_size, workers=args.workers,
-                        overwrite=args.overwrite)
+                        batch_size=args.batch_size, lr=args.lr, init=args.init, chunk_size=args.chunk_size,
+                        workers=args.workers, overwrite=args.overwrite)
     print(format_info(zoo_info(zoo)))
     return 0
 

@@ -55,19 +55,37 @@ def psnr_from_mse(mse: torch.Tensor) -> torch.Tensor:
     return -10.0 * torch.log10(mse.clamp_min(1e-20))
 
 
-def siren_init(hidden: Sequence[int], w0: float, seed: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
-    """SIREN initialisation as a flat vector in `siren_architecture(hidden)` order, from `seed` alone.
+INIT_SCHEMES = ("dwsnets", "shared", "siren")  # zoo-level choices; `shared` draws `dwsnets` from one seed
 
-    First layer weights U(-1/in, 1/in); later weights U(-√(6/in)/w0, +√(6/in)/w0); biases U(-1/√in, 1/√in)
-    (torch's nn.Linear default, which DWSNets keeps).
+
+def siren_init(hidden: Sequence[int], w0: float, seed: int, dtype: torch.dtype = torch.float32,
+               scheme: str = "dwsnets") -> torch.Tensor:
+    """Initial parameters of one SIREN as a flat vector in `siren_architecture(hidden)` order, from `seed` alone.
+
+    `dwsnets`: every sine layer, the first included, has weights U(±√(6/fan_in)/w0) and zero biases; the
+    output layer has weights and bias U(±1/√fan_in), the bounds of torch's default `nn.Linear` init.
+    `siren`: first-layer weights U(±1/fan_in), later weights U(±√(6/fan_in)/w0), every bias U(±1/√fan_in)
+    (the initialisation of zoos built before the `init` option existed).
     """
+    if scheme not in ("dwsnets", "siren"):
+        raise FitError(f"unknown init scheme {scheme!r}; choose dwsnets or siren")
     g = torch.Generator().manual_seed(int(seed))
     widths = [2, *hidden, 1]
+    last = len(widths) - 2
     parts = []
+
+    def uniform(count: int, bound: float) -> torch.Tensor:
+        return (torch.rand(count, generator=g, dtype=torch.float64) * 2 - 1) * bound
+
     for layer, (fan_in, fan_out) in enumerate(zip(widths[:-1], widths[1:])):
-        bound = 1.0 / fan_in if layer == 0 else math.sqrt(6.0 / fan_in) / w0
-        parts.append((torch.rand(fan_out * fan_in, generator=g, dtype=torch.float64) * 2 - 1) * bound)
-        parts.append((torch.rand(fan_out, generator=g, dtype=torch.float64) * 2 - 1) / math.sqrt(fan_in))
+        if scheme == "siren":  # draw order kept exactly so older zoos' initial values can be rebuilt
+            bound = 1.0 / fan_in if layer == 0 else math.sqrt(6.0 / fan_in) / w0
+            parts += [uniform(fan_out * fan_in, bound), uniform(fan_out, 1.0 / math.sqrt(fan_in))]
+        elif layer < last:
+            parts += [uniform(fan_out * fan_in, math.sqrt(6.0 / fan_in) / w0),
+                      torch.zeros(fan_out, dtype=torch.float64)]
+        else:
+            parts += [uniform(fan_out * fan_in, 1.0 / math.sqrt(fan_in)), uniform(fan_out, 1.0 / math.sqrt(fan_in))]
     return torch.cat(parts).to(dtype)
 
 
@@ -212,6 +230,7 @@ def fit_inrs(
     lr: float = 5e-4,
     target_psnr: float | None = 40.0,
     seeds: Sequence[int] | int = 0,
+    init: str = "dwsnets",
     batch_size: int = 256,
     refill_every: int = 5,
     betas: tuple[float, float] = (0.9, 0.999),
@@ -225,8 +244,9 @@ def fit_inrs(
     images [n, H, W] in [0, 1]. Each INR trains with Adam on the MSE until its PSNR reaches
     `target_psnr` (None: never stop early) or `steps` updates. Returns (flat [n, P] in
     `siren_architecture(hidden, w0, offset)` order, PSNR [n] of the returned parameters, updates [n]).
-    `seeds`: one per image, or an int s giving seeds s, s+1, …; an INR's result depends only on its
-    image, its seed and the batch it shares. `progress(k)` is called as k more INRs finish.
+    `seeds`: one per image, or an int s giving seeds s, s+1, …; each INR starts from
+    `siren_init(hidden, w0, seed, scheme=init)` (`init`: dwsnets or siren). An INR's result depends only on
+    its image, its seed and the batch it shares. `progress(k)` is called as k more INRs finish.
     """
     if images.dim() != 3:
         raise FitError(f"images must be [n, H, W], got shape {tuple(images.shape)}")
@@ -240,19 +260,21 @@ def fit_inrs(
         raise FitError(f"hidden widths must be positive, got {hidden}")
     if steps < 0 or batch_size < 1:
         raise FitError("steps must be ≥ 0 and batch_size ≥ 1")
+    if init not in ("dwsnets", "siren"):
+        raise FitError(f"unknown init scheme {init!r}; choose dwsnets or siren")
     if threads is None:
         threads = os.cpu_count() or 1
     old_threads = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
         return _fit(images.to(dtype).reshape(n, h * w), h, w, tuple(int(k) for k in hidden), float(w0), float(offset),
-                    int(steps), float(lr), target_psnr, seeds, int(batch_size), max(1, int(refill_every)), betas,
-                    eps, dtype, progress)
+                    int(steps), float(lr), target_psnr, seeds, init, int(batch_size), max(1, int(refill_every)),
+                    betas, eps, dtype, progress)
     finally:
         torch.set_num_threads(old_threads)
 
 
-def _fit(targets, h, w, hidden, w0, offset, steps, lr, target_psnr, seeds, batch_size, refill_every, betas, eps,
+def _fit(targets, h, w, hidden, w0, offset, steps, lr, target_psnr, seeds, init, batch_size, refill_every, betas, eps,
          dtype, progress):
     n = targets.shape[0]
     layout = _Layout(hidden)
@@ -278,9 +300,9 @@ def _fit(targets, h, w, hidden, w0, offset, steps, lr, target_psnr, seeds, batch
         k = min(k, n - next_image)
         idx = torch.arange(next_image, next_image + k)
         next_image += k
-        init = torch.stack([siren_init(hidden, w0, seeds[i], dtype) for i in idx.tolist()]) if k else \
+        start = torch.stack([siren_init(hidden, w0, seeds[i], dtype, init) for i in idx.tolist()]) if k else \
             torch.zeros(0, layout.size, dtype=dtype)
-        return idx, layout.from_canonical(init)
+        return idx, layout.from_canonical(start)
 
     idx, theta = fresh(slots)
     m, v = torch.zeros_like(theta), torch.zeros_like(theta)
@@ -361,6 +383,7 @@ def build_inr_zoo(
     *,
     lr: float = 5e-4,
     offset: float = 0.5,
+    init: str = "dwsnets",
     chunk_size: int = 500,
     workers: int | None = None,
     split: Sequence[float] = (0.8, 0.1, 0.1),
@@ -369,9 +392,12 @@ def build_inr_zoo(
 ):
     """Fit SIRENs to `images` and store them as a zoo directory (resumable; returns the opened Zoo).
 
-    `count` source images (a seeded random subset; None: all), each fitted `inrs_per_image` times with
-    seeds `seed·1_000_000 + network index`. Splits are by source image. Chunks of `chunk_size` networks
-    run in `workers` single-threaded processes (default: one per CPU core).
+    `count` source images (a seeded random subset; None: all), each fitted `inrs_per_image` times.
+    `init`: `dwsnets` (network i starts from `siren_init(…, seed·1_000_000 + i, scheme="dwsnets")`),
+    `shared` (every network starts from the dwsnets init of seed `seed·1_000_000`) or `siren` (per-network
+    seeds as for dwsnets, `scheme="siren"`). The table's `seed` column holds each network's init seed and
+    manifest.json's `recipe` the fitting recipe (`inr_recipe`). Splits are by source image. Chunks of
+    `chunk_size` networks run in `workers` single-threaded processes (default: one per CPU core).
     """
     from core.zoo.build import default_workers, run_chunks
     from core.zoo.images import ZooError, load_images
@@ -379,6 +405,11 @@ def build_inr_zoo(
 
     if inrs_per_image < 1 or chunk_size < 1:
         raise ZooError("inrs_per_image and chunk_size must be positive")
+    if init not in INIT_SCHEMES:
+        raise ZooError(f"unknown init {init!r}; choose one of {', '.join(INIT_SCHEMES)}")
+    if init == "shared" and inrs_per_image > 1:
+        raise ZooError("with --init shared every fit of an image starts from the same parameters and gives the "
+                       "same INR; use inrs_per_image 1 or another init")
     hidden = tuple(int(k) for k in hidden)
     x, y = load_images(images)
     total = x.shape[0]
@@ -390,12 +421,17 @@ def build_inr_zoo(
         chosen = torch.sort(torch.randperm(total, generator=torch.Generator().manual_seed(int(seed)))[:count]).values
     image_of = chosen.repeat_interleave(inrs_per_image)              # network index → source image index
     n = image_of.numel()
-    seeds = [int(seed) * 1_000_000 + i for i in range(n)]
+    base_seed = int(seed) * 1_000_000
+    seeds = [base_seed] * n if init == "shared" else [base_seed + i for i in range(n)]
+    scheme = "siren" if init == "siren" else "dwsnets"
     arch = inr_architecture(hidden, w0, offset)
     source_name = str(images)
     options = dict(images=source_name, count=count, inrs_per_image=inrs_per_image, hidden=list(hidden), w0=w0,
                    steps=steps, target_psnr=target_psnr, seed=seed, batch_size=batch_size, lr=lr, offset=offset,
-                   chunk_size=chunk_size, split=list(split))
+                   init=init, chunk_size=chunk_size, split=list(split))
+    recipe = dict(init=init, scheme=scheme, init_seed=base_seed if init == "shared" else None, hidden=list(hidden),
+                  w0=float(w0), offset=float(offset), optimizer="adam", lr=float(lr), betas=[0.9, 0.999], eps=1e-8,
+                  loss="mse", steps=int(steps), target_psnr=target_psnr)
     source = {"images": source_name, "num_images": total, "image_shape": list(x.shape[1:]),
               "images_used": int(chosen.numel())}
     builder = ZooBuilder(out_dir, generator="inr", options=options, architectures={"siren": arch}, source=source,
@@ -405,7 +441,8 @@ def build_inr_zoo(
         chunks = [(k, list(range(s, min(s + chunk_size, n)))) for k, s in enumerate(range(0, n, chunk_size))]
         todo = [(k, idx) for k, idx in chunks if not builder.done(k)]
         tasks = [(k, dict(images=x[image_of[idx]], hidden=hidden, w0=w0, offset=offset, steps=steps, lr=lr,
-                          target_psnr=target_psnr, seeds=[seeds[i] for i in idx], batch_size=batch_size, threads=1))
+                          target_psnr=target_psnr, seeds=[seeds[i] for i in idx], init=scheme, batch_size=batch_size,
+                          threads=1))
                  for k, idx in todo]
         members = dict(todo)
 
@@ -423,5 +460,46 @@ def build_inr_zoo(
                 payload["threads"] = None
         run_chunks(tasks, _fit_chunk, store, workers=nworkers, progress_total=sum(len(i) for _, i in todo),
                    progress_sizes={k: len(i) for k, i in todo}, desc="fitting INRs", unit="INR", progress=progress)
-        builder.finish({i: str(s) for i, s in enumerate(splits)})
+        builder.finish({i: str(s) for i, s in enumerate(splits)}, extra={"recipe": recipe})
     return Zoo.open(out_dir)
+
+
+def inr_recipe(manifest: dict[str, Any]) -> dict[str, Any]:
+    """The fitting recipe of an INR zoo's manifest; zoos built before recipes were recorded get `init: siren`.
+
+    The returned dict has init, scheme, init_seed, hidden, w0, offset, optimizer, lr, betas, eps, loss, steps,
+    target_psnr and `recorded` (False when derived from the build options of an older zoo). Raises ZooError
+    for zoos not built by `build_inr_zoo` (imported or CNN zoos), whose initial values are unknown.
+    """
+    from core.zoo.images import ZooError
+
+    generator = manifest.get("generator") or {}
+    if generator.get("name") != "inr":
+        raise ZooError(f"not a zoo built by `zoo build inr` (generator {generator.get('name')!r}): its fitting "
+                       "recipe and initial values are unknown")
+    recipe = manifest.get("recipe")
+    if isinstance(recipe, dict):
+        return {**recipe, "recorded": True}
+    options = generator.get("options") or {}
+    # Older builds always used the `siren` scheme with per-network seeds and these optimiser settings.
+    return dict(init="siren", scheme="siren", init_seed=None,
+                hidden=list(options.get("hidden", [32, 32])), w0=float(options.get("w0", 30.0)),
+                offset=float(options.get("offset", 0.5)), optimizer="adam", lr=float(options.get("lr", 5e-4)),
+                betas=[0.9, 0.999], eps=1e-8, loss="mse", steps=options.get("steps"),
+                target_psnr=options.get("target_psnr"), recorded=False)
+
+
+def initial_parameters(recipe: dict[str, Any], seeds: Sequence[int],
+                       dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """Initial parameters [n, P] that `fit_inrs` started from, rebuilt from a recipe and per-network init seeds."""
+    hidden = tuple(int(k) for k in recipe["hidden"])
+    cache: dict[int, torch.Tensor] = {}
+    rows = []
+    for s in seeds:
+        s = int(s)
+        if s not in cache:
+            cache[s] = siren_init(hidden, float(recipe["w0"]), s, dtype, recipe["scheme"])
+        rows.append(cache[s])
+    if not rows:
+        return torch.zeros(0, inr_architecture(hidden).num_parameters, dtype=dtype)
+    return torch.stack(rows)
