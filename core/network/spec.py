@@ -283,6 +283,7 @@ OP_TYPES: dict[str, type] = {
 }
 PARAMETRISED = (Linear, Conv, BatchNorm, LayerNorm)
 WEIGHT_OPS = (Linear, Conv)  # ops that own a weight matrix / kernel: the edges of the neural graph
+NORM_OPS = (BatchNorm, LayerNorm)  # per-feature normalisations: node features of the layer they follow
 
 
 @dataclass(frozen=True)

@@ -42,11 +42,13 @@ import torch
 from core.errors import ArchitectureError, WeightSpaceError
 from core.graph.layout import HIDDEN, NODE_FEATURES, GraphLayout, layout_for
 from core.network.spec import (
+    NORM_OPS,
     Activation,
     Architecture,
     BatchNorm,
     Conv,
     Flatten,
+    GlobalAvgPool,
     LayerNorm,
     Linear,
     Network,
@@ -193,175 +195,251 @@ def _param_offsets(arch: Architecture) -> dict[str, tuple[int, tuple[int, ...]]]
     return offsets
 
 
-@functools.lru_cache(maxsize=256)
-def _plan(arch: Architecture) -> _Plan:
-    layout = layout_for(arch)
-    ops = arch.ops
-    shapes = arch.value_shapes()
-    weight_ops = arch.weight_layers()
-    layer_of_op = {i: k + 1 for k, i in enumerate(weight_ops)}
-    layers = layout.layers
-    n_layers, out_layer = len(layers), len(layers) - 1
-    offsets = _param_offsets(arch)
-    P, N = arch.num_parameters, layout.num_nodes
+@dataclass
+class _PlanBuilder:
+    """State while `_plan` walks the ops (one `plan_op` handler per op kind): per flat parameter its row /
+    column neuron and whether it scales, per hidden layer the scale groups it still admits."""
 
-    row_node = torch.full((P,), N, dtype=torch.long)
-    row_stride = torch.zeros(P, dtype=torch.long)
-    col_node = torch.full((P,), N, dtype=torch.long)
-    col_stride = torch.zeros(P, dtype=torch.long)
-    row_exp = torch.zeros(P, dtype=torch.bool)
-    col_exp = torch.zeros(P, dtype=torch.bool)
-    shift = torch.zeros(P, dtype=torch.bool)
+    ops: tuple
+    shapes: list[tuple[int, ...]]
+    layers: list  # NeuronLayer of the layout
+    offsets: dict[str, tuple[int, tuple[int, ...]]]
+    layer_of_op: dict[int, int]  # Linear/Conv op index → neuron layer it outputs
+    row_node: torch.Tensor
+    row_stride: torch.Tensor
+    col_node: torch.Tensor
+    col_stride: torch.Tensor
+    row_exp: torch.Tensor
+    col_exp: torch.Tensor
+    shift: torch.Tensor
+    parent: list[int]  # union-find over neuron layers: residuals tie layers
+    allowed: list[set[str]]  # per layer: scale groups ('positive', 'sign') its ops commute with
+    mismatched: list[int] = field(default_factory=list)  # layers tied by a residual of a scaled + unscaled value
+    injection: dict[int, int] = field(default_factory=dict)  # layer → op index where its scale enters
+    sine_at: dict[int, int] = field(default_factory=dict)  # layer → op index of its sine activation
+    skip_sources: set[int] = field(default_factory=set)  # `source` of every residual
+    residual_ops: set[int] = field(default_factory=set)  # op indices of residuals
+    value_layer: list[int] = field(default_factory=lambda: [0])  # per value (i + 1 after op i): neuron layer
+    flag: list[bool] = field(default_factory=lambda: [False])  # per value: carries its layer's scale
+    cur: int = 0  # neuron layer of the current value
+    scaled: bool = False  # the current value carries the scale of `cur`
+    pending_flatten: tuple[int, ...] | None = None
 
-    def vector(key: str, layer: int, scaled: bool) -> None:
-        if key not in offsets:
+    def vector(self, key: str, layer: int, scaled: bool) -> None:
+        """A per-neuron parameter (bias, norm statistic) of `layer`; `scaled`: multiplied by its d."""
+        if key not in self.offsets:
             return
-        start, (n,) = offsets[key]
+        start, (n,) = self.offsets[key]
         sl = slice(start, start + n)
-        row_node[sl] = torch.arange(n) + layers[layer].start
-        row_stride[sl] = 1
-        row_exp[sl] = scaled
+        self.row_node[sl] = torch.arange(n) + self.layers[layer].start
+        self.row_stride[sl] = 1
+        self.row_exp[sl] = scaled
 
-    parent = list(range(n_layers))
-
-    def find(a: int) -> int:
+    def find(self, a: int) -> int:
+        """Root of layer `a`'s tie group."""
+        parent = self.parent
         while parent[a] != a:
             parent[a] = parent[parent[a]]
             a = parent[a]
         return a
 
-    allowed = [set(("positive", "sign")) for _ in range(n_layers)]
-    mismatched: list[int] = []
-    injection: dict[int, int] = {}  # layer → op index where its scale enters
-    sine_at: dict[int, int] = {}  # layer → op index of its sine activation
-    value_layer, flag = [0], [False]  # per value (entry i + 1 after op i): neuron layer, carries the scale
-    cur, scaled, pending_flatten = 0, False, None
-    for i, op in enumerate(ops):
-        if isinstance(op, (Linear, Conv)):
-            L = layer_of_op[i]
-            start, shape = offsets[f"{op.name}.weight"]
-            out_n = shape[0]
-            n = math.prod(shape)
-            idx = torch.arange(n)
-            row_stride_w = n // out_n
-            rows = idx // row_stride_w
-            if pending_flatten is not None:  # a linear layer reading a flattened map: channel blocks
-                area = math.prod(pending_flatten)
-                cols = (idx % row_stride_w) // area
-                cstride = area
-            else:
-                area = math.prod(shape[2:]) if len(shape) > 2 else 1
-                cols = (idx % row_stride_w) // area
-                cstride = area
-            sl = slice(start, start + n)
-            row_node[sl] = rows + layers[L].start
-            row_stride[sl] = row_stride_w
-            col_node[sl] = cols + layers[cur].start
-            col_stride[sl] = cstride
-            col_exp[sl] = scaled
-            nxt = ops[i + 1] if i + 1 < len(ops) else None
-            at_norm = isinstance(nxt, (BatchNorm, LayerNorm)) and nxt.affine
-            injection[L] = i + 1 if at_norm else i
-            row_exp[sl] = not at_norm
-            vector(f"{op.name}.bias", L, not at_norm)
-            cur, scaled, pending_flatten = L, not at_norm, None
-        elif isinstance(op, (BatchNorm, LayerNorm)):
-            if injection.get(cur) == i:  # the scale enters at this norm's affine output
-                vector(f"{op.name}.weight", cur, True)
-                vector(f"{op.name}.bias", cur, True)
-                vector(f"{op.name}.running_mean", cur, False)
-                vector(f"{op.name}.running_var", cur, False)
-                scaled = True
-            else:
-                through = scaled and isinstance(op, BatchNorm)
-                vector(f"{op.name}.weight", cur, False)
-                vector(f"{op.name}.bias", cur, through)
-                vector(f"{op.name}.running_mean", cur, through)
-                vector(f"{op.name}.running_var", cur, False)
-                if scaled and isinstance(op, LayerNorm):
-                    allowed[cur].clear()
-                elif scaled and not op.track_running_stats:
-                    allowed[cur] &= {"sign"}
-        elif isinstance(op, Activation):
-            if scaled:
-                allowed[cur] &= _COMMUTES.get(op.fn, frozenset())
-            if op.fn == "sine":
-                sine_at[cur] = i
-        elif isinstance(op, Pool):
-            if scaled and op.mode != "avg":
-                allowed[cur] &= {"positive"}
-        elif isinstance(op, Offset):
-            if scaled:
-                allowed[cur].clear()
-        elif isinstance(op, Flatten):
-            spatial = shapes[i][1:]
-            if cur != 0 and math.prod(spatial) > 1:
-                pending_flatten = spatial
-        elif isinstance(op, Residual):
-            src = value_layer[op.source + 1]
-            parent[find(src)] = find(cur)
-            if flag[op.source + 1] != scaled:
-                mismatched.append(cur)
-        value_layer.append(cur)
-        flag.append(scaled)
+    def restrict(self, groups: set[str] | frozenset[str]) -> None:
+        """The current value passes an op that commutes only with these scale groups (if it is scaled)."""
+        if self.scaled:
+            self.allowed[self.cur] &= groups
 
-    # tie groups
-    members: dict[int, list[int]] = {}
-    for L in range(n_layers):
-        members.setdefault(find(L), []).append(L)
-    group_allowed: dict[int, set[str]] = {}
+
+@functools.singledispatch
+def plan_op(op: object, b: _PlanBuilder, i: int) -> None:
+    """Record what op `i` does to the symmetry analysis (see the module docstring); one handler per op kind.
+    Handlers update `b.cur` / `b.scaled` when the op changes the neuron layer or the scaling of the value."""
+    raise ArchitectureError(f"op {i} ({op!r}): its weight-space symmetries are not known")
+
+
+@plan_op.register(Linear)
+@plan_op.register(Conv)
+def _(op: Linear | Conv, b: _PlanBuilder, i: int) -> None:
+    L = b.layer_of_op[i]
+    start, shape = b.offsets[f"{op.name}.weight"]
+    n = math.prod(shape)
+    idx = torch.arange(n)
+    row_stride_w = n // shape[0]
+    # a linear layer reading a flattened map has channel blocks as columns; a conv one kernel per column
+    area = math.prod(b.pending_flatten) if b.pending_flatten is not None else math.prod(shape[2:])
+    sl = slice(start, start + n)
+    b.row_node[sl] = idx // row_stride_w + b.layers[L].start
+    b.row_stride[sl] = row_stride_w
+    b.col_node[sl] = (idx % row_stride_w) // area + b.layers[b.cur].start
+    b.col_stride[sl] = area
+    b.col_exp[sl] = b.scaled
+    nxt = b.ops[i + 1] if i + 1 < len(b.ops) else None
+    at_norm = isinstance(nxt, NORM_OPS) and nxt.affine  # the scale enters at the norm's γ, β instead
+    b.injection[L] = i + 1 if at_norm else i
+    b.row_exp[sl] = not at_norm
+    b.vector(f"{op.name}.bias", L, not at_norm)
+    b.cur, b.scaled, b.pending_flatten = L, not at_norm, None
+
+
+def _norm_injects(op: BatchNorm | LayerNorm, b: _PlanBuilder, i: int) -> bool:
+    """If the current layer's scale enters at this norm's affine output, record its parameters; else False."""
+    if b.injection.get(b.cur) != i:
+        return False
+    b.vector(f"{op.name}.weight", b.cur, True)
+    b.vector(f"{op.name}.bias", b.cur, True)
+    b.vector(f"{op.name}.running_mean", b.cur, False)
+    b.vector(f"{op.name}.running_var", b.cur, False)
+    b.scaled = True
+    return True
+
+
+@plan_op.register(BatchNorm)
+def _(op: BatchNorm, b: _PlanBuilder, i: int) -> None:
+    if _norm_injects(op, b, i):
+        return
+    through = b.scaled  # eval-mode BN is affine per channel: mean and β carry the scale
+    b.vector(f"{op.name}.weight", b.cur, False)
+    b.vector(f"{op.name}.bias", b.cur, through)
+    b.vector(f"{op.name}.running_mean", b.cur, through)
+    b.vector(f"{op.name}.running_var", b.cur, False)
+    if not op.track_running_stats:
+        b.restrict({"sign"})  # batch statistics normalise the scale away: only |d| = 1 survives
+
+
+@plan_op.register(LayerNorm)
+def _(op: LayerNorm, b: _PlanBuilder, i: int) -> None:
+    if _norm_injects(op, b, i):
+        return
+    b.vector(f"{op.name}.weight", b.cur, False)
+    b.vector(f"{op.name}.bias", b.cur, False)
+    b.restrict(set())  # mixes all features of the layer
+
+
+@plan_op.register(Activation)
+def _(op: Activation, b: _PlanBuilder, i: int) -> None:
+    b.restrict(_COMMUTES.get(op.fn, frozenset()))
+    if op.fn == "sine":
+        b.sine_at[b.cur] = i
+
+
+@plan_op.register(Pool)
+def _(op: Pool, b: _PlanBuilder, i: int) -> None:
+    if op.mode != "avg":
+        b.restrict({"positive"})
+
+
+@plan_op.register(GlobalAvgPool)
+def _(op: GlobalAvgPool, b: _PlanBuilder, i: int) -> None:
+    pass  # linear: passes any scale
+
+
+@plan_op.register(Offset)
+def _(op: Offset, b: _PlanBuilder, i: int) -> None:
+    b.restrict(set())
+
+
+@plan_op.register(Flatten)
+def _(op: Flatten, b: _PlanBuilder, i: int) -> None:
+    spatial = b.shapes[i][1:]
+    if b.cur != 0 and math.prod(spatial) > 1:
+        b.pending_flatten = spatial
+
+
+@plan_op.register(Residual)
+def _(op: Residual, b: _PlanBuilder, i: int) -> None:
+    src = b.value_layer[op.source + 1]
+    b.parent[b.find(src)] = b.find(b.cur)
+    if b.flag[op.source + 1] != b.scaled:
+        b.mismatched.append(b.cur)
+    b.skip_sources.add(op.source)
+    b.residual_ops.add(i)
+
+
+def _group_allowed(b: _PlanBuilder, members: dict[int, list[int]]) -> dict[int, set[str]]:
+    """Per tie group root: the scale groups every member admits (none for a group fixed by the input/output
+    layer or tied through a residual that adds a scaled and an unscaled value)."""
+    out_layer = len(b.layers) - 1
+    out: dict[int, set[str]] = {}
     for root, ls in members.items():
-        fixed = 0 in ls or out_layer in ls
         a = set(("positive", "sign"))
         for L in ls:
-            a &= allowed[L]
-        if fixed or any(find(L) == root for L in mismatched):
+            a &= b.allowed[L]
+        if 0 in ls or out_layer in ls or any(b.find(L) == root for L in b.mismatched):
             a = set()
-        group_allowed[root] = a
+        out[root] = a
+    return out
 
-    # phase parameters of sine layers
+
+def _phase_periods(b: _PlanBuilder) -> dict[int, float]:
+    """Per hidden sine layer whose phase parameter may shift: its period 2π/w0 (marks `b.shift`)."""
     periods: dict[int, float] = {}
-    skip_sources = {op.source for op in ops if isinstance(op, Residual)}
-    for L, j in sine_at.items():
-        if layers[L].role != HIDDEN:
+    for L, j in b.sine_at.items():
+        if b.layers[L].role != HIDDEN:
             continue
-        inj = injection[L]
-        between_ok = all(isinstance(ops[t], Residual) for t in range(inj + 1, j))
-        leaks = any(inj <= s < j for s in skip_sources)
-        op = ops[inj]
-        key = f"{op.name}.bias"
-        if between_ok and not leaks and key in offsets:
-            start, (n,) = offsets[key]
-            shift[start:start + n] = True
-            periods[L] = 2 * math.pi / ops[j].w0
+        inj = b.injection[L]
+        between_ok = all(t in b.residual_ops for t in range(inj + 1, j))
+        leaks = any(inj <= s < j for s in b.skip_sources)
+        key = f"{b.ops[inj].name}.bias"
+        if between_ok and not leaks and key in b.offsets:
+            start, (n,) = b.offsets[key]
+            b.shift[start:start + n] = True
+            periods[L] = 2 * math.pi / b.ops[j].w0
+    return periods
 
+
+def _report_entries(b: _PlanBuilder, members: dict[int, list[int]], periods: dict[int, float]) -> list[LayerSymmetry]:
+    """One LayerSymmetry per hidden layer; layers fixed by a tie to the input/output get negative group ids."""
+    layers, out_layer = b.layers, len(b.layers) - 1
+    allowed = _group_allowed(b, members)
     entries = []
     for L, layer in enumerate(layers):
         if layer.role != HIDDEN:
             continue
-        root = find(L)
+        root = b.find(L)
         ls = members[root]
         fixed = 0 in ls or out_layer in ls
-        a = group_allowed[root]
-        act_op = ops[sine_at[L]] if L in sine_at else None
+        a = allowed[root]
+        w0 = b.ops[b.sine_at[L]].w0 if L in periods else None  # a shifting phase needs a sine
         entries.append(LayerSymmetry(
-            layer=L, name=ops[layer.op_index].name, size=layer.size, activation=layer.activation,
+            layer=L, name=b.ops[layer.op_index].name, size=layer.size, activation=layer.activation,
             group=min(ls) if not fixed else -1, tied_with=tuple(m for m in ls if m != L and layers[m].role == HIDDEN),
             permutable=not fixed, scaling="positive" if "positive" in a else ("sign" if "sign" in a else None),
-            sign_flips="sign" in a, period=periods.get(L), w0=act_op.w0 if act_op is not None and L in periods else None,
+            sign_flips="sign" in a, period=periods.get(L), w0=w0,
         ))
-    # fixed layers each form their own (non-permutable) entry; give them distinct negative group ids
-    fixed_id = -1
     fixed_groups: dict[int, int] = {}
     for k, e in enumerate(entries):
         if e.group == -1:
-            root = find(e.layer)
-            if root not in fixed_groups:
-                fixed_groups[root] = fixed_id
-                fixed_id -= 1
+            root = b.find(e.layer)
+            fixed_groups.setdefault(root, -1 - len(fixed_groups))
             entries[k] = dataclasses.replace(e, group=fixed_groups[root])
-    report = SymmetryReport(arch, tuple(entries))
-    return _Plan(report, layout, periods, row_node, row_stride, col_node, col_stride, row_exp, col_exp, shift)
+    return entries
+
+
+@functools.lru_cache(maxsize=256)
+def _plan(arch: Architecture) -> _Plan:
+    layout = layout_for(arch)
+    layers = layout.layers
+    P, N, n_layers = arch.num_parameters, layout.num_nodes, len(layers)
+    b = _PlanBuilder(
+        ops=arch.ops, shapes=arch.value_shapes(), layers=layers, offsets=_param_offsets(arch),
+        layer_of_op={i: k + 1 for k, i in enumerate(arch.weight_layers())},
+        row_node=torch.full((P,), N, dtype=torch.long), row_stride=torch.zeros(P, dtype=torch.long),
+        col_node=torch.full((P,), N, dtype=torch.long), col_stride=torch.zeros(P, dtype=torch.long),
+        row_exp=torch.zeros(P, dtype=torch.bool), col_exp=torch.zeros(P, dtype=torch.bool),
+        shift=torch.zeros(P, dtype=torch.bool),
+        parent=list(range(n_layers)), allowed=[set(("positive", "sign")) for _ in range(n_layers)],
+    )
+    for i, op in enumerate(arch.ops):
+        plan_op(op, b, i)
+        b.value_layer.append(b.cur)
+        b.flag.append(b.scaled)
+
+    members: dict[int, list[int]] = {}  # tie groups: root → member layers
+    for L in range(n_layers):
+        members.setdefault(b.find(L), []).append(L)
+    periods = _phase_periods(b)
+    report = SymmetryReport(arch, tuple(_report_entries(b, members, periods)))
+    return _Plan(report, layout, periods, b.row_node, b.row_stride, b.col_node, b.col_stride, b.row_exp, b.col_exp,
+                 b.shift)
 
 
 def admitted_symmetries(arch: Architecture | Network) -> SymmetryReport:
@@ -582,7 +660,8 @@ def _apply_plan(plan: _Plan, flat: torch.Tensor, g: GroupElement, *, outgoing: b
     single = flat.dim() == 1
     x = flat[None] if single else flat
     if x.shape[-1] != plan.row_node.numel():
-        raise ArchitectureError(f"flat parameters have {x.shape[-1]} entries, architecture needs {plan.row_node.numel()}")
+        need = plan.row_node.numel()
+        raise ArchitectureError(f"flat parameters have {x.shape[-1]} entries, architecture needs {need}")
     if g.batch_size is not None and g.batch_size != x.shape[0]:
         raise SymmetryError(f"a batch of {g.batch_size} elements cannot act on {x.shape[0]} networks")
     dev = x.device
