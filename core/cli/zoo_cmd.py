@@ -62,6 +62,9 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     info = zsub.add_parser("info", help="counts, architectures, label / PSNR / accuracy summary, splits")
     info.add_argument("dir")
     info.add_argument("--json", action="store_true", help="print one JSON object")
+    info.add_argument("--drift", action="store_true",
+                      help="INR zoos: per layer, how far the fitted parameters moved from their initial values "
+                           "(rebuilt from the stored seeds); flags layers that carry the init, not the data")
     info.set_defaults(func=run_info)
 
     imp = zsub.add_parser("import", help="convert a public zoo (dwsnets, nfn, small-cnn-zoo, cnn-wild-park)")
@@ -125,6 +128,10 @@ def zoo_info(zoo) -> dict:
                               "layers": a.describe().splitlines()} for g, a in zoo.architectures.items()},
         "splits": {s: len(v) for s, v in zoo.manifest.get("splits", {}).items()},
     }
+    if info["generator"] == "inr":
+        from core.zoo.inr import inr_recipe
+
+        info["recipe"] = inr_recipe(zoo.manifest)
     if "label" in t:
         info["labels"] = {str(k): int(v) for k, v in t["label"].value_counts().sort_index().items()}
     for col in ("psnr", "steps", "test_accuracy", "train_accuracy", "generalization_gap"):
@@ -139,6 +146,11 @@ def format_info(info: dict) -> str:
     src = info.get("source") or {}
     if src:
         lines.append("source: " + ", ".join(f"{k}={v}" for k, v in src.items()))
+    recipe = info.get("recipe")
+    if recipe:
+        stop = "never" if recipe["target_psnr"] is None else f"at {recipe['target_psnr']} dB"
+        lines.append(f"recipe: init {recipe['init']}, w0 {recipe['w0']}, Adam lr {recipe['lr']}, ≤ {recipe['steps']} "
+                     f"steps, stop {stop}" + ("" if recipe["recorded"] else " (derived from the build options)"))
     for g, a in info["architectures"].items():
         lines.append(f"group {g}: {a['count']} networks, {a['parameters']} parameters — " + "; ".join(a["layers"]))
     lines.append("splits: " + ", ".join(f"{k} {v}" for k, v in info["splits"].items()))
@@ -155,6 +167,18 @@ def run_info(args: argparse.Namespace) -> int:
     """Print the summary of a zoo directory."""
     from core.zoo import Zoo
 
-    info = zoo_info(Zoo.open(args.dir))
-    print(json.dumps(info) if args.json else format_info(info))
+    zoo = Zoo.open(args.dir)
+    info = zoo_info(zoo)
+    if args.drift:
+        from core.zoo.drift import init_drift
+
+        info["drift"] = init_drift(zoo)
+    if args.json:
+        print(json.dumps(info))
+        return 0
+    print(format_info(info))
+    if args.drift:
+        from core.zoo.drift import format_drift
+
+        print(format_drift(info["drift"]))
     return 0
