@@ -12,15 +12,24 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, fields
-from typing import Any, ClassVar, Iterable, NamedTuple
+from typing import Any, Callable, ClassVar, Iterable, NamedTuple, TypeVar
 
 import torch
 from torch import nn
 
 from core.errors import WeightSpaceError
 from core.graph.layout import INPUT, NODE_FEATURES, OUTPUT
+from core.options import Option
 
 HEADS = ("graph", "params")
+
+# Config fields `python -m core train` offers; a model takes the ones its config class has.
+MODEL_OPTIONS = (
+    Option("hidden", int, "metanetwork width"),
+    Option("layers", int, "metanetwork depth"),
+    Option("edge_hidden", int, "width of the edge states (default: --hidden)"),
+    Option("probes", int, "INR probe features at this many learned points"),
+)
 
 
 class ModelError(WeightSpaceError, ValueError):
@@ -79,11 +88,25 @@ class MetaNetwork(nn.Module):
     name: ClassVar[str] = "base"
     symmetries: ClassVar[tuple[str, ...]] = ()  # symmetry kinds the model is exactly equivariant to
     config_class: ClassVar[type[ModelConfig]] = ModelConfig
+    heads: ClassVar[tuple[str, ...]] = HEADS  # the heads it can be built with
+    # reads one architecture's flat parameter vector: runs build it with `architecture=` the zoo's only one
+    fixed_architecture: ClassVar[bool] = False
+    # trained with random symmetry transforms of its inputs unless told otherwise (models that do not build
+    # all of the symmetries in)
+    augment_by_default: ClassVar[bool] = False
+    normalises_input: ClassVar[bool] = True  # its config's `normalise` applies mean/std statistics of the zoo
+    benchmark: ClassVar[bool] = True  # part of `bench tasks` by default
+
+    @classmethod
+    def options(cls) -> tuple[Option, ...]:
+        """The `MODEL_OPTIONS` this model's config has (the train CLI offers them)."""
+        names = {f.name for f in fields(cls.config_class)}
+        return tuple(o for o in MODEL_OPTIONS if o.name in names)
 
     def __init__(self, config: ModelConfig, out_dim: int, head: str = "graph"):
         super().__init__()
-        if head not in HEADS:
-            raise ModelError(f"unknown head {head!r}; choose one of {', '.join(HEADS)}")
+        if head not in self.heads:
+            raise ModelError(f"{self.name} has no {head!r} head; choose one of {', '.join(self.heads)}")
         if out_dim < 1 and head == "graph":
             raise ModelError(f"out_dim must be ≥ 1, got {out_dim}")
         self.config = config
@@ -123,6 +146,36 @@ class MetaNetwork(nn.Module):
         return f"name={self.name}, head={self.head}, out_dim={self.out_dim}"
 
 
+MODELS: dict[str, type[MetaNetwork]] = {}
+M = TypeVar("M", bound=type[MetaNetwork])
+
+
+def register_model(cls: M) -> M:
+    """Class decorator: make a MetaNetwork available by its `name` (CLI, runs, benchmarks, l2o, app)."""
+    if cls.name in MODELS and MODELS[cls.name] is not cls:
+        raise ModelError(f"a different model is already registered as {cls.name!r}")
+    MODELS[cls.name] = cls
+    return cls
+
+
+def model_names(where: Callable[[type[MetaNetwork]], bool] = lambda cls: True) -> list[str]:
+    """Names of the registered models whose class satisfies `where`, in registration order."""
+    return [name for name, cls in MODELS.items() if where(cls)]
+
+
+def graph_index(batch: Any) -> torch.Tensor:
+    """Graph id of each node [N] on the nodes' device (all zeros for a single graph that was never batched)."""
+    ids = getattr(batch, "batch", None)
+    if ids is not None:
+        return ids
+    return torch.zeros(batch.x.shape[0], dtype=torch.long, device=batch.x.device)
+
+
+def graph_count(batch: Any) -> int:
+    """Number of graphs in a batch (1 for a single graph)."""
+    return int(batch.num_graphs) if hasattr(batch, "num_graphs") else 1
+
+
 def as_batch(graphs: Any):
     """A Batch from a Batch, a NeuralGraph or a list of NeuralGraphs."""
     from torch_geometric.data import Batch, Data
@@ -148,15 +201,15 @@ def position_in_layer(batch: Any) -> torch.Tensor:
     from torch_geometric.utils import scatter
 
     n = batch.x.shape[0]
-    graph = batch.batch if getattr(batch, "batch", None) is not None else torch.zeros(n, dtype=torch.long, device=batch.x.device)
-    key = graph * (int(batch.node_layer.max()) + 1) + batch.node_layer
+    key = graph_index(batch) * (int(batch.node_layer.max()) + 1) + batch.node_layer
     ar = torch.arange(n, device=batch.x.device)
     first = scatter(ar, key, 0, reduce="min")
     return ar - first[key]
 
 
 def node_groups(node_role: torch.Tensor, node_layer: torch.Tensor, max_layers: int) -> torch.Tensor:
-    """Normalisation / embedding group of each node: 0 input, 1..max_layers hidden layer (capped), max_layers+1 output."""
+    """Normalisation / embedding group of each node: 0 input, 1..max_layers hidden layer (capped),
+    max_layers+1 output."""
     hidden = node_layer.clamp(1, max_layers)
     g = torch.where(node_role == INPUT, torch.zeros_like(node_layer), hidden)
     return torch.where(node_role == OUTPUT, torch.full_like(node_layer, max_layers + 1), g)
@@ -209,7 +262,8 @@ class FeatureNormaliser(nn.Module):
         return x, edge_attr
 
 
-def mlp(sizes: Iterable[int], act: type[nn.Module] = nn.SiLU, dropout: float = 0.0, last_act: bool = False) -> nn.Sequential:
+def mlp(sizes: Iterable[int], act: type[nn.Module] = nn.SiLU, dropout: float = 0.0,
+        last_act: bool = False) -> nn.Sequential:
     """Plain MLP: Linear → act (→ dropout) … → Linear."""
     sizes = list(sizes)
     mods: list[nn.Module] = []

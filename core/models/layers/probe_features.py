@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from core.graph.layout import layout_for
+from core.models.base import graph_index
 from core.network.execute import activate
 from core.network.spec import Activation, Architecture, Linear, Offset, unflatten_params
 
@@ -60,8 +61,11 @@ class ProbeFeatures(nn.Module):
         """[N_total, hidden] probe embedding for a batch (zeros for graphs that cannot be probed)."""
         out = batch.x.new_zeros(batch.x.shape[0], self.lift.out_features)
         archs = batch.architecture if isinstance(batch.architecture, list) else [batch.architecture]
-        ptr = batch.ptr if getattr(batch, "ptr", None) is not None else torch.tensor([0, batch.x.shape[0]])
-        grids = batch.grid_size if isinstance(batch.grid_size, (list, tuple)) else [int(g) for g in torch.as_tensor(batch.grid_size).reshape(-1)]
+        n = batch.x.shape[0]
+        ptr = batch.ptr if getattr(batch, "ptr", None) is not None else torch.tensor([0, n], device=batch.x.device)
+        grids = batch.grid_size
+        if not isinstance(grids, (list, tuple)):
+            grids = [int(g) for g in torch.as_tensor(grids).reshape(-1)]
         by_arch: dict[tuple, list[int]] = {}
         for i, (a, g) in enumerate(zip(archs, grids)):
             by_arch.setdefault((a, int(g)), []).append(i)
@@ -85,6 +89,6 @@ class ProbeFeatures(nn.Module):
 
     @staticmethod
     def _edge_starts(batch) -> torch.Tensor:
-        node_batch = batch.batch if getattr(batch, "batch", None) is not None else torch.zeros(batch.x.shape[0], dtype=torch.long)
+        node_batch = graph_index(batch)
         counts = torch.bincount(node_batch[batch.edge_index[1]], minlength=int(node_batch.max()) + 1)
         return torch.cat([counts.new_zeros(1), counts.cumsum(0)[:-1]])
