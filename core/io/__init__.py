@@ -16,7 +16,7 @@ from pathlib import Path
 from core.errors import UnknownActivationError
 from core.io.export import is_export, network_from_export, network_to_bytes, save_network
 from core.io.infer import architecture_from_state_dict, network_from_state_dict
-from core.io.read import DEFAULT_LIMITS, Limits, TensorFile, read_tensor_file
+from core.io.read import DEFAULT_LIMITS, Limits, TensorFile, check_value_sizes, read_tensor_file
 from core.io.small_cnn_zoo import SmallCNNZoo, read_small_cnn_zoo
 from core.io.trace import network_from_module
 from core.network.spec import ACTIVATIONS, Network
@@ -43,11 +43,14 @@ def load_network(
     path = Path(path)
     tf = read_tensor_file(path, limits)
     if tf.container == "safetensors" and is_export(tf.metadata):
-        net = network_from_export(tf.tensors, tf.metadata, path.name)
+        net = network_from_export(tf.tensors, tf.metadata, path.name, limits)
         if activation is not None:
             net = Network(net.architecture.with_activation(activation, slope=slope, w0=w0), net.params, net.meta)
     else:
         net = network_from_state_dict(tf.tensors, activation, w0=w0, slope=slope, input_size=input_size)
+    check_value_sizes(net.architecture, path.name, limits)
+    if tf.notes:
+        net.meta["assumptions"] = [*net.meta.get("assumptions", []), *tf.notes]
     net.meta["file"] = path.name
     net.meta["container"] = tf.container
     if tf.extras.get("config") is not None:
@@ -57,8 +60,8 @@ def load_network(
 
 __all__ = [
     "DEFAULT_LIMITS", "Limits", "SUPPORTED_SUFFIXES", "SmallCNNZoo", "TensorFile", "architecture_from_state_dict",
-    "load_network", "load_network_bytes", "network_from_module", "network_from_state_dict", "network_to_bytes", "read_small_cnn_zoo",
-    "read_tensor_file", "save_network",
+    "load_network", "load_network_bytes", "network_from_module", "network_from_state_dict", "network_to_bytes",
+    "read_small_cnn_zoo", "read_tensor_file", "save_network",
 ]
 
 
@@ -70,7 +73,8 @@ def load_network_bytes(data: bytes, filename: str, activation: str | None = None
     if len(data) > limits.max_file_bytes:
         from core.errors import CheckpointError
 
-        raise CheckpointError(f"{filename}: {len(data) / 2**20:.0f} MiB exceeds the {limits.max_file_bytes / 2**20:.0f} MiB limit")
+        raise CheckpointError(
+            f"{filename}: {len(data) / 2**20:.0f} MiB exceeds the {limits.max_file_bytes / 2**20:.0f} MiB limit")
     suffix = Path(filename).suffix if Path(filename).suffix in SUPPORTED_SUFFIXES else ".pt"
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / f"upload{suffix}"

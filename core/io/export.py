@@ -16,8 +16,9 @@ from typing import Any
 
 import torch
 
-from core.errors import CheckpointError
+from core.errors import ArchitectureError, CheckpointError
 from core.io.atomic import atomic_path
+from core.io.read import DEFAULT_LIMITS, Limits, check_value_sizes, loads_json
 from core.network.spec import Architecture, Network
 
 FORMAT = "weight-space-explorer.network"
@@ -69,15 +70,21 @@ def is_export(metadata: dict[str, str]) -> bool:
     return metadata.get("format") == FORMAT
 
 
-def network_from_export(tensors: dict[str, torch.Tensor], metadata: dict[str, str], name: str = "file") -> Network:
-    """Rebuild the Network saved by `save_network`."""
+def network_from_export(tensors: dict[str, torch.Tensor], metadata: dict[str, str], name: str = "file",
+                        limits: Limits = DEFAULT_LIMITS) -> Network:
+    """Rebuild the Network saved by `save_network` (JSON size, nesting and declared shapes checked first)."""
     if metadata.get("version") != VERSION:
-        raise CheckpointError(f"{name}: export format version {metadata.get('version')!r} is not supported (expected {VERSION})")
-    arch = Architecture.from_json(metadata.get("architecture", ""))
-    try:
-        meta = json.loads(metadata.get("meta", "{}"))
-    except json.JSONDecodeError:
-        raise CheckpointError(f"{name}: malformed 'meta' entry in the metadata") from None
+        raise CheckpointError(
+            f"{name}: export format version {metadata.get('version')!r} is not supported (expected {VERSION})")
+    described = loads_json(metadata.get("architecture", ""), f"{name}: architecture metadata", limits,
+                           ArchitectureError)
+    if not isinstance(described, dict):
+        raise ArchitectureError(f"{name}: the architecture metadata is not a JSON object")
+    arch = Architecture.from_dict(described)
+    check_value_sizes(arch, name, limits)
+    meta = loads_json(metadata.get("meta", "{}"), f"{name}: 'meta' metadata", limits)
+    if not isinstance(meta, dict):
+        raise CheckpointError(f"{name}: the 'meta' metadata is not a JSON object")
     wanted = dict(arch.parameter_shapes())
     params = {k: v for k, v in tensors.items() if k in wanted}
     extra = {k: v for k, v in tensors.items() if k not in wanted}

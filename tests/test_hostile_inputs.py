@@ -1,0 +1,453 @@
+"""Hostile inputs, built at test time (no binary fixtures): decompression bombs, huge tensor counts, deep
+nesting, absurd declared shapes, refused dtypes, ambiguous keys. Each is refused with one typed, one-line
+error before anything large is inflated or allocated; the memory test measures peak resident memory in a
+subprocess."""
+
+from __future__ import annotations
+
+import io
+import json
+import struct
+import subprocess
+import sys
+import textwrap
+import zipfile
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import save_file
+from torch import nn
+
+from core.cli import main as cli_main
+from core.errors import CheckpointError, UnsafeCheckpointError, WeightSpaceError
+from core.io import load_network, network_from_state_dict, read_tensor_file
+
+ROOT = Path(__file__).resolve().parents[1]
+CHUNK = 64 << 20  # bytes of zeros per pre-compressed deflate block
+
+
+def _state() -> dict[str, torch.Tensor]:
+    return nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2)).state_dict()
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc)
+    assert text and "\n" not in text and "Traceback" not in text
+    return text
+
+
+# ---------------------------------------------------------------------------------------------- builders
+def _zeros_deflated(inflated: int, head: bytes = b"") -> tuple[bytes, int]:
+    """A raw deflate stream of `head` then zeros, `inflated` bytes in all (a multiple of CHUNK), and its CRC-32,
+    built in well under a second: each chunk compressed with a full flush (no back-references across chunks),
+    the all-zero chunk's block repeated, then an empty final block."""
+    first_chunk = head + bytes(CHUNK - len(head))
+    comp = zlib.compressobj(9, zlib.DEFLATED, -15)
+    first = comp.compress(first_chunk) + comp.flush(zlib.Z_FULL_FLUSH)
+    comp = zlib.compressobj(9, zlib.DEFLATED, -15)
+    block = comp.compress(bytes(CHUNK)) + comp.flush(zlib.Z_FULL_FLUSH)
+    crc, zeros = zlib.crc32(first_chunk), bytes(CHUNK)
+    for _ in range(inflated // CHUNK - 1):
+        crc = zlib.crc32(zeros, crc)
+    return first + block * (inflated // CHUNK - 1) + b"\x03\x00", crc  # \x03\x00: empty final fixed-Huffman block
+
+
+def _write_zip(path: Path, members: list[tuple[str, bytes, int, int, int]]) -> None:
+    """A zip written by hand: (name, payload, method 0 stored / 8 deflated, inflated size, crc) per member,
+    so a member can carry a pre-compressed bomb that the zipfile writer would take seconds to produce."""
+    out, central = bytearray(), bytearray()
+    for name, payload, method, size, crc in members:
+        raw = name.encode()
+        offset = len(out)
+        out += struct.pack("<IHHHHHIIIHH", 0x04034B50, 20, 0, method, 0, 0x21, crc, len(payload), size, len(raw), 0)
+        out += raw + payload
+        central += struct.pack("<IHHHHHHIIIHHHHHII", 0x02014B50, 20, 20, 0, method, 0, 0x21, crc, len(payload), size,
+                               len(raw), 0, 0, 0, 0, 0, offset) + raw
+    end = struct.pack("<IHHHHIIH", 0x06054B50, 0, 0, len(members), len(members), len(central), len(out), 0)
+    path.write_bytes(bytes(out + central + end))
+
+
+def _stored(name: str, data: bytes) -> tuple[str, bytes, int, int, int]:
+    return name, data, 0, len(data), zlib.crc32(data)
+
+
+def pt_bomb(path: Path, inflated: int = 1 << 30) -> Path:
+    """A real torch.save archive whose storage member inflates to `inflated` bytes of zeros."""
+    buf = io.BytesIO()
+    torch.save({"w": torch.zeros(4)}, buf)
+    src = zipfile.ZipFile(io.BytesIO(buf.getvalue()))
+    members = []
+    for info in src.infolist():
+        if info.filename.endswith("/data/0"):
+            payload, crc = _zeros_deflated(inflated)
+            members.append((info.filename, payload, 8, inflated, crc))
+        else:
+            members.append(_stored(info.filename, src.read(info)))
+    _write_zip(path, members)
+    return path
+
+
+def npz_bomb(path: Path, inflated: int = 1 << 30) -> Path:
+    """An .npz whose one float32 array (declared in its .npy header) inflates from zeros."""
+    from numpy.lib import format as npy
+
+    head = io.BytesIO()
+    npy.write_array_header_1_0(head, {"descr": "<f4", "fortran_order": False, "shape": ((inflated - 128) // 4,)})
+    header = head.getvalue()
+    assert len(header) == 128
+    payload, crc = _zeros_deflated(inflated, header)
+    _write_zip(path, [("w.npy", payload, 8, inflated, crc)])
+    return path
+
+
+def pickle_nested(path: Path, depth: int, opening: bytes, closing: bytes) -> Path:
+    """A torch.save archive whose pickle wraps the state_dict in `depth` containers (opcodes spliced in)."""
+    buf = io.BytesIO()
+    torch.save(_state(), buf)
+    src = zipfile.ZipFile(io.BytesIO(buf.getvalue()))
+    members = []
+    for info in src.infolist():
+        data = src.read(info)
+        if info.filename.endswith("data.pkl"):
+            assert data[:2] == b"\x80\x02" and data[-1:] == b"."
+            data = data[:2] + opening * depth + data[2:-1] + closing * depth + b"."
+        members.append(_stored(info.filename, data))
+    _write_zip(path, members)
+    return path
+
+
+def deep_dict_pt(path: Path, depth: int = 100_000) -> Path:
+    """{"a": {"a": … {state_dict}}}: EMPTY_DICT, BINUNICODE 'a' … SETITEM."""
+    return pickle_nested(path, depth, b"}X\x01\x00\x00\x00a", b"s")
+
+
+def deep_list_pt(path: Path, depth: int = 100_000) -> Path:
+    """A state_dict whose one extra entry is a list nested `depth` deep (EMPTY_LIST … APPEND spliced in)."""
+    buf = io.BytesIO()
+    marker = 123_456_789
+    torch.save({**_state(), "junk": marker}, buf)
+    src = zipfile.ZipFile(io.BytesIO(buf.getvalue()))
+    members = []
+    for info in src.infolist():
+        data = src.read(info)
+        if info.filename.endswith("data.pkl"):
+            value = b"J" + struct.pack("<i", marker)  # BININT of the marker
+            assert data.count(value) == 1
+            data = data.replace(value, b"]" * depth + value + b"a" * depth)
+        members.append(_stored(info.filename, data))
+    _write_zip(path, members)
+    return path
+
+
+def export_with_metadata(path: Path, **overrides: str) -> Path:
+    """A valid export-format file of a small MLP with some metadata entries replaced."""
+    from core.io.export import export_metadata
+
+    net = network_from_state_dict(_state(), "relu")
+    meta = {**export_metadata(net), **overrides}
+    save_file({k: v.contiguous() for k, v in net.params.items()}, str(path), metadata=meta)
+    return path
+
+
+def huge_input_export(path: Path, side: int = 20_000) -> Path:
+    """768 bytes that declare a conv input of [1, side, side]."""
+    from core.network.spec import Architecture, Conv, GlobalAvgPool, Linear
+
+    arch = Architecture((Conv("c", 1, 1, (1, 1), (1, 1), (0, 0)), GlobalAvgPool(), Linear("l", 1, 1)), (1, side, side))
+    params = {"c.weight": torch.ones(1, 1, 1, 1), "c.bias": torch.zeros(1), "l.weight": torch.ones(1, 1),
+              "l.bias": torch.zeros(1)}
+    from core.io.export import FORMAT, VERSION
+
+    meta = {"format": FORMAT, "version": VERSION, "architecture": arch.to_json(), "meta": "{}"}
+    save_file(params, str(path), metadata=meta)
+    return path
+
+
+# ---------------------------------------------------------------------------------------------- bounded reads
+def test_pt_decompression_bomb_is_refused_from_the_index(tmp_path: Path) -> None:
+    path = pt_bomb(tmp_path / "bomb.pt")
+    assert path.stat().st_size < 2 << 20  # ~1 MiB on disk, 1 GiB inflated
+    with pytest.raises(CheckpointError, match="decompression bomb") as info:
+        load_network(path, "relu")
+    assert "ratio" in _one_line(info.value)
+
+
+def test_npz_decompression_bomb_is_refused_from_the_index(tmp_path: Path) -> None:
+    path = npz_bomb(tmp_path / "bomb.npz")
+    with pytest.raises(CheckpointError, match="decompression bomb") as info:
+        load_network(path, "relu")
+    _one_line(info.value)
+
+
+def test_bombs_are_well_formed(tmp_path: Path) -> None:
+    """The bombs are real archives: with the ratio limit lifted, a 64 MiB one inflates to the declared zeros."""
+    from core.io import Limits
+
+    npz = npz_bomb(tmp_path / "small.npz", inflated=CHUNK)
+    with np.load(npz) as data:
+        assert data["w"].shape == ((CHUNK - 128) // 4,) and not data["w"].any()
+    pt = pt_bomb(tmp_path / "small.pt", inflated=CHUNK)
+    with zipfile.ZipFile(pt) as zf:
+        assert zf.testzip() is None  # every CRC matches
+    tf = read_tensor_file(npz, Limits(max_compression_ratio=1e9))
+    assert tf.tensors["w"].numel() == (CHUNK - 128) // 4
+
+
+def test_too_many_tensors_are_refused_before_loading(tmp_path: Path) -> None:
+    st = tmp_path / "many.safetensors"
+    save_file({f"t{i}": torch.zeros(1) for i in range(10_050)}, str(st))
+    with pytest.raises(CheckpointError, match="10,050 tensors exceed the limit of 10,000"):
+        read_tensor_file(st)
+    pt = tmp_path / "many.pt"
+    torch.save({f"t{i}": torch.zeros(1) for i in range(10_050)}, pt)
+    with pytest.raises(CheckpointError, match="10,050 tensors exceed the limit of 10,000"):
+        read_tensor_file(pt)
+
+
+def test_oversized_safetensors_header_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "header.safetensors"
+    path.write_bytes((50_000_000).to_bytes(8, "little") + b'{"a": 1}')
+    with pytest.raises(CheckpointError, match="header of 50,000,000 bytes exceeds the limit"):
+        read_tensor_file(path)
+
+
+def test_safetensors_declaring_data_past_its_end_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "cut.safetensors"
+    save_file({"w": torch.ones(100, 100)}, str(path))
+    path.write_bytes(path.read_bytes()[:-100])
+    with pytest.raises(CheckpointError, match="truncated safetensors file"):
+        read_tensor_file(path)
+
+
+def test_npz_declaring_more_than_its_member_holds_is_refused(tmp_path: Path) -> None:
+    from numpy.lib import format as npy
+
+    head = io.BytesIO()
+    npy.write_array_header_1_0(head, {"descr": "<f4", "fortran_order": False, "shape": (50_000_000,)})
+    data = head.getvalue() + bytes(64)
+    path = tmp_path / "short.npz"
+    _write_zip(path, [_stored("w.npy", data)])
+    with pytest.raises(CheckpointError, match="truncated"):
+        read_tensor_file(path)
+
+
+# ---------------------------------------------------------------------------------------------- nesting
+def test_deeply_nested_dicts_in_a_checkpoint_are_refused(tmp_path: Path) -> None:
+    with pytest.raises(CheckpointError, match="nested more than 64 levels") as info:
+        read_tensor_file(deep_dict_pt(tmp_path / "deep.pt"))
+    _one_line(info.value)
+
+
+def test_deeply_nested_lists_in_a_checkpoint_are_refused(tmp_path: Path) -> None:
+    with pytest.raises(CheckpointError, match="nested more than 64 levels"):
+        read_tensor_file(deep_list_pt(tmp_path / "deep.pt"))
+
+
+def test_shared_references_cannot_multiply_a_pickle(tmp_path: Path) -> None:
+    """A 'billion laughs' pickle: ten references to ten references … (small on disk, 10⁹ objects when walked)."""
+    laughs: list = [0] * 10
+    for _ in range(9):
+        laughs = [laughs] * 10
+    path = tmp_path / "laughs.pt"
+    torch.save({**_state(), "junk": laughs}, path)
+    assert path.stat().st_size < 50_000
+    with pytest.raises(CheckpointError, match="more than 1,000,000 objects"):
+        read_tensor_file(path)
+
+
+def test_moderate_nesting_still_loads(tmp_path: Path) -> None:
+    path = deep_dict_pt(tmp_path / "ok.pt", depth=40)
+    assert len(read_tensor_file(path).tensors) == 4
+
+
+@pytest.mark.parametrize("entry", ["architecture", "meta"])
+def test_deep_json_metadata_in_the_export_format_is_refused(tmp_path: Path, entry: str) -> None:
+    path = export_with_metadata(tmp_path / "deep.safetensors", **{entry: "[" * 100_000 + "]" * 100_000})
+    with pytest.raises(WeightSpaceError, match="nested 100000 levels deep") as info:
+        load_network(path)
+    _one_line(info.value)
+
+
+def test_export_metadata_of_the_wrong_json_type_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(CheckpointError, match="not a JSON object"):
+        load_network(export_with_metadata(tmp_path / "list.safetensors", meta="[1, 2]"))
+
+
+# ---------------------------------------------------------------------------------------------- declared shapes
+def test_absurd_declared_input_shape_is_refused_before_allocation(tmp_path: Path) -> None:
+    path = huge_input_export(tmp_path / "huge.safetensors")
+    assert path.stat().st_size < 2048
+    with pytest.raises(CheckpointError, match=r"declared input has shape \(1, 20000, 20000\)"):
+        load_network(path)
+
+
+def test_check_refuses_absurd_declared_input_shape(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """`check` would allocate 32 float64 probes of [1, 20000, 20000] (102 GB) if it trusted the file."""
+    rc = cli_main(["check", str(huge_input_export(tmp_path / "huge.safetensors"))])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.startswith("error: ") and err.count("\n") == 1 and "declared input" in err
+
+
+def test_cli_input_size_is_bounded_too(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    path = tmp_path / "cnn.pt"
+    torch.save(nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU(), nn.Conv2d(2, 2, 3)).state_dict(), path)
+    rc = cli_main(["inspect", str(path), "--activation", "relu", "--input-size", "100000"])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.startswith("error: ") and "declared input has shape (1, 100000, 100000)" in err
+
+
+# ---------------------------------------------------------------------------------------------- dtype policy
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float8_e4m3fn, torch.float8_e5m2])
+def test_narrow_floats_are_converted_with_a_note(tmp_path: Path, dtype: torch.dtype) -> None:
+    path = tmp_path / "narrow.safetensors"
+    state = {k: v.to(dtype) for k, v in _state().items()}
+    save_file(state, str(path))
+    net = load_network(path, "relu")
+    assert all(t.dtype == torch.float32 for t in net.params.values())
+    assert torch.equal(net.params["0.weight"], state["0.weight"].to(torch.float32))
+    name = str(dtype).removeprefix("torch.")
+    assert any(f"{name} tensors converted to float32" in a for a in net.meta["assumptions"])
+
+
+@pytest.mark.parametrize("dtype, words", [
+    (torch.complex64, "is complex"), (torch.int32, "integer values"), (torch.int64, "integer values"),
+    (torch.bool, "bool values"), (torch.uint8, "integer values"),
+])
+@pytest.mark.parametrize("container", ["pt", "safetensors", "npz"])
+def test_non_real_weights_are_refused(tmp_path: Path, dtype: torch.dtype, words: str, container: str) -> None:
+    state = _state()
+    state["0.weight"] = (state["0.weight"] * 10).to(dtype)
+    path = tmp_path / f"w.{container}"
+    if container == "pt":
+        torch.save(state, path)
+    elif container == "safetensors":
+        save_file(state, str(path))
+    else:
+        np.savez(path, **{k: v.numpy() for k, v in state.items()})
+    with pytest.raises(CheckpointError, match=words) as info:
+        load_network(path, "relu")
+    assert "0.weight" in _one_line(info.value)
+
+
+def test_num_batches_tracked_stays_allowed(tmp_path: Path) -> None:
+    path = tmp_path / "bn.pt"
+    torch.save(nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4), nn.ReLU(), nn.Linear(4, 2)).state_dict(), path)
+    assert load_network(path, "relu").num_parameters > 0
+
+
+def test_sparse_tensors_are_refused(tmp_path: Path) -> None:
+    state = _state()
+    state["0.weight"] = state["0.weight"].to_sparse()
+    path = tmp_path / "sparse.pt"
+    torch.save(state, path)
+    with pytest.raises(CheckpointError, match="sparse_coo tensor"):
+        load_network(path, "relu")
+
+
+def test_zero_width_layer_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "zero.pt"
+    torch.save(nn.Sequential(nn.Linear(3, 0), nn.ReLU(), nn.Linear(0, 2)).state_dict(), path)
+    with pytest.raises(CheckpointError, match="zero-width layer"):
+        load_network(path, "relu")
+
+
+@pytest.mark.parametrize("array, words", [
+    (np.array(["a", "b"]), "not numbers"),
+    (np.zeros(3, dtype=np.longdouble), "not numbers"),
+    (np.array(["2020-01-01"], dtype="datetime64[D]"), "not numbers"),
+    (np.zeros(2, dtype=[("a", "<f4"), ("b", "<i4")]), "not numbers"),
+    (np.zeros(3, dtype=np.complex128), "is complex"),
+])
+def test_odd_npz_dtypes_are_refused(tmp_path: Path, array: np.ndarray, words: str) -> None:
+    if array.dtype == np.longdouble and np.dtype(np.longdouble).itemsize == 8:
+        pytest.skip("longdouble is float64 on this platform")
+    path = tmp_path / "odd.npz"
+    np.savez(path, **{k: v.numpy() for k, v in _state().items()}, odd=array)
+    with pytest.raises(CheckpointError, match=words) as info:
+        load_network(path, "relu")
+    assert "odd" in _one_line(info.value)
+
+
+def test_key_both_flat_and_nested_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "ambiguous.pt"
+    torch.save({"0.weight": torch.ones(4, 3), "0": {"weight": torch.zeros(4, 3)}, "0.bias": torch.ones(4)}, path)
+    with pytest.raises(CheckpointError, match="ambiguous"):
+        read_tensor_file(path)
+
+
+def test_pickles_that_run_code_stay_refused_inside_nesting(tmp_path: Path) -> None:
+    """A code-executing reduce hidden at depth 3 of a training checkpoint."""
+    canary = tmp_path / "pwned.txt"
+
+    class Evil:
+        def __reduce__(self):
+            return (open, (str(canary), "w"))
+
+    path = tmp_path / "evil.pt"
+    torch.save({"model": {"state_dict": _state(), "extra": {"x": [Evil()]}}}, path)
+    with pytest.raises(UnsafeCheckpointError):
+        load_network(path, "relu")
+    assert not canary.exists()
+
+
+# ---------------------------------------------------------------------------------------------- CLI
+CLI_CASES = {
+    "bomb.pt": lambda d: pt_bomb(d / "bomb.pt"),
+    "bomb.npz": lambda d: npz_bomb(d / "bomb.npz"),
+    "deep.pt": lambda d: deep_dict_pt(d / "deep.pt"),
+    "deep-meta.safetensors": lambda d: export_with_metadata(d / "deep-meta.safetensors",
+                                                            meta="[" * 100_000 + "]" * 100_000),
+    "huge.safetensors": lambda d: huge_input_export(d / "huge.safetensors"),
+}
+
+
+@pytest.mark.parametrize("case", list(CLI_CASES))
+@pytest.mark.parametrize("command", ["inspect", "check"])
+def test_cli_refuses_hostile_files_with_one_error_line(tmp_path: Path, capsys: pytest.CaptureFixture, case: str,
+                                                       command: str) -> None:
+    path = CLI_CASES[case](tmp_path)
+    rc = cli_main([command, str(path), "--activation", "relu"])
+    captured = capsys.readouterr()
+    assert rc == 2
+    assert captured.err.startswith("error: ") and captured.err.count("\n") == 1
+    assert "Traceback" not in captured.err + captured.out
+
+
+# ---------------------------------------------------------------------------------------------- memory
+MEMORY_LIMIT_MB = 600
+
+
+def test_refusing_hostile_files_keeps_resident_memory_bounded(tmp_path: Path) -> None:
+    """Peak RSS of a fresh interpreter (torch and core imported) that is handed each hostile file in turn."""
+    files = [pt_bomb(tmp_path / "bomb.pt"), npz_bomb(tmp_path / "bomb.npz"), deep_dict_pt(tmp_path / "deep.pt"),
+             huge_input_export(tmp_path / "huge.safetensors")]
+    many = tmp_path / "many.safetensors"
+    save_file({f"t{i}": torch.zeros(1) for i in range(10_050)}, str(many))
+    files.append(many)
+    script = textwrap.dedent("""
+        import json, sys
+        from core.errors import WeightSpaceError
+        from core.io import load_network
+        refused = []
+        for path in sys.argv[1:]:
+            try:
+                load_network(path, "relu")
+            except WeightSpaceError as exc:
+                refused.append(str(exc))
+        # VmHWM: this process's own peak (ru_maxrss would include the forking pytest process's peak)
+        status = dict(line.split(":", 1) for line in open("/proc/self/status"))
+        print(json.dumps({"refused": refused, "peak_mb": int(status["VmHWM"].split()[0]) / 1024}))
+    """)
+    out = subprocess.run([sys.executable, "-c", script, *map(str, files)], cwd=ROOT, capture_output=True, text=True,
+                         timeout=300, env={"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"})
+    assert out.returncode == 0, out.stderr[-2000:]
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert len(result["refused"]) == len(files), result
+    assert result["peak_mb"] < MEMORY_LIMIT_MB, result
+
+
+def test_errors_are_weight_space_errors() -> None:
+    assert issubclass(CheckpointError, WeightSpaceError)
