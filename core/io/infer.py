@@ -59,6 +59,130 @@ def is_dwsnets_siren(tensors: dict[str, torch.Tensor]) -> bool:
     return all(w.dim() == 2 for w in weights) and weights[0].shape[1] == 2 and weights[-1].shape[0] == 1
 
 
+class _StateDictReader:
+    """Turns module groups (prefix, {leaf: tensor}), in order, into ops and parameters; one reader per
+    weight rank (2-d: Linear, 3/4-d: Conv, 1-d: a normalisation)."""
+
+    def __init__(self, act: Activation, last_weight: int, assumptions: list[str]):
+        self.act = act
+        self.last_weight = last_weight  # group index of the output layer: no activation after it
+        self.assumptions = assumptions
+        self.ops: list[Op] = []
+        self.params: dict[str, torch.Tensor] = {}
+        self.shape: tuple[int, ...] | None = None  # (features,) or (channels,) of a conv map while inferring
+        self.input_shape: tuple[int, ...] | None = None
+        self.conv_dims = 0
+        self.pending_activation = False
+        self.readers = {2: self._linear, 3: self._conv, 4: self._conv, 1: self._norm}
+
+    def read(self, gi: int, prefix: str, g: dict[str, torch.Tensor]) -> None:
+        """Emit the ops of module group `gi`."""
+        unknown = set(g) - {"weight", "bias", "running_mean", "running_var"}
+        if unknown:
+            raise UnsupportedLayerError(f"module {prefix!r} has tensors {sorted(unknown)} that no supported layer has")
+        if "weight" not in g:
+            raise UnsupportedLayerError(f"module {prefix!r} has {sorted(g)} but no weight")
+        w = g["weight"]
+        reader = self.readers.get(w.dim())
+        if reader is None and w.dim() == 0:
+            raise UnsupportedLayerError(f"module {prefix!r}: a scalar weight is not a supported layer")
+        if reader is None:
+            raise UnsupportedLayerError(
+                f"module {prefix!r}: {w.dim()}-d weights (3-d convolutions and beyond) are not supported"
+            )
+        reader(gi, prefix, g)
+
+    def _close_layer(self) -> None:
+        """The previous weight layer (and its normalisation) is complete: its activation follows."""
+        if self.pending_activation:
+            self.ops.append(self.act)
+            self.pending_activation = False
+
+    def _weight_layer(self, gi: int, prefix: str, g: dict[str, torch.Tensor]) -> None:
+        """Store a Linear/Conv layer's weight and bias; an activation follows unless it is the output layer."""
+        w, b = g["weight"], g.get("bias")
+        self.params[f"{prefix}.weight"] = w
+        if b is not None:
+            if b.shape != (w.shape[0],):
+                raise ArchitectureError(f"{prefix}.bias has shape {tuple(b.shape)}, expected ({w.shape[0]},)")
+            self.params[f"{prefix}.bias"] = b
+        self.pending_activation = gi != self.last_weight
+
+    def _linear(self, gi: int, prefix: str, g: dict[str, torch.Tensor]) -> None:
+        self._close_layer()
+        out_f, in_f = g["weight"].shape
+        if self.shape is None:
+            self.input_shape = (in_f,)
+        elif len(self.shape) > 1 or self.conv_dims:
+            self._read_conv_map(prefix, in_f)
+        elif self.shape[0] != in_f:
+            raise ArchitectureError(
+                f"shapes do not chain: {prefix} expects {in_f} inputs, the previous layer gives {self.shape[0]}"
+            )
+        self.ops.append(Linear(prefix, in_f, out_f, bias="bias" in g))
+        self.shape = (out_f,)
+        self._weight_layer(gi, prefix, g)
+
+    def _read_conv_map(self, prefix: str, in_f: int) -> None:
+        """A Linear after a conv: global average pooling or a flattened square map, whichever fits."""
+        channels = self.shape[0]
+        if in_f == channels:
+            self.ops.append(GlobalAvgPool())
+            self.assumptions.append(f"{prefix} reads {in_f} features from {channels} channels: global average pooling")
+        elif in_f % channels == 0 and math.isqrt(in_f // channels) ** 2 == in_f // channels:
+            side = math.isqrt(in_f // channels)
+            self.ops.append(Flatten())
+            self.assumptions.append(f"{prefix} reads a flattened {channels}×{side}×{side} map (no pooling assumed)")
+            self.shape = (channels, side, side)
+        else:
+            raise ArchitectureError(f"{prefix} reads {in_f} features, which is not a flattening of {channels} channels")
+        self.conv_dims = 0
+
+    def _conv(self, gi: int, prefix: str, g: dict[str, torch.Tensor]) -> None:
+        self._close_layer()
+        dims = g["weight"].dim() - 2
+        out_c, in_c, *kernel = g["weight"].shape
+        if self.shape is None:
+            self.input_shape = (in_c,)
+            self.conv_dims = dims
+        elif len(self.shape) == 1 and not self.conv_dims:
+            raise UnsupportedLayerError(f"{prefix}: a convolution after a Linear layer is not supported")
+        elif self.shape[0] != in_c:
+            raise ArchitectureError(
+                f"shapes do not chain: {prefix} expects {in_c} channels, the previous layer gives {self.shape[0]}"
+            )
+        elif dims != self.conv_dims:
+            raise UnsupportedLayerError(f"{prefix}: mixes {self.conv_dims}-d and {dims}-d convolutions")
+        if any(k % 2 == 0 for k in kernel):
+            self.assumptions.append(f"{prefix}: even kernel {tuple(kernel)} with padding k//2 grows the map by one")
+        padding = tuple(k // 2 for k in kernel)
+        self.ops.append(Conv(prefix, in_c, out_c, tuple(kernel), (1,) * dims, padding, bias="bias" in g))
+        self.shape = (out_c,)
+        self._weight_layer(gi, prefix, g)
+
+    def _norm(self, gi: int, prefix: str, g: dict[str, torch.Tensor]) -> None:
+        if self.shape is None:
+            raise UnsupportedLayerError(f"module {prefix!r}: normalisation before the first layer is not supported")
+        n = g["weight"].shape[0]
+        if n != self.shape[0]:
+            raise ArchitectureError(f"{prefix} normalises {n} features but the previous layer gives {self.shape[0]}")
+        if "running_mean" in g:
+            self.ops.append(BatchNorm(prefix, n, affine=True, track_running_stats=True))
+            keys: tuple[str, ...] = ("weight", "bias", "running_mean", "running_var")
+        elif self.conv_dims:
+            raise UnsupportedLayerError(
+                f"module {prefix!r}: normalisation of a conv map without running statistics "
+                "(GroupNorm/InstanceNorm?) is not supported"
+            )
+        else:
+            self.ops.append(LayerNorm(prefix, n, affine=True))
+            keys = ("weight", "bias")
+        for k in keys:
+            if k not in g:
+                raise UnsupportedLayerError(f"module {prefix!r}: normalisation without {k}")
+            self.params[f"{prefix}.{k}"] = g[k]
+
+
 def architecture_from_state_dict(
     tensors: dict[str, torch.Tensor],
     activation: str | None = None,
@@ -75,7 +199,9 @@ def architecture_from_state_dict(
         activation, offset = "sine", 0.5
         assumptions.append("recognised the DWSNets SIREN format: sin(30·(Wx+b)) after hidden layers, output + 0.5")
     elif activation is None:
-        assumptions.append("activation not stored in a state_dict: reported as unknown; choose it (CLI: --activation NAME)")
+        assumptions.append(
+            "activation not stored in a state_dict: reported as unknown; choose it (CLI: --activation NAME)"
+        )
     act = Activation(activation or "unknown", slope=slope, w0=w0)
 
     groups = _group(tensors)
@@ -84,101 +210,17 @@ def architecture_from_state_dict(
     if order != sorted(order, key=_natural_key) and all(re.fullmatch(r"[\w.]*\d+", p) for p in order):
         groups.sort(key=lambda g: _natural_key(g[0]))
 
-    ops: list[Op] = []
-    params: dict[str, torch.Tensor] = {}
-    shape: tuple[int, ...] | None = None  # (features,) or (channels, *None) while inferring
-    input_shape: tuple[int, ...] | None = None
-    conv_dims = 0
     weight_groups = [i for i, (_, g) in enumerate(groups) if "weight" in g and g["weight"].dim() >= 2]
     if not weight_groups:
         raise CheckpointError("no Linear or Conv weights found (no tensor named *.weight with 2 or more dimensions)")
-    last_weight = weight_groups[-1]
-    pending_activation = False
-
-    def close_layer() -> None:
-        nonlocal pending_activation
-        if pending_activation:
-            ops.append(act)
-            pending_activation = False
-
+    reader = _StateDictReader(act, weight_groups[-1], assumptions)
     for gi, (prefix, g) in enumerate(groups):
-        unknown = set(g) - {"weight", "bias", "running_mean", "running_var"}
-        if unknown:
-            raise UnsupportedLayerError(f"module {prefix!r} has tensors {sorted(unknown)} that no supported layer has")
-        if "weight" not in g:
-            raise UnsupportedLayerError(f"module {prefix!r} has {sorted(g)} but no weight")
-        w = g["weight"]
-        b = g.get("bias")
-        if w.dim() >= 2:
-            close_layer()
-            if w.dim() == 2:
-                out_f, in_f = w.shape
-                if shape is None:
-                    input_shape = (in_f,)
-                elif len(shape) > 1 or conv_dims:
-                    channels = shape[0]
-                    if in_f == channels:
-                        ops.append(GlobalAvgPool())
-                        assumptions.append(f"{prefix} reads {in_f} features from {channels} channels: global average pooling")
-                    elif in_f % channels == 0 and math.isqrt(in_f // channels) ** 2 == in_f // channels:
-                        side = math.isqrt(in_f // channels)
-                        ops.append(Flatten())
-                        assumptions.append(f"{prefix} reads a flattened {channels}×{side}×{side} map (no pooling assumed)")
-                        shape = (channels, side, side)
-                    else:
-                        raise ArchitectureError(f"{prefix} reads {in_f} features, which is not a flattening of {channels} channels")
-                    conv_dims = 0
-                elif shape[0] != in_f:
-                    raise ArchitectureError(f"shapes do not chain: {prefix} expects {in_f} inputs, the previous layer gives {shape[0]}")
-                ops.append(Linear(prefix, in_f, out_f, bias=b is not None))
-                shape = (out_f,)
-            elif w.dim() in (3, 4):
-                dims = w.dim() - 2
-                out_c, in_c, *kernel = w.shape
-                if shape is None:
-                    input_shape = (in_c,)
-                    conv_dims = dims
-                elif len(shape) == 1 and not conv_dims:
-                    raise UnsupportedLayerError(f"{prefix}: a convolution after a Linear layer is not supported")
-                elif shape[0] != in_c:
-                    raise ArchitectureError(f"shapes do not chain: {prefix} expects {in_c} channels, the previous layer gives {shape[0]}")
-                elif dims != conv_dims:
-                    raise UnsupportedLayerError(f"{prefix}: mixes {conv_dims}-d and {dims}-d convolutions")
-                if any(k % 2 == 0 for k in kernel):
-                    assumptions.append(f"{prefix}: even kernel {tuple(kernel)} with padding k//2 grows the map by one")
-                ops.append(Conv(prefix, in_c, out_c, tuple(kernel), (1,) * dims, tuple(k // 2 for k in kernel), bias=b is not None))
-                shape = (out_c,)
-            else:
-                raise UnsupportedLayerError(f"module {prefix!r}: {w.dim()}-d weights (3-d convolutions and beyond) are not supported")
-            params[f"{prefix}.weight"] = w
-            if b is not None:
-                if b.shape != (w.shape[0],):
-                    raise ArchitectureError(f"{prefix}.bias has shape {tuple(b.shape)}, expected ({w.shape[0]},)")
-                params[f"{prefix}.bias"] = b
-            pending_activation = gi != last_weight
-        elif w.dim() == 1:
-            if shape is None:
-                raise UnsupportedLayerError(f"module {prefix!r}: normalisation before the first layer is not supported")
-            n = w.shape[0]
-            if n != shape[0]:
-                raise ArchitectureError(f"{prefix} normalises {n} features but the previous layer gives {shape[0]}")
-            if "running_mean" in g:
-                ops.append(BatchNorm(prefix, n, affine=True, track_running_stats=True))
-                keys = ("weight", "bias", "running_mean", "running_var")
-            elif conv_dims:
-                raise UnsupportedLayerError(f"module {prefix!r}: normalisation of a conv map without running statistics (GroupNorm/InstanceNorm?) is not supported")
-            else:
-                ops.append(LayerNorm(prefix, n, affine=True))
-                keys = ("weight", "bias")
-            for k in keys:
-                if k not in g:
-                    raise UnsupportedLayerError(f"module {prefix!r}: normalisation without {k}")
-                params[f"{prefix}.{k}"] = g[k]
-        else:
-            raise UnsupportedLayerError(f"module {prefix!r}: a scalar weight is not a supported layer")
+        reader.read(gi, prefix, g)
+    ops = reader.ops
     if offset is not None:
         ops.append(Offset(offset))
 
+    input_shape = reader.input_shape
     assert input_shape is not None
     convs = [op for op in ops if isinstance(op, Conv)]
     if convs:
@@ -186,7 +228,7 @@ def architecture_from_state_dict(
         assumptions.append(f"input assumed {input_shape} (stride 1, padding k//2); pass input_size to change it")
     arch = Architecture(tuple(ops), input_shape)
     arch.value_shapes()
-    return arch, params, assumptions
+    return arch, reader.params, assumptions
 
 
 def _input_side(ops: list[Op], input_size: int | None) -> int:
@@ -215,7 +257,9 @@ def network_from_state_dict(
     input_size: int | None = None,
 ) -> Network:
     """A Network from a flat state_dict (see the module docstring for the conventions used)."""
-    arch, params, assumptions = architecture_from_state_dict(tensors, activation, w0=w0, slope=slope, input_size=input_size)
+    arch, params, assumptions = architecture_from_state_dict(
+        tensors, activation, w0=w0, slope=slope, input_size=input_size
+    )
     extra = {k: v for k, v in tensors.items() if k.endswith(IGNORED_SUFFIXES)}
     meta = {"assumptions": assumptions, "source": "state_dict"}
     if extra:
