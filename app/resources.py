@@ -76,30 +76,47 @@ def bundled_runs() -> dict[str, Path]:
     """Pretrained run directories under assets/models, by name."""
     if not MODELS_DIR.is_dir():
         return {}
-    return {p.name: p for p in sorted(MODELS_DIR.iterdir()) if (p / "config.json").is_file() and (p / "weights.safetensors").is_file()}
+    return {p.name: p for p in sorted(MODELS_DIR.iterdir())
+            if (p / "config.json").is_file() and (p / "weights.safetensors").is_file()}
 
 
 @st.cache_resource(show_spinner="Loading model…")
 def cached_run(path: str):
     """A loaded run (model on CPU or GPU), kept for the server's lifetime."""
-    from core.training.runs import load_run
+    from core.runs import load_run
 
     return load_run(path)
 
 
 def runs_for(task: str) -> dict[str, Path]:
     """Bundled runs of one task."""
+    return {name: p for name, p in bundled_runs().items() if _run_task(p) == task}
+
+
+def _run_task(run_dir: str | Path) -> str:
     import json
 
-    return {name: p for name, p in bundled_runs().items() if json.loads((p / "config.json").read_text())["task"] == task}
+    return json.loads((Path(run_dir) / "config.json").read_text())["task"]
+
+
+def embedding_tasks() -> list[str]:
+    """Registered tasks whose runs give one vector per network (graph head), the embedding tasks first."""
+    from core.tasks import TASKS
+
+    graph_head = [name for name, cls in TASKS.items() if cls.head == "graph"]
+    return sorted(graph_head, key=lambda name: not TASKS[name].embedding)
 
 
 def preferred_embedder(embedders: dict[str, str | None], zoo_path: str) -> int:
-    """Index of the first `(embed)` run trained on a zoo of this name, else of the first `(embed)` run, else 0."""
+    """Index of the first run of an embedding task trained on a zoo of this name, else of the first such run,
+    else 0."""
     import json
 
+    from core.tasks import TASKS
+
     names = list(embedders)
-    embeds = [i for i, n in enumerate(names) if n.endswith("(embed)") and embedders[n]]
+    embeds = [i for i, n in enumerate(names) if embedders[n] and getattr(TASKS.get(_run_task(embedders[n])),
+                                                                          "embedding", False)]
     for i in embeds:
         trained_on = json.loads((Path(embedders[names[i]]) / "config.json").read_text()).get("zoo", "")
         if Path(trained_on).name == Path(zoo_path).name:

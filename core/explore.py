@@ -57,14 +57,15 @@ def embed_networks(networks: list, run=None) -> np.ndarray:
 
             net.architecture.check_known_activations()
             if layout_for(net.architecture).grid_size > run.config.grid_size:
-                raise WeightSpaceError(f"this embedder reads kernels up to {run.config.grid_size}×{run.config.grid_size}; "
+                size = run.config.grid_size
+                raise WeightSpaceError(f"this embedder reads kernels up to {size}×{size}; "
                                        "the network has larger ones (choose an embedder trained on CNNs)")
             out.append(_run_embeddings(run, net.architecture, flat, 1))
     return np.vstack(out)
 
 
 def _run_embeddings(run, arch, flat: torch.Tensor, batch_size: int) -> np.ndarray:
-    from core.training.data import GraphSet, Group
+    from core.data import GraphSet, Group
 
     if run.task.head != "graph":
         raise WeightSpaceError(f"a {run.config.task} run predicts parameter updates, not embeddings")
@@ -96,7 +97,8 @@ def project(x: np.ndarray, method: str = "PCA", seed: int = 0) -> np.ndarray:
     if method == "t-SNE":
         from sklearn.manifold import TSNE
 
-        return TSNE(n_components=2, random_state=seed, perplexity=min(30.0, (len(z) - 1) / 3), init="pca").fit_transform(z)
+        perplexity = min(30.0, (len(z) - 1) / 3)
+        return TSNE(n_components=2, random_state=seed, perplexity=perplexity, init="pca").fit_transform(z)
     if method == "UMAP":
         import umap
 

@@ -8,10 +8,11 @@ from pathlib import Path
 import pytest
 import torch
 
+from core.data import GraphSet, Group
 from core.models import build_model
 from core.network import mlp_architecture, siren_architecture
 from core.tasks import ClassifyTask, EmbedTask, GeneralizationTask
-from core.training import GraphSet, Group, Trainer, TrainConfig
+from core.training import TrainConfig, Trainer
 
 
 def _classify_set(n: int = 48, seed: int = 0) -> GraphSet:

@@ -51,8 +51,7 @@ except WeightSpaceError as exc:
     st.error(f"This editor cannot edit this network: {exc}")
     st.stop()
 latency = (time.perf_counter() - started) * 1000
-mse = float(((result["edited"] - result["target"]) ** 2).mean())
-identity = float(((result["source"] - result["target"]) ** 2).mean())
+mse, identity = result["mse"], result["identity_mse"]
 
 m1, m2, m3 = st.columns(3)
 m1.metric("MSE edited vs target", f"{mse:.4f}")

@@ -9,7 +9,15 @@ import pandas as pd
 import plotly.express as px
 import streamlit as st
 
-from app.resources import bundled_zoos, cached_run, cached_zoo, network_picker, preferred_embedder, runs_for
+from app.resources import (
+    bundled_zoos,
+    cached_run,
+    cached_zoo,
+    embedding_tasks,
+    network_picker,
+    preferred_embedder,
+    runs_for,
+)
 from core.errors import WeightSpaceError
 from core.explore import PROJECTIONS, embed_zoo, nearest, project, warm_umap
 
@@ -33,7 +41,7 @@ if not chosen:
     st.stop()
 
 embedders = {"weight statistics (no model)": None}
-for task in ("embed", "inr-classify", "generalization"):
+for task in embedding_tasks():
     embedders.update({f"{name} ({task})": str(path) for name, path in runs_for(task).items()})
 e1, e2, e3 = st.columns(3)
 embedder = e1.selectbox("Embedder", list(embedders), index=preferred_embedder(embedders, zoos[chosen[0]]),
@@ -46,7 +54,8 @@ seed = int(e3.number_input("Seed", 0, 1000, 0, key="explorer-seed"))
 def _embeddings(zoo_path: str, run_path: str | None) -> np.ndarray:
     bar = st.progress(0.0, text=f"Embedding {Path(zoo_path).name}…")
     run = cached_run(run_path) if run_path else None
-    out = embed_zoo(cached_zoo(zoo_path), run, progress=lambda f: bar.progress(f, text=f"Embedding {Path(zoo_path).name}…"))
+    text = f"Embedding {Path(zoo_path).name}…"
+    out = embed_zoo(cached_zoo(zoo_path), run, progress=lambda f: bar.progress(f, text=text))
     bar.empty()
     return out
 
@@ -91,12 +100,16 @@ fig.update_layout(xaxis_title=f"{method} 1", yaxis_title=f"{method} 2", margin=d
 event = st.plotly_chart(fig, width="stretch", on_select="rerun", selection_mode="points", key="explorer-plot")
 st.caption(f"{len(table):,} networks embedded with {embedder}, projected with {method}. Select a point for details.")
 
-points = (event or {}).get("selection", {}).get("points", []) if isinstance(event, dict) else getattr(getattr(event, "selection", None), "points", [])
+if isinstance(event, dict):
+    points = (event or {}).get("selection", {}).get("points", [])
+else:
+    points = getattr(getattr(event, "selection", None), "points", [])
 if points:
     row = int(points[0]["customdata"][0])
     info = table.iloc[row]
     st.subheader(f"Network {row} of {info['zoo']}")
-    zoo = cached_zoo(zoos[info["zoo"]] if info["zoo"] in zoos else next(v for k, v in zoos.items() if Path(k).name == info["zoo"]))
+    zoo_dir = zoos.get(info["zoo"]) or next(v for k, v in zoos.items() if Path(k).name == info["zoo"])
+    zoo = cached_zoo(zoo_dir)
     local = int(row - sum(len(t) for t in tables[: [Path(n).name for n in chosen].index(info["zoo"])]))
     net = zoo.network(local)
     d1, d2 = st.columns([1, 2])
@@ -109,7 +122,8 @@ if points:
     d2.dataframe(info.to_frame("value").astype(str), width="stretch")
 
 st.subheader("Place your own network")
-mine = network_picker("explorer") if st.toggle("Find the nearest networks to a checkpoint of mine", key="explorer-place") else None
+place = st.toggle("Find the nearest networks to a checkpoint of mine", key="explorer-place")
+mine = network_picker("explorer") if place else None
 if mine is not None:
     try:
         from core.explore import embed_networks

@@ -51,11 +51,12 @@ def run(args: argparse.Namespace) -> int:
     results: dict[str, float | str] = {}
     siren = Network.from_flat(siren_architecture(), torch.randn(siren_architecture().num_parameters) * 0.1)
     results["inspect_inr_2_32_32_1_s"] = _median_s(lambda: _inspect(siren), args.repeats)
-    mlp = network_from_module(nn.Sequential(nn.Linear(784, 128), nn.ReLU(), nn.Linear(128, 64), nn.ReLU(), nn.Linear(64, 10)))
+    mlp = network_from_module(nn.Sequential(nn.Linear(784, 128), nn.ReLU(), nn.Linear(128, 64), nn.ReLU(),
+                                            nn.Linear(64, 10)))
     results["inspect_mlp_784_128_64_10_s"] = _median_s(lambda: _inspect(mlp), args.repeats)
     editors = sorted((ASSETS / "models").glob("inr-edit-*")) if (ASSETS / "models").is_dir() else []
     if editors:
-        from core.training.runs import load_run
+        from core.runs import load_run
 
         run_ = load_run(editors[0])
         results["live_edit_s"] = _median_s(lambda: run_.edit([siren], resolution=28), args.repeats)

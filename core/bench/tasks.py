@@ -16,15 +16,18 @@ import numpy as np
 import torch
 
 ASSETS = Path(__file__).resolve().parents[2] / "assets" / "zoos"
-PRIMARY = {"inr-classify": "accuracy", "generalization": "kendall_tau", "inr-edit": "mse", "embed": "knn_accuracy"}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    default_inr = ASSETS / "mnist5k-inr" if (ASSETS / "mnist5k-inr" / "manifest.json").exists() else ASSETS / "digits-inr"
-    parser.add_argument("--inr-zoo", default=str(default_inr))
-    parser.add_argument("--cnn-zoo", default=str(ASSETS / "cnn-digits"))
-    parser.add_argument("--tasks", nargs="+", default=["inr-classify", "generalization", "inr-edit"])
-    parser.add_argument("--models", nargs="+", default=["mlp", "ng-gnn", "ng-t", "scalegmn", "scalegmn-b"])
+    from core.models import model_names
+    from core.tasks import task_names
+
+    mnist = ASSETS / "mnist5k-inr"
+    default_inr = mnist if (mnist / "manifest.json").exists() else ASSETS / "digits-inr"
+    parser.add_argument("--inr-zoo", default=str(default_inr), help="the zoo of the tasks that read INRs")
+    parser.add_argument("--cnn-zoo", default=str(ASSETS / "cnn-digits"), help="the zoo of the tasks that read CNNs")
+    parser.add_argument("--tasks", nargs="+", default=task_names(lambda t: t.benchmark))
+    parser.add_argument("--models", nargs="+", default=model_names(lambda m: m.benchmark))
     parser.add_argument("--seeds", type=int, default=1)
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--hidden", type=int, default=32)
@@ -44,7 +47,8 @@ def _statnn(zoo_dir: str, seed: int) -> float:
     zoo = Zoo.open(zoo_dir)
     predicted, actual = [], []
     for group in zoo.architectures:
-        rows = {s: np.intersect1d(zoo.split_indices(s), np.flatnonzero(zoo.table["group"].to_numpy() == group)) for s in ("train", "test")}
+        in_group = np.flatnonzero(zoo.table["group"].to_numpy() == group)
+        rows = {s: np.intersect1d(zoo.split_indices(s), in_group) for s in ("train", "test")}
         if len(rows["train"]) < 5 or len(rows["test"]) < 3:
             continue
         arch, train = zoo.flat(rows["train"])
@@ -87,44 +91,46 @@ def _render_and_classify(zoo_dir: str, seed: int, epochs: int = 15) -> float:
         return float((net(xt).argmax(1) == yt).float().mean())
 
 
+def headline(task, metrics: dict) -> tuple[str, float, dict[str, float]]:
+    """(metric name, value, context metrics) a table reports for a task: its first summary metric present."""
+    names = [m for m in task.summary_metrics if m in metrics] or [task.primary_metric]
+    return names[0], metrics[names[0]], {m: metrics[m] for m in names[1:]}
+
+
 def run(args: argparse.Namespace) -> int:
     from core.bench.machine import machine_info
-    from core.training.runs import train_run
+    from core.models import model_class
+    from core.runs import train_run
+    from core.tasks import TASKS
     from core.training.trainer import TrainConfig
 
     out = Path(args.out)
     results: list[dict] = []
-    zoo_for = {"inr-classify": args.inr_zoo, "inr-edit": args.inr_zoo, "embed": args.inr_zoo, "generalization": args.cnn_zoo}
+    zoo_for = {"inr": args.inr_zoo, "cnn": args.cnn_zoo}
     for task in args.tasks:
+        task_cls = TASKS[task]
         for model in args.models:
             for seed in range(args.seeds):
                 cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=seed, patience=0)
                 started = time.perf_counter()
                 overrides = {"hidden": args.hidden, "layers": args.layers}
-                if args.probes and task != "generalization" and model in ("ng-gnn", "ng-t", "scalegmn", "scalegmn-b"):
+                probes = any(o.name == "probes" for o in model_class(model).options())
+                if args.probes and task_cls.zoo_kind == "inr" and probes:
                     overrides["probes"] = args.probes
                 try:
-                    metrics = train_run(task, model, zoo_for[task], out / "runs" / f"{task}-{model}-s{seed}", train=cfg,
+                    metrics = train_run(task, model, zoo_for[task_cls.zoo_kind],
+                                        out / "runs" / f"{task}-{model}-s{seed}", train=cfg,
                                         model_overrides=overrides, progress=False)
                 except Exception as exc:  # report and go on: one model failing must not hide the others
                     results.append({"task": task, "model": model, "seed": seed, "error": str(exc).splitlines()[0]})
                     continue
-                row = {"task": task, "model": model, "seed": seed, "metric": PRIMARY[task],
-                       "value": metrics["test"][PRIMARY[task]], "seconds_per_epoch": metrics["training"]["seconds_per_epoch"],
+                metric, value, context = headline(task_cls, metrics["test"])
+                row = {"task": task, "model": model, "seed": seed, "metric": metric, "value": value, **context,
+                       "seconds_per_epoch": metrics["training"]["seconds_per_epoch"],
                        "parameters": metrics["training"]["parameters"], "wall_s": time.perf_counter() - started}
-                if task == "inr-edit":
-                    row["identity_mse"] = metrics["test"]["identity_mse"]
                 results.append(row)
                 print(json.dumps(row), flush=True)
-        if task == "generalization":
-            for seed in range(args.seeds):
-                results.append({"task": task, "model": "statnn", "seed": seed, "metric": "kendall_tau",
-                                "value": _statnn(args.cnn_zoo, seed), "seconds_per_epoch": 0.0, "parameters": 0})
-        if task == "inr-classify":
-            for seed in range(args.seeds):
-                results.append({"task": task, "model": "render-and-classify (CNN on pixels)", "seed": seed,
-                                "metric": "accuracy", "value": _render_and_classify(args.inr_zoo, seed),
-                                "seconds_per_epoch": 0.0, "parameters": 0})
+        results += reference_rows(task, args)
     report = {"config": vars(args), "machine": machine_info(), "results": results}
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps(report, indent=2, default=str))
@@ -133,9 +139,28 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def reference_rows(task: str, args: argparse.Namespace) -> list[dict]:
+    """Non-metanetwork references of a task: statnn for generalisation, a CNN on the renderings for INR classes."""
+    rows = []
+    if task == "generalization":
+        for seed in range(args.seeds):
+            rows.append({"task": task, "model": "statnn", "seed": seed, "metric": "kendall_tau",
+                         "value": _statnn(args.cnn_zoo, seed), "seconds_per_epoch": 0.0, "parameters": 0})
+    if task == "inr-classify":
+        for seed in range(args.seeds):
+            rows.append({"task": task, "model": "render-and-classify (CNN on pixels)", "seed": seed,
+                         "metric": "accuracy", "value": _render_and_classify(args.inr_zoo, seed),
+                         "seconds_per_epoch": 0.0, "parameters": 0})
+    return rows
+
+
+ROW_FIELDS = ("task", "model", "seed", "metric", "value", "seconds_per_epoch", "parameters", "wall_s")
+
+
 def markdown_table(results: list[dict], args: argparse.Namespace) -> str:
     """Mean ± std per (task, model)."""
-    lines = [f"Test-split metrics, {args.seeds} seed(s), {args.epochs} epochs, hidden {args.hidden}, {args.layers} layers, "
+    lines = [f"Test-split metrics, {args.seeds} seed(s), {args.epochs} epochs, hidden {args.hidden}, "
+             f"{args.layers} layers, "
              f"{args.probes} probes "
              f"(INR zoo: {Path(args.inr_zoo).name}, CNN zoo: {Path(args.cnn_zoo).name}).", "",
              "| task | model | metric | mean ± std | s/epoch | parameters |", "|---|---|---|---|---|---|"]
@@ -147,7 +172,8 @@ def markdown_table(results: list[dict], args: argparse.Namespace) -> str:
             lines.append(f"| {task} | {model} | — | failed: {rows[0]['error'][:60]} | | |")
             continue
         v = np.array([r["value"] for r in ok])
-        metric = ok[0]["metric"] + (f" (identity {np.mean([r['identity_mse'] for r in ok]):.4f})" if task == "inr-edit" else "")
+        context = [k for k in ok[0] if k not in ROW_FIELDS]  # a task's context metrics, e.g. identity_mse
+        metric = ok[0]["metric"] + "".join(f" ({k} {np.mean([r[k] for r in ok]):.4f})" for k in context)
         lines.append(f"| {task} | {model} | {metric} | {v.mean():.4f} ± {v.std():.4f} | "
                      f"{np.mean([r['seconds_per_epoch'] for r in ok]):.1f} | {ok[0]['parameters']:,} |")
     return "\n".join(lines) + "\n"

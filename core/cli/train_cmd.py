@@ -12,16 +12,19 @@ from core.cli.inspect_cmd import add_activation_arguments
 if TYPE_CHECKING:
     import numpy as np
 
-TASK_NAMES = ("inr-classify", "inr-edit", "generalization", "embed")
+# Options of the training loop itself (TrainConfig fields); task and model options come from their classes.
+TRAIN_OPTIONS = ("epochs", "batch_size", "lr", "weight_decay", "patience", "seed", "device", "compile", "precision")
 
 
-def register(sub: argparse._SubParsersAction) -> None:
-    """Add train, evaluate, predict, edit and embed."""
-    p = sub.add_parser("train", help="train a metanetwork on a task over a zoo",
-                       description="Train a metanetwork. The run directory gets config.json, weights.safetensors, "
-                                   "metrics.json and log.csv; --resume continues an interrupted run.")
-    p.add_argument("task", choices=TASK_NAMES)
-    p.add_argument("--model", required=True, help="ng-gnn, ng-t, scalegmn, scalegmn-b, mlp, nfn-np, nfn-hnp")
+def add_train_arguments(p: argparse.ArgumentParser) -> None:
+    """The `train` command's arguments: task, model and zoo, the training loop, augmentation, and the options
+    every registered task and model declares (`Task.cli_options`, `MetaNetwork.options()`)."""
+    from core.models import MODELS
+    from core.options import add_options
+    from core.tasks import TASKS
+
+    p.add_argument("task", choices=list(TASKS))
+    p.add_argument("--model", required=True, choices=list(MODELS), metavar="MODEL", help=", ".join(MODELS))
     p.add_argument("--zoo", required=True, help="zoo directory (python -m core zoo build …)")
     p.add_argument("--out", required=True, help="run directory to create")
     p.add_argument("--epochs", type=int, default=50)
@@ -35,18 +38,28 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--precision", default="auto",
                    help="auto: float16 mixed precision on CUDA, float32 on CPU; bf16: bfloat16 mixed precision "
                         "(fast on CPUs with AMX / AVX512-BF16); fp32: float32 everywhere")
-    p.add_argument("--hidden", type=int, default=None, help="metanetwork width")
-    p.add_argument("--layers", type=int, default=None, help="metanetwork depth")
-    p.add_argument("--edge-hidden", type=int, default=None, help="ng-gnn: width of the edge states (default: --hidden)")
-    p.add_argument("--probes", type=int, default=None, help="INR probe features at this many learned points (ng-gnn, ng-t, scalegmn, scalegmn-b)")
-    p.add_argument("--edit", default="dilate", help="inr-edit: dilate, erode or blur")
-    p.add_argument("--dim", type=int, default=32, help="embed: embedding size")
-    aug = p.add_mutually_exclusive_group()
-    aug.add_argument("--augment", dest="augment", action="store_true", default=None,
-                     help="random symmetry transforms of every training network (default for mlp / nfn-*)")
-    aug.add_argument("--no-augment", dest="augment", action="store_false")
+    add_augment_arguments(p)
+    add_options(p.add_argument_group("model options"), {n: cls.options() for n, cls in MODELS.items()}, "model")
+    add_options(p.add_argument_group("task options"), {n: cls.cli_options for n, cls in TASKS.items()}, "task")
     p.add_argument("--resume", action="store_true", help="continue from the run directory's checkpoint")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def add_augment_arguments(p: argparse.ArgumentParser) -> None:
+    """Training-time augmentation of the input networks."""
+    aug = p.add_mutually_exclusive_group()
+    aug.add_argument("--augment", dest="augment", action="store_true", default=None,
+                     help="random symmetry transforms of every training network (default for the models that do "
+                          "not build the symmetries in)")
+    aug.add_argument("--no-augment", dest="augment", action="store_false")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add train, evaluate, predict, edit and embed."""
+    p = sub.add_parser("train", help="train a metanetwork on a task over a zoo",
+                       description="Train a metanetwork. The run directory gets config.json, weights.safetensors, "
+                                   "metrics.json and log.csv; --resume continues an interrupted run.")
+    add_train_arguments(p)
     p.set_defaults(func=run_train)
 
     p = sub.add_parser("evaluate", help="a run's metrics on a zoo split")
@@ -84,15 +97,16 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run_train(args: argparse.Namespace) -> int:
     """Train and print the final metrics."""
-    from core.training.runs import train_run
+    from core.models import MODELS
+    from core.options import chosen
+    from core.runs import train_run
+    from core.tasks import TASKS
     from core.training.trainer import TrainConfig
 
-    options = {"inr-edit": {"edit": args.edit}, "embed": {"dim": args.dim}}.get(args.task, {})
-    overrides = {k: v for k, v in (("hidden", args.hidden), ("layers", args.layers), ("probes", args.probes),
-                                                   ("edge_hidden", args.edge_hidden)) if v is not None}
-    cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay,
-                      patience=args.patience, seed=args.seed, device=args.device, compile=args.compile,
-                      precision=args.precision)
+    options = chosen(args, TASKS[args.task].cli_options)
+    # every model option given, so that one the chosen model lacks is refused by its config
+    overrides = chosen(args, {o for cls in MODELS.values() for o in cls.options()})
+    cfg = TrainConfig(**{k: getattr(args, k) for k in TRAIN_OPTIONS})
     metrics = train_run(args.task, args.model, args.zoo, args.out, train=cfg, task_options=options,
                         model_overrides=overrides, augment=args.augment, resume=args.resume, progress=not args.quiet)
     print(json.dumps({k: _brief(v) for k, v in metrics.items()}))
@@ -105,7 +119,7 @@ def _brief(metrics: dict) -> dict:
 
 def run_evaluate(args: argparse.Namespace) -> int:
     """Evaluate a run on a zoo split."""
-    from core.training.runs import graph_set_from_zoo, load_run
+    from core.runs import graph_set_from_zoo, load_run
     from core.zoo import Zoo
 
     run = load_run(args.run)
@@ -131,54 +145,57 @@ def _load_files(args: argparse.Namespace, files: list[str]):
     return [load_network(f, args.activation, w0=args.w0, slope=args.slope, input_size=args.input_size) for f in files]
 
 
-def run_predict(args: argparse.Namespace) -> int:
-    """Per file: class probabilities, predicted accuracy or embedding."""
-    from core.training.runs import load_run
-
-    run = load_run(args.run)
-    if run.config.task == "inr-edit":
+def _check_command(run, command: str) -> None:
+    """Refuse to apply a run with a command its task does not use (e.g. `predict` on an inr-edit run)."""
+    if run.task.predict_command != command:
         from core.errors import WeightSpaceError
 
-        raise WeightSpaceError("this is an inr-edit run; use `python -m core edit`")
+        raise WeightSpaceError(f"this {run.config.task} run is applied with "
+                               f"`python -m core {run.task.predict_command}`")
+
+
+def run_predict(args: argparse.Namespace) -> int:
+    """Per file: the task's prediction (class probabilities, predicted accuracy, embedding, …)."""
+    from core.runs import load_run
+
+    run = load_run(args.run)
+    _check_command(run, "predict")
     networks = _load_files(args, args.files)
     preds = run.predict(networks, args.device)
-    rows = []
-    for f, p in zip(args.files, preds):
-        row: dict = {"file": f}
-        if run.config.task == "inr-classify":
-            row.update(predicted_class=int(p.argmax()), probabilities=[round(float(v), 6) for v in p])
-        elif run.config.task == "generalization":
-            row["predicted_accuracy"] = float(p)
-        else:
-            row["embedding"] = [float(v) for v in p]
-        rows.append(row)
+    rows = [{"file": f, **run.task.format_prediction(p)} for f, p in zip(args.files, preds)]
     if args.json:
         print(json.dumps(rows))
     else:
         for row in rows:
-            detail = {k: v for k, v in row.items() if k not in ("file", "embedding", "probabilities")}
-            print(f"{row['file']}: " + ", ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in detail.items())
-                  + (f" embedding[{len(row['embedding'])}]" if "embedding" in row else ""))
+            print(f"{row['file']}: " + ", ".join(_brief_value(k, v) for k, v in row.items() if k != "file"))
     return 0
+
+
+def _brief_value(key: str, value) -> str:
+    """`key=value` for one field of a prediction row; vectors as their length."""
+    if isinstance(value, list):
+        return f"{key}[{len(value)}]"
+    return f"{key}={value:.4f}" if isinstance(value, float) else f"{key}={value}"
 
 
 def run_edit(args: argparse.Namespace) -> int:
     """Write the edited INR in the input's own format (and optionally a PNG)."""
-    from core.training.runs import load_run
+    from core.runs import load_run
     from core.viz.images import png_strip
 
     run = load_run(args.run)
+    _check_command(run, "edit")
     (network,) = _load_files(args, [args.path])
     result = run.edit([network])[0]
     save_like_input(result["network"], Path(args.path), Path(args.out), network.meta.get("container", "torch"))
-    mse = float(((result["edited"] - result["target"]) ** 2).mean())
-    identity = float(((result["source"] - result["target"]) ** 2).mean())
+    mse, identity = result["mse"], result["identity_mse"]
     if args.png:
         from core.io.atomic import write_bytes
 
         write_bytes(args.png, png_strip([result["source"], result["edited"], result["target"]]))
     report = {"out": args.out, "edit": run.task.edit, "mse": mse, "identity_mse": identity, "png": args.png}
-    print(json.dumps(report) if args.json else f"wrote {args.out}: {run.task.edit} MSE {mse:.5f} (unedited {identity:.5f})")
+    print(json.dumps(report) if args.json
+          else f"wrote {args.out}: {run.task.edit} MSE {mse:.5f} (unedited {identity:.5f})")
     return 0
 
 
@@ -206,7 +223,7 @@ def run_embed(args: argparse.Namespace) -> int:
     import pandas as pd
 
     from core.io.atomic import atomic_path
-    from core.training.runs import graph_set_from_zoo, load_run
+    from core.runs import graph_set_from_zoo, load_run
     from core.zoo import Zoo
 
     run = load_run(args.run)

@@ -10,20 +10,31 @@ import torch
 
 from core.l2o.evaluate import compare, loss_curves_png, markdown_table
 from core.l2o.meta import MetaConfig, meta_train, tune_lr
-from core.l2o.optimizers import Adam, FunctionalOptimizer, GraphOptimizer, LearnedRule, PerParamOptimizer, SGDMomentum
+from core.l2o.optimizers import (
+    Adam,
+    FunctionalOptimizer,
+    GraphOptimizer,
+    LearnedRule,
+    PerParamOptimizer,
+    SGDMomentum,
+    graph_backbones,
+)
 from core.l2o.problems import EVAL_SPECS, L2OError, ProblemSpec
 from core.l2o.store import load_optimizer, read_meta, save_optimizer
 
-LEARNED = ("ng-gnn", "scalegmn", "ng-t", "per-param")
+
+def learned_optimizers() -> list[str]:
+    """Names `make_optimizer` accepts: every registered graph backbone (`graph_backbones`) and "per-param"."""
+    return [*graph_backbones(), "per-param"]
 
 
 def make_optimizer(name: str, lr: float = 1e-2, hidden: int = 16, layers: int = 2) -> LearnedRule:
-    """A fresh learned optimiser: "per-param" (coordinate-wise MLP) or a graph backbone (ng-gnn, scalegmn, ng-t)."""
+    """A fresh learned optimiser: "per-param" (coordinate-wise MLP) or a graph backbone (e.g. ng-gnn, scalegmn)."""
     if name == "per-param":
         return PerParamOptimizer(hidden=max(hidden, 32), lr=lr)
-    if name in LEARNED:
+    if name in graph_backbones():
         return GraphOptimizer(name, hidden=hidden, layers=layers, lr=lr)
-    raise L2OError(f"unknown learned optimiser {name!r}; choose one of {', '.join(LEARNED)}")
+    raise L2OError(f"unknown learned optimiser {name!r}; choose one of {', '.join(learned_optimizers())}")
 
 
 def tune_baselines(config: MetaConfig, log: Callable[[str], None] | None = None) -> dict:
@@ -39,7 +50,8 @@ def tune_baselines(config: MetaConfig, log: Callable[[str], None] | None = None)
 
 def train_optimizer(name: str, out: str | Path, config: MetaConfig, *, hidden: int = 16, layers: int = 2,
                     baselines: dict | None = None, log: Callable[[str], None] | None = None) -> LearnedRule:
-    """Tune the baselines (unless given), meta-train learned optimiser `name` starting at the tuned Adam rate, save it to `out`."""
+    """Tune the baselines (unless given), meta-train learned optimiser `name` starting at the tuned Adam rate,
+    save it to `out`."""
     torch.manual_seed(config.seed)
     t0 = time.perf_counter()
     baselines = baselines or tune_baselines(config, log)
@@ -48,7 +60,8 @@ def train_optimizer(name: str, out: str | Path, config: MetaConfig, *, hidden: i
 
     def _log(step: int, loss: float) -> None:
         if log and (step % every == 0 or step == config.meta_steps - 1):
-            log(f"meta-step {step:4d}  meta-loss {loss:.4f}  lr {float(opt.log_lr.detach().exp()):.4g}  ({time.perf_counter() - t0:.0f}s)")
+            lr = float(opt.log_lr.detach().exp())
+            log(f"meta-step {step:4d}  meta-loss {loss:.4f}  lr {lr:.4g}  ({time.perf_counter() - t0:.0f}s)")
 
     history = meta_train(opt, config, _log)
     save_optimizer(opt, out, extra={"meta_config": config.to_dict(), "baselines": baselines, "history": history,
@@ -62,8 +75,9 @@ def baseline_optimizers(baselines: dict) -> dict[str, FunctionalOptimizer]:
             f"sgdm (lr {baselines['sgdm']['lr']:g})": SGDMomentum(baselines["sgdm"]["lr"])}
 
 
-def evaluate_runs(runs: Sequence[str | Path], out: str | Path | None = None, specs: Sequence[ProblemSpec] = EVAL_SPECS,
-                  steps: Sequence[int] = (50, 200), networks: int = 5, log: Callable[[str], None] | None = None) -> dict:
+def evaluate_runs(runs: Sequence[str | Path], out: str | Path | None = None,
+                  specs: Sequence[ProblemSpec] = EVAL_SPECS, steps: Sequence[int] = (50, 200), networks: int = 5,
+                  log: Callable[[str], None] | None = None) -> dict:
     """Compare saved learned optimisers with the tuned baselines (from the first run) on held-out problems.
 
     Writes `table.md`, `report.json` and `loss_curves.png` into `out` when given; returns the report.
@@ -93,7 +107,8 @@ def write_report(report: dict, out: str | Path) -> dict[str, Path]:
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    paths = {"table": out / "table.md", "json": out / "report.json", "png": out / "loss_curves.png", "html": out / "loss_curves.html"}
+    paths = {"table": out / "table.md", "json": out / "report.json", "png": out / "loss_curves.png",
+             "html": out / "loss_curves.html"}
     write_text(paths["table"], markdown_table(report) + "\n")
     write_text(paths["json"], json.dumps(report, indent=1, default=str))
     loss_curves_png(report, paths["png"])

@@ -32,9 +32,8 @@ the update is Adam, so meta-training starts from a sensible optimiser and stays 
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
-
 import math
+from abc import ABC, abstractmethod
 from typing import Any
 
 import torch
@@ -75,7 +74,8 @@ class FunctionalOptimizer(nn.Module, ABC):
         return init_state(flat)
 
     @abstractmethod
-    def step(self, arch: Architecture, flat: torch.Tensor, grad: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
+    def step(self, arch: Architecture, flat: torch.Tensor, grad: torch.Tensor,
+             state: State) -> tuple[torch.Tensor, State]:
         """One update: (new flat parameters, new state)."""
 
 
@@ -138,10 +138,12 @@ class LearnedRule(FunctionalOptimizer):
         return flat, state["g"] / denom, mhat / denom
 
     @abstractmethod
-    def propose(self, arch: Architecture, fw: torch.Tensor, fg: torch.Tensor, fm: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def propose(self, arch: Architecture, fw: torch.Tensor, fg: torch.Tensor,
+                fm: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Raw outputs (o_d, o_r) [B, P] each."""
 
-    def update(self, arch: Architecture, flat: torch.Tensor, grad: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
+    def update(self, arch: Architecture, flat: torch.Tensor, grad: torch.Tensor,
+               state: State) -> tuple[torch.Tensor, State]:
         """The proposed update Δw [B, P] and the new state (the step without applying it)."""
         check_architecture(arch)
         state = update_moments(state, grad, self.beta1, self.beta2)
@@ -170,7 +172,8 @@ def _param_kinds(arch: Architecture) -> torch.Tensor:
     rows = []
     for (key, shape), layer in zip(shapes, layers):
         n = math.prod(shape)
-        rows.append(torch.tensor([[float(key.endswith("bias")), float(layer == first), float(layer == last)]]).expand(n, 3))
+        kind = [float(key.endswith("bias")), float(layer == first), float(layer == last)]
+        rows.append(torch.tensor([kind]).expand(n, 3))
     return torch.cat(rows)
 
 
@@ -182,7 +185,8 @@ class PerParamOptimizer(LearnedRule):
     def __init__(self, hidden: int = 32, lr: float = 1e-2, gain: float = 0.1):
         super().__init__(lr, gain)
         self.hidden = hidden
-        self.net = nn.Sequential(nn.Linear(6, hidden), nn.SiLU(), nn.Linear(hidden, hidden), nn.SiLU(), nn.Linear(hidden, 2))
+        self.net = nn.Sequential(nn.Linear(6, hidden), nn.SiLU(), nn.Linear(hidden, hidden), nn.SiLU(),
+                                 nn.Linear(hidden, 2))
         self._kinds: dict[Architecture, torch.Tensor] = {}
 
     def propose(self, arch, fw, fg, fm):
@@ -198,19 +202,29 @@ class PerParamOptimizer(LearnedRule):
         return {"kind": "per-param", "hidden": self.hidden}
 
 
+def graph_backbones() -> list[str]:
+    """Registered models a `GraphOptimizer` can use: they read any architecture and have a params head."""
+    from core.models import model_names
+
+    return model_names(lambda cls: not cls.fixed_architecture and "params" in cls.heads)
+
+
 class GraphOptimizer(LearnedRule):
     """Equivariant learned optimiser: a params-head metanetwork on the neural graph of [w, grad, momentum]."""
 
     def __init__(self, model: str = "ng-gnn", hidden: int = 16, layers: int = 2, lr: float = 1e-2, gain: float = 0.1,
                  model_config: dict | None = None):
         super().__init__(lr, gain)
-        from core.models import build_model
+        from core.models import build_model, model_class
 
+        if model not in graph_backbones():
+            raise L2OError(f"{model!r} cannot be a learned optimiser's backbone; choose one of "
+                           f"{', '.join(graph_backbones())}")
         self.model_name = model
         overrides: dict[str, Any] = {}
         if model_config is None:
             overrides = {"hidden": hidden, "layers": layers, "edge_dim": 3}
-            if model in ("ng-gnn", "ng-t"):
+            if model_class(model).normalises_input:
                 overrides["normalise"] = False  # the inputs are already normalised element-wise
         self.net = build_model(model, out_dim=1, head="params", config=model_config, **overrides)
         if self.net.config.edge_dim != 3:

@@ -12,7 +12,7 @@ from typing import Any, ClassVar
 
 import torch
 
-from core.models.base import MetaNetwork, ModelConfig, ParamsOutput, as_batch, mlp
+from core.models.base import MetaNetwork, ModelConfig, ParamsOutput, as_batch, mlp, register_model
 from core.models.fixed_arch import architecture_from_config, features_from_flat, flat_from_batch
 
 
@@ -25,12 +25,15 @@ class MLPConfig(ModelConfig):
     kind: ClassVar[str] = "mlp"
 
 
+@register_model
 class MLPBaseline(MetaNetwork):
     """Flat parameters → MLP (graph head) or → per-parameter update (params head)."""
 
     name: ClassVar[str] = "mlp"
     symmetries: ClassVar[tuple[str, ...]] = ()
     config_class: ClassVar[type] = MLPConfig
+    fixed_architecture: ClassVar[bool] = True
+    augment_by_default: ClassVar[bool] = True
 
     def __init__(self, config: MLPConfig, out_dim: int, head: str = "graph"):
         super().__init__(config, out_dim, head)

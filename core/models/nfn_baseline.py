@@ -16,7 +16,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from core.graph.layout import EDGE_CONV, EDGE_LINEAR, layout_for
-from core.models.base import MetaNetwork, ModelConfig, ModelError, ParamsOutput, as_batch, mlp
+from core.models.base import MetaNetwork, ModelConfig, ModelError, ParamsOutput, as_batch, mlp, register_model
 from core.models.fixed_arch import architecture_from_config, features_from_flat, flat_from_batch
 from core.network.spec import Architecture, BatchNorm, Conv, LayerNorm, Linear, unflatten_params
 
@@ -45,7 +45,10 @@ def network_spec(arch: Architecture):
         op = arch.ops[i]
         if isinstance(op, Conv) and op.dims != 2:
             raise ModelError("nfn models support 2-d convolutions only")
-        shape = (op.out_features, op.in_features) if isinstance(op, Linear) else (op.out_channels, op.in_channels, *op.kernel_size)
+        if isinstance(op, Linear):
+            shape = (op.out_features, op.in_features)
+        else:
+            shape = (op.out_channels, op.in_channels, *op.kernel_size)
         weights.append(ArraySpec(shape))
         biases.append(ArraySpec((shape[0],)))
     return NetworkSpec(weights, biases)
@@ -56,6 +59,9 @@ class NFNBase(MetaNetwork):
 
     symmetries: ClassVar[tuple[str, ...]] = ("permutation",)
     config_class: ClassVar[type] = NFNConfig
+    fixed_architecture: ClassVar[bool] = True
+    augment_by_default: ClassVar[bool] = True  # the scale / sign symmetries are not built in
+    benchmark: ClassVar[bool] = False
     hnp: ClassVar[bool] = False
 
     def __init__(self, config: NFNConfig, out_dim: int, head: str = "graph"):
@@ -75,7 +81,8 @@ class NFNBase(MetaNetwork):
         if head == "graph":
             pool = HNPPool if self.hnp else NPPool
             self.pool = pool(self.spec)
-            self.readout = mlp([pool.get_num_outs(self.spec) * h, config.readout_hidden, out_dim], dropout=config.dropout)
+            self.readout = mlp([pool.get_num_outs(self.spec) * h, config.readout_hidden, out_dim],
+                               dropout=config.dropout)
         else:
             self.out_layer = layer(h, 1)
         self.register_buffer("scale", torch.ones(len(self.spec), 2))  # per layer: weight, bias std
@@ -128,12 +135,14 @@ class NFNBase(MetaNetwork):
         return [self.architecture.ops[i] for i in self.architecture.weight_layers()]
 
 
+@register_model
 class NFNNP(NFNBase):
     """NFN with NP layers (hidden neurons and — without io embeddings — input/output neurons exchangeable)."""
 
     name: ClassVar[str] = "nfn-np"
 
 
+@register_model
 class NFNHNP(NFNBase):
     """NFN with HNP layers (only hidden neurons exchangeable)."""
 

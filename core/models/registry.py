@@ -1,34 +1,37 @@
-"""Registry of metanetworks: `MODELS[name]` is the class, `build_model(name, ...)` builds one."""
+"""Registry of metanetworks: `MODELS[name]` is the class, `build_model(name, ...)` builds one.
+
+Models register themselves with `@register_model`; every module of `core.models` is imported here, so a
+new model is one new file (see README, "Extending"). Code that needs to know something about a model asks
+its class (`fixed_architecture`, `augment_by_default`, `normalises_input`, `heads`, `symmetries`,
+`options()`) or filters the registry with `model_names(where)`, never its name.
+"""
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
+from pathlib import Path
 from typing import Any
 
-from core.models.base import MetaNetwork, ModelConfig, ModelError
-from core.models.mlp_baseline import MLPBaseline
-from core.models.nfn_baseline import NFNHNP, NFNNP
-from core.models.ng_gnn import NGGNN
-from core.models.ng_t import NGT
-from core.models.scalegmn import ScaleGMN, ScaleGMNB
+from core.models.base import MODELS, MetaNetwork, ModelConfig, ModelError, model_names, register_model
 
-MODELS: dict[str, type[MetaNetwork]] = {
-    "mlp": MLPBaseline,
-    "nfn-np": NFNNP,
-    "nfn-hnp": NFNHNP,
-    "ng-gnn": NGGNN,
-    "ng-t": NGT,
-    "scalegmn": ScaleGMN,
-    "scalegmn-b": ScaleGMNB,
-}
+for _module in pkgutil.iter_modules([str(Path(__file__).parent)]):
+    if _module.name != "registry":
+        importlib.import_module(f"core.models.{_module.name}")
 
-CONFIGS: dict[str, type[ModelConfig]] = {name: cls.config_class for name, cls in MODELS.items()}
+__all__ = ["MODELS", "build_model", "config_for", "model_class", "model_names", "register_model"]
+
+
+def model_class(name: str) -> type[MetaNetwork]:
+    """The registered class of model `name` (ModelError listing the choices otherwise)."""
+    if name not in MODELS:
+        raise ModelError(f"unknown model {name!r}; choose one of {', '.join(MODELS)}")
+    return MODELS[name]
 
 
 def config_for(name: str, **overrides: Any) -> ModelConfig:
     """The default config of model `name` with some fields changed."""
-    if name not in MODELS:
-        raise ModelError(f"unknown model {name!r}; choose one of {', '.join(MODELS)}")
-    return CONFIGS[name]().replace(**overrides)
+    return model_class(name).config_class().replace(**overrides)
 
 
 def build_model(name: str, *, out_dim: int, head: str = "graph", config: ModelConfig | dict | None = None,
@@ -38,16 +41,15 @@ def build_model(name: str, *, out_dim: int, head: str = "graph", config: ModelCo
     `config` may be a config object or its `to_dict()`; `overrides` change single fields
     (e.g. `hidden=32, edge_dim=9`; `architecture=` for the fixed-architecture baselines).
     """
-    if name not in MODELS:
-        raise ModelError(f"unknown model {name!r}; choose one of {', '.join(MODELS)}")
-    cls = MODELS[name]
+    cls = model_class(name)
     if config is None:
         config = cls.config_class()
     elif isinstance(config, dict):
         config = cls.config_class.from_dict(config)
     elif not isinstance(config, cls.config_class):
         raise ModelError(f"{name} needs a {cls.config_class.__name__}, got {type(config).__name__}")
-    if "architecture" in overrides and overrides["architecture"] is not None and not isinstance(overrides["architecture"], dict):
-        overrides["architecture"] = overrides["architecture"].to_dict()
+    arch = overrides.get("architecture")
+    if arch is not None and not isinstance(arch, dict):
+        overrides["architecture"] = arch.to_dict()
     config = config.replace(**overrides)
     return cls(config, out_dim=out_dim, head=head)

@@ -4,19 +4,26 @@
     inr-edit        EditTask            MSE vs the identity baseline (dilate / erode / blur)
     generalization  GeneralizationTask  Kendall τ, R²
     embed           EmbedTask           contrastive loss, 1-NN accuracy
+
+A task registers itself with `@register_task`; every module of this package is imported here, so a new
+task is one new file (see README, "Extending").
 """
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
 from typing import Any
 
-from core.tasks.base import Task, TaskError
-from core.tasks.classify import ClassifyTask
-from core.tasks.edit import EDITS, EditTask
-from core.tasks.embed import EmbedTask
-from core.tasks.generalization import GeneralizationTask, kendall_tau
+from core.tasks.base import TASKS, Task, TaskError, register_task, task_names
 
-TASKS: dict[str, type[Task]] = {cls.name: cls for cls in (ClassifyTask, EditTask, GeneralizationTask, EmbedTask)}
+for _module in pkgutil.iter_modules(__path__):
+    importlib.import_module(f"{__name__}.{_module.name}")
+
+from core.tasks.classify import ClassifyTask  # noqa: E402  (re-exports; registered by the loop above)
+from core.tasks.edit import EDITS, EditTask, edit_mse  # noqa: E402
+from core.tasks.embed import EmbedTask  # noqa: E402
+from core.tasks.generalization import GeneralizationTask, kendall_tau  # noqa: E402
 
 
 def build_task(name: str, **options: Any) -> Task:
@@ -27,4 +34,4 @@ def build_task(name: str, **options: Any) -> Task:
 
 
 __all__ = ["EDITS", "TASKS", "ClassifyTask", "EditTask", "EmbedTask", "GeneralizationTask", "Task", "TaskError",
-           "build_task", "kendall_tau"]
+           "build_task", "edit_mse", "kendall_tau", "register_task", "task_names"]

@@ -1,15 +1,19 @@
-"""The `Task` protocol: what differs between tasks (targets, loss, metrics, head); the loop is the Trainer's."""
+"""The `Task` protocol: what differs between tasks (targets, loss, metrics, head, CLI options, how a
+prediction reads); the loop is the Trainer's, the run directory is `core.runs`'."""
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, TypeVar
 
 import numpy as np
 import torch
 
 from core.errors import WeightSpaceError
-from core.training.data import GraphBatch
+from core.options import Option
+
+if TYPE_CHECKING:
+    from core.data import GraphBatch
 
 
 class TaskError(WeightSpaceError, ValueError):
@@ -21,22 +25,31 @@ class Task(ABC):
 
     name: ClassVar[str] = "base"
     head: ClassVar[str] = "graph"  # which model head the task uses: "graph" or "params"
-    primary_metric: ClassVar[str] = "loss"
+    primary_metric: ClassVar[str] = "loss"  # early stopping on the validation split
     greater_is_better: ClassVar[bool] = False
+    summary_metrics: ClassVar[tuple[str, ...]] = ()  # what tables report: the first one the metrics hold, then context
+    cli_options: ClassVar[tuple[Option, ...]] = ()  # constructor arguments offered by `python -m core train`
+    zoo_kind: ClassVar[str] = "inr"  # the bundled zoo kind the benchmark trains it on: "inr" or "cnn"
+    benchmark: ClassVar[bool] = True  # part of `bench tasks` by default
+    predict_command: ClassVar[str] = "predict"  # the CLI command that applies a run of this task to files
+    embedding: ClassVar[bool] = False  # its predictions are embeddings made for comparing networks (zoo explorer)
 
     def options(self) -> dict[str, Any]:
         """Task options, serialised into the run's config.json (constructor keyword arguments)."""
         return {}
 
-    @abstractmethod
-    def out_dim(self, table) -> int:
-        """Output width of the model's graph head for this zoo."""
+    def adapt_to_zoo(self, zoo: Any) -> None:
+        """Fill options that the training zoo decides (called before `out_dim`); nothing by default."""
 
-    def targets(self, table, rows: np.ndarray) -> torch.Tensor | None:
+    @abstractmethod
+    def out_dim(self, table: Any = None) -> int:
+        """Output width of the model's graph head: from the zoo's table, or (table None) from the options alone."""
+
+    def targets(self, table: Any, rows: np.ndarray) -> torch.Tensor | None:
         """Per-network targets for the given table rows."""
         return None
 
-    def extras(self, architecture, flat: torch.Tensor, table, rows: np.ndarray) -> dict[str, torch.Tensor]:
+    def extras(self, architecture: Any, flat: torch.Tensor, table: Any, rows: np.ndarray) -> dict[str, torch.Tensor]:
         """Extra per-network tensors the loss needs (e.g. target images); computed once per split."""
         return {}
 
@@ -58,5 +71,26 @@ class Task(ABC):
         return output.detach()
 
     @abstractmethod
-    def metrics(self, predictions: torch.Tensor, targets: torch.Tensor | None) -> dict[str, float]:
+    def metrics(self, predictions: torch.Tensor, targets: torch.Tensor | None) -> dict[str, Any]:
         """The task's metrics from all predictions and targets of a split."""
+
+    def format_prediction(self, prediction: torch.Tensor) -> dict[str, Any]:
+        """One network's prediction as JSON fields (what `python -m core predict` prints)."""
+        return {"prediction": [float(v) for v in prediction.reshape(-1)]}
+
+
+TASKS: dict[str, type[Task]] = {}
+T = TypeVar("T", bound=type[Task])
+
+
+def register_task(cls: T) -> T:
+    """Class decorator: make a Task available by its `name` (CLI, run loading, benchmark)."""
+    if cls.name in TASKS and TASKS[cls.name] is not cls:
+        raise TaskError(f"a different task is already registered as {cls.name!r}")
+    TASKS[cls.name] = cls
+    return cls
+
+
+def task_names(where: Callable[[type[Task]], bool] = lambda cls: True) -> list[str]:
+    """Names of the registered tasks whose class satisfies `where`, in registration order."""
+    return [name for name, cls in TASKS.items() if where(cls)]

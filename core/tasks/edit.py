@@ -8,7 +8,7 @@ baseline (the unedited INR vs the target).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -16,11 +16,19 @@ import torch.nn.functional as F
 
 from core.graph.layout import layout_for
 from core.network.execute import forward_many
-from core.network.spec import Architecture
-from core.tasks.base import Task, TaskError
-from core.training.data import GraphBatch
+from core.network.spec import Architecture, Network
+from core.options import Option
+from core.tasks.base import Task, TaskError, register_task
+
+if TYPE_CHECKING:
+    from core.data import GraphBatch
 
 EDITS = ("dilate", "erode", "blur")
+
+
+def edit_mse(images: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Mean squared error per image [B] between renderings [B, ...] and the edit's target images [B, ...]."""
+    return ((images - target) ** 2).flatten(1).mean(1)
 
 
 def apply_edit(images: torch.Tensor, edit: str) -> torch.Tensor:
@@ -53,6 +61,7 @@ def params_update(architecture: Architecture, output: Any, batch_size: int, grid
     return layout.params_from_features(x, e)
 
 
+@register_task
 class EditTask(Task):
     """Learn Δθ with render(θ + Δθ) ≈ edit(render(θ))."""
 
@@ -60,6 +69,9 @@ class EditTask(Task):
     head = "params"
     primary_metric = "mse"
     greater_is_better = False
+    summary_metrics = ("mse", "identity_mse")
+    cli_options = (Option("edit", str, "dilate, erode or blur (default dilate)", EDITS),)
+    predict_command = "edit"
 
     def __init__(self, edit: str = "dilate", resolution: int | None = None):
         if edit not in EDITS:
@@ -70,8 +82,14 @@ class EditTask(Task):
     def options(self) -> dict[str, Any]:
         return {"edit": self.edit, "resolution": self.resolution}
 
-    def out_dim(self, table) -> int:
-        if self.resolution is None:
+    def adapt_to_zoo(self, zoo: Any) -> None:
+        """Edit at the resolution the INRs were fitted at (what they faithfully represent), when the zoo says."""
+        shape = zoo.manifest.get("source", {}).get("image_shape")
+        if not self.resolution and shape:
+            self.resolution = int(shape[0])
+
+    def out_dim(self, table=None) -> int:
+        if self.resolution is None and table is not None:
             self.resolution = int(table["resolution"].iloc[0]) if "resolution" in table else 28
         return 1
 
@@ -97,8 +115,37 @@ class EditTask(Task):
         with torch.no_grad():
             edited = self.edited_images(output, batch).float()
             target, source = batch.extras["target"], batch.extras["source"]
-            return torch.stack([((edited - target) ** 2).mean(1), ((source - target) ** 2).mean(1)], 1)
+            return torch.stack([edit_mse(edited, target), edit_mse(source, target)], 1)
 
     def metrics(self, predictions: torch.Tensor, targets: torch.Tensor | None) -> dict[str, float]:
         mse, identity = float(predictions[:, 0].mean()), float(predictions[:, 1].mean())
         return {"mse": mse, "identity_mse": identity, "mse_ratio": mse / identity if identity else float("nan")}
+
+    @torch.no_grad()
+    def edit_networks(self, model: torch.nn.Module, networks: list[Network], grid_size: int,
+                      resolution: int | None = None) -> list[dict[str, Any]]:
+        """Apply a trained editor: per network {"network": edited Network, "source", "edited", "target" images,
+        "mse", "identity_mse"}, rendered at `resolution` (default: the task's training resolution)."""
+        from core.data import graph_set_from_networks
+
+        res = resolution or self.resolution or 28
+        task = EditTask(self.edit, res)
+        for net in networks:
+            net.architecture.check_known_activations()
+        data = graph_set_from_networks(networks, task, grid_size)
+        model.eval()
+        results: list[dict[str, Any]] = [{} for _ in networks]
+        for batch in data.batches(64):
+            out = model(batch.graph)
+            delta = params_update(batch.architecture, out, batch.flat.shape[0], grid_size)
+            edited = batch.flat + delta.to(batch.flat.dtype)
+            images = render(batch.architecture, edited, res)
+            source, target = batch.extras["source"], batch.extras["target"]
+            mse, identity = edit_mse(images, target), edit_mse(source, target)
+            for k, i in enumerate(batch.index.tolist()):
+                original = networks[i]
+                net = Network.from_flat(batch.architecture, edited[k].to(original.dtype), dict(original.meta))
+                results[i] = {"network": net, "source": source[k].view(res, res),
+                              "edited": images[k].view(res, res), "target": target[k].view(res, res),
+                              "mse": float(mse[k]), "identity_mse": float(identity[k])}
+        return results

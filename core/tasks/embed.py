@@ -10,15 +10,17 @@ its 5 nearest neighbours in embedding space: how well the embedding orders netwo
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from core.graph.neural_graph import to_graphs
-from core.tasks.base import Task
-from core.training.data import GraphBatch, symmetry_augment
+from core.options import Option
+from core.tasks.base import Task, register_task
+
+if TYPE_CHECKING:
+    from core.data import GraphBatch
 
 
 def supervised_contrastive(z: torch.Tensor, groups: torch.Tensor, temperature: float) -> torch.Tensor:
@@ -33,12 +35,17 @@ def supervised_contrastive(z: torch.Tensor, groups: torch.Tensor, temperature: f
     return -pos_log[positive.any(1)].mean()
 
 
+@register_task
 class EmbedTask(Task):
     """Graph head of width `dim`; predictions are unit-norm embeddings."""
 
     name = "embed"
     primary_metric = "loss"
     greater_is_better = False
+    summary_metrics = ("knn_accuracy", "knn_kendall_tau")
+    cli_options = (Option("dim", int, "embedding size (default 32)"),)
+    benchmark = False
+    embedding = True
 
     def __init__(self, dim: int = 32, temperature: float = 0.1, positive_column: str | None = "image_index",
                  label_column: str = "label"):
@@ -46,13 +53,15 @@ class EmbedTask(Task):
         self.temperature = temperature
         self.positive_column = positive_column
         self.label_column = label_column
+        from core.data import symmetry_augment  # (imported here: listing the tasks stays light)
+
         self._augment = symmetry_augment()
 
     def options(self) -> dict[str, Any]:
         return {"dim": self.dim, "temperature": self.temperature, "positive_column": self.positive_column,
                 "label_column": self.label_column}
 
-    def out_dim(self, table) -> int:
+    def out_dim(self, table=None) -> int:
         return self.dim
 
     def targets(self, table, rows: np.ndarray) -> torch.Tensor | None:
@@ -72,7 +81,11 @@ class EmbedTask(Task):
         return supervised_contrastive(output, batch.extras["positive_group"].to(output.device), self.temperature)
 
     def step(self, model: torch.nn.Module, batch: GraphBatch) -> tuple[torch.Tensor, torch.Tensor]:
-        gen = torch.Generator().manual_seed(int(batch.index.sum()) if not model.training else int(torch.randint(0, 2**31 - 1, ())))
+        from core.graph.neural_graph import to_graphs
+
+        # evaluation: the second view depends on the networks only (reproducible metrics); training: fresh
+        seed = int(batch.index.sum()) if not model.training else int(torch.randint(0, 2**31 - 1, ()))
+        gen = torch.Generator().manual_seed(seed)
         second = self._augment(batch.architecture, batch.flat.detach().cpu(), gen).to(batch.flat.device)
         view2 = to_graphs(batch.architecture, second, batch.graph.grid_size[0]).to(batch.flat.device)
         z1, z2 = model(batch.graph), model(view2)
@@ -98,3 +111,6 @@ class EmbedTask(Task):
         else:
             out["knn_accuracy"] = float((targets[sim.argmax(1)] == targets).float().mean())
         return out
+
+    def format_prediction(self, prediction: torch.Tensor) -> dict[str, Any]:
+        return {"embedding": [float(v) for v in prediction]}

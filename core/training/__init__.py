@@ -1,6 +1,5 @@
-"""Training pipeline: `GraphSet` batches, one `Trainer` for every task, run directories."""
+"""Training: one `Trainer` for every task (batches come from `core.data`, run directories are `core.runs`)."""
 
-from core.training.data import GraphBatch, GraphSet, Group, symmetry_augment
-from core.training.trainer import Trainer, TrainConfig
+from core.training.trainer import TrainConfig, Trainer
 
-__all__ = ["GraphBatch", "GraphSet", "Group", "TrainConfig", "Trainer", "symmetry_augment"]
+__all__ = ["TrainConfig", "Trainer"]

@@ -15,18 +15,16 @@ import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 from tqdm.auto import tqdm
 
+from core.data import Augment, GraphSet
 from core.device import autocast, autocast_dtype, pick_device
 from core.io.atomic import atomic_path, write_text
-from core.training.data import Augment, GraphSet
+from core.tasks.base import Task, TaskError
 from core.training.schedule import warmup_cosine
-
-if TYPE_CHECKING:  # tasks import the training data types; only annotations point back
-    from core.tasks.base import Task
 
 
 @dataclass
@@ -107,8 +105,6 @@ class Trainer:
         """Train; returns {"best_epoch", "epochs_run", "history"}. With `resume`, continue from the checkpoint."""
         cfg = self.config
         if len(train) == 0:
-            from core.tasks.base import TaskError
-
             raise TaskError("the training split is empty")
         steps_per_epoch = train.num_batches(cfg.batch_size)
         total = steps_per_epoch * cfg.epochs
@@ -133,8 +129,8 @@ class Trainer:
             optimizer.load_state_dict(state["optimizer"])
             scheduler.load_state_dict(state["scheduler"])
             scaler.load_state_dict(state["scaler"])
-            start_epoch, best, best_epoch, bad_epochs = state["epoch"] + 1, state["best"], state["best_epoch"], state["bad_epochs"]
-            best_state = state["best_state"]
+            start_epoch, best, best_epoch = state["epoch"] + 1, state["best"], state["best_epoch"]
+            bad_epochs, best_state = state["bad_epochs"], state["best_state"]
             self.history = json.loads(state["history"])
         bar = tqdm(total=total, initial=start_epoch * steps_per_epoch, desc=f"train {self.task.name}",
                    disable=not self.progress, unit="batch", dynamic_ncols=True)

@@ -8,14 +8,15 @@ parameters. Shuffling mixes batches of different groups.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, Iterator
+from typing import Any, Callable, Iterator
 
+import numpy as np
 import torch
 from torch_geometric.data import Batch
 
 from core.graph.layout import layout_for
 from core.graph.neural_graph import to_graphs
-from core.network.spec import Architecture
+from core.network.spec import Architecture, Network
 
 Augment = Callable[[Architecture, torch.Tensor, torch.Generator], torch.Tensor]
 
@@ -119,3 +120,19 @@ def symmetry_augment(kinds: tuple[str, ...] | None = None) -> Augment:
         return apply_to_flat(arch, flat.double(), g).to(flat.dtype)
 
     return augment
+
+
+def graph_set_from_networks(networks: list[Network], task: Any, grid_size: int) -> GraphSet:
+    """Arbitrary networks (e.g. loaded files) grouped by architecture, in input order within groups.
+
+    `task` (a `core.tasks.Task`) supplies the per-network extras its loss needs (params-head tasks only)."""
+    by_arch: dict[Architecture, list[int]] = {}
+    for i, net in enumerate(networks):
+        by_arch.setdefault(net.architecture, []).append(i)
+    groups = []
+    for arch, idx in by_arch.items():
+        flat = torch.stack([networks[i].flat().float() for i in idx])
+        rows = np.asarray(idx)
+        extras = task.extras(arch, flat, None, rows) if task.head == "params" else {}
+        groups.append(Group(arch, flat, torch.as_tensor(rows), None, extras))
+    return GraphSet(groups, grid_size)

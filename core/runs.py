@@ -6,6 +6,9 @@ A run directory holds
     metrics.json         the task's metrics per split
     log.csv              one row per epoch
     checkpoint.pt        while training (resume with --resume); removed when the run completes
+
+Nothing here knows a task or model by name: what differs is declared by the task (`core.tasks.Task`) and
+the model class (`core.models.MetaNetwork`).
 """
 
 from __future__ import annotations
@@ -20,16 +23,14 @@ from typing import Any
 import numpy as np
 import torch
 
+from core.data import GraphSet, Group, graph_set_from_networks, symmetry_augment
 from core.errors import WeightSpaceError
+from core.graph.layout import layout_for
 from core.io.atomic import atomic_path
+from core.models import build_model, config_for, model_class
 from core.network.spec import Network
 from core.tasks import Task, TaskError, build_task
-from core.training.data import GraphSet, Group, symmetry_augment
-from core.training.trainer import Trainer, TrainConfig, write_json
-
-# Symmetry augmentation is on by default for the models that do not build the symmetry in.
-AUGMENT_BY_DEFAULT = ("mlp", "nfn-np", "nfn-hnp")
-FIXED_ARCHITECTURE_MODELS = ("mlp", "nfn-np", "nfn-hnp")
+from core.training.trainer import TrainConfig, Trainer, write_json
 
 
 @dataclass
@@ -58,7 +59,8 @@ class RunConfig:
 def _versions() -> dict[str, str]:
     import torch_geometric
 
-    return {"python": platform.python_version(), "torch": torch.__version__, "torch_geometric": torch_geometric.__version__}
+    return {"python": platform.python_version(), "torch": torch.__version__,
+            "torch_geometric": torch_geometric.__version__}
 
 
 def graph_set_from_zoo(zoo, split: str | None, task: Task, grid_size: int | None = None) -> GraphSet:
@@ -72,21 +74,8 @@ def graph_set_from_zoo(zoo, split: str | None, task: Task, grid_size: int | None
             continue
         arch, flat = zoo.flat(rows)
         flat = torch.as_tensor(flat, dtype=torch.float32)
-        groups.append(Group(arch, flat, torch.as_tensor(rows), task.targets(table, rows), task.extras(arch, flat, table, rows)))
-    return GraphSet(groups, grid_size)
-
-
-def graph_set_from_networks(networks: list[Network], task: Task, grid_size: int) -> GraphSet:
-    """Arbitrary networks (e.g. loaded files) grouped by architecture, in input order within groups."""
-    by_arch: dict[Any, list[int]] = {}
-    for i, net in enumerate(networks):
-        by_arch.setdefault(net.architecture, []).append(i)
-    groups = []
-    for arch, idx in by_arch.items():
-        flat = torch.stack([networks[i].flat().float() for i in idx])
-        rows = np.asarray(idx)
-        groups.append(Group(arch, flat, torch.as_tensor(rows), None, task.extras(arch, flat, None, rows)
-                            if task.head == "params" else {}))
+        groups.append(Group(arch, flat, torch.as_tensor(rows), task.targets(table, rows),
+                            task.extras(arch, flat, table, rows)))
     return GraphSet(groups, grid_size)
 
 
@@ -95,27 +84,22 @@ def train_run(task_name: str, model_name: str, zoo_dir: str | Path, out_dir: str
               model_overrides: dict[str, Any] | None = None, augment: bool | None = None,
               resume: bool = False, progress: bool = True) -> dict[str, Any]:
     """Train `model_name` on `task_name` over the zoo's train split (early stopping on val); returns metrics."""
-    from core.models import build_model
     from core.zoo import Zoo
 
     train = train or TrainConfig()
     out = Path(out_dir)
     zoo = Zoo.open(zoo_dir)
-    options = dict(task_options or {})
-    if task_name == "inr-edit" and not options.get("resolution"):
-        # edit at the resolution the INRs were fitted at (what they faithfully represent)
-        shape = zoo.manifest.get("source", {}).get("image_shape")
-        if shape:
-            options["resolution"] = int(shape[0])
-    task = build_task(task_name, **options)
+    task = build_task(task_name, **(task_options or {}))
+    task.adapt_to_zoo(zoo)
     out_dim = task.out_dim(zoo.table)
     sets = {split: graph_set_from_zoo(zoo, split, task) for split in ("train", "val", "test")}
     grid = max(s.grid_size or 1 for s in sets.values() if len(s))
     for s in sets.values():
         s.grid_size = grid
-    augment = model_name in AUGMENT_BY_DEFAULT if augment is None else augment
+    cls = model_class(model_name)
+    augment = cls.augment_by_default if augment is None else augment
     overrides = dict(model_overrides or {})
-    if model_name in FIXED_ARCHITECTURE_MODELS:  # symmetry-blind baselines read one architecture's flat vector
+    if cls.fixed_architecture:  # symmetry-blind baselines read one architecture's flat vector
         if len(zoo.architectures) != 1:
             raise TaskError(f"{model_name} reads one fixed architecture; the zoo has {len(zoo.architectures)}")
         overrides["architecture"] = next(iter(zoo.architectures.values()))
@@ -128,22 +112,28 @@ def train_run(task_name: str, model_name: str, zoo_dir: str | Path, out_dir: str
     trainer = Trainer(task, model, train, out, augment=symmetry_augment() if augment else None, progress=progress)
     out.mkdir(parents=True, exist_ok=True)
     if resume and (out / "config.json").exists():
-        saved = json.loads((out / "config.json").read_text())
-        if {k: saved.get(k) for k in ("task", "model", "task_options", "model_config", "train")} != \
-                {k: config.to_dict()[k] for k in ("task", "model", "task_options", "model_config", "train")}:
-            raise TaskError(f"{out} holds a run with a different configuration; use another --out")
+        _check_same_run(out, config)
     write_json(out / "config.json", config.to_dict())
     started = time.perf_counter()
     result = trainer.fit(sets["train"], sets["val"] if len(sets["val"]) else None, resume=resume)
     metrics = {split: trainer.evaluate(s) for split, s in sets.items() if len(s)}
+    epoch_seconds = [h["seconds"] for h in result["history"]]
     metrics["training"] = {"best_epoch": result["best_epoch"], "epochs_run": result["epochs_run"],
                            "seconds": time.perf_counter() - started,
-                           "seconds_per_epoch": float(np.mean([h["seconds"] for h in result["history"]])) if result["history"] else 0.0,
+                           "seconds_per_epoch": float(np.mean(epoch_seconds)) if epoch_seconds else 0.0,
                            "parameters": sum(p.numel() for p in model.parameters())}
     save_weights(model, out / "weights.safetensors")
     write_json(out / "metrics.json", metrics)
     (out / "checkpoint.pt").unlink(missing_ok=True)
     return metrics
+
+
+def _check_same_run(out: Path, config: RunConfig) -> None:
+    """A resumed run must have the configuration it was started with."""
+    keys = ("task", "model", "task_options", "model_config", "train")
+    saved = json.loads((out / "config.json").read_text())
+    if {k: saved.get(k) for k in keys} != {k: config.to_dict()[k] for k in keys}:
+        raise TaskError(f"{out} holds a run with a different configuration; use another --out")
 
 
 def save_weights(model: torch.nn.Module, path: Path) -> None:
@@ -174,8 +164,6 @@ class Run:
 
     def graph_set(self, networks: list[Network]) -> GraphSet:
         """Networks → GraphSet at this run's grid size; a clear error if the run cannot read them."""
-        from core.graph.layout import layout_for
-
         for net in networks:
             net.architecture.check_known_activations()
             need = layout_for(net.architecture).grid_size
@@ -190,45 +178,25 @@ class Run:
         try:
             preds = self.trainer(device).predict(data)
         except (RuntimeError, IndexError) as exc:
-            raise TaskError(f"the {self.config.model} model of this run cannot read this architecture: {str(exc).splitlines()[0]}") from None
+            reason = str(exc).splitlines()[0]
+            raise TaskError(f"the {self.config.model} model of this run cannot read this architecture: "
+                            f"{reason}") from None
         order = torch.cat([g.index for g in data.groups])
         out = torch.empty_like(preds)
         out[order] = preds
         return out
 
-    @torch.no_grad()
     def edit(self, networks: list[Network], resolution: int | None = None) -> list[dict[str, Any]]:
-        """Apply an `inr-edit` run: per network {"network": edited Network, "source", "edited", "target" images}
-        rendered at `resolution` (default: the run's training resolution)."""
-        from core.tasks.edit import EditTask, params_update, render
-
-        if not isinstance(self.task, EditTask):
-            raise TaskError(f"{self.path} is a {self.config.task} run; `edit` needs an inr-edit run")
-        res = resolution or self.task.resolution or 28
-        task = EditTask(self.task.edit, res)
-        for net in networks:
-            net.architecture.check_known_activations()
-        data = graph_set_from_networks(networks, task, self.config.grid_size)
-        self.model.eval()
-        results: list[dict[str, Any]] = [{} for _ in networks]
-        for batch in data.batches(64):
-            out = self.model(batch.graph)
-            delta = params_update(batch.architecture, out, batch.flat.shape[0], self.config.grid_size)
-            edited = batch.flat + delta.to(batch.flat.dtype)
-            images = render(batch.architecture, edited, res)
-            for k, i in enumerate(batch.index.tolist()):
-                original = networks[i]
-                net = Network.from_flat(batch.architecture, edited[k].to(original.dtype), dict(original.meta))
-                results[i] = {"network": net, "source": batch.extras["source"][k].view(res, res),
-                              "edited": images[k].view(res, res), "target": batch.extras["target"][k].view(res, res)}
-        return results
+        """Apply an editing run (a task whose `predict_command` is "edit", e.g. `inr-edit`) to networks:
+        per network {"network": edited Network, "source", "edited", "target" images, "mse", "identity_mse"}."""
+        if self.task.predict_command != "edit":
+            raise TaskError(f"{self.path} is a {self.config.task} run; `edit` needs an editing run (e.g. inr-edit)")
+        return self.task.edit_networks(self.model, networks, self.config.grid_size, resolution)
 
 
 def load_run(path: str | Path, device: str = "cpu") -> Run:
     """Load a run directory (config + weights) for evaluation or prediction."""
     from safetensors.torch import load_file
-
-    from core.models import build_model, config_for
 
     path = Path(path)
     if not (path / "config.json").is_file() or not (path / "weights.safetensors").is_file():
@@ -236,8 +204,7 @@ def load_run(path: str | Path, device: str = "cpu") -> Run:
     config = RunConfig.from_dict(json.loads((path / "config.json").read_text()))
     task = build_task(config.task, **config.task_options)
     model_cfg = config_for(config.model).from_dict(config.model_config)
-    out_dim = task.dim if config.task == "embed" else (task.num_classes if config.task == "inr-classify" else 1)
-    model = build_model(config.model, out_dim=out_dim, head=task.head, config=model_cfg)
+    model = build_model(config.model, out_dim=task.out_dim(), head=task.head, config=model_cfg)
     state = load_file(str(path / "weights.safetensors"), device=device)
     model.load_state_dict(state)
     model.eval()
