@@ -451,3 +451,102 @@ def test_refusing_hostile_files_keeps_resident_memory_bounded(tmp_path: Path) ->
 
 def test_errors_are_weight_space_errors() -> None:
     assert issubclass(CheckpointError, WeightSpaceError)
+
+
+# ---------------------------------------------------------------------------------------------- zoo directories
+def _tiny_zoo(root: Path, n: int = 6) -> Path:
+    from core.network.spec import siren_architecture
+    from core.zoo.store import write_zoo
+
+    arch = siren_architecture((4,), 30.0, 0.5)
+    flat = torch.randn(n, arch.num_parameters)
+    rows = [{"index": i, "group": "siren", "label": i % 3} for i in range(n)]
+    return write_zoo(root / "zoo", generator="test", options={}, architectures={"siren": arch},
+                     groups={"siren": (list(range(n)), flat)}, rows=rows,
+                     splits_by_index={i: ("train" if i < 4 else "test") for i in range(n)})
+
+
+def _edit_manifest(zoo: Path, **changes) -> None:
+    manifest = json.loads((zoo / "manifest.json").read_text())
+    manifest.update(changes)
+    (zoo / "manifest.json").write_text(json.dumps(manifest))
+
+
+def _zoo_error(zoo: Path, capsys: pytest.CaptureFixture, use=lambda z: z.network(0)) -> str:
+    """The library raises ZooError (one line) and `zoo info` exits 2 with one `error:` line."""
+    from core.zoo import Zoo
+    from core.zoo.images import ZooError
+
+    with pytest.raises(ZooError) as info:
+        use(Zoo.open(zoo))
+    rc = cli_main(["zoo", "info", str(zoo)]) if use is _OPEN else 2
+    err = capsys.readouterr().err
+    assert rc == 2 and (use is not _OPEN or (err.startswith("error: ") and err.count("\n") == 1)), err
+    return _one_line(info.value)
+
+
+def _OPEN(zoo):  # noqa: N802 (a marker: the failure is in Zoo.open itself)
+    return zoo
+
+
+@pytest.mark.parametrize("changes, words", [
+    ({"version": "one"}, "malformed at version"),
+    ({"architectures": []}, "malformed at architectures"),
+    ({"splits": {"train": ["a"]}}, "malformed at splits/train/0"),
+    ({"architectures": {"siren": {"input_shape": [2], "ops": "x"}}}, "malformed at architectures/siren/ops"),
+    ({"count": 99}, "says 99 networks"),
+    ({"splits": {"train": [0, 99]}}, "names network 99"),
+])
+def test_malformed_manifest_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture, changes: dict,
+                                       words: str) -> None:
+    zoo = _tiny_zoo(tmp_path)
+    _edit_manifest(zoo, **changes)
+    assert words in _zoo_error(zoo, capsys, _OPEN)
+
+
+@pytest.mark.parametrize("text", ["[1, 2]", "[" * 100_000 + "]" * 100_000, "{not json"], ids=["list", "deep", "bad"])
+def test_manifest_that_is_not_an_object_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture, text: str) -> None:
+    zoo = _tiny_zoo(tmp_path)
+    (zoo / "manifest.json").write_text(text)
+    assert "manifest.json" in _zoo_error(zoo, capsys, _OPEN)
+
+
+def test_table_problems_are_refused(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    zoo = _tiny_zoo(tmp_path)
+    original = (zoo / "table.csv").read_text()
+    cut = "\n".join(",".join(c for j, c in enumerate(line.split(",")) if j != 2) for line in original.splitlines())
+    (zoo / "table.csv").write_text(cut)
+    assert "lacks the column(s) group_row" in _zoo_error(zoo, capsys, _OPEN)
+    (zoo / "table.csv").write_bytes(b"\xff\xfe\x00\x81binary\x00\x9f" * 20)
+    assert "table.csv" in _zoo_error(zoo, capsys, _OPEN)
+    (zoo / "table.csv").write_text(original.replace("\n5,siren,5,", "\n5,siren,50,"))
+    assert "group_row of group siren out of range" in _zoo_error(zoo, capsys, _OPEN)
+
+
+def test_non_numeric_labels_are_refused(tmp_path: Path) -> None:
+    from core.zoo.images import ZooError
+    from core.zoo.store import ZooGraphDataset
+
+    zoo = _tiny_zoo(tmp_path)
+    table = (zoo / "table.csv").read_text().splitlines()
+    header = table[0].split(",")
+    at = header.index("label")
+    rows = [",".join("cat" if j == at else c for j, c in enumerate(line.split(","))) for line in table[1:]]
+    (zoo / "table.csv").write_text("\n".join([table[0], *rows]) + "\n")
+    with pytest.raises(ZooError, match="column label must hold finite numbers"):
+        ZooGraphDataset(zoo, "train")
+
+
+def test_truncated_parameter_shard_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    zoo = _tiny_zoo(tmp_path)
+    shard = zoo / "params-siren.safetensors"
+    shard.write_bytes(shard.read_bytes()[:-40])
+    assert "truncated" in _zoo_error(zoo, capsys)
+
+
+def test_parameter_shard_of_the_wrong_size_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    zoo = _tiny_zoo(tmp_path)
+    _tiny_zoo(tmp_path / "other", n=3)
+    other = tmp_path / "other" / "zoo" / "params-siren.safetensors"
+    (zoo / "params-siren.safetensors").write_bytes(other.read_bytes())
+    assert "params has shape [3," in _zoo_error(zoo, capsys)

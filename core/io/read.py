@@ -281,8 +281,9 @@ _SAFETENSORS_DTYPES = {
 }
 
 
-def _check_safetensors(path: Path, limits: Limits) -> None:
-    """The JSON header alone: its size and nesting, tensor count, dtypes, shapes and offsets inside the file."""
+def check_safetensors_header(path: Path, limits: Limits = DEFAULT_LIMITS, weights: bool = True) -> dict:
+    """A safetensors file's tensor entries from its JSON header alone, checked: the header's size and nesting,
+    tensor count, shapes, offsets inside the file and (`weights`) the dtype policy."""
     size = path.stat().st_size
     with open(path, "rb") as fh:
         header_len = int.from_bytes(fh.read(8), "little")
@@ -307,11 +308,13 @@ def _check_safetensors(path: Path, limits: Limits) -> None:
         if offsets[1] + 8 + header_len > size:
             raise CheckpointError(f"{path.name}: truncated safetensors file (tensor {key} runs past the end)")
         try:
-            dtype_verdict(key, dtype)
+            if weights:
+                dtype_verdict(key, dtype)
         except CheckpointError as exc:
             raise _named(path.name, exc) from None
         elements.append((key, int(np.prod(shape, dtype=object))))
     _check_counts(path.name, len(entries), elements, limits)
+    return entries
 
 
 # ---------------------------------------------------------------------------------------------- loading
@@ -346,7 +349,7 @@ def _load_torch(path: Path, kind: str, limits: Limits) -> object:
 def _load_safetensors(path: Path, limits: Limits) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     from safetensors import SafetensorError, safe_open
 
-    _check_safetensors(path, limits)
+    check_safetensors_header(path, limits)
     try:
         with safe_open(str(path), framework="pt") as fh:
             metadata = dict(fh.metadata() or {})

@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from core.errors import WeightSpaceError
 from core.io.atomic import atomic_path, write_text
 from core.network.spec import Architecture, Network
 from core.zoo.images import ZooError
@@ -82,13 +83,15 @@ class ZooBuilder:
         fingerprint = {"generator": generator, "options": self.options}
         progress = self.dir / "progress.json"
         if overwrite and self.dir.exists():
-            for p in [self.dir / "manifest.json", self.dir / "table.csv", progress, *self.dir.glob("params-*.safetensors")]:
+            finished = [self.dir / "manifest.json", self.dir / "table.csv", *self.dir.glob("params-*.safetensors")]
+            for p in [*finished, progress]:
                 if p.exists():
                     p.unlink()
             shutil.rmtree(self.chunk_dir, ignore_errors=True)
         if (self.dir / "manifest.json").exists():
             old = _read_json(self.dir / "manifest.json")
-            if {"generator": old.get("generator", {}).get("name"), "options": old.get("generator", {}).get("options")} == fingerprint:
+            generator = old.get("generator") if isinstance(old.get("generator"), dict) else {}
+            if {"generator": generator.get("name"), "options": generator.get("options")} == fingerprint:
                 self.complete = True
                 return
             raise ZooError(f"{self.dir} already holds a different zoo; choose another directory or overwrite it")
@@ -110,7 +113,8 @@ class ZooBuilder:
         """Whether chunk k is already on disk."""
         return self.complete or self._chunk_path(k).exists()
 
-    def write_chunk(self, k: int, groups: dict[str, tuple[Sequence[int], torch.Tensor]], rows: list[dict[str, Any]]) -> None:
+    def write_chunk(self, k: int, groups: dict[str, tuple[Sequence[int], torch.Tensor]],
+                    rows: list[dict[str, Any]]) -> None:
         """Write chunk k atomically: per group (network indices, flat [m, P]) and its table rows."""
         from safetensors.torch import save_file
 
@@ -178,14 +182,90 @@ class ZooBuilder:
 
 
 def _read_json(path: Path) -> dict[str, Any]:
+    """A JSON object from a zoo file; size and nesting bounded, one-line ZooError when unreadable."""
+    from core.io.read import loads_json
+
     try:
-        return json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise ZooError(f"{path}: unreadable JSON ({exc})") from None
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ZooError(f"{path}: unreadable ({exc.strerror or exc})") from None
+    value = loads_json(raw, str(path), error=ZooError)
+    if not isinstance(value, dict):
+        raise ZooError(f"{path}: holds a JSON {type(value).__name__}, not an object")
+    return value
 
 
-def write_zoo(out_dir: str | os.PathLike, *, generator: str, options: dict[str, Any], architectures: dict[str, Architecture],
-              groups: dict[str, tuple[Sequence[int], torch.Tensor]], rows: list[dict[str, Any]],
+# The manifest's schema: what the reader relies on. Other keys (recipes, notes) are allowed and kept.
+_COUNT = {"type": "integer", "minimum": 0}
+MANIFEST_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["format", "version", "architectures", "splits"],
+    "properties": {
+        "format": {"const": FORMAT},
+        "version": {"type": "integer", "minimum": 1},
+        "generator": {"type": "object", "properties": {"name": {"type": "string"}, "options": {"type": "object"}}},
+        "source": {"type": "object"},
+        "count": _COUNT,
+        "architectures": {"type": "object", "minProperties": 1, "additionalProperties": {
+            "type": "object", "required": ["input_shape", "ops"],
+            "properties": {"input_shape": {"type": "array", "minItems": 1, "maxItems": 4,
+                                           "items": {"type": "integer", "minimum": 1}},
+                           "ops": {"type": "array", "items": {"type": "object", "required": ["kind"]}}}}},
+        "group_counts": {"type": "object", "additionalProperties": _COUNT},
+        "seeds": {"type": ["array", "null"]},
+        "splits": {"type": "object", "additionalProperties": {"type": "array", "items": _COUNT}},
+    },
+}
+TABLE_COLUMNS = ("index", "group", "group_row", "split")
+
+
+def validate_manifest(manifest: dict[str, Any], where: str) -> None:
+    """Check a manifest against MANIFEST_SCHEMA; ZooError naming the first violation (one line)."""
+    import jsonschema
+
+    error = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(MANIFEST_SCHEMA).iter_errors(manifest))
+    if error is not None:
+        at = "/".join(str(p) for p in error.absolute_path) or "the top level"
+        message = " ".join(error.message.split())
+        raise ZooError(f"{where}: manifest.json is malformed at {at}: {message[:200]}")
+
+
+def _read_table(d: Path, manifest: dict[str, Any], archs: dict[str, Architecture]) -> pd.DataFrame:
+    """table.csv, checked: required columns, one row per network in order, known groups, integer rows in range."""
+    try:
+        table = pd.read_csv(d / "table.csv")
+    except (OSError, ValueError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        binary = isinstance(exc, UnicodeDecodeError)
+        reason = "not text (binary content)" if binary else " ".join(str(exc).split())[:200]
+        raise ZooError(f"{d}: unreadable table.csv ({reason})") from None
+    missing = [c for c in TABLE_COLUMNS if c not in table]
+    if missing:
+        raise ZooError(f"{d}: table.csv lacks the column(s) {', '.join(missing)}")
+    for column in ("index", "group_row"):
+        if not pd.api.types.is_integer_dtype(table[column]):
+            raise ZooError(f"{d}: table.csv column {column} must hold integers (it holds {table[column].dtype})")
+    if not np.array_equal(table["index"].to_numpy(), np.arange(len(table))):
+        raise ZooError(f"{d}: table.csv column index must count 0…{len(table) - 1} in order")
+    if "count" in manifest and manifest["count"] != len(table):
+        raise ZooError(f"{d}: manifest.json says {manifest['count']} networks, table.csv has {len(table)} rows")
+    table["group"] = table["group"].astype(str)
+    unknown = set(table["group"]) - set(archs)
+    if unknown:
+        raise ZooError(f"{d}: table names groups without an architecture: {sorted(unknown)}")
+    counts = manifest.get("group_counts", {})
+    for group, rows in table.groupby("group")["group_row"]:
+        limit = counts.get(group)
+        if rows.min() < 0 or (limit is not None and rows.max() >= limit):
+            raise ZooError(f"{d}: table.csv group_row of group {group} out of range 0…{(limit or 1) - 1}")
+    for split, members in manifest["splits"].items():
+        if members and max(members) >= len(table):
+            raise ZooError(f"{d}: split {split} names network {max(members)}, but the zoo has {len(table)}")
+    return table
+
+
+def write_zoo(out_dir: str | os.PathLike, *, generator: str, options: dict[str, Any],
+              architectures: dict[str, Architecture], groups: dict[str, tuple[Sequence[int], torch.Tensor]],
+              rows: list[dict[str, Any]],
               splits_by_index: dict[int, str], source: dict[str, Any] | None = None, overwrite: bool = False) -> Path:
     """Write a whole zoo in one go (importers): one chunk, then finish."""
     builder = ZooBuilder(out_dir, generator=generator, options=options, architectures=architectures, source=source,
@@ -216,17 +296,17 @@ class Zoo:
         manifest = _read_json(d / "manifest.json")
         if manifest.get("format") != FORMAT:
             raise ZooError(f"{d}: manifest.json is not a zoo manifest")
-        if int(manifest.get("version", -1)) > VERSION:
-            raise ZooError(f"{d}: zoo format version {manifest.get('version')} is newer than this library ({VERSION})")
-        try:
-            table = pd.read_csv(d / "table.csv")
-        except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
-            raise ZooError(f"{d}: unreadable table.csv ({exc})") from None
-        archs = {g: Architecture.from_dict(a) for g, a in manifest.get("architectures", {}).items()}
-        missing = set(table["group"].astype(str)) - set(archs)
-        if missing:
-            raise ZooError(f"{d}: table names groups without an architecture: {sorted(missing)}")
-        table["group"] = table["group"].astype(str)
+        version = manifest.get("version")
+        if isinstance(version, int) and not isinstance(version, bool) and version > VERSION:
+            raise ZooError(f"{d}: zoo format version {version} is newer than this library ({VERSION})")
+        validate_manifest(manifest, str(d))
+        archs = {}
+        for group, described in manifest["architectures"].items():
+            try:
+                archs[str(group)] = Architecture.from_dict(described)
+            except WeightSpaceError as exc:
+                raise ZooError(f"{d}: architecture {group} in manifest.json: {exc}") from None
+        table = _read_table(d, manifest, archs)
         return cls(d, manifest, table, archs)
 
     def __len__(self) -> int:
@@ -243,11 +323,17 @@ class Zoo:
             path = self.dir / f"params-{group}.safetensors"
             if not path.is_file():
                 raise ZooError(f"{self.dir}: missing {path.name}")
-            with safe_open(str(path), "pt") as fh:
-                flat = fh.get_tensor("params")
             arch = self.architectures[group]
-            if flat.dim() != 2 or flat.shape[1] != arch.num_parameters:
-                raise ZooError(f"{path}: params has shape {tuple(flat.shape)}, architecture needs [n, {arch.num_parameters}]")
+            rows = self.manifest.get("group_counts", {}).get(group, int((self.table["group"] == group).sum()))
+            _check_shard(path, rows, arch.num_parameters)
+            try:
+                with safe_open(str(path), "pt") as fh:
+                    flat = fh.get_tensor("params")
+            except Exception as exc:  # safetensors raises its own error types for a corrupt file
+                raise ZooError(f"{path}: unreadable parameter shard ({type(exc).__name__})") from None
+            used = self.table.loc[self.table["group"] == group, "group_row"]
+            if len(used) and used.max() >= flat.shape[0]:
+                raise ZooError(f"{path}: holds {flat.shape[0]} networks, table.csv uses row {used.max()}")
             self._params[group] = flat
         return self._params[group]
 
@@ -267,7 +353,8 @@ class Zoo:
             raise ZooError(f"flat() needs networks of one architecture group; these span {list(groups)}")
         group = str(groups[0])
         params = self.group_params(group)
-        return self.architectures[group], params[torch.from_numpy(rows["group_row"].to_numpy(dtype=np.int64, copy=True))]
+        rows_of_group = torch.from_numpy(rows["group_row"].to_numpy(dtype=np.int64, copy=True))
+        return self.architectures[group], params[rows_of_group]
 
     def network(self, i: int) -> Network:
         """Network i, with its table row as metadata."""
@@ -309,6 +396,21 @@ class Zoo:
         return out
 
 
+def _check_shard(path: Path, rows: int, num_parameters: int) -> None:
+    """A params shard's header: readable, not truncated, and "params" of shape [rows, num_parameters]."""
+    from core.errors import CheckpointError
+    from core.io.read import check_safetensors_header
+
+    try:
+        header = check_safetensors_header(path, weights=False)  # a shard also holds the int64 "index"
+    except CheckpointError as exc:
+        raise ZooError(f"{path.parent}: parameter shard {exc}") from None
+    shape = header.get("params", {}).get("shape") if isinstance(header.get("params"), dict) else None
+    if shape != [rows, num_parameters]:
+        raise ZooError(f"{path}: params has shape {shape}, the manifest and architecture need "
+                       f"[{rows}, {num_parameters}]")
+
+
 class ZooGraphDataset(torch.utils.data.Dataset):
     """NeuralGraphs of one split with `.y` from a table column (graphs built vectorised on first use)."""
 
@@ -320,8 +422,11 @@ class ZooGraphDataset(torch.utils.data.Dataset):
         values = self.zoo.labels(target_column, self.indices)
         if np.issubdtype(values.dtype, np.integer):
             self.targets = torch.as_tensor(np.array(values, dtype=np.int64), dtype=torch.long)
-        else:
+        elif np.issubdtype(values.dtype, np.number) and np.isfinite(values.astype(np.float64)).all():
             self.targets = torch.as_tensor(values.astype(np.float64), dtype=torch.float32)
+        else:
+            raise ZooError(f"{self.zoo.dir}: table.csv column {target_column} must hold finite numbers "
+                           f"(it holds {values.dtype} values such as {values[:1].tolist()})")
         self.dtype = dtype
         self._graphs: list | None = None
 
