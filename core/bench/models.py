@@ -13,12 +13,13 @@ import time
 
 import torch
 
-DEFAULT_MODELS = ["mlp", "nfn-np", "nfn-hnp", "ng-gnn", "ng-t", "scalegmn", "scalegmn-b"]
 NETWORKS = ("inr", "inr-large", "cnn")  # what `bench_model` can run a model on (see `network_architecture`)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--models", nargs="+", default=DEFAULT_MODELS)
+    from core.models import model_names
+
+    parser.add_argument("--models", nargs="+", default=model_names(), help="registered models (default: all)")
     parser.add_argument("--batch", type=int, default=64, help="graphs per batch (default 64)")
     parser.add_argument("--hidden", type=int, default=64)
     parser.add_argument("--layers", type=int, default=4)
@@ -171,14 +172,15 @@ def _bench(name: str, network: str, args: argparse.Namespace, measure_speed: boo
     """Figures of one model on a batch of random networks of one architecture (see `network_architecture`)."""
     from core.device import autocast, pick_device
     from core.graph import to_graphs
-    from core.models import build_model
+    from core.models import build_model, model_class
 
     dev = pick_device()
     arch = network_architecture(network, args)
     gen = torch.Generator().manual_seed(0)
     batch = to_graphs(arch, torch.randn(args.batch, arch.num_parameters, generator=gen) * 0.1).to(dev)
-    extra = {"edge_dim": batch.edge_attr.shape[1], **({"architecture": arch} if name in ("mlp", "nfn-np", "nfn-hnp") else {})}
-    if name == "ng-gnn" and getattr(args, "edge_hidden", 0):
+    cls = model_class(name)
+    extra = {"edge_dim": batch.edge_attr.shape[1], **({"architecture": arch} if cls.fixed_architecture else {})}
+    if getattr(args, "edge_hidden", 0) and any(o.name == "edge_hidden" for o in cls.options()):
         extra["edge_hidden"] = args.edge_hidden
     model = build_model(name, out_dim=10, hidden=args.hidden, layers=args.layers, **extra).to(dev)
     model.fit_normalisation(batch)

@@ -14,7 +14,8 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from core.models.base import position_in_layer, FeatureNormaliser, MetaNetwork, ModelConfig, ParamsOutput, as_batch, node_groups
+from core.models.base import (FeatureNormaliser, MetaNetwork, ModelConfig, ParamsOutput, as_batch, graph_count, graph_index,
+                              node_groups, position_in_layer)
 from core.models.layers.embeddings import EdgeEncoder, NodeEncoder
 from core.models.layers.edge_update import edge_storage_dtype
 from core.models.layers.probe_features import ProbeFeatures
@@ -90,8 +91,7 @@ class PermutationGraphModel(DegreeStatistics, MetaNetwork, ABC):
         e = e.to(h.dtype)  # the readouts pool and map edge states at the node states' precision
         if self.head == "params":
             return ParamsOutput(*self.readout(h, e))
-        node_batch = batch.batch if getattr(batch, "batch", None) is not None else torch.zeros(n, dtype=torch.long, device=x.device)
-        num_graphs = int(batch.num_graphs) if hasattr(batch, "num_graphs") else 1
+        node_batch, num_graphs = graph_index(batch), graph_count(batch)
         return self.readout(h, e, node_batch, node_batch[edge_index[0]], num_graphs)
 
     def encode_edges(self, edge_attr: torch.Tensor, edge_type: torch.Tensor, info: dict[str, Any]) -> Any:

@@ -12,6 +12,7 @@ from torch import nn
 from torch_geometric.utils import degree
 
 from core.kernels.film_message_stats import fused_extension
+from core.models.base import register_model
 from core.models.graph_model import GraphModelConfig, PermutationGraphModel
 from core.models.layers.dense_blocks import DenseBlocks
 from core.models.layers.edge_update import AffineEdges, EdgeStates, edge_storage_dtype, materialise
@@ -27,6 +28,7 @@ class NGGNNConfig(GraphModelConfig):
     kind: ClassVar[str] = "ng-gnn"
 
 
+@register_model
 class NGGNN(PermutationGraphModel):
     """Neural-graph GNN: node encoder → L × PNAEdgeConv → invariant or equivariant head."""
 

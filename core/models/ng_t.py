@@ -10,7 +10,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from core.models.base import ModelError
+from core.models.base import ModelError, register_model
 from core.models.graph_model import GraphModelConfig, PermutationGraphModel
 from core.models.layers.relational_attention import RelationalAttention
 
@@ -24,6 +24,7 @@ class NGTConfig(GraphModelConfig):
     kind: ClassVar[str] = "ng-t"
 
 
+@register_model
 class NGT(PermutationGraphModel):
     """Neural-graph transformer: node encoder → L × RelationalAttention → invariant or equivariant head."""
 

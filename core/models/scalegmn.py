@@ -23,7 +23,8 @@ from torch import nn
 from torch_geometric.utils import scatter
 
 from core.graph.layout import NODE_FEATURES
-from core.models.base import position_in_layer, MetaNetwork, ModelConfig, ParamsOutput, as_batch, mlp
+from core.models.base import (MetaNetwork, ModelConfig, ParamsOutput, as_batch, graph_count, graph_index, mlp,
+                              position_in_layer, register_model)
 from core.models.layers.embeddings import NUM_EDGE_TYPES, positional_index
 from core.models.layers.equivariant import GatedEquivariantLinear
 from core.models.layers.probe_features import ProbeFeatures
@@ -53,12 +54,14 @@ class ScaleGMNBConfig(ScaleGMNConfig):
     kind: ClassVar[str] = "scalegmn-b"
 
 
+@register_model
 class ScaleGMN(DegreeStatistics, MetaNetwork):
     """Permutation-, scale- and sign-equivariant graph metanetwork."""
 
     name: ClassVar[str] = "scalegmn"
     symmetries: ClassVar[tuple[str, ...]] = ("permutation", "scale", "sign")
     config_class: ClassVar[type] = ScaleGMNConfig
+    normalises_input: ClassVar[bool] = False  # mean/std shifts would break scale equivariance
 
     def __init__(self, config: ScaleGMNConfig, out_dim: int, head: str = "graph"):
         super().__init__(config, out_dim, head)
@@ -120,8 +123,7 @@ class ScaleGMN(DegreeStatistics, MetaNetwork):
         if self.head == "params":
             x_out = self.node_out(h, torch.cat([canonicalise(h, kind), emb], dim=1), kind)  # [N, 5]
             return ParamsOutput(x_out, self.edge_out(e))  # [E, D]
-        node_batch = batch.batch if getattr(batch, "batch", None) is not None else torch.zeros(n, dtype=torch.long, device=x.device)
-        b = int(batch.num_graphs) if hasattr(batch, "num_graphs") else 1
+        node_batch, b = graph_index(batch), graph_count(batch)
         r = self.node_readout(torch.cat([canonicalise(h, kind), emb], dim=1))  # [N, H] invariant
         pooled = torch.cat([
             scatter(r, node_batch, 0, dim_size=b, reduce="mean"),
@@ -131,6 +133,7 @@ class ScaleGMN(DegreeStatistics, MetaNetwork):
         return self.readout(pooled)  # [B, out_dim]
 
 
+@register_model
 class ScaleGMNB(ScaleGMN):
     """Bidirectional ScaleGMN: also passes messages backwards along edges (reciprocal edge relation)."""
 
