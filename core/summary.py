@@ -1,13 +1,30 @@
-"""Readable and JSON summaries of a Network: layers, shapes, counts, weight statistics, spectra."""
+"""Readable and JSON summaries of a Network: layers, shapes, counts, weight statistics, spectra.
+
+Each op kind adds its own fields to its layer entry in one `op_details` handler (and, if it wants a label
+other than `kind name`, one entry of `_LABELS`).
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import functools
+from typing import Any, Callable
 
 import torch
 
 from core.graph.layout import layout_for
-from core.network.spec import Activation, BatchNorm, Conv, LayerNorm, Linear, Network
+from core.network.spec import (
+    Activation,
+    BatchNorm,
+    Conv,
+    Flatten,
+    GlobalAvgPool,
+    LayerNorm,
+    Linear,
+    Network,
+    Offset,
+    Pool,
+    Residual,
+)
 
 
 def weight_matrix(network: Network, name: str) -> torch.Tensor:
@@ -38,6 +55,62 @@ def _stats(t: torch.Tensor) -> dict[str, float]:
     }
 
 
+@functools.singledispatch
+def op_details(op: object, network: Network, spectra: bool) -> dict[str, Any]:
+    """Fields of `op`'s layer entry beyond index, kind, shapes, name and parameter count; one handler per
+    op kind."""
+    raise NotImplementedError(f"no summary for op {op!r}")
+
+
+def _weight_details(op: Linear | Conv, network: Network, spectra: bool, **geometry: Any) -> dict[str, Any]:
+    out = {"weight": _stats(network.params[f"{op.name}.weight"])}
+    if f"{op.name}.bias" in network.params:
+        out["bias"] = _stats(network.params[f"{op.name}.bias"])
+    out.update(geometry)
+    if spectra:
+        out["spectrum"] = spectrum(weight_matrix(network, op.name))
+    return out
+
+
+@op_details.register(Linear)
+def _(op: Linear, network: Network, spectra: bool) -> dict[str, Any]:
+    return _weight_details(op, network, spectra)
+
+
+@op_details.register(Conv)
+def _(op: Conv, network: Network, spectra: bool) -> dict[str, Any]:
+    return _weight_details(op, network, spectra, kernel_size=list(op.kernel_size), stride=list(op.stride),
+                           padding=list(op.padding))
+
+
+@op_details.register(Activation)
+def _(op: Activation, network: Network, spectra: bool) -> dict[str, Any]:
+    return {"activation": op.describe()}
+
+
+@op_details.register(BatchNorm)
+@op_details.register(LayerNorm)
+def _(op: BatchNorm | LayerNorm, network: Network, spectra: bool) -> dict[str, Any]:
+    return {"eps": op.eps}
+
+
+@op_details.register(Residual)
+def _(op: Residual, network: Network, spectra: bool) -> dict[str, Any]:
+    return {"source": op.source}
+
+
+@op_details.register(Offset)
+def _(op: Offset, network: Network, spectra: bool) -> dict[str, Any]:
+    return {"value": op.value}
+
+
+@op_details.register(Flatten)
+@op_details.register(GlobalAvgPool)
+@op_details.register(Pool)
+def _(op: Flatten | GlobalAvgPool | Pool, network: Network, spectra: bool) -> dict[str, Any]:
+    return {}
+
+
 def summarize(network: Network, spectra: bool = False) -> dict[str, Any]:
     """JSON-ready summary: counts (num_parameters, num_nodes, num_edges) and one entry per layer."""
     arch = network.architecture
@@ -45,28 +118,12 @@ def summarize(network: Network, spectra: bool = False) -> dict[str, Any]:
     layout = layout_for(arch)
     layers = []
     for i, op in enumerate(arch.ops):
-        entry: dict[str, Any] = {"index": i, "kind": op.kind, "input_shape": list(shapes[i]), "output_shape": list(shapes[i + 1])}
-        if isinstance(op, Activation):
-            entry["activation"] = op.describe()
+        entry: dict[str, Any] = {"index": i, "kind": op.kind, "input_shape": list(shapes[i]),
+                                 "output_shape": list(shapes[i + 1])}
         if hasattr(op, "name"):
             entry["name"] = op.name
             entry["parameters"] = sum(v.numel() for k, v in network.params.items() if k.rsplit(".", 1)[0] == op.name)
-        if isinstance(op, (Linear, Conv)):
-            entry["weight"] = _stats(network.params[f"{op.name}.weight"])
-            if f"{op.name}.bias" in network.params:
-                entry["bias"] = _stats(network.params[f"{op.name}.bias"])
-            if isinstance(op, Conv):
-                entry["kernel_size"] = list(op.kernel_size)
-                entry["stride"] = list(op.stride)
-                entry["padding"] = list(op.padding)
-            if spectra:
-                entry["spectrum"] = spectrum(weight_matrix(network, op.name))
-        if isinstance(op, (BatchNorm, LayerNorm)):
-            entry["eps"] = op.eps
-        if op.kind == "residual":
-            entry["source"] = op.source
-        if op.kind == "offset":
-            entry["value"] = op.value
+        entry.update(op_details(op, network, spectra))
         layers.append(entry)
     acts = sorted({a.describe() for a in arch.activations()})
     return {
@@ -82,26 +139,33 @@ def summarize(network: Network, spectra: bool = False) -> dict[str, Any]:
     }
 
 
+def _default_label(layer: dict[str, Any]) -> str:
+    return f"{layer['kind']} {layer.get('name', '')}".strip()
+
+
+# layer labels of `format_summary` that say more than `kind name`, by op kind
+_LABELS: dict[str, Callable[[dict[str, Any]], str]] = {
+    "activation": lambda layer: f"activation {layer['activation']}",
+    "residual": lambda layer: f"residual (+ value after op {layer['source']})",
+    "offset": lambda layer: f"offset {layer['value']:+g}",
+    "conv": lambda layer: _default_label(layer) + (
+        f" k{'x'.join(map(str, layer['kernel_size']))}/s{layer['stride'][0]}/p{layer['padding'][0]}"
+    ),
+}
+
+
 def format_summary(summary: dict[str, Any]) -> str:
     """Human-readable multi-line rendering of `summarize`'s output."""
     lines = [
-        f"parameters: {summary['num_parameters']:,}   neural graph: {summary['num_nodes']:,} nodes, {summary['num_edges']:,} edges",
+        f"parameters: {summary['num_parameters']:,}   neural graph: {summary['num_nodes']:,} nodes,"
+        f" {summary['num_edges']:,} edges",
         f"input {tuple(summary['input_shape'])} → output {tuple(summary['output_shape'])};"
         f" activations: {', '.join(summary['activations']) or 'none'}",
         "",
         f"{'#':>3}  {'layer':<34} {'shape':<28} {'params':>9}  weight mean ± std  [min, max]",
     ]
     for layer in summary["layers"]:
-        kind = layer["kind"]
-        label = f"{kind} {layer.get('name', '')}".strip()
-        if kind == "activation":
-            label = f"activation {layer['activation']}"
-        elif kind == "residual":
-            label = f"residual (+ value after op {layer['source']})"
-        elif kind == "offset":
-            label = f"offset {layer['value']:+g}"
-        elif kind == "conv":
-            label += f" k{'x'.join(map(str, layer['kernel_size']))}/s{layer['stride'][0]}/p{layer['padding'][0]}"
+        label = _LABELS.get(layer["kind"], _default_label)(layer)
         shape = f"{tuple(layer['input_shape'])} → {tuple(layer['output_shape'])}"
         params = f"{layer['parameters']:,}" if "parameters" in layer else ""
         stats = ""

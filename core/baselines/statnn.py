@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from sklearn.ensemble import HistGradientBoostingRegressor
 
-from core.network.spec import Architecture, Conv, Linear, unflatten_params
+from core.network.spec import Architecture, unflatten_params
 
 QUANTILES = torch.tensor([0.0, 0.25, 0.5, 0.75, 1.0], dtype=torch.float64)
 
@@ -20,9 +20,7 @@ def weight_statistics(architecture: Architecture, flat: torch.Tensor) -> np.ndar
     """[B, F] statistics of every weight and bias tensor of B same-architecture networks (vectorised)."""
     params = unflatten_params(architecture, flat.double())
     feats = []
-    for op in architecture.ops:
-        if not isinstance(op, (Linear, Conv)):
-            continue
+    for op in (architecture.ops[i] for i in architecture.weight_layers()):
         for key in (f"{op.name}.weight", f"{op.name}.bias"):
             if key not in params:
                 continue

@@ -5,18 +5,20 @@ from __future__ import annotations
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from core.network.spec import Conv, Linear, Network
+from core.network.spec import Network
 from core.summary import spectrum, weight_matrix
 
 
 def _weight_ops(network: Network) -> list:
-    return [op for op in network.architecture.ops if isinstance(op, (Linear, Conv))]
+    arch = network.architecture
+    return [arch.ops[i] for i in arch.weight_layers()]
 
 
 def weight_histograms(network: Network, bins: int = 40) -> go.Figure:
     """One row per Linear/Conv layer: histogram of its weights and of its biases."""
     ops = _weight_ops(network)
-    fig = make_subplots(rows=len(ops), cols=2, subplot_titles=[t for op in ops for t in (f"{op.name} weights", f"{op.name} biases")],
+    titles = [t for op in ops for t in (f"{op.name} weights", f"{op.name} biases")]
+    fig = make_subplots(rows=len(ops), cols=2, subplot_titles=titles,
                         vertical_spacing=min(0.08, 0.6 / max(len(ops), 1)))
     for r, op in enumerate(ops, start=1):
         w = network.params[f"{op.name}.weight"].detach().double().reshape(-1).numpy()
