@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import struct
 import subprocess
 import sys
@@ -550,3 +551,60 @@ def test_parameter_shard_of_the_wrong_size_is_refused(tmp_path: Path, capsys: py
     other = tmp_path / "other" / "zoo" / "params-siren.safetensors"
     (zoo / "params-siren.safetensors").write_bytes(other.read_bytes())
     assert "params has shape [3," in _zoo_error(zoo, capsys)
+
+
+# ------------------------------------------------------------------------------------------- Small CNN Zoo, Wild Park
+def _small_cnn_zoo(root: Path, layout_changes: dict | None = None) -> Path:
+    import pandas as pd
+
+    from tests.test_small_cnn_zoo import write_zoo
+
+    write_zoo(root, n=2)
+    layout = pd.read_csv(root / "layout.csv")
+    for (row, column), value in (layout_changes or {}).items():
+        layout[column] = layout[column].astype(object)
+        layout.loc[row, column] = value
+    layout.to_csv(root / "layout.csv", index=False)
+    return root
+
+
+@pytest.mark.parametrize("changes, words", [
+    ({(0, "shape"): "__import__('os').system('true')"}, "not one to four positive integers"),
+    ({(0, "shape"): "[" * 50_000 + "1" + "]" * 50_000}, "not one to four positive integers"),
+    ({(0, "shape"): "(99999, 99999, 99999, 99999)"}, "holds 99996000059999600001 values, columns 0…144"),
+    ({(0, "shape"): "(3, 3, 0, 16)"}, "empty dimension"),
+    ({(0, "start_idx"): "abc"}, "not a whole number"),
+    ({(7, "end_idx"): 10**12}, "outside weights.npy"),
+], ids=["code", "deep", "absurd", "zero", "start", "end"])
+def test_small_cnn_zoo_layouts_are_validated(tmp_path: Path, changes: dict, words: str) -> None:
+    from core.io import read_small_cnn_zoo
+
+    with pytest.raises(CheckpointError, match=words.replace("(", r"\(")) as info:
+        read_small_cnn_zoo(_small_cnn_zoo(tmp_path / "zoo", changes))
+    _one_line(info.value)
+
+
+def test_small_cnn_zoo_input_size_is_bounded(tmp_path: Path) -> None:
+    from core.io import read_small_cnn_zoo
+
+    with pytest.raises(CheckpointError, match="declared input has shape"):
+        read_small_cnn_zoo(_small_cnn_zoo(tmp_path / "zoo"), input_size=50_000)
+
+
+@pytest.mark.parametrize("config, words", [
+    ({"input_size": "big"}, "input_size 'big' is not a whole number"),
+    ({"input_size": 10**9}, "input_size '1000000000' is not a whole number from 1 to 4096"),
+    ({"input_size": [32]}, "input_size '\\[32\\]'"),
+    ({"activation": "bogus"}, "activation 'bogus' is not one of"),
+])
+def test_cnn_wild_park_configs_are_validated(tmp_path: Path, capsys: pytest.CaptureFixture, config: dict,
+                                             words: str) -> None:
+    src = tmp_path / "wild"
+    src.mkdir()
+    model = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                          nn.Linear(4, 10))
+    torch.save({"model": model.state_dict(), "config": {"activation": "relu", **config}}, src / "m.pt")
+    rc = cli_main(["zoo", "import", "cnn-wild-park", str(src), "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.startswith("error: ") and err.count("\n") == 1, err
+    assert re.search(words, err), err

@@ -20,7 +20,7 @@ import torch
 
 from core.io import load_network, read_small_cnn_zoo
 from core.io.read import read_tensor_file
-from core.network.spec import Architecture, siren_architecture
+from core.network.spec import ACTIVATIONS, Architecture, siren_architecture
 from core.zoo.images import ZooError
 from core.zoo.store import split_assignment, write_zoo
 
@@ -30,7 +30,8 @@ _NFN_DIR = re.compile(r"^randinit_smaller_(?P<label>.+?)s?$")
 _NFN_FILE = re.compile(r"^net(?P<idx>\d+)\.pth?$")
 
 
-def _siren_from_tensors(tensors: dict[str, torch.Tensor], w0: float, offset: float, path: Path) -> tuple[Architecture, torch.Tensor]:
+def _siren_from_tensors(tensors: dict[str, torch.Tensor], w0: float, offset: float,
+                        path: Path) -> tuple[Architecture, torch.Tensor]:
     """Ordered Linear weights/biases of a SIREN state_dict → (siren architecture, flat params)."""
     weights = [(k, v) for k, v in tensors.items() if k.endswith("weight") and v.dim() == 2]
     if not weights:
@@ -96,7 +97,11 @@ def import_dwsnets(src: Path, out: Path, seed: int = 0, overwrite: bool = False)
 def import_nfn(src: Path, out: Path, seed: int = 0, overwrite: bool = False):
     """NFN SIREN folders → zoo (original SIREN: w0 = 30, no output offset)."""
     files = []
-    for path in sorted(src.rglob("net*.pt*"), key=lambda p: (str(p.parent), int(_NFN_FILE.match(p.name)["idx"]) if _NFN_FILE.match(p.name) else 0)):
+    def order(p: Path) -> tuple[str, int]:
+        m = _NFN_FILE.match(p.name)
+        return str(p.parent), int(m["idx"]) if m else 0
+
+    for path in sorted(src.rglob("net*.pt*"), key=order):
         m = _NFN_DIR.match(path.parent.name)
         if m and _NFN_FILE.match(path.name):
             label = m["label"]
@@ -128,8 +133,9 @@ def import_small_cnn_zoo(src: Path, out: Path, seed: int = 0, overwrite: bool = 
         idx = [i for i in range(len(zoo)) if group_of[i] == g]
         groups[g] = (idx, zoo.flat[idx])
     split = split_assignment(np.arange(len(zoo)), (0.8, 0.1, 0.1), seed)
-    return write_zoo(out, generator="import:small-cnn-zoo", options=dict(source=str(src), seed=seed), architectures=archs,
-                     groups=groups, rows=rows, splits_by_index={i: str(s) for i, s in enumerate(split)},
+    return write_zoo(out, generator="import:small-cnn-zoo", options=dict(source=str(src), seed=seed),
+                     architectures=archs, groups=groups, rows=rows,
+                     splits_by_index={i: str(s) for i, s in enumerate(split)},
                      source={"format": "small-cnn-zoo", "path": str(src)}, overwrite=overwrite)
 
 
@@ -146,6 +152,18 @@ def _flat_config(config: Any, prefix: str = "config.") -> dict[str, Any]:
     return out
 
 
+_ACCURACY_COLUMNS = {"test_acc": "test_accuracy", "accuracy": "test_accuracy", "train_acc": "train_accuracy"}
+
+
+def _config_input_size(config: dict[str, Any], path: Path) -> int:
+    """The config's input_size (default 32): a whole number from 1 to 4096, checked before anything is sized by it."""
+    size = config.get("input_size", 32)
+    number = isinstance(size, (int, float)) and not isinstance(size, bool)
+    if not number or not float(size).is_integer() or not 1 <= size <= 4096:
+        raise ZooError(f"{path}: config input_size {str(size)[:40]!r} is not a whole number from 1 to 4096")
+    return int(size)
+
+
 def import_cnn_wild_park(src: Path, out: Path, seed: int = 0, overwrite: bool = False):
     """CNN Wild Park checkpoints → zoo (one group per distinct architecture)."""
     paths = sorted(p for p in src.rglob("*") if p.suffix in (".pt", ".pth") and p.is_file())
@@ -157,10 +175,12 @@ def import_cnn_wild_park(src: Path, out: Path, seed: int = 0, overwrite: bool = 
     rows = []
     for i, path in enumerate(paths):
         tf = read_tensor_file(path)
-        config = tf.extras.get("config") or {}
-        act = next((str(config[k]).lower() for k in ("activation", "act", "nonlinearity") if k in config), None)
+        config = tf.extras.get("config") if isinstance(tf.extras.get("config"), dict) else {}
+        act = next((str(config[k]).lower()[:40] for k in ("activation", "act", "nonlinearity") if k in config), None)
         act = {"leakyrelu": "leaky_relu", "leaky-relu": "leaky_relu", "swish": "silu"}.get(act, act)
-        net = load_network(path, act, input_size=int(config.get("input_size", 32)) if isinstance(config, dict) else 32)
+        if act is not None and act not in ACTIVATIONS:
+            raise ZooError(f"{path}: config activation {act!r} is not one of {', '.join(ACTIVATIONS[:-1])}")
+        net = load_network(path, act, input_size=_config_input_size(config, path))
         key = net.architecture.to_json()
         if key not in keys:
             keys[key] = f"a{len(keys):03d}"
@@ -170,13 +190,14 @@ def import_cnn_wild_park(src: Path, out: Path, seed: int = 0, overwrite: bool = 
         row = {"index": i, "group": g, "file": str(path.relative_to(src))}
         row.update(_flat_config(config))
         for name in ("test_accuracy", "test_acc", "accuracy", "train_accuracy", "train_acc"):
-            if isinstance(config, dict) and name in config:
-                row[{"test_acc": "test_accuracy", "accuracy": "test_accuracy", "train_acc": "train_accuracy"}.get(name, name)] = config[name]
+            if name in config:
+                row[_ACCURACY_COLUMNS.get(name, name)] = config[name]
         rows.append(row)
     groups = {g: ([i for i, _ in items], torch.stack([f for _, f in items])) for g, items in flats.items()}
     split = split_assignment(np.arange(len(paths)), (0.8, 0.1, 0.1), seed)
-    return write_zoo(out, generator="import:cnn-wild-park", options=dict(source=str(src), seed=seed), architectures=archs,
-                     groups=groups, rows=rows, splits_by_index={i: str(s) for i, s in enumerate(split)},
+    return write_zoo(out, generator="import:cnn-wild-park", options=dict(source=str(src), seed=seed),
+                     architectures=archs, groups=groups, rows=rows,
+                     splits_by_index={i: str(s) for i, s in enumerate(split)},
                      source={"format": "cnn-wild-park", "path": str(src)}, overwrite=overwrite)
 
 
