@@ -97,7 +97,8 @@ def sample_hyperparameters(rng: np.random.Generator, n_train: int, max_epochs: i
 
 
 def train_cnns(arch: Architecture, init: torch.Tensor, hp: list[dict[str, Any]], seeds: Sequence[int],
-               x_train: torch.Tensor, y_train: torch.Tensor, x_test: torch.Tensor, y_test: torch.Tensor) -> dict[str, torch.Tensor]:
+               x_train: torch.Tensor, y_train: torch.Tensor, x_test: torch.Tensor,
+               y_test: torch.Tensor) -> dict[str, torch.Tensor]:
     """Train B same-architecture CNNs at once (flat init [B, P]); returns final params and metrics per net."""
     b, p = init.shape
     theta = init.clone()
@@ -151,6 +152,19 @@ def train_cnns(arch: Architecture, init: torch.Tensor, hp: list[dict[str, Any]],
 def _train_chunk(payload: dict[str, Any]) -> dict[str, torch.Tensor]:
     """Worker entry point: one chunk of one architecture group."""
     return train_cnns(**payload)
+
+
+def _chunks(group_of: list[str], hps: list[dict[str, Any]], chunk_size: int) -> list[list[int]]:
+    """Network indices in chunks of one group and similar step counts; the chunk ids are fixed by the build
+    options, so an interrupted build resumes chunk by chunk."""
+    ordered = sorted(range(len(group_of)), key=lambda i: (group_of[i], hps[i]["train_steps"], i))
+    chunks: list[list[int]] = []
+    for i in ordered:
+        if chunks and group_of[chunks[-1][0]] == group_of[i] and len(chunks[-1]) < chunk_size:
+            chunks[-1].append(i)
+        else:
+            chunks.append([i])
+    return chunks
 
 
 def build_cnn_zoo(
@@ -224,14 +238,7 @@ def build_cnn_zoo(
                          source=source, overwrite=overwrite)
     splits = split_assignment(np.arange(count), split, seed)
     if not builder.complete:
-        # chunks of one group and similar step counts; chunk ids are fixed by the options (resumable)
-        ordered = sorted(range(count), key=lambda i: (group_of[i], hps[i]["train_steps"], i))
-        chunks: list[list[int]] = []
-        for i in ordered:
-            if chunks and group_of[chunks[-1][0]] == group_of[i] and len(chunks[-1]) < chunk_size:
-                chunks[-1].append(i)
-            else:
-                chunks.append([i])
+        chunks = _chunks(group_of, hps, chunk_size)
         todo = [(k, idx) for k, idx in enumerate(chunks) if not builder.done(k)]
         tasks = []
         for k, idx in todo:
