@@ -82,12 +82,15 @@ def graph_set_from_zoo(zoo, split: str | None, task: Task, grid_size: int | None
 def train_run(task_name: str, model_name: str, zoo_dir: str | Path, out_dir: str | Path, *,
               train: TrainConfig | None = None, task_options: dict[str, Any] | None = None,
               model_overrides: dict[str, Any] | None = None, augment: bool | None = None,
-              resume: bool = False, progress: bool = True) -> dict[str, Any]:
-    """Train `model_name` on `task_name` over the zoo's train split (early stopping on val); returns metrics."""
+              resume: bool = False, overwrite: bool = False, progress: bool = True) -> dict[str, Any]:
+    """Train `model_name` on `task_name` over the zoo's train split (early stopping on val); returns metrics.
+
+    A directory that already holds a run is refused unless `resume` (same configuration) or `overwrite`."""
     from core.zoo import Zoo
 
     train = train or TrainConfig()
     out = Path(out_dir)
+    _refuse_existing_run(out, resume, overwrite)  # before the zoo is read: a refusal costs nothing
     zoo = Zoo.open(zoo_dir)
     task = build_task(task_name, **(task_options or {}))
     task.adapt_to_zoo(zoo)
@@ -126,6 +129,20 @@ def train_run(task_name: str, model_name: str, zoo_dir: str | Path, out_dir: str
     write_json(out / "metrics.json", metrics)
     (out / "checkpoint.pt").unlink(missing_ok=True)
     return metrics
+
+
+RUN_FILES = ("config.json", "weights.safetensors", "metrics.json", "log.csv", "checkpoint.pt")
+
+
+def _refuse_existing_run(out: Path, resume: bool, overwrite: bool) -> None:
+    """Never replace a run's files silently: a run directory is continued (--resume) or replaced (--overwrite)."""
+    if out.exists() and not out.is_dir():
+        raise TaskError(f"{out} is a file, not a run directory; choose another --out")
+    held = [name for name in RUN_FILES if (out / name).exists()]
+    if held and not (resume or overwrite):
+        finished = "a finished run" if (out / "weights.safetensors").exists() else "an interrupted run"
+        raise TaskError(f"{out} already holds {finished} ({', '.join(held)}); pass --resume to continue it with the "
+                        "same options, --overwrite to replace it, or choose another --out")
 
 
 def _check_same_run(out: Path, config: RunConfig) -> None:

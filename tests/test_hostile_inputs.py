@@ -608,3 +608,69 @@ def test_cnn_wild_park_configs_are_validated(tmp_path: Path, capsys: pytest.Capt
     err = capsys.readouterr().err
     assert rc == 2 and err.startswith("error: ") and err.count("\n") == 1, err
     assert re.search(words, err), err
+
+
+# ---------------------------------------------------------------------------------------------- CLI paths and options
+ZOO = str(ROOT / "assets" / "zoos" / "digits-inr")
+TRAIN = ["train", "inr-classify", "--model", "mlp", "--zoo", ZOO, "--epochs", "1", "--quiet"]
+
+
+def _cli_error(capsys: pytest.CaptureFixture, *argv: str) -> str:
+    rc = cli_main(list(argv))
+    captured = capsys.readouterr()
+    assert rc == 2, (rc, captured.err[-500:])
+    assert captured.err.startswith("error: ") and captured.err.count("\n") == 1, captured.err
+    assert "Traceback" not in captured.err + captured.out
+    return captured.err
+
+
+def test_train_refuses_to_replace_a_finished_run(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    run = tmp_path / "run"
+    run.mkdir()
+    files = {"config.json": "{}", "weights.safetensors": "w", "metrics.json": "{}", "log.csv": "epoch\n"}
+    for name, text in files.items():
+        (run / name).write_text(text)
+    err = _cli_error(capsys, *TRAIN, "--out", str(run))
+    assert "already holds a finished run" in err and "--resume" in err and "--overwrite" in err
+    assert {p.name: p.read_text() for p in run.iterdir()} == files
+
+
+def test_train_out_that_is_a_file_or_cannot_be_created(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    afile = tmp_path / "afile"
+    afile.write_text("keep")
+    assert "is a file, not a run directory" in _cli_error(capsys, *TRAIN, "--out", str(afile))
+    assert afile.read_text() == "keep"
+    assert "Not a directory" in _cli_error(capsys, *TRAIN, "--out", str(afile / "run"))
+
+
+def test_zoo_import_out_that_is_a_file(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    afile = tmp_path / "afile"
+    afile.write_text("keep")
+    _cli_error(capsys, "zoo", "import", "small-cnn-zoo", str(_small_cnn_zoo(tmp_path / "scz")), "--out", str(afile))
+    assert afile.read_text() == "keep"
+
+
+@pytest.mark.parametrize("option", ["--batch-size"])
+def test_zero_batch_size_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture, option: str) -> None:
+    err = _cli_error(capsys, *TRAIN, "--out", str(tmp_path / "run"), option, "0")
+    assert "--batch-size must be at least 1" in err and not (tmp_path / "run").exists()
+
+
+def test_internal_failure_is_one_line_and_exit_3(tmp_path: Path, capsys: pytest.CaptureFixture,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    import core.summary
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("something inside broke\nsecond line")
+
+    monkeypatch.setattr(core.summary, "summarize", broken)
+    path = tmp_path / "net.pt"
+    torch.save(_state(), path)
+    monkeypatch.delenv("WSE_DEBUG", raising=False)
+    rc = cli_main(["inspect", str(path), "--activation", "relu"])
+    err = capsys.readouterr().err
+    assert rc == 3 and err.count("\n") == 1
+    assert err.startswith("internal error: RuntimeError: something inside broke") and "WSE_DEBUG=1" in err
+    monkeypatch.setenv("WSE_DEBUG", "1")
+    with pytest.raises(RuntimeError):
+        cli_main(["inspect", str(path), "--activation", "relu"])

@@ -27,15 +27,35 @@ COMMANDS: dict[str, str] = {
 
 def build_parser() -> argparse.ArgumentParser:
     """The top-level parser with every registered sub-command."""
-    parser = argparse.ArgumentParser(prog="python -m core", description="Weight-Space Explorer: learn from and look inside network weights.")
+    parser = argparse.ArgumentParser(prog="python -m core",
+                                     description="Weight-Space Explorer: learn from and look inside network weights.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for module in dict.fromkeys(COMMANDS.values()):
         importlib.import_module(module).register(sub)
     return parser
 
 
+DEBUG_ENV = "WSE_DEBUG"  # set to 1 to see the traceback of an internal error
+# options that size loops or batches: zero or less is bad input, refused before any work starts
+POSITIVE_OPTIONS = ("batch_size", "chunk_size", "trials")
+
+
+def _one_line(text: object) -> str:
+    lines = str(text).strip().splitlines()
+    return " ".join(lines[0].split()) if lines else ""
+
+
+def _check_positive(args: argparse.Namespace) -> None:
+    for name in POSITIVE_OPTIONS:
+        value = getattr(args, name, None)
+        if isinstance(value, (int, float)) and value < 1:
+            raise WeightSpaceError(f"--{name.replace('_', '-')} must be at least 1 (got {value})")
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Run the CLI; bad input prints `error: <reason>` on stderr and returns 2."""
+    """Run the CLI; bad input prints `error: <reason>` on stderr and returns 2, an internal failure one line and 3."""
+    import os
+
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:2] == ["train", "l2o"]:  # the learned optimiser has its own options: `train l2o` is `l2o train`
         argv = ["l2o", "train", *("--optimizer" if a == "--model" else a for a in argv[2:])]
@@ -45,10 +65,23 @@ def main(argv: list[str] | None = None) -> int:
 
     tune_cpu_allocator()  # large activations reuse heap pages instead of page-faulting fresh ones each step
     try:
+        _check_positive(args)
         return int(args.func(args) or 0)
     except WeightSpaceError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {_one_line(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except OSError as exc:
+        if os.environ.get(DEBUG_ENV) or exc.filename is None:
+            raise
+        # a path given on the command line that cannot be read or written (exists as a file, no permission, …)
+        print(f"error: {exc.filename}: {exc.strerror or _one_line(exc)}", file=sys.stderr)
+        return 2
+    except Exception as exc:  # noqa: BLE001 (the last resort: one line, not a traceback)
+        if os.environ.get(DEBUG_ENV):
+            raise
+        print(f"internal error: {type(exc).__name__}: {_one_line(exc)[:300]} "
+              f"(set {DEBUG_ENV}=1 to see the traceback)", file=sys.stderr)
+        return 3

@@ -42,6 +42,7 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     add_options(p.add_argument_group("model options"), {n: cls.options() for n, cls in MODELS.items()}, "model")
     add_options(p.add_argument_group("task options"), {n: cls.cli_options for n, cls in TASKS.items()}, "task")
     p.add_argument("--resume", action="store_true", help="continue from the run directory's checkpoint")
+    p.add_argument("--overwrite", action="store_true", help="replace a run already in --out")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -108,7 +109,8 @@ def run_train(args: argparse.Namespace) -> int:
     overrides = chosen(args, {o for cls in MODELS.values() for o in cls.options()})
     cfg = TrainConfig(**{k: getattr(args, k) for k in TRAIN_OPTIONS})
     metrics = train_run(args.task, args.model, args.zoo, args.out, train=cfg, task_options=options,
-                        model_overrides=overrides, augment=args.augment, resume=args.resume, progress=not args.quiet)
+                        model_overrides=overrides, augment=args.augment, resume=args.resume, overwrite=args.overwrite,
+                        progress=not args.quiet)
     print(json.dumps({k: _brief(v) for k, v in metrics.items()}))
     return 0
 
