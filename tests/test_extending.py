@@ -132,6 +132,29 @@ def test_a_new_model_and_task_train_evaluate_and_predict_through_the_cli(registe
     assert set(row) == {"file", "residue"} and row["residue"] in (0, 1, 2)
 
 
+def test_the_lists_of_names_come_from_the_registries(registered) -> None:
+    """Benchmark defaults, learned-optimiser backbones and the zoo explorer's embedders follow the declarations."""
+    import argparse
+
+    from app.resources import embedding_tasks
+    from core.bench import models as bench_models
+    from core.bench import tasks as bench_tasks
+    from core.l2o.optimizers import graph_backbones
+
+    parser = argparse.ArgumentParser()
+    bench_tasks.add_arguments(parser)
+    defaults = parser.parse_args([])
+    assert MeanPool.name in defaults.models and "nfn-np" not in defaults.models  # NFN: benchmark = False
+    assert LabelResidue.name in defaults.tasks and "embed" not in defaults.tasks
+    parser = argparse.ArgumentParser()
+    bench_models.add_arguments(parser)
+    assert MeanPool.name in parser.parse_args([]).models
+    assert MeanPool.name not in graph_backbones()  # no params head
+    assert {"ng-gnn", "scalegmn"} <= set(graph_backbones()) and "mlp" not in graph_backbones()  # fixed architecture
+    assert embedding_tasks()[0] == "embed" and LabelResidue.name in embedding_tasks()
+    assert "inr-edit" not in embedding_tasks()  # params head: no per-network vector
+
+
 def test_the_toy_classes_are_gone_after_the_test() -> None:
     assert MeanPool.name not in MODELS and LabelResidue.name not in TASKS
 
@@ -150,3 +173,12 @@ def test_a_name_cannot_be_registered_twice() -> None:
         register_model(Impostor)
     with pytest.raises(TaskError, match="already registered"):
         register_task(TaskImpostor)
+
+
+def test_benchmark_tables_report_each_task_s_declared_summary_metric() -> None:
+    from core.bench.tasks import headline
+    from core.tasks import EditTask, EmbedTask, GeneralizationTask
+
+    assert headline(EditTask, {"mse": 0.1, "identity_mse": 0.3, "loss": 0.1}) == ("mse", 0.1, {"identity_mse": 0.3})
+    assert headline(EmbedTask, {"knn_kendall_tau": 0.4, "loss": 1.0}) == ("knn_kendall_tau", 0.4, {})  # a CNN zoo
+    assert headline(GeneralizationTask, {"kendall_tau": 0.5, "r2": 0.2}) == ("kendall_tau", 0.5, {})

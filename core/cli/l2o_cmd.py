@@ -11,7 +11,8 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     parser = sub.add_parser("l2o", help="learning to optimise: meta-train / evaluate learned optimisers")
     l2o_sub = parser.add_subparsers(dest="l2o_command", metavar="ACTION", required=True)
     p = l2o_sub.add_parser("train", help="meta-train a learned optimiser (tunes Adam/SGDM first) and save it",
-                           description="Writes optimizer.safetensors + optimizer.json (config, tuned baselines, meta-loss history).")
+                           description="Writes optimizer.safetensors + optimizer.json (config, tuned baselines, "
+                                       "meta-loss history).")
     add_train_arguments(p)
     p.set_defaults(func=run_train)
     p = l2o_sub.add_parser("eval", help="compare saved learned optimisers with tuned Adam / SGDM on held-out problems")
@@ -25,7 +26,10 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 def add_train_arguments(p: argparse.ArgumentParser) -> None:
     """Meta-training flags (shared with the benchmark)."""
     p.add_argument("--out", required=True, help="directory to write the learned optimiser into")
-    p.add_argument("--optimizer", default="ng-gnn", help="ng-gnn, scalegmn, ng-t or per-param (default ng-gnn)")
+    from core.l2o.optimizers import graph_backbones
+
+    p.add_argument("--optimizer", default="ng-gnn",
+                   help=f"{', '.join(graph_backbones())} or per-param (default ng-gnn)")
     add_meta_arguments(p)
 
 
@@ -48,8 +52,10 @@ def add_meta_arguments(p: argparse.ArgumentParser) -> None:
 def add_eval_arguments(p: argparse.ArgumentParser) -> None:
     """Evaluation flags."""
     p.add_argument("--out", default=None, help="write table.md, report.json, loss_curves.png/.html here")
-    p.add_argument("--steps", type=int, nargs="+", default=[50, 200], help="report after these inner steps (default 50 200)")
-    p.add_argument("--eval-networks", dest="eval_networks", type=int, default=5, help="inner networks (init seeds) per problem")
+    p.add_argument("--steps", type=int, nargs="+", default=[50, 200],
+                   help="report after these inner steps (default 50 200)")
+    p.add_argument("--eval-networks", dest="eval_networks", type=int, default=5,
+                   help="inner networks (init seeds) per problem")
     p.add_argument("--eval-problems", nargs="+", default=None, metavar="SPEC",
                    help="held-out problems (default: digits 32, 128, 32-32-32 and mnist5k 32; INR family: "
                         "mnist5k:16-16:inr mnist5k:32-32:inr mnist5k:64-64:inr)")
@@ -57,7 +63,7 @@ def add_eval_arguments(p: argparse.ArgumentParser) -> None:
 
 def meta_config(args: argparse.Namespace):
     """MetaConfig from parsed flags."""
-    from core.l2o import MetaConfig, TRAIN_SPECS
+    from core.l2o import TRAIN_SPECS, MetaConfig
     from core.l2o.problems import parse_specs
 
     specs = tuple(parse_specs(args.problems)) if args.problems else TRAIN_SPECS
