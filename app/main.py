@@ -11,7 +11,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # `streamlit run app/main.py` puts app/ on the path, not the repository root
     sys.path.insert(0, str(ROOT))
 
-from app.resources import device_label  # noqa: E402
+from app.resources import device_label, one_line_error  # noqa: E402
 
 st.set_page_config(page_title="Weight-Space Explorer", page_icon=":material/hub:", layout="wide")
 
@@ -26,4 +26,10 @@ with st.sidebar:
     st.markdown("**Weight-Space Explorer**")
     st.caption(f"Running on {device_label()}")
 
-st.navigation(PAGES).run()
+try:
+    st.navigation(PAGES).run()
+except Exception as exc:  # noqa: BLE001 (the last resort: a page never shows a stack trace or server paths)
+    import logging
+
+    logging.getLogger("weight_space_explorer.app").exception("page failed")  # the traceback stays in the server log
+    st.error(one_line_error(exc))

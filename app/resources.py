@@ -15,6 +15,16 @@ EXAMPLES = ASSETS / "examples"
 FROM_FILE = "(as stored / unknown)"
 
 
+def one_line_error(exc: BaseException) -> str:
+    """What a page shows for a failure: the reason of a WeightSpaceError, or one generic line (no paths)."""
+    if isinstance(exc, WeightSpaceError):
+        lines = str(exc).strip().splitlines()
+        return lines[0] if lines else type(exc).__name__
+    if isinstance(exc, MemoryError):
+        return "not enough memory for this input"
+    return f"an internal error ({type(exc).__name__}) stopped this page; the details are in the server log"
+
+
 @st.cache_resource
 def device_label() -> str:
     """'GPU: …' or 'CPU (n threads)'."""
@@ -62,8 +72,8 @@ def network_picker(key: str) -> Network | None:
         data = examples[name].read_bytes()
     try:
         net = _load_bytes(data, name, act)
-    except WeightSpaceError as exc:
-        st.error(f"Cannot read **{name}**: {exc}")
+    except Exception as exc:  # noqa: BLE001 (an upload must never show a stack trace)
+        st.error(f"Cannot read **{name}**: {one_line_error(exc)}")
         return None
     st.session_state["network"] = net
     return net

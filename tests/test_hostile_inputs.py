@@ -674,3 +674,64 @@ def test_internal_failure_is_one_line_and_exit_3(tmp_path: Path, capsys: pytest.
     monkeypatch.setenv("WSE_DEBUG", "1")
     with pytest.raises(RuntimeError):
         cli_main(["inspect", str(path), "--activation", "relu"])
+
+
+# ---------------------------------------------------------------------------------------------- the app
+def _complex_state(path: Path) -> Path:
+    torch.save({k: v.to(torch.complex64) for k, v in _state().items()}, path)
+    return path
+
+
+APP_CASES = {**CLI_CASES, "complex.pt": lambda d: _complex_state(d / "complex.pt")}
+
+
+@pytest.mark.parametrize("page, key", [("pages/inspect.py", "inspect"), ("pages/symmetry_lab.py", "symmetry")])
+def test_app_shows_one_line_for_hostile_uploads(tmp_path: Path, page: str, key: str) -> None:
+    """Every hostile file, uploaded in turn to one session: one st.error line each, no exception, no paths."""
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(str(ROOT / "app" / "main.py"), default_timeout=120)
+    at.run()
+    if page != "pages/inspect.py":
+        at.switch_page(page).run()
+    at.radio(key=f"{key}-source").set_value("Upload").run()
+    at.selectbox(key=f"{key}-activation").set_value("relu").run()
+    for name, build in APP_CASES.items():
+        data = build(tmp_path).read_bytes()
+        at.file_uploader(key=f"{key}-upload").upload(name, data).run()
+        assert not at.exception, (name, at.exception)
+        assert len(at.error) == 1, (name, [e.value for e in at.error])
+        shown = at.error[0].value
+        assert shown.startswith(f"Cannot read **{name}**: ") and "\n" not in shown, shown
+        assert "Traceback" not in shown and str(tmp_path) not in shown and "/tmp" not in shown, shown
+    good = io.BytesIO()
+    torch.save(_state(), good)
+    at.file_uploader(key=f"{key}-upload").upload("ok.pt", good.getvalue()).run()
+    assert not at.exception and not at.error  # the session keeps serving
+
+
+def test_app_page_failure_is_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A failure inside a page (here: the summary of the bundled example) is one st.error line, not a stack trace.
+
+    On a first run the entry point executes the page (as the server does on every run once st.navigation has been
+    seen); AppTest reruns a page directly, where `client.showErrorDetails = "none"` redacts what Streamlit shows."""
+    from streamlit.testing.v1 import AppTest
+
+    import core.summary
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("boom in /srv/secret/path")
+
+    monkeypatch.setattr(core.summary, "summarize", broken)
+    at = AppTest.from_file(str(ROOT / "app" / "main.py"), default_timeout=120)
+    at.run()
+    assert not at.exception
+    assert [e.value for e in at.error] == [
+        "an internal error (RuntimeError) stopped this page; the details are in the server log"]
+
+
+def test_streamlit_redacts_uncaught_errors() -> None:
+    import tomllib
+
+    config = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text())
+    assert config["client"]["showErrorDetails"] == "none"
