@@ -98,3 +98,19 @@ def test_cli_info_drift(tmp_path, capsys):
     assert info["recipe"]["init"] == "dwsnets" and len(info["drift"]["rows"]) == 4
     with pytest.raises(WeightSpaceError, match="zoo build inr"):
         _cli(["zoo", "info", str(ROOT / "assets" / "zoos" / "cnn-digits"), "--drift"])
+
+
+def test_zoo_explorer_shows_the_drift_of_inr_zoos_only() -> None:
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(str(ROOT / "app" / "main.py"), default_timeout=300)
+    at.run()
+    at.switch_page("pages/zoo_explorer.py").run()
+    assert not at.exception and not at.error
+    assert [e.label for e in at.expander] == ["Init drift of digits-inr"]
+    captions = " ".join(c.value for c in at.caption)
+    assert "1,797 INRs, init siren" in captions
+    table = next(d.value for d in at.dataframe if "correlation" in d.value.columns)
+    assert table["flag"].iloc[0] == "carries the init, not the data"
+    at.multiselect(key="explorer-zoos").set_value(["cnn-digits"]).run()
+    assert not at.exception and not [e for e in at.expander if e.label.startswith("Init drift")]

@@ -121,6 +121,41 @@ if points:
         d1.image(png_strip([image], scale=6), caption="what this INR draws")
     d2.dataframe(info.to_frame("value").astype(str), width="stretch")
 
+
+@st.cache_data(show_spinner="Rebuilding the INRs' initial values from their seeds…", max_entries=8)
+def _drift(zoo_path: str) -> dict:
+    from core.zoo.drift import init_drift
+
+    return init_drift(cached_zoo(zoo_path))
+
+
+inr_zoos = [n for n in chosen if cached_zoo(zoos[n]).manifest.get("generator", {}).get("name") == "inr"]
+if inr_zoos:
+    st.subheader("How far the INRs moved from their initial values")
+    for name in inr_zoos:
+        with st.expander(f"Init drift of {Path(name).name}", expanded=len(inr_zoos) == 1):
+            try:
+                report = _drift(zoos[name])
+            except WeightSpaceError as exc:
+                st.error(str(exc))
+                continue
+            drift = pd.DataFrame(report["rows"])
+            drift.insert(0, "tensor", drift["layer"] + "." + drift["kind"])
+            drift["flag"] = np.where(drift["carries_init"], "carries the init, not the data", drift["note"])
+            bars = px.bar(drift, x="tensor", y="correlation", color="carries_init", range_y=[-0.2, 1.05], height=300,
+                          color_discrete_map={True: "#d62728", False: "#1f77b4"},
+                          labels={"correlation": "corr(fitted, init)", "carries_init": "carries the init"})
+            bars.add_hline(y=report["threshold"], line_dash="dot")
+            bars.update_layout(margin=dict(l=10, r=10, t=30, b=10))
+            st.plotly_chart(bars, width="stretch", key=f"drift-{name}")
+            st.dataframe(drift[["tensor", "init_std", "fitted_std", "update_ratio", "correlation", "flag"]],
+                         hide_index=True, width="stretch")
+            st.caption(f"{report['networks']:,} INRs, init {report['recipe']['init']}. Correlation across networks "
+                       "between fitted and initial values; above the dotted line "
+                       f"({report['threshold']}) the layer mostly carries each INR's random init, not its image. "
+                       "update_ratio = std(fitted − init) / std(init). No bar: the init is the same for every "
+                       "network (zero biases, a shared init).")
+
 st.subheader("Place your own network")
 place = st.toggle("Find the nearest networks to a checkpoint of mine", key="explorer-place")
 mine = network_picker("explorer") if place else None
@@ -137,3 +172,4 @@ if mine is not None:
         st.caption("The five most similar networks in the chosen zoos (cosine similarity of standardised embeddings).")
     except WeightSpaceError as exc:
         st.error(f"Cannot place this network among the zoo: {exc}")
+
