@@ -134,21 +134,12 @@ def test_a_new_model_and_task_train_evaluate_and_predict_through_the_cli(registe
 
 def test_the_lists_of_names_come_from_the_registries(registered) -> None:
     """Benchmark defaults, learned-optimiser backbones and the zoo explorer's embedders follow the declarations."""
-    import argparse
-
     from app.resources import embedding_tasks
-    from core.bench import models as bench_models
     from core.bench import tasks as bench_tasks
     from core.l2o.optimizers import graph_backbones
 
-    parser = argparse.ArgumentParser()
-    bench_tasks.add_arguments(parser)
-    defaults = parser.parse_args([])
-    assert MeanPool.name in defaults.models and "nfn-np" not in defaults.models  # NFN: benchmark = False
-    assert LabelResidue.name in defaults.tasks and "embed" not in defaults.tasks
-    parser = argparse.ArgumentParser()
-    bench_models.add_arguments(parser)
-    assert MeanPool.name in parser.parse_args([]).models
+    assert MeanPool.name in bench_tasks.default_models() and "nfn-np" not in bench_tasks.default_models()
+    assert LabelResidue.name in bench_tasks.default_tasks() and "embed" not in bench_tasks.default_tasks()
     assert MeanPool.name not in graph_backbones()  # no params head
     assert {"ng-gnn", "scalegmn"} <= set(graph_backbones()) and "mlp" not in graph_backbones()  # fixed architecture
     assert embedding_tasks()[0] == "embed" and LabelResidue.name in embedding_tasks()

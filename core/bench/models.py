@@ -17,9 +17,7 @@ NETWORKS = ("inr", "inr-large", "cnn")  # what `bench_model` can run a model on 
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from core.models import model_names
-
-    parser.add_argument("--models", nargs="+", default=model_names(), help="registered models (default: all)")
+    parser.add_argument("--models", nargs="+", default=None, help="registered models (default: all)")
     parser.add_argument("--batch", type=int, default=64, help="graphs per batch (default 64)")
     parser.add_argument("--hidden", type=int, default=64)
     parser.add_argument("--layers", type=int, default=4)
@@ -240,6 +238,9 @@ def run(args: argparse.Namespace) -> int:
         autocast_dtype(pick_device(), precision)
     tune_cpu_allocator()
     rows, growth = [], []
+    from core.models import model_names
+
+    args.models = args.models or model_names()
     for name in args.models:
         for network in args.networks:
             row = bench_model(name, network, args)

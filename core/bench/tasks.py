@@ -18,16 +18,28 @@ import torch
 ASSETS = Path(__file__).resolve().parents[2] / "assets" / "zoos"
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from core.models import model_names
+def default_tasks() -> list[str]:
+    """The registered tasks that declare `benchmark = True`."""
     from core.tasks import task_names
 
+    return task_names(lambda task: task.benchmark)
+
+
+def default_models() -> list[str]:
+    """The registered models that declare `benchmark = True`."""
+    from core.models import model_names
+
+    return model_names(lambda model: model.benchmark)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     mnist = ASSETS / "mnist5k-inr"
     default_inr = mnist if (mnist / "manifest.json").exists() else ASSETS / "digits-inr"
     parser.add_argument("--inr-zoo", default=str(default_inr), help="the zoo of the tasks that read INRs")
     parser.add_argument("--cnn-zoo", default=str(ASSETS / "cnn-digits"), help="the zoo of the tasks that read CNNs")
-    parser.add_argument("--tasks", nargs="+", default=task_names(lambda t: t.benchmark))
-    parser.add_argument("--models", nargs="+", default=model_names(lambda m: m.benchmark))
+    parser.add_argument("--tasks", nargs="+", default=None, help="default: the registered tasks with benchmark = True")
+    parser.add_argument("--models", nargs="+", default=None,
+                        help="default: the registered models with benchmark = True")
     parser.add_argument("--seeds", type=int, default=1)
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--hidden", type=int, default=32)
@@ -104,6 +116,7 @@ def run(args: argparse.Namespace) -> int:
     from core.tasks import TASKS
     from core.training.trainer import TrainConfig
 
+    args.tasks, args.models = args.tasks or default_tasks(), args.models or default_models()
     out = Path(args.out)
     results: list[dict] = []
     zoo_for = {"inr": args.inr_zoo, "cnn": args.cnn_zoo}

@@ -25,11 +25,41 @@ COMMANDS: dict[str, str] = {
 }
 
 
+class CommandParser(argparse.ArgumentParser):
+    """A sub-command's parser that can add costly arguments late: `defer(add)` runs `add(parser)` only when
+    this command is parsed or its help is shown (e.g. `train`'s options, listed from the model and task
+    registries, which import torch_geometric), so the other commands and `--help` start fast."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._deferred: list = []
+
+    def defer(self, add) -> None:
+        """Call `add(self)` before this parser is first used."""
+        self._deferred.append(add)
+
+    def _complete(self) -> None:
+        while self._deferred:
+            self._deferred.pop(0)(self)
+
+    def parse_known_args(self, args=None, namespace=None):
+        self._complete()
+        return super().parse_known_args(args, namespace)
+
+    def format_usage(self) -> str:
+        self._complete()
+        return super().format_usage()
+
+    def format_help(self) -> str:
+        self._complete()
+        return super().format_help()
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The top-level parser with every registered sub-command."""
     parser = argparse.ArgumentParser(prog="python -m core",
                                      description="Weight-Space Explorer: learn from and look inside network weights.")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True, parser_class=CommandParser)
     for module in dict.fromkeys(COMMANDS.values()):
         importlib.import_module(module).register(sub)
     return parser

@@ -26,10 +26,9 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 def add_train_arguments(p: argparse.ArgumentParser) -> None:
     """Meta-training flags (shared with the benchmark)."""
     p.add_argument("--out", required=True, help="directory to write the learned optimiser into")
-    from core.l2o.optimizers import graph_backbones
-
     p.add_argument("--optimizer", default="ng-gnn",
-                   help=f"{', '.join(graph_backbones())} or per-param (default ng-gnn)")
+                   help="per-param, or a registered model that reads any architecture and has a params head "
+                        "(ng-gnn, scalegmn, …; an unknown name lists them; default ng-gnn)")
     add_meta_arguments(p)
 
 

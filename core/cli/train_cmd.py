@@ -60,7 +60,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train a metanetwork on a task over a zoo",
                        description="Train a metanetwork. The run directory gets config.json, weights.safetensors, "
                                    "metrics.json and log.csv; --resume continues an interrupted run.")
-    add_train_arguments(p)
+    p.defer(add_train_arguments) if hasattr(p, "defer") else add_train_arguments(p)  # see CommandParser
     p.set_defaults(func=run_train)
 
     p = sub.add_parser("evaluate", help="a run's metrics on a zoo split")
