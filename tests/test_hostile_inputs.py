@@ -735,3 +735,22 @@ def test_streamlit_redacts_uncaught_errors() -> None:
 
     config = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text())
     assert config["client"]["showErrorDetails"] == "none"
+
+
+# ------------------------------------------------------------------------------------- check's declared activation
+def test_check_notes_an_activation_that_only_the_flag_gives(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    path = tmp_path / "bare.pt"
+    torch.save(_state(), path)
+    assert cli_main(["check", str(path), "--activation", "tanh"]) == 0
+    assert "note: activation tanh taken from --activation alone" in capsys.readouterr().out
+
+
+def test_check_catches_a_declaration_the_file_contradicts(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    from core.io import save_network
+
+    torch.manual_seed(0)
+    state = nn.Sequential(nn.Linear(3, 8), nn.ReLU(), nn.Linear(8, 2)).state_dict()
+    path = tmp_path / "relu.safetensors"
+    save_network(network_from_state_dict(state, "relu"), path)
+    assert cli_main(["check", str(path), "--activation", "tanh"]) == 1
+    assert "differs from the recorded relu" in capsys.readouterr().out

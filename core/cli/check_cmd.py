@@ -60,7 +60,9 @@ def run(args: argparse.Namespace) -> int:
         if args.activation is None:
             arch.check_known_activations()  # raises UnknownActivationError: exit 2
         net = Network(arch.with_activation(args.activation, slope=args.slope, w0=args.w0), net.params, net.meta)
-        note = f"activation {args.activation} taken from --activation (the file does not record one)"
+        note = (f"activation {args.activation} taken from --activation alone: the file does not record one, so "
+                "nothing in it can contradict the declaration (a wrong one is caught only for files that record "
+                "their activation: the export format, traced modules, recognised formats)")
     elif args.activation is not None:
         declared = declare_activation(arch, args.activation, slope=args.slope, w0=args.w0)
         if declared != arch:
@@ -95,5 +97,6 @@ def run(args: argparse.Namespace) -> int:
     print(f"{'symmetry':<12} {'max abs error':>14} {'max rel error':>14}  result")
     for r in results:
         print(f"{r.symmetry:<12} {r.max_abs_error:>14.3e} {r.max_rel_error:>14.3e}  {'pass' if r.passed else 'FAIL'}")
-    print(f"{'all checks passed' if ok else 'some checks FAILED'} ({args.trials} trials per symmetry, seed {args.seed})")
+    verdict = "all checks passed" if ok else "some checks FAILED"
+    print(f"{verdict} ({args.trials} trials per symmetry, seed {args.seed})")
     return 0 if ok else 1
