@@ -134,3 +134,14 @@ def test_cli_init_option(tmp_path, capsys):
     assert Zoo.open(out).manifest["recipe"]["init"] == "shared"
     with pytest.raises(SystemExit):
         parser.parse_args(["zoo", "build", "inr", "--init", "bogus", "--out", str(out)])
+
+
+def test_malformed_recipe_is_a_clear_error():
+    manifest = {"generator": {"name": "inr", "options": {}}, "recipe": {"init": "dwsnets", "scheme": "dwsnets",
+                                                                        "w0": 30.0, "hidden": [8]}}
+    assert inr_recipe(manifest)["recorded"]
+    for bad in ({"scheme": "xavier"}, {"hidden": "32,32"}, {"hidden": [0]}, {"w0": None}):
+        with pytest.raises(ZooError, match="malformed INR recipe"):
+            inr_recipe({**manifest, "recipe": {**manifest["recipe"], **bad}})
+    with pytest.raises(ZooError, match="malformed INR recipe"):
+        inr_recipe({**manifest, "recipe": [1, 2]})

@@ -478,7 +478,8 @@ def inr_recipe(manifest: dict[str, Any]) -> dict[str, Any]:
         raise ZooError(f"not a zoo built by `zoo build inr` (generator {generator.get('name')!r}): its fitting "
                        "recipe and initial values are unknown")
     recipe = manifest.get("recipe")
-    if isinstance(recipe, dict):
+    if recipe is not None:
+        _check_recipe(recipe)
         return {**recipe, "recorded": True}
     options = generator.get("options") or {}
     # Older builds always used the `siren` scheme with per-network seeds and these optimiser settings.
@@ -487,6 +488,19 @@ def inr_recipe(manifest: dict[str, Any]) -> dict[str, Any]:
                 offset=float(options.get("offset", 0.5)), optimizer="adam", lr=float(options.get("lr", 5e-4)),
                 betas=[0.9, 0.999], eps=1e-8, loss="mse", steps=options.get("steps"),
                 target_psnr=options.get("target_psnr"), recorded=False)
+
+
+def _check_recipe(recipe: Any) -> None:
+    """ZooError unless a recorded recipe holds what rebuilding initial values needs."""
+    from core.zoo.images import ZooError
+
+    ok = (isinstance(recipe, dict) and recipe.get("scheme") in ("dwsnets", "siren")
+          and recipe.get("init") in INIT_SCHEMES and isinstance(recipe.get("w0"), (int, float))
+          and isinstance(recipe.get("hidden"), list) and len(recipe["hidden"]) > 0
+          and all(isinstance(k, int) and not isinstance(k, bool) and 0 < k <= 65536 for k in recipe["hidden"]))
+    if not ok:
+        raise ZooError("manifest.json holds a malformed INR recipe (needs init, scheme dwsnets|siren, w0 and "
+                       "positive integer hidden widths)")
 
 
 def initial_parameters(recipe: dict[str, Any], seeds: Sequence[int],
