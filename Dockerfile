@@ -1,8 +1,8 @@
 # CPU image of Weight-Space Explorer: the same requirements file and start command as the README.
 FROM python:3.11-slim
 WORKDIR /app
-# a C++ compiler for torch.compile and for the fused NG-GNN kernel (core/kernels), built on first use
-RUN apt-get update && apt-get install -y --no-install-recommends g++ && rm -rf /var/lib/apt/lists/*
+# No C++ compiler: nothing is compiled at run time. Only the opt-in `train --compile` (torch.compile's CPU
+# backend) needs one; add `RUN apt-get update && apt-get install -y --no-install-recommends g++` to use it.
 COPY requirements.txt .
 RUN pip install --no-cache-dir -r requirements.txt
 COPY . .

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import multiprocessing
 import os
 import resource
+import statistics
 import time
 
 import torch
@@ -24,7 +24,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--edge-hidden", type=int, default=0, help="ng-gnn: width of the edge states (0: = --hidden)")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--large", type=int, nargs="+", default=[128, 128, 128], help="hidden widths of the memory INR")
-    parser.add_argument("--memory-batch", type=int, default=8, help="graphs per batch for the memory figures (default 8)")
+    parser.add_argument("--memory-batch", type=int, default=8,
+                        help="graphs per batch for the memory figures (default 8)")
     parser.add_argument("--compile", action="store_true", help="also time each graph model with torch.compile'd layers")
     parser.add_argument("--networks", nargs="+", default=["inr", "cnn"], choices=("inr", "cnn"),
                         help="inr: 2-32-32-1 SIRENs; cnn: Small CNN Zoo networks (default both)")
@@ -120,15 +121,13 @@ def matmul_peak_gflops(precision: str, device: torch.device, size: int = 2048, r
 
 def product_flops(model: torch.nn.Module, batch, train: bool) -> float:
     """FLOPs of the matrix products of one inference pass (`train`: forward and backward) as the model's code
-    runs them, counted by torch's FlopCounterMode on a float64 copy: float64 takes the torch reference of the
-    fused kernel, so the products it does inside (its FiLM product) are counted too."""
+    runs them, counted by torch's FlopCounterMode on a copy of the model (its gradients stay untouched)."""
     import copy
 
     from torch.utils.flop_counter import FlopCounterMode
 
-    twin = copy.deepcopy(model).double().train(train)
+    twin = copy.deepcopy(model).train(train)
     graphs = batch.clone()
-    graphs.x, graphs.edge_attr = graphs.x.double(), graphs.edge_attr.double()
     with FlopCounterMode(display=False) as counter, torch.set_grad_enabled(train):
         out = twin(graphs)
         if train:
@@ -223,8 +222,9 @@ def _bench(name: str, network: str, args: argparse.Namespace, measure_speed: boo
             infer(precision)
         out["compile_s"] = time.perf_counter() - started
         for precision in precisions:
-            out["speed"][precision]["train_compiled"] = args.batch / _time(lambda p=precision: train_step(p), args.repeats)
-            out["speed"][precision]["inference_compiled"] = args.batch / _time(lambda p=precision: infer(p), args.repeats)
+            speed = out["speed"][precision]
+            speed["train_compiled"] = args.batch / _time(lambda p=precision: train_step(p), args.repeats)
+            speed["inference_compiled"] = args.batch / _time(lambda p=precision: infer(p), args.repeats)
     first = out["speed"][precisions[0]]
     out["train_graphs_per_s"], out["inference_graphs_per_s"] = first["train"], first["inference"]
     return out
@@ -246,7 +246,8 @@ def run(args: argparse.Namespace) -> int:
             row = bench_model(name, network, args)
             row["peak_train_memory_mb"] = _memory_in_subprocess(name, network, args)
             rows.append(row)
-        small = next((r["peak_train_memory_mb"] for r in rows if r["model"] == name and r["network"] == "2-32-32-1"), None)
+        small = next((r["peak_train_memory_mb"] for r in rows if r["model"] == name and r["network"] == "2-32-32-1"),
+                     None)
         if small is not None:  # linear memory: the same model on a SIREN with many more weights
             large = _memory_in_subprocess(name, "inr-large", args)
             growth.append({"model": name, "small_mb": small, "large_mb": large, "ratio": large / max(small, 1e-9)})
@@ -280,7 +281,8 @@ def _print_report(result: dict, args: argparse.Namespace) -> None:
         print(f"  on {network} networks ({sub[0]['weights_per_graph']:,} weights each):")
         head = f"  {'model':<11} {'params':>10} {'peak MB':>8}"
         for precision in args.precision:
-            head += f" | {precision + ' train':>11} {'infer':>8}" + (f" {'compiled train':>15} {'infer':>8}" if compiled else "")
+            head += f" | {precision + ' train':>11} {'infer':>8}"
+            head += f" {'compiled train':>15} {'infer':>8}" if compiled else ""
         print(head + "   (graphs/s)")
         for r in sub:
             line = f"  {r['model']:<11} {r['parameters']:>10,} {r['peak_train_memory_mb']:>8,.1f}"
@@ -288,8 +290,8 @@ def _print_report(result: dict, args: argparse.Namespace) -> None:
                 sp = r["speed"][precision]
                 line += f" | {sp['train']:>11,.0f} {sp['inference']:>8,.0f}"
                 if compiled:
-                    line += (f" {sp['train_compiled']:>15,.0f} {sp['inference_compiled']:>8,.0f}" if "train_compiled" in sp
-                             else f" {'-':>15} {'-':>8}")
+                    line += (f" {sp['train_compiled']:>15,.0f} {sp['inference_compiled']:>8,.0f}"
+                             if "train_compiled" in sp else f" {'-':>15} {'-':>8}")
             print(line + (f"   (compile {r['compile_s']:.0f} s)" if "compile_s" in r else ""))
     peaks = result["matmul_peak_gflops"]
     print("  matrix products per batch (GFLOP, training step / inference) and the training / inference graphs/s they "
@@ -300,6 +302,7 @@ def _print_report(result: dict, args: argparse.Namespace) -> None:
         flops = f"{r['train_gflop']:>7.3g} / {r['inference_gflop']:<7.3g} GFLOP"
         print(f"    {r['model']:<11} on {r['network']:<10} {flops}   {bounds}")
     if result["memory_growth"]:
-        print(f"  memory growth 2-32-32-1 → {result['large_inr']} (linear in weights = {result['weights_ratio']:.1f}×): "
+        print(f"  memory growth 2-32-32-1 → {result['large_inr']} "
+              f"(linear in weights = {result['weights_ratio']:.1f}×): "
               + ", ".join(f"{g['model']} {g['small_mb']:,.0f} → {g['large_mb']:,.0f} MB ({g['ratio']:.1f}×)"
                           for g in result["memory_growth"]))

@@ -2,7 +2,8 @@
 
     normalise (per layer group, from the training zoo) → encode nodes/edges → L layers → head
 
-Subclasses provide `make_layer(i)` and `run_layer(layer, h, e, batch_info)`.
+Subclasses provide `make_layer(i)` and `run_layer(layer, h, e, context)`; the `LayerContext` (edge list,
+degrees, PNA's δ and the `EdgeLayout` that runs the structure-dependent steps) is built once per forward.
 """
 
 from __future__ import annotations
@@ -14,12 +15,21 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from core.models.base import (FeatureNormaliser, MetaNetwork, ModelConfig, ParamsOutput, as_batch, graph_count, graph_index,
-                              node_groups, position_in_layer)
+from core.models.base import (
+    FeatureNormaliser,
+    MetaNetwork,
+    ModelConfig,
+    ParamsOutput,
+    as_batch,
+    graph_count,
+    graph_index,
+    node_groups,
+    position_in_layer,
+)
+from core.models.layers.edge_layout import EdgeLayout, LayerContext, SparseEdges
 from core.models.layers.embeddings import EdgeEncoder, NodeEncoder
-from core.models.layers.edge_update import edge_storage_dtype
+from core.models.layers.pna_aggregation import DegreeStatistics, log_degrees
 from core.models.layers.probe_features import ProbeFeatures
-from core.models.layers.pna_edge_conv import DegreeStatistics
 from core.models.layers.readout import GraphReadout, ParamsReadout
 
 
@@ -63,8 +73,12 @@ class PermutationGraphModel(DegreeStatistics, MetaNetwork, ABC):
         """Message-passing / attention layer number i."""
 
     @abstractmethod
-    def run_layer(self, layer: nn.Module, h: torch.Tensor, e: torch.Tensor, info: dict[str, Any]):
+    def run_layer(self, layer: nn.Module, h: torch.Tensor, e: torch.Tensor, ctx: LayerContext):
         """Apply one layer: (h, e) → (h', e')."""
+
+    def edge_layout(self, batch: Any) -> EdgeLayout:
+        """How the layers reach the edges' endpoints: the sparse edge list unless a subclass has another."""
+        return SparseEdges(batch.edge_index, batch.x.shape[0])
 
     @torch.no_grad()
     def fit_normalisation(self, graphs: Any) -> "PermutationGraphModel":
@@ -86,28 +100,12 @@ class PermutationGraphModel(DegreeStatistics, MetaNetwork, ABC):
         h = self.node_encoder(x, batch.node_role, batch.node_layer, position_in_layer(batch), batch.node_activation)
         if self.probe is not None:  # activations of the raw (unnormalised) network at learned coordinates
             h = h + self.probe(batch)
-        info = self.layer_info(batch, n)
-        h, e = self.run_layers(h, self.encode_edges(ea, batch.edge_type, info), info)
+        ctx = LayerContext(edge_index, log_degrees(edge_index, n, like=x), self.delta, self.edge_layout(batch))
+        e = self.edge_encoder(ea, batch.edge_type)  # [E, H_e] in `edge_storage_dtype`
+        for layer in self.layers:
+            h, e = self.run_layer(layer, h, e, ctx)
         e = e.to(h.dtype)  # the readouts pool and map edge states at the node states' precision
         if self.head == "params":
             return ParamsOutput(*self.readout(h, e))
         node_batch, num_graphs = graph_index(batch), graph_count(batch)
         return self.readout(h, e, node_batch, node_batch[edge_index[0]], num_graphs)
-
-    def encode_edges(self, edge_attr: torch.Tensor, edge_type: torch.Tensor, info: dict[str, Any]) -> Any:
-        """The first layer's edge states from the (normalised) edge features: [E, H_e] here."""
-        return self.edge_encoder(edge_attr, edge_type)
-
-    def run_layers(self, h: torch.Tensor, e: torch.Tensor, info: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
-        """All layers: (h [N, H], e [E, H_e]) → (h', e'), edge states kept in `edge_storage_dtype`."""
-        return self.apply_layers(h, e.to(edge_storage_dtype(e)), info)
-
-    def apply_layers(self, h: torch.Tensor, e: Any, info: dict[str, Any]) -> tuple[torch.Tensor, Any]:
-        """`run_layer` for each layer in turn, edge states passed on as they are."""
-        for layer in self.layers:
-            h, e = self.run_layer(layer, h, e, info)
-        return h, e
-
-    def layer_info(self, batch: Any, n: int) -> dict[str, Any]:
-        """Per-forward structural quantities shared by all layers."""
-        return {"edge_index": batch.edge_index, "num_nodes": n}

@@ -5,13 +5,14 @@ neighbours in both directions plus self, with edge features in keys and values a
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import torch
 from torch import nn
 
 from core.models.base import ModelError, register_model
 from core.models.graph_model import GraphModelConfig, PermutationGraphModel
+from core.models.layers.edge_layout import LayerContext
 from core.models.layers.relational_attention import RelationalAttention
 
 
@@ -36,5 +37,5 @@ class NGT(PermutationGraphModel):
             raise ModelError(f"ng-t: hidden ({self.config.hidden}) must be divisible by heads ({self.config.heads})")
         return RelationalAttention(self.config.hidden, self.config.heads, self.config.dropout)
 
-    def run_layer(self, layer: nn.Module, h: torch.Tensor, e: torch.Tensor, info: dict[str, Any]):
-        return layer(h, e, info["edge_index"])
+    def run_layer(self, layer: nn.Module, h: torch.Tensor, e: torch.Tensor, ctx: LayerContext):
+        return layer(h, e, ctx.edge_index)

@@ -23,13 +23,22 @@ from torch import nn
 from torch_geometric.utils import scatter
 
 from core.graph.layout import NODE_FEATURES
-from core.models.base import (MetaNetwork, ModelConfig, ParamsOutput, as_batch, graph_count, graph_index, mlp,
-                              position_in_layer, register_model)
+from core.models.base import (
+    MetaNetwork,
+    ModelConfig,
+    ParamsOutput,
+    as_batch,
+    graph_count,
+    graph_index,
+    mlp,
+    position_in_layer,
+    register_model,
+)
 from core.models.layers.embeddings import NUM_EDGE_TYPES, positional_index
 from core.models.layers.equivariant import GatedEquivariantLinear
-from core.models.layers.probe_features import ProbeFeatures
 from core.models.layers.invariant import NONE, canonicalise, edge_kinds, node_kinds
-from core.models.layers.pna_edge_conv import DegreeStatistics
+from core.models.layers.pna_aggregation import DegreeStatistics
+from core.models.layers.probe_features import ProbeFeatures
 from core.models.layers.scale_message_passing import ScaleMessagePassing, degree_terms
 from core.network.spec import ACTIVATIONS
 
@@ -104,7 +113,8 @@ class ScaleGMN(DegreeStatistics, MetaNetwork):
         self.fit_degree_statistics(edge_index, n, if_unfitted=True)
         kind = node_kinds(batch.node_role, batch.node_activation)  # [N]
         ekind = edge_kinds(kind, edge_index)  # [E]
-        pos = positional_index(batch.node_role, batch.node_layer, position_in_layer(batch), c.max_positions, c.max_layers)
+        pos = positional_index(batch.node_role, batch.node_layer, position_in_layer(batch), c.max_positions,
+                               c.max_layers)
         emb = (self.position(pos) + self.activation(batch.node_activation)).to(x)  # [N, H] invariant
         # lift: scaled neurons read only their bias (∝ q_i); the other columns are plain invariant inputs
         plain = (kind == NONE)[:, None]

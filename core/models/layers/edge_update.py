@@ -8,13 +8,11 @@ A mixin rather than a submodule so that its parameters keep the layer-level name
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-from core.models.layers.dense_blocks import DenseBlocks
+from core.models.layers.edge_layout import EdgeLayout
 
 
 def edge_storage_dtype(e: torch.Tensor) -> torch.dtype:
@@ -27,41 +25,9 @@ def edge_storage_dtype(e: torch.Tensor) -> torch.dtype:
     return torch.get_autocast_dtype(kind) if torch.is_autocast_enabled(kind) else e.dtype
 
 
-class AffineEdges(NamedTuple):
-    """Edge states of one dense block kept factored, e = φ · Mᵀ + c, as the edge encoder makes them.
-
-    φ has d ≪ H_e columns (d = 1 for an MLP's scalar weights), so a product W e + b of the first layer is
-    φ (W M)ᵀ + (W c + b): d instead of H_e multiply-adds per edge and output, with W M and W c computed
-    once per call, a weight-sized product (`linear_terms`). The same function as with e materialised (up
-    to summation order); a NamedTuple so that `torch.compile` traces it like a tuple of tensors."""
-
-    features: torch.Tensor  # φ [B, T, S, d]
-    basis: torch.Tensor  # M [H_e, d]
-    offset: torch.Tensor  # c [H_e]
-
-
-EdgeStates = torch.Tensor | tuple[torch.Tensor | AffineEdges, ...]  # [E, H_e], or per dense block [B, T, S, H_e]
-
-
-def linear_terms(e: torch.Tensor | AffineEdges, weight: torch.Tensor,
-                 bias: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-    """(x, W', b') with F.linear(x, W') + b' = F.linear(e, weight) + bias: (e, weight, bias) for a tensor, the
-    folded product (φ, W M, W c + b) for `AffineEdges` (W M and W c in the weight's dtype, outside autocast)."""
-    if not isinstance(e, AffineEdges):
-        return e, weight, bias
-    with torch.autocast(e.features.device.type, enabled=False):
-        folded_bias = weight @ e.offset.to(weight.dtype)
-        return e.features, weight @ e.basis.to(weight.dtype), folded_bias if bias is None else folded_bias + bias
-
-
-def materialise(e: torch.Tensor | AffineEdges) -> torch.Tensor:
-    """The edge states as a tensor [..., H_e]; `AffineEdges` in `edge_storage_dtype`, as the encoder writes them."""
-    if not isinstance(e, AffineEdges):
-        return e
-    dtype = edge_storage_dtype(e.features)
-    flat = e.features.reshape(-1, e.features.shape[-1]).to(dtype)
-    out = torch.addmm(e.offset.to(dtype), flat, e.basis.t().to(dtype))  # the encoder's own product
-    return out.view(*e.features.shape[:-1], -1)
+def silu_of_sum(x: torch.Tensor, ends: torch.Tensor) -> torch.Tensor:
+    """SiLU(x + ends): the edge update's hidden activation from W_e e and the endpoint terms."""
+    return F.silu(x + ends)
 
 
 class EdgeUpdate:
@@ -75,23 +41,11 @@ class EdgeUpdate:
         self.edge_out = nn.Linear(edge_hidden, edge_hidden)  # W_2
         self.edge_norm = nn.LayerNorm(edge_hidden)
 
-    def update_edges(self, h: torch.Tensor, e: EdgeStates, edge_index: torch.Tensor,
-                     dense: DenseBlocks | None = None) -> EdgeStates:
-        """(h [N, H], e [E, H_e]) → e' [E, H_e]; with `dense`, e and e' are per-block tensors [B, T, S, H_e]."""
-        # W_e's bias joins the node-level term: the product on the edges then needs no broadcast bias copy
-        at_src, at_dst = self.edge_src(h) + self.edge_in.bias, self.edge_dst(h)  # [N, H_e]
-        if dense is None:
-            src, dst = edge_index
-            return self._edge_step(e, at_src.index_select(0, src) + at_dst.index_select(0, dst))
-        return tuple(self._edge_step(e_k, dense.endpoints(at_src, at_dst, k)) for k, e_k in zip(dense.blocks, e))
-
-    def _edge_step(self, e: torch.Tensor | AffineEdges, ends: torch.Tensor) -> torch.Tensor:
-        """LayerNorm(e + W_2 SiLU(W_e e + ends) + b_2) for edges e [..., H_e] (or `AffineEdges`) with endpoint
-        terms ends [..., H_e] (W_e's bias included); biases are added outside the products, where
-        `torch.compile` fuses them; the result is stored in `edge_storage_dtype`."""
-        x, w_in, folded = linear_terms(e, self.edge_in.weight)
-        pre = F.linear(x, w_in) + ends
-        upd = F.silu(pre if folded is None else pre + folded.to(pre.dtype))
-        e = materialise(e)
+    def update_edges(self, h: torch.Tensor, e: torch.Tensor, edges: EdgeLayout) -> torch.Tensor:
+        """(h [N, H], e [E, H_e]) → e' [E, H_e], stored in `edge_storage_dtype`."""
+        # W_e's bias joins the node-level term and W_2's is added after its product, where `torch.compile`
+        # fuses it: the products on the edges need no broadcast bias copy
+        at_src, at_dst = self.edge_src(h) + self.edge_in.bias, self.edge_dst(h)  # P h_s, Q h_t: [N, H_e]
+        upd = edges.map_edges(silu_of_sum, F.linear(e, self.edge_in.weight), at_src, at_dst)  # [E, H_e]
         out = self.edge_norm(e + self.dropout(F.linear(upd, self.edge_out.weight) + self.edge_out.bias))
         return out.to(edge_storage_dtype(e))

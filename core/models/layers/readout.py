@@ -17,7 +17,8 @@ from core.models.base import mlp
 class GraphReadout(nn.Module):
     """Permutation-invariant pooling of node and edge states → [B, out_dim]."""
 
-    def __init__(self, hidden: int, readout_hidden: int, out_dim: int, dropout: float = 0.0, edge_hidden: int | None = None):
+    def __init__(self, hidden: int, readout_hidden: int, out_dim: int, dropout: float = 0.0,
+                 edge_hidden: int | None = None):
         super().__init__()
         self.net = mlp([2 * hidden + (edge_hidden or hidden), readout_hidden, out_dim], dropout=dropout)
 

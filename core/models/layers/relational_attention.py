@@ -22,6 +22,7 @@ import torch
 from torch import nn
 from torch_geometric.utils import scatter, softmax
 
+from core.models.layers.edge_layout import SparseEdges
 from core.models.layers.edge_update import EdgeUpdate
 
 
@@ -70,4 +71,4 @@ class RelationalAttention(EdgeUpdate, nn.Module):
         att = scatter((alpha[..., None] * vals.view(-1, nh, dk)).view(-1, hd), recv, 0, dim_size=n, reduce="sum")
         h = self.norm1(h + self.dropout(self.out(att)))  # [N, H]
         h = self.norm2(h + self.dropout(self.ffn(h)))
-        return h, self.update_edges(h, e, edge_index)
+        return h, self.update_edges(h, e, SparseEdges(edge_index, n))
