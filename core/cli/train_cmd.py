@@ -116,7 +116,8 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 def _brief(metrics: dict) -> dict:
-    return {k: v for k, v in metrics.items() if k != "confusion"}
+    """The scalar metrics (tables such as a confusion matrix stay in metrics.json)."""
+    return {k: v for k, v in metrics.items() if not isinstance(v, (list, dict))}
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
