@@ -497,6 +497,7 @@ def _OPEN(zoo):  # noqa: N802 (a marker: the failure is in Zoo.open itself)
     ({"architectures": {"siren": {"input_shape": [2], "ops": "x"}}}, "malformed at architectures/siren/ops"),
     ({"count": 99}, "says 99 networks"),
     ({"splits": {"train": [0, 99]}}, "names network 99"),
+    ({"architectures": {"siren": {"input_shape": [2, 100000, 100000], "ops": []}}}, "declared input has shape"),
 ])
 def test_malformed_manifest_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture, changes: dict,
                                        words: str) -> None:

@@ -27,6 +27,7 @@ import torch
 
 from core.errors import WeightSpaceError
 from core.io.atomic import atomic_path, write_text
+from core.io.read import check_value_sizes
 from core.network.spec import Architecture, Network
 from core.zoo.images import ZooError
 
@@ -304,6 +305,7 @@ class Zoo:
         for group, described in manifest["architectures"].items():
             try:
                 archs[str(group)] = Architecture.from_dict(described)
+                check_value_sizes(archs[str(group)], f"architecture {group}")  # before any probe or graph is sized
             except WeightSpaceError as exc:
                 raise ZooError(f"{d}: architecture {group} in manifest.json: {exc}") from None
         table = _read_table(d, manifest, archs)
