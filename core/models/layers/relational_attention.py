@@ -66,7 +66,8 @@ class RelationalAttention(EdgeUpdate, nn.Module):
         send = torch.cat([src, dst, loops])
         keys = k.index_select(0, send) + torch.cat([ekf, ekb, sk.expand(n, hd)])  # [2E+N, H]
         vals = v.index_select(0, send) + torch.cat([evf, evb, sv.expand(n, hd)])
-        score = (q.index_select(0, recv).view(-1, nh, dk) * keys.view(-1, nh, dk)).sum(-1) / math.sqrt(dk)  # [2E+N, heads]
+        # [2E+N, heads]
+        score = (q.index_select(0, recv).view(-1, nh, dk) * keys.view(-1, nh, dk)).sum(-1) / math.sqrt(dk)
         alpha = self.dropout(softmax(score, recv, num_nodes=n))  # [2E+N, heads]
         att = scatter((alpha[..., None] * vals.view(-1, nh, dk)).view(-1, hd), recv, 0, dim_size=n, reduce="sum")
         h = self.norm1(h + self.dropout(self.out(att)))  # [N, H]
