@@ -98,3 +98,18 @@ def test_compiled_layers_never_fall_back_to_eager() -> None:
                 model.eval()
                 with torch.no_grad(), autocast(torch.device("cpu"), precision):
                     model(batch)
+
+
+def test_compile_without_a_cpp_compiler_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    from torch._inductor import cpp_builder
+
+    from core.models.base import ModelError
+
+    def no_compiler() -> str:
+        raise RuntimeError("no working C++ compiler found")
+
+    monkeypatch.setattr(cpp_builder, "get_cpp_compiler", no_compiler)
+    model = build_model("ng-gnn", out_dim=3, hidden=8, layers=1)
+    with pytest.raises(ModelError, match="C\\+\\+ compiler"):
+        model.compile_layers()
+    model.compile_layers(backend="eager")  # tracing alone needs no compiler

@@ -82,6 +82,17 @@ class ModelConfig:
         return dataclasses.replace(self, **overrides)
 
 
+def require_cpp_compiler() -> None:
+    """Raise ModelError unless torch.compile's CPU backend finds the C++ compiler it builds its code with."""
+    from torch._inductor import cpp_builder
+
+    try:
+        cpp_builder.get_cpp_compiler()
+    except Exception as exc:  # torch's InvalidCxxCompiler (its module moves between releases)
+        raise ModelError("compiling on the CPU (--compile) needs a C++ compiler for torch.compile, e.g. "
+                         "`apt-get install g++`; or run without --compile (same results)") from exc
+
+
 class MetaNetwork(nn.Module):
     """Base class: `forward(batch) -> Tensor[B, out_dim]` (head="graph") or `ParamsOutput` (head="params")."""
 
@@ -130,6 +141,8 @@ class MetaNetwork(nn.Module):
     def compile_layers(self, backend: str = "inductor") -> "MetaNetwork":
         """torch.compile each layer in place: same weights and state_dict, faster steps after a one-off
         compilation (tens of seconds; again when batch shapes change). `backend="eager"` traces only (tests)."""
+        if backend == "inductor" and any(p.device.type == "cpu" for p in self.parameters()):
+            require_cpp_compiler()
         for layer in getattr(self, "layers", []):
             # Dynamo keys compiled graphs by code object, so every model's layers share one cache of 8
             # entries by default: {train, eval} × {float32, bfloat16} × a few architectures overflow it
