@@ -429,18 +429,20 @@ def test_refusing_hostile_files_keeps_resident_memory_bounded(tmp_path: Path) ->
     save_file({f"t{i}": torch.zeros(1) for i in range(10_050)}, str(many))
     files.append(many)
     script = textwrap.dedent("""
-        import json, sys
+        import json, sys, time
         from core.errors import WeightSpaceError
         from core.io import load_network
-        refused = []
+        refused, slowest = [], 0.0
         for path in sys.argv[1:]:
+            started = time.perf_counter()
             try:
                 load_network(path, "relu")
             except WeightSpaceError as exc:
                 refused.append(str(exc))
+            slowest = max(slowest, time.perf_counter() - started)
         # VmHWM: this process's own peak (ru_maxrss would include the forking pytest process's peak)
         status = dict(line.split(":", 1) for line in open("/proc/self/status"))
-        print(json.dumps({"refused": refused, "peak_mb": int(status["VmHWM"].split()[0]) / 1024}))
+        print(json.dumps({"refused": refused, "peak_mb": int(status["VmHWM"].split()[0]) / 1024, "slowest_s": slowest}))
     """)
     out = subprocess.run([sys.executable, "-c", script, *map(str, files)], cwd=ROOT, capture_output=True, text=True,
                          timeout=300, env={"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"})
@@ -448,6 +450,7 @@ def test_refusing_hostile_files_keeps_resident_memory_bounded(tmp_path: Path) ->
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert len(result["refused"]) == len(files), result
     assert result["peak_mb"] < MEMORY_LIMIT_MB, result
+    assert result["slowest_s"] < 20, result  # each refusal reads headers only (well under a second here)
 
 
 def test_errors_are_weight_space_errors() -> None:
@@ -755,3 +758,16 @@ def test_check_catches_a_declaration_the_file_contradicts(tmp_path: Path, capsys
     save_network(network_from_state_dict(state, "relu"), path)
     assert cli_main(["check", str(path), "--activation", "tanh"]) == 1
     assert "differs from the recorded relu" in capsys.readouterr().out
+
+
+def test_json_depth_skips_strings_in_one_linear_pass() -> None:
+    import time
+
+    from core.io.read import json_depth
+
+    assert json_depth('{"a": "[[[\\"[[", "b": [[1]]}') == 3
+    assert json_depth('["]", ["\\\\", [2]]]') == 3
+    started = time.perf_counter()
+    for text in ['"\\' * 1_000_000, '"' * 2_000_001, '"' + "x" * 2_000_000]:  # unterminated strings
+        assert json_depth(text) == 0
+    assert time.perf_counter() - started < 5  # a quadratic scan takes minutes here

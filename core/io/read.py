@@ -138,11 +138,16 @@ def _named(name: str, exc: CheckpointError) -> CheckpointError:
     return CheckpointError(f"{name}: {exc}")
 
 
+_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
+
+
 def json_depth(text: str | bytes) -> int:
     """Deepest nesting of arrays/objects in a JSON text (strings skipped), without parsing it."""
     raw = text.encode() if isinstance(text, str) else bytes(text)
-    raw = re.sub(rb'"(?:[^"\\]|\\.)*"', b"", raw)  # brackets inside strings do not nest
-    codes = np.frombuffer(re.sub(rb"[^\[\]{}]", b"", raw), dtype=np.uint8)
+    # brackets inside strings do not nest; possessive quantifiers, and an unterminated string running to the end,
+    # keep this one linear pass whatever the text
+    raw = re.sub(rb'"(?:[^"\\]++|\\.)*+(?:"|\\?\Z)', b"", raw)
+    codes = np.frombuffer(raw.translate(None, _NOT_BRACKETS), dtype=np.uint8)
     if codes.size == 0:
         return 0
     steps = np.where((codes == ord("[")) | (codes == ord("{")), 1, -1)
