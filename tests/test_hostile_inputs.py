@@ -526,6 +526,8 @@ def test_table_problems_are_refused(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert "table.csv" in _zoo_error(zoo, capsys, _OPEN)
     (zoo / "table.csv").write_text(original.replace("\n5,siren,5,", "\n5,siren,50,"))
     assert "group_row of group siren out of range" in _zoo_error(zoo, capsys, _OPEN)
+    (zoo / "table.csv").write_text(original.splitlines()[0] + "\n")
+    assert "lists no networks" in _zoo_error(zoo, capsys, _OPEN)
 
 
 def test_non_numeric_labels_are_refused(tmp_path: Path) -> None:

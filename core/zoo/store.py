@@ -242,6 +242,8 @@ def _read_table(d: Path, manifest: dict[str, Any], archs: dict[str, Architecture
     missing = [c for c in TABLE_COLUMNS if c not in table]
     if missing:
         raise ZooError(f"{d}: table.csv lacks the column(s) {', '.join(missing)}")
+    if table.empty:
+        raise ZooError(f"{d}: table.csv lists no networks")
     for column in ("index", "group_row"):
         if not pd.api.types.is_integer_dtype(table[column]):
             raise ZooError(f"{d}: table.csv column {column} must hold integers (it holds {table[column].dtype})")
