@@ -275,6 +275,8 @@ def test_deep_json_metadata_in_the_export_format_is_refused(tmp_path: Path, entr
 def test_export_metadata_of_the_wrong_json_type_is_refused(tmp_path: Path) -> None:
     with pytest.raises(CheckpointError, match="not a JSON object"):
         load_network(export_with_metadata(tmp_path / "list.safetensors", meta="[1, 2]"))
+    with pytest.raises(WeightSpaceError, match="malformed JSON"):  # Python refuses to convert 5,000 digits
+        load_network(export_with_metadata(tmp_path / "digits.safetensors", meta='{"a": ' + "9" * 5000 + "}"))
 
 
 # ---------------------------------------------------------------------------------------------- declared shapes

@@ -163,7 +163,7 @@ def loads_json(text: str | bytes, what: str, limits: Limits = DEFAULT_LIMITS, er
         raise error(f"{what}: JSON nested {depth} levels deep, over the limit of {limits.max_depth}")
     try:
         return json.loads(text)
-    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError, UnicodeDecodeError, a 5,000-digit number
         raise error(f"{what}: malformed JSON ({_first_line(exc)})") from None
 
 
