@@ -133,7 +133,7 @@ def run(args: argparse.Namespace) -> int:
                 try:
                     metrics = train_run(task, model, zoo_for[task_cls.zoo_kind],
                                         out / "runs" / f"{task}-{model}-s{seed}", train=cfg,
-                                        model_overrides=overrides, progress=False)
+                                        model_overrides=overrides, overwrite=True, progress=False)
                 except Exception as exc:  # report and go on: one model failing must not hide the others
                     results.append({"task": task, "model": model, "seed": seed, "error": str(exc).splitlines()[0]})
                     continue
