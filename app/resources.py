@@ -47,11 +47,13 @@ def _load_bytes(data: bytes, name: str, activation: str | None) -> Network:
     return load_network_bytes(data, name, activation)
 
 
-def network_picker(key: str) -> Network | None:
-    """Upload or pick a bundled checkpoint; returns the Network, or None after showing why not."""
+def network_picker(key: str, default: str = "Bundled example") -> Network | None:
+    """Upload or pick a bundled checkpoint (`default` is the source chosen first); returns the Network, or None
+    after showing why not."""
     examples = example_files()
-    source = st.radio("Checkpoint", ["Bundled example", "Upload"], horizontal=True, key=f"{key}-source",
-                      index=0 if examples else 1)
+    sources = ["Bundled example", "Upload"]
+    source = st.radio("Checkpoint", sources, horizontal=True, key=f"{key}-source",
+                      index=sources.index(default) if examples else 1)
     activations = [FROM_FILE] + [a for a in ACTIVATIONS if a != "unknown"]
     activation = st.selectbox("Activation of hidden layers", activations, key=f"{key}-activation",
                               help="A state_dict does not store its activation. Exported files and known formats "
@@ -151,3 +153,33 @@ def cached_zoo(path: str):
     from core.zoo import Zoo
 
     return Zoo.open(path)
+
+
+def editor_mismatch(trained_on: list, trained_resolution: int | None, architecture, resolution: int,
+                    inr_resolution: int | None = None) -> str | None:
+    """One line saying how an INR or render resolution differs from what an editor was trained on, else None.
+
+    `trained_on`: the architectures of the editor's training zoo; `inr_resolution`: the side of the image the INR
+    was fitted to, where known (a zoo's manifest says it; an uploaded file does not)."""
+    reasons = []
+    if trained_on and architecture not in trained_on:
+        trained = " or ".join(_widths(a) for a in trained_on)
+        reasons.append(f"its architecture ({_widths(architecture)}) is not the {trained} the editor was trained on")
+    if trained_resolution and inr_resolution and inr_resolution != trained_resolution:
+        reasons.append(f"it stores a {inr_resolution}×{inr_resolution} image, the editor learned "
+                       f"{trained_resolution}×{trained_resolution} edits")
+    if trained_resolution and resolution != trained_resolution:
+        reasons.append(f"the render resolution {resolution} differs from the {trained_resolution} the editor "
+                       f"was trained at")
+    if not reasons:
+        return None
+    return "This editor may not fit this INR: " + "; ".join(reasons) + " — expect a weaker edit."
+
+
+def _widths(architecture) -> str:
+    """'2–16–16–1': the input and each weight layer's output size (the flattened shape for convolutions)."""
+    import math
+
+    shapes = architecture.value_shapes()
+    sizes = [shapes[0]] + [shapes[i + 1] for i in architecture.weight_layers()]
+    return "–".join(str(math.prod(s)) for s in sizes)

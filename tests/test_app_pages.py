@@ -81,3 +81,27 @@ def test_preferred_embedder_is_the_one_trained_on_the_zoo() -> None:
     assert names[preferred_embedder(embedders, "assets/zoos/cnn-digits")] == "embed-cnn-ng-gnn (embed)"
     assert names[preferred_embedder(embedders, "assets/zoos/digits-inr")] == "embed-ng-gnn (embed)"
     assert preferred_embedder({"weight statistics (no model)": None}, "assets/zoos/digits-inr") == 0
+
+
+def test_inr_editor_edits_an_uploaded_inr_and_warns_about_its_architecture() -> None:
+    at = _page("pages/inr_editor.py")
+    at.radio(key="editor-inr-source").set_value("Upload").run()
+    assert not at.exception, at.exception
+    assert at.radio(key="editor-source").value == "Upload"
+    data = (ROOT / "assets" / "examples" / "siren-mnist-3.pth").read_bytes()
+    at.file_uploader(key="editor-upload").set_value(("siren-mnist-3.pth", data, "application/octet-stream")).run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    # a 2–32–32–1 MNIST SIREN given to an editor trained on the 2–16–16–1 digits zoo: one warning line says so
+    assert len(at.warning) == 1 and "2–32–32–1" in at.warning[0].value and "2–16–16–1" in at.warning[0].value
+    assert {m.label for m in at.metric} == {"MSE edited vs target", "MSE unedited vs target", "Server latency"}
+
+
+def test_editor_mismatch_names_the_resolution_of_a_zoo_inr() -> None:
+    from app.resources import editor_mismatch
+    from core.network.spec import siren_architecture
+
+    small = siren_architecture((16, 16))
+    assert editor_mismatch([small], 8, small, 8, 8) is None
+    line = editor_mismatch([small], 8, small, 8, 28)
+    assert line and "28×28" in line and "8×8" in line and "architecture" not in line
+    assert "render resolution 32" in editor_mismatch([small], 8, small, 32, 8)

@@ -6,7 +6,7 @@ import time
 
 import streamlit as st
 
-from app.resources import bundled_zoos, cached_run, cached_zoo, network_picker, runs_for
+from app.resources import ROOT, bundled_zoos, cached_run, cached_zoo, editor_mismatch, network_picker, runs_for
 from core.errors import WeightSpaceError
 from core.io import network_to_bytes
 from core.viz.images import png_strip
@@ -27,11 +27,12 @@ run = cached_run(str(editors[editor_name]))
 resolution = c2.slider("Render resolution", 8, 96, int(run.task.resolution or 28), step=4, key="editor-resolution")
 
 zoos = bundled_zoos("inr")
-source = st.radio("INR", ["From a bundled zoo", "Upload"], horizontal=True, key="editor-source",
+# the radio's key must differ from network_picker's own "<key>-source" radio (a duplicate key crashed the page)
+source = st.radio("INR", ["From a bundled zoo", "Upload"], horizontal=True, key="editor-inr-source",
                   index=0 if zoos else 1)
-net = None
+net, inr_resolution = None, None
 if source == "Upload":
-    net = network_picker("editor")
+    net = network_picker("editor", default="Upload")
 elif zoos:
     z1, z2, z3 = st.columns(3)
     zoo_name = z1.selectbox("Zoo", list(zoos), key="editor-zoo")
@@ -41,8 +42,16 @@ elif zoos:
     rows = zoo.table.index[zoo.table["label"] == label].tolist() if label != "any" else zoo.table.index.tolist()
     pick = z3.number_input(f"Network (0–{len(rows) - 1})", 0, max(len(rows) - 1, 0), 0, key="editor-index")
     net = zoo.network(int(rows[int(pick)]))
+    inr_resolution = (zoo.manifest.get("source", {}).get("image_shape") or [None])[0]
 if net is None:
     st.stop()
+
+trained_zoo = ROOT / run.config.zoo  # run configs store the zoo path relative to the repository (or absolute)
+trained_archs = list(cached_zoo(str(trained_zoo)).architectures.values()) \
+    if run.config.zoo and (trained_zoo / "manifest.json").is_file() else []
+mismatch = editor_mismatch(trained_archs, run.task.resolution, net.architecture, resolution, inr_resolution)
+if mismatch:
+    st.warning(mismatch)
 
 started = time.perf_counter()
 try:
