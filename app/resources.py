@@ -183,3 +183,14 @@ def _widths(architecture) -> str:
     shapes = architecture.value_shapes()
     sizes = [shapes[0]] + [shapes[i + 1] for i in architecture.weight_layers()]
     return "–".join(str(math.prod(s)) for s in sizes)
+
+
+
+def safe_palette() -> list[str]:
+    """Plotly's colour-blind-safe qualitative palette (CARTO 'Safe') without its grey, which marks missing values."""
+    import plotly.express as px
+
+    return [c for c in px.colors.qualitative.Safe if c != "rgb(136, 136, 136)"]
+
+
+MISSING_COLOUR = "#bbbbbb"

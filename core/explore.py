@@ -1,48 +1,128 @@
 """Zoo exploration: embed the networks of zoos, project them to 2-D, find nearest neighbours.
 
 Embedders: a trained run (its graph-level output: an `embed` run's embedding, a classifier's
-probabilities, a regressor's prediction) or, with no model at all, per-layer weight statistics
-(standardised), which work for any zoo.
+probabilities, a regressor's prediction) or, with no model at all, `depth_free_statistics`: weight
+statistics of the first layer, the last layer and all layers between pooled, plus depth and size. Their
+length does not depend on the architecture, so zoos of different depths and widths share one space (a
+per-layer feature, as in `core.baselines.statnn`, only exists within one architecture). A run that cannot
+read an architecture (kernels larger than its grid, an unknown activation) leaves that architecture's
+networks out, and `ZooEmbedding.left_out` says which and why — no network is dropped silently.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
 import torch
 
-from core.baselines.statnn import weight_statistics
 from core.errors import WeightSpaceError
+from core.network.spec import Architecture, unflatten_params
 
 PROJECTIONS = ("PCA", "UMAP", "t-SNE")
+QUANTILES = (0.0, 0.25, 0.5, 0.75, 1.0)
+STATISTICS = ("mean", "var", *(f"q{int(q * 100)}" for q in QUANTILES))  # per tensor
+PARTS = ("first", "middle", "last")  # which weight layers a block of statistics summarises
 
 
-def embed_zoo(zoo, run=None, progress: Callable[[float], None] | None = None, batch_size: int = 256) -> np.ndarray:
-    """[len(zoo), d] embeddings in table order, from `run` or (run=None) weight statistics."""
+def _tensor_statistics(values: torch.Tensor) -> torch.Tensor:
+    """[B, 7] mean, variance and quantiles of [B, n] values (zeros when n = 0)."""
+    if values.shape[1] == 0:
+        return values.new_zeros(values.shape[0], len(STATISTICS))
+    q = torch.quantile(values, torch.tensor(QUANTILES, dtype=values.dtype, device=values.device), dim=1).T
+    return torch.cat([values.mean(1, keepdim=True), values.var(1, unbiased=False, keepdim=True), q], 1)
+
+
+def depth_free_statistics(architecture: Architecture, flat: torch.Tensor) -> np.ndarray:
+    """[B, 44] weight statistics of B same-architecture networks whose length does not depend on the architecture.
+
+    For the first weight layer, the pooled middle layers (none: zeros) and the last layer: 7 statistics of the
+    weights and 7 of the biases; then the number of weight layers and log10 of the parameter count."""
+    params = unflatten_params(architecture, flat.double())
+    b = flat.shape[0]
+    ops = [architecture.ops[i] for i in architecture.weight_layers()]
+    if not ops:
+        raise WeightSpaceError("the network has no Linear or Conv layer to summarise")
+    groups = {"first": ops[:1], "middle": ops[1:-1], "last": ops[-1:] if len(ops) > 1 else []}
+    feats = []
+    for part in PARTS:
+        for kind in ("weight", "bias"):
+            tensors = [params[f"{op.name}.{kind}"].reshape(b, -1) for op in groups[part]
+                       if f"{op.name}.{kind}" in params]
+            values = torch.cat(tensors, 1) if tensors else flat.new_zeros(b, 0, dtype=torch.float64)
+            feats.append(_tensor_statistics(values))
+    size = torch.tensor([len(ops), np.log10(max(architecture.num_parameters, 1))], dtype=torch.float64)
+    feats.append(size.expand(b, 2))
+    return torch.cat(feats, 1).float().numpy()
+
+
+@dataclass
+class ZooEmbedding:
+    """Embeddings of the networks an embedder could read, with the table rows they belong to and why others
+    were left out."""
+
+    vectors: np.ndarray  # [n_read, d]
+    rows: np.ndarray  # [n_read] positions in the zoo's table
+    left_out: list[str] = field(default_factory=list)  # one line per reason: "12 networks (a003, a007): …"
+
+
+def unreadable_reason(architecture: Architecture, run) -> str | None:
+    """Why `run` cannot read networks of this architecture, in words; None when it can (or run is None)."""
+    if run is None:
+        return None
+    from core.graph.layout import layout_for
+
+    try:
+        architecture.check_known_activations()
+        need = layout_for(architecture).grid_size
+    except WeightSpaceError as exc:
+        return str(exc).splitlines()[0]
+    if need > run.config.grid_size:
+        g = run.config.grid_size
+        return f"its largest kernel or patch is {need}×{need}, the embedder reads up to {g}×{g}"
+    return None
+
+
+def embed_zoo(zoo, run=None, progress: Callable[[float], None] | None = None,
+              batch_size: int = 256) -> ZooEmbedding:
+    """Embeddings of a zoo's networks from `run` or (run=None) `depth_free_statistics`; architectures the run
+    cannot read are listed in `left_out` instead."""
     table = zoo.table
-    out: np.ndarray | None = None
     groups = list(zoo.architectures)
+    parts, rows_read, reasons = [], [], {}
     for gi, name in enumerate(groups):
         rows = np.flatnonzero(table["group"].to_numpy() == name) if "group" in table else np.arange(len(table))
         if len(rows) == 0:
             continue
         arch, flat = zoo.flat(rows)
-        flat = torch.as_tensor(flat, dtype=torch.float32)
-        if run is None:
-            emb = weight_statistics(arch, flat)
-        else:
-            emb = _run_embeddings(run, arch, flat, batch_size)
-        if out is None:
-            out = np.zeros((len(table), emb.shape[1]), dtype=np.float32)
-        if emb.shape[1] != out.shape[1]:
-            raise WeightSpaceError("weight statistics differ in size across architectures; use a trained embedder")
-        out[rows] = emb
+        reason = unreadable_reason(arch, run)
+        if reason is None:
+            flat = torch.as_tensor(flat, dtype=torch.float32)
+            try:
+                emb = depth_free_statistics(arch, flat) if run is None else _run_embeddings(run, arch, flat,
+                                                                                            batch_size)
+            except (WeightSpaceError, RuntimeError, IndexError) as exc:
+                reason = str(exc).splitlines()[0]
+            else:
+                parts.append(emb)
+                rows_read.append(rows)
+        if reason is not None:
+            count, names = reasons.get(reason, (0, []))
+            reasons[reason] = (count + len(rows), [*names, name])
         if progress:
             progress((gi + 1) / len(groups))
-    if out is None:
-        raise WeightSpaceError("the zoo is empty")
-    return out
+    left_out = [f"{count:,} networks ({_names(names)}): {reason}" for reason, (count, names) in reasons.items()]
+    if not parts:
+        return ZooEmbedding(np.zeros((0, 0), dtype=np.float32), np.zeros(0, dtype=np.int64), left_out)
+    rows = np.concatenate(rows_read)
+    order = np.argsort(rows, kind="stable")  # back to table order
+    return ZooEmbedding(np.vstack(parts)[order], rows[order], left_out)
+
+
+def _names(names: list[str], shown: int = 4) -> str:
+    more = f" and {len(names) - shown} more" if len(names) > shown else ""
+    return ", ".join(names[:shown]) + more
 
 
 def embed_networks(networks: list, run=None) -> np.ndarray:
@@ -51,16 +131,12 @@ def embed_networks(networks: list, run=None) -> np.ndarray:
     for net in networks:
         flat = net.flat().float()[None]
         if run is None:
-            out.append(weight_statistics(net.architecture, flat))
-        else:
-            from core.graph.layout import layout_for
-
-            net.architecture.check_known_activations()
-            if layout_for(net.architecture).grid_size > run.config.grid_size:
-                size = run.config.grid_size
-                raise WeightSpaceError(f"this embedder reads kernels up to {size}×{size}; "
-                                       "the network has larger ones (choose an embedder trained on CNNs)")
-            out.append(_run_embeddings(run, net.architecture, flat, 1))
+            out.append(depth_free_statistics(net.architecture, flat))
+            continue
+        reason = unreadable_reason(net.architecture, run)
+        if reason is not None:
+            raise WeightSpaceError(f"this embedder cannot read the network ({reason}); choose another embedder")
+        out.append(_run_embeddings(run, net.architecture, flat, 1))
     return np.vstack(out)
 
 

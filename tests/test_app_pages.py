@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import base64
+import json
 from pathlib import Path
 
+import numpy as np
 from streamlit.testing.v1 import AppTest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -37,12 +40,44 @@ def test_zoo_explorer_statistics_embedding_and_colouring() -> None:
     assert not at.exception and "projected with t-SNE" in " ".join(c.value for c in at.caption)
 
 
-def test_zoo_explorer_mixed_architectures_need_a_model() -> None:
+def _plotted(at: AppTest) -> dict[str, int]:
+    """Points per trace name of the page's scatter plot."""
+    spec = json.loads(at.get("plotly_chart")[0].proto.spec)
+    return {str(t.get("name")): _length(t.get("x")) for t in spec["data"]}
+
+
+def _length(values) -> int:
+    """Length of a plotly data array, plain or base64-typed ({"dtype", "bdata"})."""
+    if isinstance(values, dict):
+        return len(base64.b64decode(values["bdata"])) // np.dtype(values["dtype"]).itemsize
+    return len(values or [])
+
+
+def test_zoo_explorer_mixes_zoos_of_any_architecture_with_weight_statistics() -> None:
     at = _page("pages/zoo_explorer.py")
     at.selectbox(key="explorer-embedder").set_value("weight statistics (no model)").run()
-    at.multiselect(key="explorer-zoos").set_value(["cnn-digits", "cnn-wild"]).run()
-    assert at.error and "trained embedder" in at.error[0].value
+    at.multiselect(key="explorer-zoos").set_value(["digits-inr", "cnn-digits", "cnn-wild"]).run()
+    assert not at.exception and not at.error and not at.warning, [e.value for e in at.error]
+    assert "2,113 networks embedded" in " ".join(c.value for c in at.caption)
+    at.selectbox(key="explorer-colour").set_value("label").run()
     assert not at.exception
+    points = _plotted(at)
+    assert sum(points.values()) == 2113 and points["none"] == 316  # the CNNs have no label: shown, not dropped
+    assert "316 networks have no label (256 of cnn-digits, 60 of cnn-wild)" in " ".join(c.value for c in at.caption)
+    at.selectbox(key="explorer-colour").set_value("test_accuracy").run()
+    points = _plotted(at)
+    assert sum(points.values()) == 2113 and points["no test_accuracy"] == 1797
+
+
+def test_zoo_explorer_names_the_networks_an_embedder_cannot_read() -> None:
+    at = _page("pages/zoo_explorer.py")
+    at.multiselect(key="explorer-zoos").set_value(["cnn-wild"]).run()
+    at.selectbox(key="explorer-embedder").set_value("embed-cnn-ng-gnn (embed)").run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert at.warning and "cnn-wild" in at.warning[0].value and "reads up to 3×3" in at.warning[0].value
+    assert "4 networks embedded" in " ".join(c.value for c in at.caption)
+    at.selectbox(key="explorer-embedder").set_value("embed-ng-gnn (embed)").run()
+    assert at.error and "cannot read any network" in at.error[0].value and not at.exception
 
 
 def test_zoo_explorer_rejects_a_missing_directory(tmp_path: Path) -> None:
@@ -67,8 +102,9 @@ def test_zoo_explorer_places_an_uploaded_inr_among_its_neighbours() -> None:
     at.toggle(key="explorer-place").set_value(True).run()
     at.selectbox(key="explorer-example").set_value("siren-mnist-3.pth").run()
     assert not at.exception and not at.error, [e.value for e in at.error]
-    table = at.dataframe[-1].value
-    assert len(table) == 5 and "similarity" in table
+    tables = [d.value for d in at.dataframe if "similarity" in d.value]
+    assert len(tables) == 1 and len(tables[0]) == 5
+    assert _plotted(at)["your network"] == 1  # marked on the map
     at.selectbox(key="explorer-example").set_value("cnn-digits-residual.safetensors").run()
     assert at.error and "embedder" in at.error[0].value
 
@@ -105,3 +141,10 @@ def test_editor_mismatch_names_the_resolution_of_a_zoo_inr() -> None:
     line = editor_mismatch([small], 8, small, 8, 28)
     assert line and "28×28" in line and "8×8" in line and "architecture" not in line
     assert "render resolution 32" in editor_mismatch([small], 8, small, 32, 8)
+
+
+def test_the_toolbar_has_no_deploy_button() -> None:
+    import tomllib
+
+    config = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text())
+    assert config["client"]["toolbarMode"] == "minimal"

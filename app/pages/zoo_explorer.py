@@ -10,16 +10,19 @@ import plotly.express as px
 import streamlit as st
 
 from app.resources import (
+    MISSING_COLOUR,
     bundled_zoos,
     cached_run,
     cached_zoo,
     embedding_tasks,
     network_picker,
+    one_line_error,
     preferred_embedder,
     runs_for,
+    safe_palette,
 )
 from core.errors import WeightSpaceError
-from core.explore import PROJECTIONS, embed_zoo, nearest, project, warm_umap
+from core.explore import PROJECTIONS, ZooEmbedding, embed_networks, embed_zoo, nearest, project, warm_umap
 
 st.title("Zoo explorer")
 st.caption("Each point is a trained network. Networks that a metanetwork embeds close together are similar in "
@@ -51,7 +54,7 @@ seed = int(e3.number_input("Seed", 0, 1000, 0, key="explorer-seed"))
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
-def _embeddings(zoo_path: str, run_path: str | None) -> np.ndarray:
+def _embeddings(zoo_path: str, run_path: str | None) -> ZooEmbedding:
     bar = st.progress(0.0, text=f"Embedding {Path(zoo_path).name}…")
     run = cached_run(run_path) if run_path else None
     text = f"Embedding {Path(zoo_path).name}…"
@@ -71,47 +74,110 @@ def _projection(x: np.ndarray, method: str, seed: int) -> np.ndarray:
     return project(x, method, seed)
 
 
+def _category(value) -> str:
+    """A label as a legend entry: integral numbers without '.0' (a column with gaps turns float), gaps 'none'."""
+    if pd.isna(value):
+        return "none"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
 if method == "UMAP":
     _umap_warm()
 
+with st.expander("Place your own network on the map", expanded=bool(st.session_state.get("explorer-place"))):
+    place = st.toggle("Mark a checkpoint of mine and list its nearest networks", key="explorer-place")
+    mine = network_picker("explorer") if place else None
 
+parts, tables, left_out = [], [], []
 try:
-    parts, tables = [], []
     for name in chosen:
-        parts.append(_embeddings(zoos[name], embedders[embedder]))
-        tables.append(cached_zoo(zoos[name]).table.assign(zoo=Path(name).name))
-    emb = np.vstack(parts)
-    table = pd.concat(tables, ignore_index=True)
-    xy = _projection(emb, method, seed)
+        got = _embeddings(zoos[name], embedders[embedder])
+        left_out += [f"**{Path(name).name}**: {line}" for line in got.left_out]
+        if len(got.rows):
+            parts.append(got.vectors)
+            tables.append(cached_zoo(zoos[name]).table.iloc[got.rows].assign(zoo=Path(name).name, zoo_row=got.rows))
 except WeightSpaceError as exc:
-    st.error(str(exc))
+    st.error(one_line_error(exc))
+    st.stop()
+if left_out:
+    st.warning(f"{embedder} cannot read some networks; they are left out of the plot:\n\n"
+               + "\n".join(f"- {line}" for line in left_out))
+if not parts:
+    st.error(f"{embedder} cannot read any network of the chosen zoos. Choose another embedder "
+             "(weight statistics read every zoo).")
+    st.stop()
+if len({p.shape[1] for p in parts}) > 1:
+    st.error("The chosen zoos give embeddings of different sizes with this embedder; choose another embedder.")
+    st.stop()
+emb = np.vstack(parts)
+table = pd.concat(tables, ignore_index=True)
+
+query = None
+if mine is not None:
+    try:
+        query = embed_networks([mine], cached_run(embedders[embedder]) if embedders[embedder] else None)[0]
+    except WeightSpaceError as exc:
+        st.error(f"Cannot place this network among the zoo: {one_line_error(exc)}")
+try:
+    # your network is projected together with the zoo, so it lands where the zoo's own map puts it
+    xy = _projection(emb if query is None else np.vstack([emb, query[None]]), method, seed)
+except WeightSpaceError as exc:
+    st.error(one_line_error(exc))
     st.stop()
 
 columns = [c for c in ("label", "test_accuracy", "psnr", "zoo", "activation", "group") if c in table]
 colour = st.selectbox("Colour by", columns or ["zoo"], key="explorer-colour")
-plot = table.assign(x=xy[:, 0], y=xy[:, 1], row=np.arange(len(table)))
-if colour == "label":
-    plot["label"] = plot["label"].astype(str)
-fig = px.scatter(plot, x="x", y="y", color=colour, hover_data=[c for c in columns if c != colour] + ["row"],
-                 custom_data=["row"], opacity=0.75, height=560,
-                 color_continuous_scale="Viridis" if plot[colour].dtype.kind == "f" else None)
+plot = table.assign(x=xy[: len(table), 0], y=xy[: len(table), 1], row=np.arange(len(table)))
+missing = plot[colour].isna()
+hover = [c for c in columns if c != colour] + ["row"]
+layout = dict(opacity=0.75, height=560, custom_data=["row"], hover_data=hover)
+if plot[colour].dtype.kind == "f" and colour != "label":
+    fig = px.scatter(plot[~missing], x="x", y="y", color=colour, color_continuous_scale="Viridis", **layout)
+    if missing.any():  # drawn grey rather than dropped: a colour scale has no place for a missing value
+        gaps = plot[missing]
+        fig.add_scatter(x=gaps["x"], y=gaps["y"], mode="markers", name=f"no {colour}", customdata=gaps[["row"]],
+                        marker=dict(color=MISSING_COLOUR, size=6), hovertext=gaps["zoo"], showlegend=True)
+else:
+    plot[colour] = plot[colour].map(_category)
+    order = sorted(plot[colour].unique(), key=lambda v: (v == "none", len(v), v))
+    fig = px.scatter(plot, x="x", y="y", color=colour, category_orders={colour: order},
+                     color_discrete_sequence=safe_palette(), color_discrete_map={"none": MISSING_COLOUR}, **layout)
 fig.update_traces(marker=dict(size=6))
+if query is not None:
+    fig.add_scatter(x=[xy[-1, 0]], y=[xy[-1, 1]], mode="markers+text", name="your network", text=["your network"],
+                    textposition="top center", customdata=[[-1]],
+                    marker=dict(symbol="star", size=18, color="black", line=dict(width=1, color="white")))
 fig.update_layout(xaxis_title=f"{method} 1", yaxis_title=f"{method} 2", margin=dict(l=10, r=10, t=30, b=10))
 event = st.plotly_chart(fig, width="stretch", on_select="rerun", selection_mode="points", key="explorer-plot")
-st.caption(f"{len(table):,} networks embedded with {embedder}, projected with {method}. Select a point for details.")
+notes = []
+if missing.any():
+    shown = "drawn grey" if plot[colour].dtype.kind == "f" else "shown as 'none'"
+    by_zoo = ", ".join(f"{n:,} of {z}" for z, n in table[missing.to_numpy()]["zoo"].value_counts().items())
+    notes.append(f"{int(missing.sum()):,} networks have no {colour} ({by_zoo}): {shown}")
+if left_out:
+    notes.append("some networks left out (see above)")
+st.caption(f"{len(table):,} networks embedded with {embedder}, projected with {method}. Select a point for details."
+           + "".join(f" {n[0].upper()}{n[1:]}." for n in notes))
+
+if query is not None:
+    idx, sims = nearest(emb, query, k=5)
+    st.dataframe(table.iloc[idx].assign(similarity=sims), width="stretch")
+    st.caption("The five most similar networks in the chosen zoos (cosine similarity of standardised embeddings); "
+               "the star marks your network on the map.")
 
 if isinstance(event, dict):
     points = (event or {}).get("selection", {}).get("points", [])
 else:
     points = getattr(getattr(event, "selection", None), "points", [])
+points = [p for p in points if p.get("customdata") and int(p["customdata"][0]) >= 0]
 if points:
     row = int(points[0]["customdata"][0])
     info = table.iloc[row]
-    st.subheader(f"Network {row} of {info['zoo']}")
+    st.subheader(f"Network {int(info['zoo_row'])} of {info['zoo']}")
     zoo_dir = zoos.get(info["zoo"]) or next(v for k, v in zoos.items() if Path(k).name == info["zoo"])
-    zoo = cached_zoo(zoo_dir)
-    local = int(row - sum(len(t) for t in tables[: [Path(n).name for n in chosen].index(info["zoo"])]))
-    net = zoo.network(local)
+    net = cached_zoo(zoo_dir).network(int(info["zoo_row"]))
     d1, d2 = st.columns([1, 2])
     if net.architecture.input_shape == (2,):
         from core.tasks.edit import render
@@ -155,21 +221,3 @@ if inr_zoos:
                        f"({report['threshold']}) the layer mostly carries each INR's random init, not its image. "
                        "update_ratio = std(fitted − init) / std(init). No bar: the init is the same for every "
                        "network (zero biases, a shared init).")
-
-st.subheader("Place your own network")
-place = st.toggle("Find the nearest networks to a checkpoint of mine", key="explorer-place")
-mine = network_picker("explorer") if place else None
-if mine is not None:
-    try:
-        from core.explore import embed_networks
-
-        q = embed_networks([mine], cached_run(embedders[embedder]) if embedders[embedder] else None)[0]
-        if q.shape[0] != emb.shape[1]:
-            raise WeightSpaceError("its embedding has a different size than the zoo's (weight statistics need the "
-                                   "same architecture; choose a trained embedder)")
-        idx, sims = nearest(emb, q, k=5)
-        st.dataframe(table.iloc[idx].assign(similarity=sims), width="stretch")
-        st.caption("The five most similar networks in the chosen zoos (cosine similarity of standardised embeddings).")
-    except WeightSpaceError as exc:
-        st.error(f"Cannot place this network among the zoo: {exc}")
-

@@ -1,0 +1,65 @@
+"""core.explore: depth-free weight statistics for mixed zoos, and no network left out without a reason."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from core.explore import depth_free_statistics, embed_networks, embed_zoo
+from core.network.spec import mlp_architecture, siren_architecture
+
+ROOT = Path(__file__).resolve().parents[1]
+ZOOS = ROOT / "assets" / "zoos"
+
+
+def test_depth_free_statistics_have_one_length_for_any_depth_and_width() -> None:
+    torch.manual_seed(0)
+    shapes = set()
+    for arch in (siren_architecture((16, 16)), siren_architecture((32, 32, 32)), mlp_architecture([4, 3, 2])):
+        feats = depth_free_statistics(arch, torch.randn(5, arch.num_parameters))
+        assert np.isfinite(feats).all()
+        shapes.add(feats.shape)
+    assert shapes == {(5, 44)}
+
+
+def test_depth_free_statistics_are_the_statistics_of_the_first_layer() -> None:
+    arch = siren_architecture((16, 16))
+    flat = torch.randn(3, arch.num_parameters, dtype=torch.float64)
+    feats = depth_free_statistics(arch, flat)
+    first_weight = flat[:, : 2 * 16]  # seq.0.weight [16, 2] comes first in the flat order
+    assert np.allclose(feats[:, 0], first_weight.mean(1).numpy(), atol=1e-6)
+    assert np.allclose(feats[:, 6], first_weight.max(1).values.numpy(), atol=1e-6)
+    assert np.allclose(feats[:, -2], 3)  # three weight layers
+
+
+@pytest.mark.parametrize("zoo_name", ["cnn-wild", "digits-inr"])
+def test_statistics_embed_every_network(zoo_name: str) -> None:
+    from core.zoo import Zoo
+
+    zoo = Zoo.open(ZOOS / zoo_name)
+    emb = embed_zoo(zoo)
+    assert emb.left_out == [] and len(emb.rows) == len(zoo) and emb.vectors.shape == (len(zoo), 44)
+
+
+def test_a_run_that_cannot_read_some_architectures_names_them_and_counts_every_network() -> None:
+    from core.runs import load_run
+    from core.zoo import Zoo
+
+    run = load_run(ROOT / "assets" / "models" / "embed-cnn-ng-gnn")
+    zoo = Zoo.open(ZOOS / "cnn-wild")
+    emb = embed_zoo(zoo, run)
+    left = sum(int(line.split(" networks")[0].replace(",", "")) for line in emb.left_out)
+    assert emb.left_out and all("reads up to 3×3" in line for line in emb.left_out)
+    assert len(emb.rows) + left == len(zoo)  # nothing dropped without a line saying so
+    assert emb.vectors.shape == (len(emb.rows), 32) and (np.diff(emb.rows) > 0).all()
+
+
+def test_an_uploaded_network_of_another_architecture_is_placed_with_statistics() -> None:
+    from core.zoo import Zoo
+
+    zoo = Zoo.open(ZOOS / "digits-inr")
+    net = Zoo.open(ZOOS / "cnn-digits").network(0)
+    assert embed_networks([net]).shape[1] == embed_zoo(zoo).vectors.shape[1]
