@@ -62,3 +62,16 @@ def test_bad_file_shows_error_and_app_keeps_working() -> None:
     good = _bytes(nn.Sequential(nn.Linear(4, 4), nn.ReLU(), nn.Linear(4, 2)).state_dict())
     at.file_uploader(key="inspect-upload").upload("ok.pt", good).run()
     assert not at.error and {m.label: m.value for m in at.metric}["Parameters"] == str(4 * 4 + 4 + 4 * 2 + 2)
+
+
+def test_graph_slider_ends_at_the_models_edge_count_and_intensity_can_be_global() -> None:
+    at = _app()
+    at.selectbox(key="inspect-example").set_value("mlp-784-128-64-10.pt").run()
+    slider = at.slider(key="inspect-edges")
+    assert slider.max == 784 * 128 + 128 * 64 + 64 * 10 and slider.value == 3000
+    assert "every layer keeps its share" in " ".join(c.value for c in at.caption)
+    at.toggle(key="inspect-normalise").set_value(False).run()
+    slider.set_value(slider.max).run()
+    assert not at.exception and "All edges are drawn" in " ".join(c.value for c in at.caption)
+    at = _upload(_app(), "tiny.pt", _bytes(nn.Sequential(nn.Linear(5, 7), nn.ReLU(), nn.Linear(7, 3)).state_dict()))
+    assert not at.slider and "All edges are drawn" in " ".join(c.value for c in at.caption)

@@ -32,18 +32,29 @@ for note in summary["assumptions"]:
 
 tab_graph, tab_layers, tab_spectra, tab_download = st.tabs(["Neural graph", "Layers", "Spectra", "Download"])
 with tab_graph:
-    max_edges = st.slider("Edges to draw (strongest first)", 100, 10_000, 3_000, step=100)
-    fig, hidden = graph_figure(net, max_edges=max_edges)
+    num_edges = int(summary["num_edges"])
+    g1, g2 = st.columns([3, 1])
+    if num_edges > 100:  # the slider ends at this model's edge count: its right end draws every edge
+        max_edges = g1.slider("Edges to draw (each layer keeps its share, strongest first)", 100, num_edges,
+                              min(3_000, num_edges), step=1 if num_edges < 2_000 else 100, key="inspect-edges")
+    else:
+        max_edges = num_edges
+    per_layer = g2.toggle("Intensity per layer", value=True, key="inspect-normalise",
+                          help="On: an edge's width and opacity are relative to the weights of its own layer. "
+                               "Off: relative to the whole network's.")
+    fig, hidden = graph_figure(net, max_edges=max_edges, normalise="layer" if per_layer else "global")
     st.plotly_chart(fig, width="stretch")
     st.caption("Columns are layers (input on the left). Node colour = bias (red negative, blue positive); "
-               "edge colour = sign of the weight, width = its magnitude tercile; dotted grey = skip connections. "
-               + (f"**{hidden:,} weaker edges are hidden** for speed." if hidden else "All edges are drawn."))
+               "edge colour = sign of the weight, width and opacity = its magnitude "
+               f"{'within its layer' if per_layer else 'within the network'}; dotted grey = skip connections. "
+               + (f"**{hidden:,} weaker edges are hidden** for speed; every layer keeps its share."
+                  if hidden else "All edges are drawn."))
 with tab_layers:
-    rows = [{"#": l["index"], "layer": f"{l['kind']} {l.get('name', l.get('activation', ''))}".strip(),
-             "input": str(tuple(l["input_shape"])), "output": str(tuple(l["output_shape"])),
-             "parameters": l.get("parameters"),
-             "weight mean": l["weight"]["mean"] if "weight" in l else None,
-             "weight std": l["weight"]["std"] if "weight" in l else None} for l in summary["layers"]]
+    rows = [{"#": lay["index"], "layer": f"{lay['kind']} {lay.get('name', lay.get('activation', ''))}".strip(),
+             "input": str(tuple(lay["input_shape"])), "output": str(tuple(lay["output_shape"])),
+             "parameters": lay.get("parameters"),
+             "weight mean": lay["weight"]["mean"] if "weight" in lay else None,
+             "weight std": lay["weight"]["std"] if "weight" in lay else None} for lay in summary["layers"]]
     st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
     st.plotly_chart(weight_histograms(net), width="stretch")
     st.caption("Histograms of each Linear/Conv layer's weights (left) and biases (right).")

@@ -1,8 +1,12 @@
 """Plotly drawing of a neural graph: layered layout, nodes coloured by bias, edges by sign and |weight|.
 
-Edges are bucketed into a few traces (sign × strength tercile), each one `Scatter` with gaps between
-segments, so drawing stays fast; above `max_edges` only the strongest edges are drawn and the figure
-says how many are hidden.
+Which edges are drawn: every weight layer (linear, conv, flatten) and every skip connection is an edge
+group with its own share of the budget (`layer_budgets`: equal shares, a small group's unused share goes to
+the others), the strongest edges of each group first, so no layer vanishes because another one has larger
+weights. Edge intensity is |weight| relative to its own layer (its 99th percentile), or to the whole
+network's (`normalise="global"`). Edges are bucketed into a few traces (strength level × sign), drawn weak
+to strong with the two signs alternating at each level, so neither sign systematically covers the other;
+each trace is one `Scattergl` with gaps between segments, so drawing stays fast.
 """
 
 from __future__ import annotations
@@ -16,7 +20,10 @@ from core.graph.neural_graph import NeuralGraph, to_graph
 from core.network.spec import ACTIVATIONS, Network
 
 POSITIVE, NEGATIVE = "#1f77b4", "#d62728"  # colour-blind-safe blue / red pair
-WIDTHS = (0.6, 1.4, 2.8)
+LEVELS = ("weak", "medium", "strong", "strongest")
+WIDTHS = (0.5, 1.0, 1.8, 2.8)
+OPACITIES = (0.25, 0.4, 0.6, 0.85)
+NORMALISATIONS = ("layer", "global")
 
 
 def edge_strengths(graph: NeuralGraph) -> np.ndarray:
@@ -44,39 +51,98 @@ def node_positions(network: Network) -> np.ndarray:
     return out
 
 
-def graph_figure(network: Network, max_edges: int = 3000, title: str | None = None) -> tuple[go.Figure, int]:
-    """(figure, number of hidden edges). Hover a node for its bias and activation, an edge midpoint for its weight."""
+def edge_groups(network: Network) -> np.ndarray:
+    """[E] group id per edge: its weight layer (block) for linear / conv / flatten edges, and one group per skip
+    connection (by the layer it adds into), numbered after the weight layers."""
+    layout = layout_for(network.architecture)
+    groups = layout.edge_layer.numpy().copy()
+    residual = layout.edge_type.numpy() == EDGE_RESIDUAL
+    if residual.any():
+        target_layer = layout.node_layer.numpy()[layout.edge_index.numpy()[1, residual]]
+        _, pair = np.unique(target_layer, return_inverse=True)
+        groups[residual] = len(layout.blocks) + pair
+    return groups
+
+
+def layer_budgets(group_sizes: np.ndarray, budget: int) -> np.ndarray:
+    """Edges to draw per group: equal shares of `budget`, a group smaller than its share takes all its edges and
+    leaves the rest to the others; every non-empty group gets at least one edge."""
+    sizes = np.asarray(group_sizes, dtype=np.int64)
+    alloc = np.zeros_like(sizes)
+    remaining = max(int(budget), int((sizes > 0).sum()))
+    order = np.argsort(sizes, kind="stable")  # smallest first, so their leftovers flow to the larger groups
+    for k, g in enumerate(order):
+        share = remaining // (len(order) - k)
+        alloc[g] = min(sizes[g], max(share, 1 if sizes[g] else 0))
+        remaining -= alloc[g]
+    return alloc
+
+
+def select_edges(strength: np.ndarray, groups: np.ndarray, budget: int) -> np.ndarray:
+    """Indices of the edges to draw: each group's strongest |strength| edges, up to its `layer_budgets` share."""
+    ids, inverse = np.unique(groups, return_inverse=True)
+    alloc = layer_budgets(np.bincount(inverse, minlength=len(ids)), budget)
+    chosen = []
+    for gi in range(len(ids)):
+        members = np.flatnonzero(inverse == gi)
+        chosen.append(members[np.argsort(-np.abs(strength[members]), kind="stable")[: alloc[gi]]])
+    return np.sort(np.concatenate(chosen)) if chosen else np.zeros(0, dtype=np.int64)
+
+
+def edge_intensity(strength: np.ndarray, groups: np.ndarray, normalise: str = "layer") -> np.ndarray:
+    """[E] |strength| in [0, 1], relative to the 99th percentile of its own group ("layer") or of all edges
+    ("global"); a layer of small weights is then as visible as one of large weights."""
+    if normalise not in NORMALISATIONS:
+        raise ValueError(f"normalise must be one of {NORMALISATIONS}, not {normalise!r}")
+    mag = np.abs(strength)
+    if normalise == "global":
+        scale = np.full(len(mag), np.quantile(mag, 0.99) if len(mag) else 1.0)
+    else:
+        ids, inverse = np.unique(groups, return_inverse=True)
+        scale = np.array([np.quantile(mag[inverse == g], 0.99) for g in range(len(ids))])[inverse]
+    return np.clip(mag / np.where(scale > 0, scale, 1.0), 0.0, 1.0)
+
+
+def _segments(pos: np.ndarray, src: np.ndarray, dst: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """x and y of line segments src → dst separated by gaps (NaN), for one Scattergl trace."""
+    gap = np.full(len(src), np.nan)
+    return (np.stack([pos[src, 0], pos[dst, 0], gap], 1).ravel(),
+            np.stack([pos[src, 1], pos[dst, 1], gap], 1).ravel())
+
+
+def graph_figure(network: Network, max_edges: int = 3000, title: str | None = None,
+                 normalise: str = "layer") -> tuple[go.Figure, int]:
+    """(figure, number of hidden edges). Every layer keeps its share of `max_edges` (`select_edges`); edge
+    intensity per layer or global (`edge_intensity`). Hover a node for its bias and activation, an edge midpoint
+    for its weight."""
     graph = to_graph(network)
     pos = node_positions(network)
     w = edge_strengths(graph)
     src, dst = graph.edge_index.numpy()
     residual = graph.edge_type.numpy() == EDGE_RESIDUAL
-    order = np.argsort(-np.abs(w), kind="stable")
-    shown = order[: max_edges]
+    groups = edge_groups(network)
+    shown = select_edges(w, groups, max_edges)
     hidden = len(w) - len(shown)
+    level = np.minimum((edge_intensity(w, groups, normalise)[shown] * len(LEVELS)).astype(int), len(LEVELS) - 1)
     fig = go.Figure()
-    mags = np.abs(w[shown])
-    cuts = np.quantile(mags, [1 / 3, 2 / 3]) if len(mags) else np.array([0.0, 0.0])
-    bucket = np.searchsorted(cuts, mags, side="right")
-    for sign, colour, label in ((1, POSITIVE, "positive"), (-1, NEGATIVE, "negative")):
-        for b in range(3):
+    signs = ((1, POSITIVE, "positive"), (-1, NEGATIVE, "negative"))
+    for b in range(len(LEVELS)):  # weak to strong; the signs alternate which goes first at each level
+        for sign, colour, label in (signs if b % 2 == 0 else signs[::-1]):
             same_sign = (w[shown] >= 0) if sign > 0 else (w[shown] < 0)
-            sel = shown[same_sign & (bucket == b) & ~residual[shown]]
+            sel = shown[same_sign & (level == b) & ~residual[shown]]
             if len(sel) == 0:
                 continue
-            xs = np.stack([pos[src[sel], 0], pos[dst[sel], 0], np.full(len(sel), np.nan)], 1).ravel()
-            ys = np.stack([pos[src[sel], 1], pos[dst[sel], 1], np.full(len(sel), np.nan)], 1).ravel()
+            xs, ys = _segments(pos, src[sel], dst[sel])
             fig.add_trace(go.Scattergl(x=xs, y=ys, mode="lines", line=dict(color=colour, width=WIDTHS[b]),
-                                       opacity=0.35 + 0.2 * b, hoverinfo="skip",
-                                       name=f"{label} weights, {('weak', 'medium', 'strong')[b]}", legendgroup=label))
+                                       opacity=OPACITIES[b], hoverinfo="skip", legendgroup=label,
+                                       name=f"{label} weights ({LEVELS[b]})"))
     res = shown[residual[shown]]
     if len(res):
-        xs = np.stack([pos[src[res], 0], pos[dst[res], 0], np.full(len(res), np.nan)], 1).ravel()
-        ys = np.stack([pos[src[res], 1], pos[dst[res], 1], np.full(len(res), np.nan)], 1).ravel()
+        xs, ys = _segments(pos, src[res], dst[res])
         fig.add_trace(go.Scattergl(x=xs, y=ys, mode="lines", line=dict(color="#7f7f7f", width=1, dash="dot"),
                                    name="skip connections", hoverinfo="skip"))
     # edge hover: invisible markers at midpoints of the drawn edges
-    mid = shown[: min(len(shown), 3000)]
+    mid = shown[np.argsort(-np.abs(w[shown]), kind="stable")[:3000]]  # hover on the strongest drawn edges
     fig.add_trace(go.Scattergl(
         x=(pos[src[mid], 0] + pos[dst[mid], 0]) / 2, y=(pos[src[mid], 1] + pos[dst[mid], 1]) / 2, mode="markers",
         marker=dict(size=6, opacity=0), showlegend=False,
@@ -97,6 +163,7 @@ def graph_figure(network: Network, max_edges: int = 3000, title: str | None = No
                       "<br>activation %{customdata[4]}<extra></extra>",
     ))
     caption = f"{len(shown):,} of {len(w):,} edges drawn" + (f" ({hidden:,} weakest hidden)" if hidden else "")
+    caption += f", intensity relative to {'each layer' if normalise == 'layer' else 'the whole network'}"
     fig.update_layout(
         title=title or caption, showlegend=True, height=520, margin=dict(l=10, r=10, t=40, b=10),
         xaxis=dict(title="layer", tickmode="array", tickvals=list(range(len(layout_for(network.architecture).layers))),
