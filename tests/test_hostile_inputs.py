@@ -8,12 +8,10 @@ from __future__ import annotations
 import io
 import json
 import re
-import struct
 import subprocess
 import sys
 import textwrap
 import zipfile
-import zlib
 from pathlib import Path
 
 import numpy as np
@@ -22,149 +20,33 @@ import torch
 from safetensors.torch import save_file
 from torch import nn
 
+from core.bench.hostile import (
+    CHUNK,
+    deep_dict_pt,
+    deep_list_pt,
+    export_with_metadata,
+    huge_input_export,
+    npz_bomb,
+    pt_bomb,
+    small_state,
+    stored_member,
+    write_zip,
+)
 from core.cli import main as cli_main
 from core.errors import CheckpointError, UnsafeCheckpointError, WeightSpaceError
 from core.io import load_network, network_from_state_dict, read_tensor_file
 
 ROOT = Path(__file__).resolve().parents[1]
-CHUNK = 64 << 20  # bytes of zeros per pre-compressed deflate block
 
 
 def _state() -> dict[str, torch.Tensor]:
-    return nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2)).state_dict()
+    return small_state()
 
 
 def _one_line(exc: BaseException) -> str:
     text = str(exc)
     assert text and "\n" not in text and "Traceback" not in text
     return text
-
-
-# ---------------------------------------------------------------------------------------------- builders
-def _zeros_deflated(inflated: int, head: bytes = b"") -> tuple[bytes, int]:
-    """A raw deflate stream of `head` then zeros, `inflated` bytes in all (a multiple of CHUNK), and its CRC-32,
-    built in well under a second: each chunk compressed with a full flush (no back-references across chunks),
-    the all-zero chunk's block repeated, then an empty final block."""
-    first_chunk = head + bytes(CHUNK - len(head))
-    comp = zlib.compressobj(9, zlib.DEFLATED, -15)
-    first = comp.compress(first_chunk) + comp.flush(zlib.Z_FULL_FLUSH)
-    comp = zlib.compressobj(9, zlib.DEFLATED, -15)
-    block = comp.compress(bytes(CHUNK)) + comp.flush(zlib.Z_FULL_FLUSH)
-    crc, zeros = zlib.crc32(first_chunk), bytes(CHUNK)
-    for _ in range(inflated // CHUNK - 1):
-        crc = zlib.crc32(zeros, crc)
-    return first + block * (inflated // CHUNK - 1) + b"\x03\x00", crc  # \x03\x00: empty final fixed-Huffman block
-
-
-def _write_zip(path: Path, members: list[tuple[str, bytes, int, int, int]]) -> None:
-    """A zip written by hand: (name, payload, method 0 stored / 8 deflated, inflated size, crc) per member,
-    so a member can carry a pre-compressed bomb that the zipfile writer would take seconds to produce."""
-    out, central = bytearray(), bytearray()
-    for name, payload, method, size, crc in members:
-        raw = name.encode()
-        offset = len(out)
-        out += struct.pack("<IHHHHHIIIHH", 0x04034B50, 20, 0, method, 0, 0x21, crc, len(payload), size, len(raw), 0)
-        out += raw + payload
-        central += struct.pack("<IHHHHHHIIIHHHHHII", 0x02014B50, 20, 20, 0, method, 0, 0x21, crc, len(payload), size,
-                               len(raw), 0, 0, 0, 0, 0, offset) + raw
-    end = struct.pack("<IHHHHIIH", 0x06054B50, 0, 0, len(members), len(members), len(central), len(out), 0)
-    path.write_bytes(bytes(out + central + end))
-
-
-def _stored(name: str, data: bytes) -> tuple[str, bytes, int, int, int]:
-    return name, data, 0, len(data), zlib.crc32(data)
-
-
-def pt_bomb(path: Path, inflated: int = 1 << 30) -> Path:
-    """A real torch.save archive whose storage member inflates to `inflated` bytes of zeros."""
-    buf = io.BytesIO()
-    torch.save({"w": torch.zeros(4)}, buf)
-    src = zipfile.ZipFile(io.BytesIO(buf.getvalue()))
-    members = []
-    for info in src.infolist():
-        if info.filename.endswith("/data/0"):
-            payload, crc = _zeros_deflated(inflated)
-            members.append((info.filename, payload, 8, inflated, crc))
-        else:
-            members.append(_stored(info.filename, src.read(info)))
-    _write_zip(path, members)
-    return path
-
-
-def npz_bomb(path: Path, inflated: int = 1 << 30) -> Path:
-    """An .npz whose one float32 array (declared in its .npy header) inflates from zeros."""
-    from numpy.lib import format as npy
-
-    head = io.BytesIO()
-    npy.write_array_header_1_0(head, {"descr": "<f4", "fortran_order": False, "shape": ((inflated - 128) // 4,)})
-    header = head.getvalue()
-    assert len(header) == 128
-    payload, crc = _zeros_deflated(inflated, header)
-    _write_zip(path, [("w.npy", payload, 8, inflated, crc)])
-    return path
-
-
-def pickle_nested(path: Path, depth: int, opening: bytes, closing: bytes) -> Path:
-    """A torch.save archive whose pickle wraps the state_dict in `depth` containers (opcodes spliced in)."""
-    buf = io.BytesIO()
-    torch.save(_state(), buf)
-    src = zipfile.ZipFile(io.BytesIO(buf.getvalue()))
-    members = []
-    for info in src.infolist():
-        data = src.read(info)
-        if info.filename.endswith("data.pkl"):
-            assert data[:2] == b"\x80\x02" and data[-1:] == b"."
-            data = data[:2] + opening * depth + data[2:-1] + closing * depth + b"."
-        members.append(_stored(info.filename, data))
-    _write_zip(path, members)
-    return path
-
-
-def deep_dict_pt(path: Path, depth: int = 100_000) -> Path:
-    """{"a": {"a": … {state_dict}}}: EMPTY_DICT, BINUNICODE 'a' … SETITEM."""
-    return pickle_nested(path, depth, b"}X\x01\x00\x00\x00a", b"s")
-
-
-def deep_list_pt(path: Path, depth: int = 100_000) -> Path:
-    """A state_dict whose one extra entry is a list nested `depth` deep (EMPTY_LIST … APPEND spliced in)."""
-    buf = io.BytesIO()
-    marker = 123_456_789
-    torch.save({**_state(), "junk": marker}, buf)
-    src = zipfile.ZipFile(io.BytesIO(buf.getvalue()))
-    members = []
-    for info in src.infolist():
-        data = src.read(info)
-        if info.filename.endswith("data.pkl"):
-            value = b"J" + struct.pack("<i", marker)  # BININT of the marker
-            assert data.count(value) == 1
-            data = data.replace(value, b"]" * depth + value + b"a" * depth)
-        members.append(_stored(info.filename, data))
-    _write_zip(path, members)
-    return path
-
-
-def export_with_metadata(path: Path, **overrides: str) -> Path:
-    """A valid export-format file of a small MLP with some metadata entries replaced."""
-    from core.io.export import export_metadata
-
-    net = network_from_state_dict(_state(), "relu")
-    meta = {**export_metadata(net), **overrides}
-    save_file({k: v.contiguous() for k, v in net.params.items()}, str(path), metadata=meta)
-    return path
-
-
-def huge_input_export(path: Path, side: int = 20_000) -> Path:
-    """768 bytes that declare a conv input of [1, side, side]."""
-    from core.network.spec import Architecture, Conv, GlobalAvgPool, Linear
-
-    arch = Architecture((Conv("c", 1, 1, (1, 1), (1, 1), (0, 0)), GlobalAvgPool(), Linear("l", 1, 1)), (1, side, side))
-    params = {"c.weight": torch.ones(1, 1, 1, 1), "c.bias": torch.zeros(1), "l.weight": torch.ones(1, 1),
-              "l.bias": torch.zeros(1)}
-    from core.io.export import FORMAT, VERSION
-
-    meta = {"format": FORMAT, "version": VERSION, "architecture": arch.to_json(), "meta": "{}"}
-    save_file(params, str(path), metadata=meta)
-    return path
 
 
 # ---------------------------------------------------------------------------------------------- bounded reads
@@ -230,7 +112,7 @@ def test_npz_declaring_more_than_its_member_holds_is_refused(tmp_path: Path) -> 
     npy.write_array_header_1_0(head, {"descr": "<f4", "fortran_order": False, "shape": (50_000_000,)})
     data = head.getvalue() + bytes(64)
     path = tmp_path / "short.npz"
-    _write_zip(path, [_stored("w.npy", data)])
+    write_zip(path, [stored_member("w.npy", data)])
     with pytest.raises(CheckpointError, match="truncated"):
         read_tensor_file(path)
 
