@@ -657,3 +657,20 @@ def test_json_depth_skips_strings_in_one_linear_pass() -> None:
     for text in ['"\\' * 1_000_000, '"' * 2_000_001, '"' + "x" * 2_000_000]:  # unterminated strings
         assert json_depth(text) == 0
     assert time.perf_counter() - started < 5  # a quadratic scan takes minutes here
+
+
+def test_zip_with_too_many_members_is_refused_from_its_end_record(tmp_path: Path) -> None:
+    path = tmp_path / "members.npz"
+    write_zip(path, [stored_member(f"a{i}.npy", b"") for i in range(10_001)])
+    with pytest.raises(CheckpointError, match="the archive lists 10,001 members, over the limit of 10,000"):
+        read_tensor_file(path)
+
+
+def test_small_cnn_zoo_weights_must_be_a_float_matrix(tmp_path: Path) -> None:
+    from core.io import read_small_cnn_zoo
+
+    zoo = _small_cnn_zoo(tmp_path / "zoo")
+    np.save(zoo / "weights.npy", np.array(["a", "b"]))
+    with pytest.raises(CheckpointError, match="weights.npy must be a 2-d float array") as info:
+        read_small_cnn_zoo(zoo)
+    assert "unreadable" not in _one_line(info.value)

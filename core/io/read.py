@@ -190,11 +190,14 @@ def _zip_index(path: Path, limits: Limits, max_members: int) -> list[zipfile.Zip
         with open(path, "rb") as fh:
             # the end record gives the member count before ZipFile builds one object per member
             end = zipfile._EndRecData(fh)  # noqa: SLF001 (the stdlib's own reader of the end record)
-        if end is None:
-            raise zipfile.BadZipFile("no end of central directory record")
-        if end[zipfile._ECD_ENTRIES_TOTAL] > max_members:  # noqa: SLF001
-            raise CheckpointError(f"{path.name}: the archive lists {end[zipfile._ECD_ENTRIES_TOTAL]:,} members, "  # noqa: SLF001
-                                  f"over the limit of {max_members:,}")
+    except OSError as exc:
+        raise CheckpointError(f"{path.name}: unreadable ({_first_line(exc)})") from None
+    if end is None:
+        raise CheckpointError(f"{path.name}: truncated or corrupt archive (no end of central directory record)")
+    members = end[zipfile._ECD_ENTRIES_TOTAL]  # noqa: SLF001
+    if members > max_members:
+        raise CheckpointError(f"{path.name}: the archive lists {members:,} members, over the limit of {max_members:,}")
+    try:
         with zipfile.ZipFile(path) as zf:
             infos = zf.infolist()
     except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:

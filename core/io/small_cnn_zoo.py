@@ -103,9 +103,12 @@ def _read_files(d: Path, limits: Limits) -> tuple[np.ndarray, pd.DataFrame, pd.D
             raise CheckpointError(f"{d}: not a Small CNN Zoo directory (missing {name})")
     try:
         weights = np.load(d / "weights.npy", mmap_mode="r", allow_pickle=False)  # mapped: nothing read yet
-        if weights.ndim != 2 or weights.dtype.kind != "f" or weights.shape[1] > limits.max_total_elements:
-            raise CheckpointError(f"{d}: weights.npy must be a 2-d float array [networks, parameters]; it is "
-                                  f"{weights.dtype} of shape {weights.shape}")
+    except (ValueError, OSError, EOFError) as exc:
+        raise CheckpointError(f"{d}: unreadable weights.npy ({' '.join(str(exc).split())[:200]})") from None
+    if weights.ndim != 2 or weights.dtype.kind != "f" or weights.shape[1] > limits.max_total_elements:
+        raise CheckpointError(f"{d}: weights.npy must be a 2-d float array [networks, parameters]; it is "
+                              f"{weights.dtype} of shape {weights.shape}")
+    try:
         layout = pd.read_csv(d / "layout.csv", nrows=limits.max_tensors + 1)
         # one more row than weights.npy has is enough to tell a mismatch, and bounds what is inflated
         metrics = pd.read_csv(d / "metrics.csv.gz", nrows=weights.shape[0] + 1)
