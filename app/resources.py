@@ -7,7 +7,7 @@ from pathlib import Path
 import streamlit as st
 
 from core.errors import WeightSpaceError
-from core.network.spec import ACTIVATIONS, Network
+from core.network.spec import ACTIVATIONS, Activation, Network
 
 ROOT = Path(__file__).resolve().parents[1]
 ASSETS = ROOT / "assets"
@@ -73,12 +73,30 @@ def network_picker(key: str, default: str = "Bundled example") -> Network | None
         name = st.selectbox("Example", list(examples), key=f"{key}-example")
         data = examples[name].read_bytes()
     try:
-        net = _load_bytes(data, name, act)
+        net = _load_bytes(data, name, None)
+        if act is not None and any(a.fn == "unknown" for a in net.architecture.activations()):
+            net = _load_bytes(data, name, act)  # the file does not say: the choice defines the network
     except Exception as exc:  # noqa: BLE001 (an upload must never show a stack trace)
         st.error(f"Cannot read **{name}**: {one_line_error(exc)}")
         return None
+    recorded = recorded_activation_contradicting(net.architecture, act)
+    if recorded:  # as the CLI does: a file's own activation wins over a contradicting declaration
+        st.warning(f"**{name}** records its hidden activation as {recorded}; the chosen {act} contradicts it, "
+                   f"so the network runs with its own {recorded}.")
     st.session_state["network"] = net
     return net
+
+
+def recorded_activation_contradicting(architecture, declared: str | None) -> str | None:
+    """The architecture's hidden activations in words when they are not all `declared`, else None."""
+    if declared is None:
+        return None
+    weights = architecture.weight_layers()
+    last = weights[-1] if weights else len(architecture.ops)
+    hidden = [op for i, op in enumerate(architecture.ops) if i < last and isinstance(op, Activation)]
+    if not hidden or {op.fn for op in hidden} == {declared}:
+        return None
+    return ", ".join(sorted({op.describe() for op in hidden}))
 
 
 MODELS_DIR = ASSETS / "models"
@@ -183,7 +201,6 @@ def _widths(architecture) -> str:
     shapes = architecture.value_shapes()
     sizes = [shapes[0]] + [shapes[i + 1] for i in architecture.weight_layers()]
     return "–".join(str(math.prod(s)) for s in sizes)
-
 
 
 def safe_palette() -> list[str]:

@@ -80,7 +80,7 @@ def unreadable_reason(architecture: Architecture, run) -> str | None:
         return str(exc).splitlines()[0]
     if need > run.config.grid_size:
         g = run.config.grid_size
-        return f"its largest kernel or patch is {need}×{need}, the embedder reads up to {g}×{g}"
+        return f"its largest kernel or patch is {need}×{need}, this model reads up to {g}×{g}"
     return None
 
 

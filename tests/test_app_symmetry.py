@@ -54,3 +54,26 @@ def test_bundled_siren_sign_and_phase() -> None:
     for kind in ("sign", "phase"):
         at.radio(key="symmetry-kind").set_value(kind).run()
         assert at.success and not at.error, kind
+
+
+def test_a_declared_activation_contradicting_the_file_is_a_warning_and_the_file_runs() -> None:
+    import json
+
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.run()
+    at.switch_page("pages/symmetry_lab.py").run()
+    at.selectbox(key="symmetry-example").set_value("siren-mnist-3.pth").run()
+    at.selectbox(key="symmetry-activation").set_value("relu").run()
+    assert not at.exception
+    assert len(at.warning) == 1 and "sine" in at.warning[0].value and "relu" in at.warning[0].value
+    at.radio(key="symmetry-kind").set_value("scale").run()
+    # ReLU scalings claimed for a sine network: checked against the sine function, so they fail
+    assert at.error and "changed" in at.error[0].value and not at.success
+    table = at.dataframe[0].value
+    assert not table.set_index("symmetry").loc["scale", "passed"]
+    assert table.set_index("symmetry").loc["permutation", "passed"]
+    formats = json.loads(at.dataframe[0].proto.columns)
+    assert formats["max abs error"]["type_config"]["format"] == "%.1e"
+    metanets = [d.value for d in at.dataframe if "respects it" in d.value]
+    assert metanets and all(v in (True, False) for v in metanets[0]["respects it"])
+    assert metanets[0]["respects it"].dtype == bool

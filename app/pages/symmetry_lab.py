@@ -6,8 +6,17 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from app.resources import bundled_runs, cached_run, network_picker
+from app.resources import (
+    FROM_FILE,
+    bundled_runs,
+    cached_run,
+    network_picker,
+    one_line_error,
+    recorded_activation_contradicting,
+)
+from core.cli.check_cmd import declare_activation
 from core.errors import WeightSpaceError
+from core.explore import unreadable_reason
 from core.graph import to_graph
 from core.symmetry import admitted_symmetries, check_function_preservation, equivariance_error, invariance_error
 from core.symmetry.lab import transformed_network
@@ -24,7 +33,13 @@ if any(a.fn == "unknown" for a in net.architecture.activations()):
     st.warning("The activation is unknown, so the symmetries are too: choose the activation above.")
     st.stop()
 
-report = admitted_symmetries(net)
+declared = st.session_state.get("symmetry-activation")
+assume = None  # as the CLI: a declaration that contradicts the file decides the claimed symmetries only
+if recorded_activation_contradicting(net.architecture, None if declared == FROM_FILE else declared):
+    assume = declare_activation(net.architecture, declared)
+    st.caption(f"The symmetries below are those a {declared} network would admit, checked against the file's own "
+               "function: the ones its real activation does not admit fail.")
+report = admitted_symmetries(assume if assume is not None else net)
 st.markdown(f"**Admitted symmetries:** {report.describe()}")
 kinds = report.kinds
 if not kinds:
@@ -35,10 +50,11 @@ c1, c2, c3 = st.columns([2, 1, 1])
 kind = c1.radio("Transformation", kinds, horizontal=True, key="symmetry-kind")
 seed = int(c2.number_input("Seed", min_value=0, max_value=10_000, value=0, step=1, key="symmetry-seed"))
 broken = c3.toggle("Break it", key="symmetry-broken",
-                   help="Apply a near miss instead (incoming weights only, or half a phase period): the check must fail.")
+                   help="Apply a near miss instead (incoming weights only, or half a phase period): "
+                        "the check must fail.")
 
 after = transformed_network(net, kind, seed, broken)
-results = check_function_preservation(net, trials=3, seed=seed, kinds=[kind], broken=broken)
+results = check_function_preservation(net, trials=3, seed=seed, kinds=[kind], broken=broken, assume=assume)
 res = results[0]
 label = "broken transform" if broken else kind
 if res.passed:
@@ -57,28 +73,38 @@ with right:
     st.plotly_chart(fig, width="stretch", key="symmetry-after")
 
 st.subheader("All symmetries, checked")
-table = check_function_preservation(net, trials=3, seed=seed, broken=broken)
+table = check_function_preservation(net, trials=3, seed=seed, broken=broken, assume=assume)
+SCIENTIFIC = st.column_config.NumberColumn(format="%.1e")  # 1.4e-14, not 0.000000000000014
 st.dataframe(pd.DataFrame([{"symmetry": r.symmetry, "max abs error": r.max_abs_error, "max rel error": r.max_rel_error,
-                            "passed": r.passed} for r in table]), hide_index=True, width="stretch")
+                            "passed": r.passed} for r in table]), hide_index=True, width="stretch",
+             column_config={"max abs error": SCIENTIFIC, "max rel error": SCIENTIFIC})
 st.caption("Each row applies 3 random elements and compares outputs on probe inputs in float64 "
            "(a coordinate grid for INRs, random inputs otherwise).")
 
 runs = bundled_runs()
 if runs:
     st.subheader("Do the bundled metanetworks respect it?")
-    rows = []
+    rows, unreadable = [], []
     for name, path in runs.items():
         run = cached_run(str(path))
-        try:
-            graph = to_graph(net.to(dtype=next(run.model.parameters()).dtype), grid_size=run.config.grid_size)
-            measure = equivariance_error if run.task.head == "params" else invariance_error
-            err = measure(run.model, [graph], trials=3, seed=seed, kinds=[kind])
-            rows.append({"model": name, "output": "equivariant update" if run.task.head == "params" else "prediction",
-                         "claims": ", ".join(run.model.symmetries), "error under " + kind: err,
-                         "respects it": kind in run.model.symmetries or err < 1e-4})
-        except (WeightSpaceError, RuntimeError, ValueError) as exc:
-            rows.append({"model": name, "output": "—", "claims": "", "error under " + kind: None,
-                         "respects it": f"cannot read this network ({str(exc).splitlines()[0][:80]})"})
-    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
+        reason = unreadable_reason(net.architecture, run)
+        if reason is None:
+            try:
+                graph = to_graph(net.to(dtype=next(run.model.parameters()).dtype), grid_size=run.config.grid_size)
+                measure = equivariance_error if run.task.head == "params" else invariance_error
+                err = measure(run.model, [graph], trials=3, seed=seed, kinds=[kind])
+            except (WeightSpaceError, RuntimeError, ValueError) as exc:
+                reason = one_line_error(exc) if isinstance(exc, WeightSpaceError) else str(exc).splitlines()[0][:120]
+        if reason is not None:
+            unreadable.append(f"**{name}** ({reason})")
+            continue
+        rows.append({"model": name, "output": "equivariant update" if run.task.head == "params" else "prediction",
+                     "claims": ", ".join(run.model.symmetries), "error under " + kind: err,
+                     "respects it": bool(kind in run.model.symmetries or err < 1e-4)})
+    if rows:
+        st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch",
+                     column_config={"error under " + kind: SCIENTIFIC})
     st.caption("Relative change of each model's output when the input network is transformed (invariance for "
                "predictions, equivariance for editors). Models are exact for the symmetries they claim.")
+    if unreadable:
+        st.caption("Cannot read this network, so not in the table: " + "; ".join(unreadable) + ".")
