@@ -75,3 +75,16 @@ def test_graph_slider_ends_at_the_models_edge_count_and_intensity_can_be_global(
     assert not at.exception and "All edges are drawn" in " ".join(c.value for c in at.caption)
     at = _upload(_app(), "tiny.pt", _bytes(nn.Sequential(nn.Linear(5, 7), nn.ReLU(), nn.Linear(7, 3)).state_dict()))
     assert not at.slider and "All edges are drawn" in " ".join(c.value for c in at.caption)
+
+
+def test_layers_table_has_no_none_and_spectra_name_their_layers() -> None:
+    import json
+
+    at = _upload(_app(), "seq.pt", _bytes(nn.Sequential(nn.Linear(5, 7), nn.ReLU(), nn.Linear(7, 3)).state_dict()))
+    at.selectbox(key="inspect-activation").set_value("relu").run()
+    layers = next(d.value for d in at.dataframe if "weight std" in d.value)
+    assert "None" not in layers.astype(str).to_numpy() and "nan" not in layers.astype(str).to_numpy()
+    assert layers["layer"].tolist() == ["linear 0", "activation relu", "linear 2"]
+    spectra = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+    names = [t.get("name") for fig in spectra for t in fig["data"] if t.get("mode") == "lines+markers"]
+    assert names == ["linear 0 (7×5)", "linear 2 (3×7)"]

@@ -50,12 +50,17 @@ with tab_graph:
                + (f"**{hidden:,} weaker edges are hidden** for speed; every layer keeps its share."
                   if hidden else "All edges are drawn."))
 with tab_layers:
-    rows = [{"#": lay["index"], "layer": f"{lay['kind']} {lay.get('name', lay.get('activation', ''))}".strip(),
+    rows = [{"#": lay["index"], "layer": f"{lay['kind']} {lay.get('name') or lay.get('activation') or ''}".strip(),
              "input": str(tuple(lay["input_shape"])), "output": str(tuple(lay["output_shape"])),
              "parameters": lay.get("parameters"),
              "weight mean": lay["weight"]["mean"] if "weight" in lay else None,
              "weight std": lay["weight"]["std"] if "weight" in lay else None} for lay in summary["layers"]]
-    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
+    # rows without weights (activations, pooling) show an empty cell, not "None"
+    table = pd.DataFrame(rows)
+    table["parameters"] = [f"{int(v):,}" if pd.notna(v) else "" for v in table["parameters"]]
+    for column in ("weight mean", "weight std"):
+        table[column] = [f"{v:.4g}" if pd.notna(v) else "" for v in table[column]]
+    st.dataframe(table, hide_index=True, width="stretch")
     st.plotly_chart(weight_histograms(net), width="stretch")
     st.caption("Histograms of each Linear/Conv layer's weights (left) and biases (right).")
 with tab_spectra:

@@ -40,9 +40,12 @@ def spectra_figure(network: Network) -> tuple[go.Figure, list[dict]]:
     for op in _weight_ops(network):
         spec = spectrum(weight_matrix(network, op.name))
         s = spec["singular_values"]
-        fig.add_trace(go.Scatter(x=list(range(1, len(s) + 1)), y=s, mode="lines+markers", name=op.name))
-        rows.append({"layer": op.name, "shape": "×".join(map(str, weight_matrix(network, op.name).shape)),
+        shape = "×".join(map(str, weight_matrix(network, op.name).shape))
+        # the legend names the layer by kind and shape too: a Sequential's layers are only called 0, 2, 4
+        fig.add_trace(go.Scatter(x=list(range(1, len(s) + 1)), y=s, mode="lines+markers",
+                                 name=f"{op.kind} {op.name} ({shape})"))
+        rows.append({"layer": op.name, "shape": shape,
                      "spectral norm": round(spec["spectral_norm"], 4), "stable rank": round(spec["stable_rank"], 3)})
-    fig.update_layout(xaxis_title="singular value index", yaxis_title="singular value", yaxis_type="log", height=360,
-                      margin=dict(l=10, r=10, t=30, b=10))
+    fig.update_layout(xaxis_title="singular value index", yaxis_title="singular value", yaxis_type="log", height=400,
+                      margin=dict(l=10, r=10, t=30, b=10), legend=dict(title="layer"))
     return fig, rows
