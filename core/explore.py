@@ -194,3 +194,36 @@ def nearest(x: np.ndarray, query: np.ndarray, k: int = 5) -> tuple[np.ndarray, n
     sims = (a @ q) / (np.linalg.norm(a, axis=1) * np.linalg.norm(q) + 1e-12)
     idx = np.argsort(-sims)[:k]
     return idx, sims[idx]
+
+
+def search_rows(table, query: str) -> np.ndarray:
+    """[n] bool: rows matching `query`: `column=value` (exact, as text; several joined by ',' must all hold) or
+    free text found, case-insensitively, in any column."""
+    import pandas as pd
+
+    query = query.strip()
+    mask = np.ones(len(table), dtype=bool)
+    if not query:
+        return ~mask
+    terms = [t.strip() for t in query.split(",") if t.strip()]
+    for term in terms:
+        column, sep, value = term.partition("=")
+        column, value = column.strip(), value.strip()
+        if sep and column in table:
+            text = table[column].map(lambda v: "" if pd.isna(v) else (str(int(v)) if isinstance(v, float)
+                                                                        and v.is_integer() else str(v)))
+            mask &= (text.str.lower() == value.lower()).to_numpy()
+        elif sep:
+            raise WeightSpaceError(f"no column {column!r} to search; columns: {', '.join(map(str, table.columns))}")
+        else:
+            text = table.astype(str).apply(lambda col: col.str.contains(term, case=False, regex=False))
+            mask &= text.any(axis=1).to_numpy()
+    return mask
+
+
+def embedding_export(table, xy: np.ndarray, vectors: np.ndarray):
+    """One row per network: its metadata, its 2-D coordinates (x, y) and its embedding (emb_0 …), for download."""
+    import pandas as pd
+
+    emb = pd.DataFrame(vectors, columns=[f"emb_{i}" for i in range(vectors.shape[1])], index=table.index)
+    return pd.concat([table.assign(x=xy[:, 0], y=xy[:, 1]), emb], axis=1)

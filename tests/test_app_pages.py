@@ -148,3 +148,18 @@ def test_the_toolbar_has_no_deploy_button() -> None:
 
     config = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text())
     assert config["client"]["toolbarMode"] == "minimal"
+
+
+def test_zoo_explorer_search_rings_matches_and_offers_a_download() -> None:
+    import pandas as pd
+
+    at = _page("pages/zoo_explorer.py")
+    at.text_input(key="explorer-search").set_value("label=3").run()
+    assert not at.exception and not at.error
+    expected = int((pd.read_csv(ROOT / "assets" / "zoos" / "digits-inr" / "table.csv")["label"] == 3).sum())
+    assert _plotted(at)["search: label=3"] == expected > 0
+    assert f"Search matches {expected:,} networks" in " ".join(c.value for c in at.caption)
+    assert any(len(d.value) == expected and (d.value["label"] == 3).all() for d in at.dataframe)
+    assert at.get("download_button") and "CSV" in at.get("download_button")[0].proto.label
+    at.text_input(key="explorer-search").set_value("nosuchcolumn=1").run()
+    assert at.error and "no column 'nosuchcolumn'" in at.error[0].value and not at.exception

@@ -63,3 +63,29 @@ def test_an_uploaded_network_of_another_architecture_is_placed_with_statistics()
     zoo = Zoo.open(ZOOS / "digits-inr")
     net = Zoo.open(ZOOS / "cnn-digits").network(0)
     assert embed_networks([net]).shape[1] == embed_zoo(zoo).vectors.shape[1]
+
+
+def test_search_rows_by_column_value_and_free_text() -> None:
+    import pandas as pd
+
+    from core.errors import WeightSpaceError
+    from core.explore import search_rows
+
+    table = pd.DataFrame({"label": [3.0, 5.0, np.nan, 3.0], "zoo": ["digits-inr", "digits-inr", "cnn-wild", "x"]})
+    assert search_rows(table, "label=3").tolist() == [True, False, False, True]
+    assert search_rows(table, "label=3, zoo=x").tolist() == [False, False, False, True]
+    assert search_rows(table, "WILD").tolist() == [False, False, True, False]
+    assert not search_rows(table, "  ").any()
+    with pytest.raises(WeightSpaceError, match="no column 'colour'"):
+        search_rows(table, "colour=red")
+
+
+def test_embedding_export_keeps_metadata_coordinates_and_vectors() -> None:
+    import pandas as pd
+
+    from core.explore import embedding_export
+
+    table = pd.DataFrame({"label": [1, 2, 3]})
+    out = embedding_export(table, np.arange(6.0).reshape(3, 2), np.ones((3, 4)))
+    assert list(out.columns) == ["label", "x", "y", "emb_0", "emb_1", "emb_2", "emb_3"]
+    assert out["y"].tolist() == [1.0, 3.0, 5.0]

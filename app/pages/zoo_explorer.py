@@ -22,7 +22,17 @@ from app.resources import (
     safe_palette,
 )
 from core.errors import WeightSpaceError
-from core.explore import PROJECTIONS, ZooEmbedding, embed_networks, embed_zoo, nearest, project, warm_umap
+from core.explore import (
+    PROJECTIONS,
+    ZooEmbedding,
+    embed_networks,
+    embed_zoo,
+    embedding_export,
+    nearest,
+    project,
+    search_rows,
+    warm_umap,
+)
 
 st.title("Zoo explorer")
 st.caption("Each point is a trained network. Networks that a metanetwork embeds close together are similar in "
@@ -128,7 +138,16 @@ except WeightSpaceError as exc:
     st.stop()
 
 columns = [c for c in ("label", "test_accuracy", "psnr", "zoo", "activation", "group") if c in table]
-colour = st.selectbox("Colour by", columns or ["zoo"], key="explorer-colour")
+s1, s2 = st.columns([1, 2])
+colour = s1.selectbox("Colour by", columns or ["zoo"], key="explorer-colour")
+search = s2.text_input("Search", key="explorer-search", placeholder="label=3, zoo=cnn-digits  ·  or any text",
+                       help="`column=value` (several joined by commas must all hold) or text found in any column; "
+                            "matches are ringed on the map and listed below it.")
+try:
+    found = search_rows(table, search)
+except WeightSpaceError as exc:
+    st.error(one_line_error(exc))
+    found = np.zeros(len(table), dtype=bool)
 plot = table.assign(x=xy[: len(table), 0], y=xy[: len(table), 1], row=np.arange(len(table)))
 missing = plot[colour].isna()
 hover = [c for c in columns if c != colour] + ["row"]
@@ -145,21 +164,35 @@ else:
     fig = px.scatter(plot, x="x", y="y", color=colour, category_orders={colour: order},
                      color_discrete_sequence=safe_palette(), color_discrete_map={"none": MISSING_COLOUR}, **layout)
 fig.update_traces(marker=dict(size=6))
+if found.any():
+    hits = plot[found]
+    fig.add_scatter(x=hits["x"], y=hits["y"], mode="markers", name=f"search: {search.strip()}",
+                    customdata=hits[["row"]], hoverinfo="skip",
+                    marker=dict(symbol="circle-open", size=12, color="black", line=dict(width=2)))
 if query is not None:
     fig.add_scatter(x=[xy[-1, 0]], y=[xy[-1, 1]], mode="markers+text", name="your network", text=["your network"],
                     textposition="top center", customdata=[[-1]],
                     marker=dict(symbol="star", size=18, color="black", line=dict(width=1, color="white")))
 fig.update_layout(xaxis_title=f"{method} 1", yaxis_title=f"{method} 2", margin=dict(l=10, r=10, t=30, b=10))
-event = st.plotly_chart(fig, width="stretch", on_select="rerun", selection_mode="points", key="explorer-plot")
+event = st.plotly_chart(fig, width="stretch", on_select="rerun", selection_mode=("points", "box", "lasso"),
+                        key="explorer-plot")
 notes = []
+if search.strip():
+    notes.append(f"search matches {int(found.sum()):,} networks")
 if missing.any():
     shown = "drawn grey" if plot[colour].dtype.kind == "f" else "shown as 'none'"
     by_zoo = ", ".join(f"{n:,} of {z}" for z, n in table[missing.to_numpy()]["zoo"].value_counts().items())
     notes.append(f"{int(missing.sum()):,} networks have no {colour} ({by_zoo}): {shown}")
 if left_out:
     notes.append("some networks left out (see above)")
-st.caption(f"{len(table):,} networks embedded with {embedder}, projected with {method}. Select a point for details."
+st.caption(f"{len(table):,} networks embedded with {embedder}, projected with {method}. Click a point for details, "
+           "or draw a box or lasso (toolbar) to list a selection."
            + "".join(f" {n[0].upper()}{n[1:]}." for n in notes))
+export = embedding_export(table, xy[: len(table)], emb)
+st.download_button("Download embeddings, coordinates and metadata (CSV)", export.to_csv(index=False).encode(),
+                   f"embeddings-{method.lower()}.csv", mime="text/csv", key="explorer-download")
+if found.any():
+    st.dataframe(table[found], width="stretch", key="explorer-found")
 
 if query is not None:
     idx, sims = nearest(emb, query, k=5)
@@ -172,7 +205,11 @@ if isinstance(event, dict):
 else:
     points = getattr(getattr(event, "selection", None), "points", [])
 points = [p for p in points if p.get("customdata") and int(p["customdata"][0]) >= 0]
-if points:
+picked = sorted({int(p["customdata"][0]) for p in points})
+if len(picked) > 1:
+    st.subheader(f"{len(picked):,} networks selected")
+    st.dataframe(table.iloc[picked], width="stretch")
+elif points:
     row = int(points[0]["customdata"][0])
     info = table.iloc[row]
     st.subheader(f"Network {int(info['zoo_row'])} of {info['zoo']}")
