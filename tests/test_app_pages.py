@@ -92,6 +92,7 @@ def test_inr_editor_edits_a_zoo_inr() -> None:
     values = {m.label: m.value for m in at.metric}
     assert float(values["MSE edited vs target"]) < float(values["MSE unedited vs target"])
     assert values["Server latency"].endswith("ms")
+    assert "difference |edited − original|" in str(at.get("image")[0].proto)
     at.selectbox(key="editor-label").set_value(3).run()
     at.slider(key="editor-resolution").set_value(32).run()
     assert not at.exception and len(at.metric) == 3
@@ -163,3 +164,15 @@ def test_zoo_explorer_search_rings_matches_and_offers_a_download() -> None:
     assert at.get("download_button") and "CSV" in at.get("download_button")[0].proto.label
     at.text_input(key="explorer-search").set_value("nosuchcolumn=1").run()
     assert at.error and "no column 'nosuchcolumn'" in at.error[0].value and not at.exception
+
+
+def test_difference_image_is_white_where_the_edit_changed_most() -> None:
+    import torch
+
+    from core.viz.images import difference_image
+
+    before = torch.zeros(4, 4)
+    after = before.clone()
+    after[1, 2], after[0, 0] = 0.5, -0.25
+    diff, peak = difference_image(before, after)
+    assert peak == 0.5 and diff[1, 2] == 1.0 and diff[0, 0] == 0.5 and diff.sum() == 1.5

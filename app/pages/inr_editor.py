@@ -9,7 +9,7 @@ import streamlit as st
 from app.resources import ROOT, bundled_zoos, cached_run, cached_zoo, editor_mismatch, network_picker, runs_for
 from core.errors import WeightSpaceError
 from core.io import network_to_bytes
-from core.viz.images import png_strip
+from core.viz.images import difference_image, png_strip
 
 st.title("INR editor")
 st.caption("An INR stores an image as a small network from pixel coordinates to grey values. An equivariant "
@@ -55,7 +55,8 @@ if mismatch:
 
 started = time.perf_counter()
 try:
-    result = run.edit([net], resolution=resolution)[0]
+    with st.spinner("Editing… (the first edit after the server starts also loads the model: a few seconds)"):
+        result = run.edit([net], resolution=resolution)[0]
 except WeightSpaceError as exc:
     st.error(f"This editor cannot edit this network: {exc}")
     st.stop()
@@ -67,7 +68,9 @@ m1.metric("MSE edited vs target", f"{mse:.4f}")
 m2.metric("MSE unedited vs target", f"{identity:.4f}")
 m3.metric("Server latency", f"{latency:.0f} ms")
 scale = max(1, 256 // resolution)
-st.image(png_strip([result["source"], result["edited"], result["target"]], scale=scale),
-         caption=f"original INR | edited INR | target ({run.task.edit} of the original rendering)")
+diff, peak = difference_image(result["source"], result["edited"])
+st.image(png_strip([result["source"], result["edited"], diff, result["target"]], scale=scale),
+         caption=f"original INR | edited INR | difference |edited − original| (white = {peak:.2f}) | "
+                 f"target ({run.task.edit} of the original rendering)")
 st.download_button("Download the edited INR (.safetensors)", network_to_bytes(result["network"]),
                    f"edited-{run.task.edit}.safetensors")

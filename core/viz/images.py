@@ -26,3 +26,10 @@ def png_strip(images: list[torch.Tensor], scale: int = 8, gap: int = 4) -> bytes
     buf = io.BytesIO()
     Image.fromarray(np.concatenate(parts, axis=1)).save(buf, format="PNG")
     return buf.getvalue()
+
+
+def difference_image(before: torch.Tensor, after: torch.Tensor) -> tuple[torch.Tensor, float]:
+    """(|after − before| scaled so its largest value is white, that largest value): where an edit changed pixels."""
+    diff = (after.detach().float() - before.detach().float()).abs()
+    peak = float(diff.max()) if diff.numel() else 0.0
+    return (diff / peak if peak > 0 else diff), peak
