@@ -10,6 +10,8 @@ import pytest
 import torch
 
 from core.models import build_model
+from core.models.layers.edge_layout import DenseBlocks
+from core.network.spec import mlp_architecture
 from tests.model_helpers import ARCHS, random_batch
 
 
@@ -64,9 +66,11 @@ def test_compile_gives_the_eager_outputs_despite_stale_locks(tmp_path: Path, mon
     locks = _stale_locks(inductor_cache, extensions)
     monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(inductor_cache))
     monkeypatch.setenv("TORCH_EXTENSIONS_DIR", str(extensions))
-    batch = random_batch(ARCHS["siren"](), 4, seed=1, dtype=torch.float32)
+    # a 2 → 4 → 1 MLP: two weight blocks, so the dense path's code (unrolled per block) stays small to compile
+    batch = random_batch(mlp_architecture([2, 4, 1], "relu"), 4, seed=1, dtype=torch.float32)
     model = build_model("ng-gnn", out_dim=3, hidden=8, layers=1)
     model.fit_normalisation(batch)
+    assert isinstance(model.edge_layout(batch), DenseBlocks)
     keys = set(model.state_dict())
     eager_out, eager_grads = _outputs_and_grads(model, batch)
     model.compile_layers()
