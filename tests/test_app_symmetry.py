@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
+import base64
 import io
+import json
 from pathlib import Path
 
+import numpy as np
 import torch
 from streamlit.testing.v1 import AppTest
 from torch import nn
+
+
+def _length(values) -> int:
+    """Length of a plotly data array, plain or base64-typed ({"dtype", "bdata"})."""
+    if isinstance(values, dict):
+        return len(base64.b64decode(values["bdata"])) // np.dtype(values["dtype"]).itemsize
+    return len(values or [])
+
 
 APP = str(Path(__file__).resolve().parents[1] / "app" / "main.py")
 
@@ -31,6 +42,9 @@ def test_relu_network_symmetries_and_break_it() -> None:
     text = " ".join(m.value for m in at.markdown)
     assert "permutation of 8 hidden neurons" in text and "positive scaling on 8 neurons" in text
     assert at.success and "preserved" in at.success[0].value and not at.error
+    after = json.loads(at.get("plotly_chart")[1].proto.spec)
+    ringed = [t for t in after["data"] if t.get("name") == "neurons the permutation acts on"]
+    assert len(ringed) == 1 and 2 <= _length(ringed[0]["x"]) <= 8  # hidden neurons only, at least a swap
     at.radio(key="symmetry-kind").set_value("scale").run()
     assert at.success and not at.error
     at.toggle(key="symmetry-broken").set_value(True).run()

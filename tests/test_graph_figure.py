@@ -17,6 +17,7 @@ from core.viz.graph_figure import (
     edge_strengths,
     graph_figure,
     layer_budgets,
+    neuron_weight_statistics,
     select_edges,
 )
 
@@ -88,3 +89,26 @@ def test_signs_alternate_from_weak_to_strong_traces() -> None:
     signs = [n.split()[0] for n in edges]
     assert signs[:2] != signs[2:4]  # the sign drawn last differs between levels
     assert json.loads(fig.to_json())  # serialisable for the browser
+
+
+def test_acted_neurons_are_hidden_and_carry_every_change_of_a_permutation() -> None:
+    import torch
+
+    from core.symmetry.lab import acted_neurons, transformed_network
+
+    net = _example("siren-mnist-3.pth")
+    after = transformed_network(net, "permutation", seed=0)
+    moved = acted_neurons(net, "permutation", seed=0)
+    layout = layout_for(net.architecture)
+    assert len(moved) > 0 and (layout.node_role.numpy()[moved] == 1).all()  # inputs and outputs never move
+    # the biases of the neurons not listed are unchanged, and the listed ones hold other neurons' biases
+    before_x, after_x = to_graph(net).x[:, 0], to_graph(after).x[:, 0]
+    still = np.setdiff1d(np.arange(layout.num_nodes), moved)
+    assert torch.equal(before_x[still], after_x[still]) and not torch.equal(before_x[moved], after_x[moved])
+
+
+def test_neuron_hover_counts_incoming_and_outgoing_weights() -> None:
+    w = np.array([1.0, -3.0, 2.0])
+    stats = neuron_weight_statistics(w, np.array([0, 1, 2]), np.array([2, 2, 3]), 4)
+    assert stats[2].tolist() == [2, -1.0, 2.0, 1, 2.0, 2.0]  # node 2: in from 0 and 1, out to 3
+    assert stats[0].tolist() == [0, 0, 0, 1, 1.0, 1.0]

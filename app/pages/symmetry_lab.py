@@ -19,7 +19,7 @@ from core.errors import WeightSpaceError
 from core.explore import unreadable_reason
 from core.graph import to_graph
 from core.symmetry import admitted_symmetries, check_function_preservation, equivariance_error, invariance_error
-from core.symmetry.lab import transformed_network
+from core.symmetry.lab import acted_neurons, transformed_network
 from core.viz import graph_figure
 
 st.title("Symmetry lab")
@@ -68,9 +68,13 @@ left, right = st.columns(2)
 with left:
     fig, _ = graph_figure(net, max_edges=1500, title="Original")
     st.plotly_chart(fig, width="stretch", key="symmetry-before")
+moved = acted_neurons(net, kind, seed)
 with right:
-    fig, _ = graph_figure(after, max_edges=1500, title=f"After {label}")
+    fig, _ = graph_figure(after, max_edges=1500, title=f"After {label}", highlight=moved,
+                          highlight_label=f"neurons the {label} acts on")
     st.plotly_chart(fig, width="stretch", key="symmetry-after")
+st.caption(f"Ringed in the right graph: the {len(moved):,} neurons the {label} acts on (moved, flipped, scaled "
+           "or shifted); their incoming and outgoing weights change with them.")
 
 st.subheader("All symmetries, checked")
 table = check_function_preservation(net, trials=3, seed=seed, broken=broken, assume=assume)

@@ -103,6 +103,17 @@ def edge_intensity(strength: np.ndarray, groups: np.ndarray, normalise: str = "l
     return np.clip(mag / np.where(scale > 0, scale, 1.0), 0.0, 1.0)
 
 
+def neuron_weight_statistics(strength: np.ndarray, src: np.ndarray, dst: np.ndarray, num_nodes: int) -> np.ndarray:
+    """[N, 6] per neuron, over all its edges: incoming count, mean, mean |w|; outgoing count, mean, mean |w|."""
+    cols = []
+    for end in (dst, src):
+        count = np.bincount(end, minlength=num_nodes).astype(float)
+        safe = np.maximum(count, 1)
+        cols += [count, np.bincount(end, strength, num_nodes) / safe,
+                 np.bincount(end, np.abs(strength), num_nodes) / safe]
+    return np.stack(cols, 1)
+
+
 def _segments(pos: np.ndarray, src: np.ndarray, dst: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """x and y of line segments src → dst separated by gaps (NaN), for one Scattergl trace."""
     gap = np.full(len(src), np.nan)
@@ -110,11 +121,12 @@ def _segments(pos: np.ndarray, src: np.ndarray, dst: np.ndarray) -> tuple[np.nda
             np.stack([pos[src, 1], pos[dst, 1], gap], 1).ravel())
 
 
-def graph_figure(network: Network, max_edges: int = 3000, title: str | None = None,
-                 normalise: str = "layer") -> tuple[go.Figure, int]:
+def graph_figure(network: Network, max_edges: int = 3000, title: str | None = None, normalise: str = "layer",
+                 highlight: np.ndarray | None = None, highlight_label: str = "highlighted neurons",
+                 ) -> tuple[go.Figure, int]:
     """(figure, number of hidden edges). Every layer keeps its share of `max_edges` (`select_edges`); edge
-    intensity per layer or global (`edge_intensity`). Hover a node for its bias and activation, an edge midpoint
-    for its weight."""
+    intensity per layer or global (`edge_intensity`); `highlight`: node ids ringed in black. Hover a node for its
+    bias, activation and in/out weight statistics, an edge midpoint for its weight."""
     graph = to_graph(network)
     pos = node_positions(network)
     w = edge_strengths(graph)
@@ -154,14 +166,25 @@ def graph_figure(network: Network, max_edges: int = 3000, title: str | None = No
     roles = np.array(["input", "hidden", "output"])[graph.node_role.numpy()]
     bias = x[:, 0]
     lim = float(np.abs(bias).max()) or 1.0
+    hover = np.empty((len(bias), 11), dtype=object)  # numbers stay numbers, so the hover formats apply
+    for c, column in enumerate((graph.node_layer.numpy(), graph.node_index.numpy(), bias, roles, np.array(acts))):
+        hover[:, c] = column.tolist()
+    hover[:, 5:] = neuron_weight_statistics(w, src, dst, len(bias)).tolist()
     fig.add_trace(go.Scattergl(
         x=pos[:, 0], y=pos[:, 1], mode="markers", name="neurons (colour = bias)",
         marker=dict(size=7 if len(bias) < 400 else 4, color=bias, colorscale="RdBu", cmin=-lim, cmax=lim,
                     line=dict(width=0.5, color="#333"), colorbar=dict(title="bias", thickness=12)),
-        customdata=np.stack([graph.node_layer.numpy(), graph.node_index.numpy(), bias, roles, acts], 1),
+        customdata=hover,
         hovertemplate="layer %{customdata[0]} neuron %{customdata[1]} (%{customdata[3]})<br>bias %{customdata[2]:.4g}"
-                      "<br>activation %{customdata[4]}<extra></extra>",
+                      "<br>activation %{customdata[4]}<br>in: %{customdata[5]:.0f} weights, mean %{customdata[6]:.3g}, "
+                      "mean |w| %{customdata[7]:.3g}<br>out: %{customdata[8]:.0f} weights, mean %{customdata[9]:.3g}, "
+                      "mean |w| %{customdata[10]:.3g}<extra></extra>",
     ))
+    if highlight is not None and len(highlight):
+        fig.add_trace(go.Scattergl(
+            x=pos[highlight, 0], y=pos[highlight, 1], mode="markers", name=highlight_label, hoverinfo="skip",
+            marker=dict(symbol="circle-open", size=14 if len(bias) < 400 else 9, color="#000000", line=dict(width=2)),
+        ))
     caption = f"{len(shown):,} of {len(w):,} edges drawn" + (f" ({hidden:,} weakest hidden)" if hidden else "")
     caption += f", intensity relative to {'each layer' if normalise == 'layer' else 'the whole network'}"
     fig.update_layout(
