@@ -79,9 +79,14 @@ def _umap_warm() -> bool:
     return True
 
 
-@st.cache_data(show_spinner="Projecting…", max_entries=16)
+@st.cache_data(show_spinner=False, max_entries=16)
 def _projection(x: np.ndarray, method: str, seed: int) -> np.ndarray:
-    return project(x, method, seed)
+    # UMAP and t-SNE report no progress; say how long to expect instead of a bare spinner (once: then cached)
+    slow = method != "PCA" and len(x) > 500
+    with st.spinner(f"Projecting {len(x):,} networks with {method}"
+                    + (" — about half a minute for a few thousand networks on a CPU; the result is kept for "
+                       "your next visit…" if slow else "…"), show_time=True):
+        return project(x, method, seed)
 
 
 def _category(value) -> str:
