@@ -41,10 +41,10 @@ def example_files() -> dict[str, Path]:
 
 
 @st.cache_data(max_entries=32, show_spinner=False)
-def _load_bytes(data: bytes, name: str, activation: str | None) -> Network:
+def _load_bytes(data: bytes, name: str, activation: str | None, input_size: int | None = None) -> Network:
     from core.io import load_network_bytes
 
-    return load_network_bytes(data, name, activation)
+    return load_network_bytes(data, name, activation, input_size=input_size)
 
 
 def network_picker(key: str, default: str = "Bundled example") -> Network | None:
@@ -79,12 +79,33 @@ def network_picker(key: str, default: str = "Bundled example") -> Network | None
     except Exception as exc:  # noqa: BLE001 (an upload must never show a stack trace)
         st.error(f"Cannot read **{name}**: {one_line_error(exc)}")
         return None
+    net = _input_size_control(net, key, data, name, act)
     recorded = recorded_activation_contradicting(net.architecture, act)
     if recorded:  # as the CLI does: a file's own activation wins over a contradicting declaration
         st.warning(f"**{name}** records its hidden activation as {recorded}; the chosen {act} contradicts it, "
                    f"so the network runs with its own {recorded}.")
     st.session_state["network"] = net
     return net
+
+
+def _input_size_control(net: Network, key: str, data: bytes, name: str, act: str | None) -> Network:
+    """For a CNN state_dict, whose input size the file cannot say, a control for it; the network at that size (or,
+    when the size does not fit, at the assumed one, with a warning)."""
+    if not any(a.startswith("input assumed") for a in net.meta.get("assumptions", [])):
+        return net
+    side = int(net.architecture.input_shape[-1])
+    size = int(st.number_input("Input size (pixels per side)", 1, 4096, side, key=f"{key}-input-size",
+                               help="A state_dict of a CNN does not store the image size it was trained on."))
+    if size == side:
+        return net
+    try:
+        loaded = _load_bytes(data, name, None, size)
+        if act is not None and any(a.fn == "unknown" for a in loaded.architecture.activations()):
+            loaded = _load_bytes(data, name, act, size)
+    except Exception as exc:  # noqa: BLE001 (one line, never a stack trace)
+        st.warning(f"Input size {size} does not fit **{name}** ({one_line_error(exc)}); showing it at {side}.")
+        return net
+    return loaded
 
 
 def recorded_activation_contradicting(architecture, declared: str | None) -> str | None:

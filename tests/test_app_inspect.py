@@ -88,3 +88,22 @@ def test_layers_table_has_no_none_and_spectra_name_their_layers() -> None:
     spectra = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
     names = [t.get("name") for fig in spectra for t in fig["data"] if t.get("mode") == "lines+markers"]
     assert names == ["linear 0 (7×5)", "linear 2 (3×7)"]
+
+
+def test_a_cnn_state_dict_gets_an_input_size_control() -> None:
+    cnn = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                        nn.Linear(4, 2))
+    at = _upload(_app(), "cnn.pt", _bytes(cnn.state_dict()))
+    at.selectbox(key="inspect-activation").set_value("relu").run()
+    size = at.number_input(key="inspect-input-size")
+    assert size.value == 32
+    size.set_value(28).run()
+    assert not at.exception and not at.warning
+    assert any("(1, 28, 28)" in i.value for i in at.info)  # the loader's note states the size in use
+    lenet = nn.Sequential(nn.Conv2d(1, 6, 5, padding=2), nn.ReLU(), nn.Flatten(), nn.Linear(6 * 5 * 5, 3))
+    at = _upload(_app(), "flat.pt", _bytes(lenet.state_dict()))
+    at.number_input(key="inspect-input-size").set_value(28).run()
+    assert at.warning and "does not fit" in at.warning[0].value and not at.exception
+    assert {m.label: m.value for m in at.metric}["Graph nodes"] == str(1 + 6 + 3)
+    plain = _upload(_app(), "mlp.pt", _bytes(nn.Sequential(nn.Linear(3, 2)).state_dict()))
+    assert not plain.number_input
