@@ -161,7 +161,8 @@ def test_zoo_explorer_search_rings_matches_and_offers_a_download() -> None:
     assert _plotted(at)["search: label=3"] == expected > 0
     assert f"Search matches {expected:,} networks" in " ".join(c.value for c in at.caption)
     assert any(len(d.value) == expected and (d.value["label"] == 3).all() for d in at.dataframe)
-    assert at.get("download_button") and "CSV" in at.get("download_button")[0].proto.label
+    labels = [b.proto.label for b in at.get("download_button")]
+    assert any("CSV" in label for label in labels) and any("Parquet" in label for label in labels)
     at.text_input(key="explorer-search").set_value("nosuchcolumn=1").run()
     assert at.error and "no column 'nosuchcolumn'" in at.error[0].value and not at.exception
 

@@ -112,3 +112,11 @@ def test_neuron_hover_counts_incoming_and_outgoing_weights() -> None:
     stats = neuron_weight_statistics(w, np.array([0, 1, 2]), np.array([2, 2, 3]), 4)
     assert stats[2].tolist() == [2, -1.0, 2.0, 1, 2.0, 2.0]  # node 2: in from 0 and 1, out to 3
     assert stats[0].tolist() == [0, 0, 0, 1, 1.0, 1.0]
+
+
+def test_histogram_axis_titles_only_on_the_bottom_row() -> None:
+    from core.viz import weight_histograms
+
+    fig = weight_histograms(_example("mlp-784-128-64-10.pt"))
+    titled = [name for name in fig.layout if name.startswith("xaxis") and fig.layout[name].title.text]
+    assert sorted(titled) == ["xaxis5", "xaxis6"]  # 3 layers × (weights, biases): only the last row's x axes

@@ -194,8 +194,11 @@ st.caption(f"{len(table):,} networks embedded with {embedder}, projected with {m
            "or draw a box or lasso (toolbar) to list a selection."
            + "".join(f" {n[0].upper()}{n[1:]}." for n in notes))
 export = embedding_export(table, xy[: len(table)], emb)
-st.download_button("Download embeddings, coordinates and metadata (CSV)", export.to_csv(index=False).encode(),
+x1, x2 = st.columns(2)
+x1.download_button("Download embeddings, coordinates and metadata (CSV)", export.to_csv(index=False).encode(),
                    f"embeddings-{method.lower()}.csv", mime="text/csv", key="explorer-download")
+x2.download_button("… as Parquet", export.to_parquet(index=False), f"embeddings-{method.lower()}.parquet",
+                   mime="application/vnd.apache.parquet", key="explorer-download-parquet")
 if found.any():
     st.dataframe(table[found], width="stretch", key="explorer-found")
 

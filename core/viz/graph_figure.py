@@ -188,10 +188,11 @@ def graph_figure(network: Network, max_edges: int = 3000, title: str | None = No
     caption = f"{len(shown):,} of {len(w):,} edges drawn" + (f" ({hidden:,} weakest hidden)" if hidden else "")
     caption += f", intensity relative to {'each layer' if normalise == 'layer' else 'the whole network'}"
     fig.update_layout(
-        title=title or caption, showlegend=True, height=520, margin=dict(l=10, r=10, t=40, b=10),
+        title=title or caption, showlegend=True, height=560, margin=dict(l=10, r=10, t=40, b=10),
         xaxis=dict(title="layer", tickmode="array", tickvals=list(range(len(layout_for(network.architecture).layers))),
                    showgrid=False, zeroline=False),
-        yaxis=dict(visible=False), plot_bgcolor="white", legend=dict(orientation="h", y=-0.08),
+        # the legend sits below the x-axis title rather than on it
+        yaxis=dict(visible=False), plot_bgcolor="white", legend=dict(orientation="h", y=-0.18, yanchor="top"),
     )
     return fig, hidden
 

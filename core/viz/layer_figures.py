@@ -18,17 +18,20 @@ def weight_histograms(network: Network, bins: int = 40) -> go.Figure:
     """One row per Linear/Conv layer: histogram of its weights and of its biases."""
     ops = _weight_ops(network)
     titles = [t for op in ops for t in (f"{op.name} weights", f"{op.name} biases")]
+    # room between rows for the subplot titles; only the bottom row carries the x-axis title, so no axis title
+    # sits on the next row's subplot title
     fig = make_subplots(rows=len(ops), cols=2, subplot_titles=titles,
-                        vertical_spacing=min(0.08, 0.6 / max(len(ops), 1)))
+                        vertical_spacing=min(0.12, 0.9 / max(len(ops), 1)))
     for r, op in enumerate(ops, start=1):
         w = network.params[f"{op.name}.weight"].detach().double().reshape(-1).numpy()
         fig.add_trace(go.Histogram(x=w, nbinsx=bins, marker_color="#1f77b4", showlegend=False), row=r, col=1)
         if f"{op.name}.bias" in network.params:
             b = network.params[f"{op.name}.bias"].detach().double().reshape(-1).numpy()
             fig.add_trace(go.Histogram(x=b, nbinsx=bins, marker_color="#ff7f0e", showlegend=False), row=r, col=2)
-        fig.update_xaxes(title_text="value", row=r, col=1)
         fig.update_yaxes(title_text="count", row=r, col=1)
-    fig.update_layout(height=max(260, 200 * len(ops)), margin=dict(l=10, r=10, t=40, b=10))
+    fig.update_xaxes(title_text="value", row=len(ops), col=1)
+    fig.update_xaxes(title_text="value", row=len(ops), col=2)
+    fig.update_layout(height=max(300, 230 * len(ops)), margin=dict(l=10, r=10, t=40, b=10))
     return fig
 
 
