@@ -22,6 +22,18 @@ PAGES = [
     st.Page("pages/zoo_explorer.py", title="Zoo explorer", icon=":material/scatter_plot:"),
 ]
 
+@st.cache_resource(show_spinner="Starting: loading PyTorch and the model code (once per server, about 10 s)…")
+def _libraries_loaded() -> bool:
+    """Import the heavy libraries once per server process, behind a message, so a cold first page is not blank."""
+    import core.io  # noqa: F401
+    import core.summary  # noqa: F401
+    import core.viz  # noqa: F401
+
+    return True
+
+
+_libraries_loaded()
+
 with st.sidebar:
     st.markdown("**Weight-Space Explorer**")
     st.caption(f"Running on {device_label()}")
