@@ -74,7 +74,8 @@ def test_graph_slider_ends_at_the_models_edge_count_and_intensity_can_be_global(
     slider.set_value(slider.max).run()
     assert not at.exception and "All edges are drawn" in " ".join(c.value for c in at.caption)
     at = _upload(_app(), "tiny.pt", _bytes(nn.Sequential(nn.Linear(5, 7), nn.ReLU(), nn.Linear(7, 3)).state_dict()))
-    assert not at.slider and "All edges are drawn" in " ".join(c.value for c in at.caption)
+    assert not [s for s in at.slider if s.key == "inspect-edges"]  # 56 edges: all drawn, no budget to choose
+    assert "All edges are drawn" in " ".join(c.value for c in at.caption)
 
 
 def test_layers_table_has_no_none_and_spectra_name_their_layers() -> None:
@@ -107,3 +108,11 @@ def test_a_cnn_state_dict_gets_an_input_size_control() -> None:
     assert {m.label: m.value for m in at.metric}["Graph nodes"] == str(1 + 6 + 3)
     plain = _upload(_app(), "mlp.pt", _bytes(nn.Sequential(nn.Linear(3, 2)).state_dict()))
     assert not plain.number_input
+
+
+def test_zoom_into_layers_from_the_page() -> None:
+    at = _app()
+    at.selectbox(key="inspect-example").set_value("mlp-784-128-64-10.pt").run()
+    at.slider(key="inspect-layers").set_value((2, 3)).run()
+    assert not at.exception
+    assert "640 of 640 edges drawn" in str(at.get("plotly_chart")[0].proto.spec)

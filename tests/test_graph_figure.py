@@ -120,3 +120,11 @@ def test_histogram_axis_titles_only_on_the_bottom_row() -> None:
     fig = weight_histograms(_example("mlp-784-128-64-10.pt"))
     titled = [name for name in fig.layout if name.startswith("xaxis") and fig.layout[name].title.text]
     assert sorted(titled) == ["xaxis5", "xaxis6"]  # 3 layers × (weights, biases): only the last row's x axes
+
+
+def test_zooming_into_layers_draws_only_their_neurons_and_edges() -> None:
+    net = _example("mlp-784-128-64-10.pt")
+    fig, hidden = graph_figure(net, max_edges=10_000, layers=(1, 3))
+    neurons = next(t for t in fig.data if (t.name or "").startswith("neurons"))
+    assert len(neurons.x) == 128 + 64 + 10 and set(neurons.x) == {1.0, 2.0, 3.0}
+    assert hidden == 0 and "8,832 of 8,832 edges drawn" in fig.layout.title.text  # 128·64 + 64·10

@@ -8,6 +8,7 @@ import pandas as pd
 import streamlit as st
 
 from app.resources import network_picker
+from core.graph.layout import layout_for
 from core.io import network_to_bytes
 from core.summary import summarize
 from core.viz import graph_figure, graph_json_bytes, graphml_bytes, spectra_figure, weight_histograms
@@ -42,7 +43,13 @@ with tab_graph:
     per_layer = g2.toggle("Intensity per layer", value=True, key="inspect-normalise",
                           help="On: an edge's width and opacity are relative to the weights of its own layer. "
                                "Off: relative to the whole network's.")
-    fig, hidden = graph_figure(net, max_edges=max_edges, normalise="layer" if per_layer else "global")
+    num_layers = len(layout_for(net.architecture).layers)
+    view = (0, num_layers - 1)
+    if num_layers > 2:
+        view = st.slider("Zoom into layers", 0, num_layers - 1, view, key="inspect-layers",
+                         help="Draw only the neuron layers in this range (0 = the input) and the edges between them.")
+    fig, hidden = graph_figure(net, max_edges=max_edges, normalise="layer" if per_layer else "global",
+                               layers=None if view == (0, num_layers - 1) else view)
     st.plotly_chart(fig, width="stretch")
     st.caption("Columns are layers (input on the left). Node colour = bias (red negative, blue positive); "
                "edge colour = sign of the weight, width and opacity = its magnitude "

@@ -123,18 +123,23 @@ def _segments(pos: np.ndarray, src: np.ndarray, dst: np.ndarray) -> tuple[np.nda
 
 def graph_figure(network: Network, max_edges: int = 3000, title: str | None = None, normalise: str = "layer",
                  highlight: np.ndarray | None = None, highlight_label: str = "highlighted neurons",
-                 ) -> tuple[go.Figure, int]:
+                 layers: tuple[int, int] | None = None) -> tuple[go.Figure, int]:
     """(figure, number of hidden edges). Every layer keeps its share of `max_edges` (`select_edges`); edge
-    intensity per layer or global (`edge_intensity`); `highlight`: node ids ringed in black. Hover a node for its
-    bias, activation and in/out weight statistics, an edge midpoint for its weight."""
+    intensity per layer or global (`edge_intensity`); `highlight`: node ids ringed in black; `layers`: (first,
+    last) neuron layer to zoom into (edges between them only). Hover a node for its bias, activation and in/out
+    weight statistics, an edge midpoint for its weight."""
     graph = to_graph(network)
     pos = node_positions(network)
     w = edge_strengths(graph)
     src, dst = graph.edge_index.numpy()
     residual = graph.edge_type.numpy() == EDGE_RESIDUAL
     groups = edge_groups(network)
-    shown = select_edges(w, groups, max_edges)
-    hidden = len(w) - len(shown)
+    node_layer = graph.node_layer.numpy()
+    in_view = np.ones(len(node_layer), dtype=bool) if layers is None else \
+        (node_layer >= layers[0]) & (node_layer <= layers[1])
+    candidates = np.flatnonzero(in_view[src] & in_view[dst])
+    shown = candidates[select_edges(w[candidates], groups[candidates], max_edges)]
+    hidden = len(candidates) - len(shown)
     level = np.minimum((edge_intensity(w, groups, normalise)[shown] * len(LEVELS)).astype(int), len(LEVELS) - 1)
     fig = go.Figure()
     signs = ((1, POSITIVE, "positive"), (-1, NEGATIVE, "negative"))
@@ -170,22 +175,26 @@ def graph_figure(network: Network, max_edges: int = 3000, title: str | None = No
     for c, column in enumerate((graph.node_layer.numpy(), graph.node_index.numpy(), bias, roles, np.array(acts))):
         hover[:, c] = column.tolist()
     hover[:, 5:] = neuron_weight_statistics(w, src, dst, len(bias)).tolist()
+    visible = np.flatnonzero(in_view)
     fig.add_trace(go.Scattergl(
-        x=pos[:, 0], y=pos[:, 1], mode="markers", name="neurons (colour = bias)",
-        marker=dict(size=7 if len(bias) < 400 else 4, color=bias, colorscale="RdBu", cmin=-lim, cmax=lim,
-                    line=dict(width=0.5, color="#333"), colorbar=dict(title="bias", thickness=12)),
-        customdata=hover,
+        x=pos[visible, 0], y=pos[visible, 1], mode="markers", name="neurons (colour = bias)",
+        marker=dict(size=7 if len(visible) < 400 else 4, color=bias[visible], colorscale="RdBu", cmin=-lim,
+                    cmax=lim, line=dict(width=0.5, color="#333"), colorbar=dict(title="bias", thickness=12)),
+        customdata=hover[visible],
         hovertemplate="layer %{customdata[0]} neuron %{customdata[1]} (%{customdata[3]})<br>bias %{customdata[2]:.4g}"
                       "<br>activation %{customdata[4]}<br>in: %{customdata[5]:.0f} weights, mean %{customdata[6]:.3g}, "
                       "mean |w| %{customdata[7]:.3g}<br>out: %{customdata[8]:.0f} weights, mean %{customdata[9]:.3g}, "
                       "mean |w| %{customdata[10]:.3g}<extra></extra>",
     ))
+    highlight = None if highlight is None else np.asarray(highlight, dtype=np.int64)[in_view[highlight]]
     if highlight is not None and len(highlight):
         fig.add_trace(go.Scattergl(
             x=pos[highlight, 0], y=pos[highlight, 1], mode="markers", name=highlight_label, hoverinfo="skip",
             marker=dict(symbol="circle-open", size=14 if len(bias) < 400 else 9, color="#000000", line=dict(width=2)),
         ))
-    caption = f"{len(shown):,} of {len(w):,} edges drawn" + (f" ({hidden:,} weakest hidden)" if hidden else "")
+    caption = f"{len(shown):,} of {len(candidates):,} edges drawn" + (f" ({hidden:,} weakest hidden)" if hidden else "")
+    if layers is not None:
+        caption += f", layers {layers[0]}–{layers[1]}"
     caption += f", intensity relative to {'each layer' if normalise == 'layer' else 'the whole network'}"
     fig.update_layout(
         title=title or caption, showlegend=True, height=560, margin=dict(l=10, r=10, t=40, b=10),
