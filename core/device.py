@@ -59,7 +59,8 @@ def tune_cpu_allocator() -> bool:
 
     By default glibc serves allocations above ~32 MB with fresh mmap pages, so every large activation
     of a metanetwork step page-faults its memory in again (measured here: a [65536, 64] × [64, 256]
-    bfloat16 product took 9.1 ms instead of 1.8 ms; both settings are needed). The price is a resident set that stays at its peak.
+    bfloat16 product took 9.1 ms instead of 1.8 ms; both settings are needed). The price is a resident set
+    that stays at its peak.
     A no-op on non-glibc systems."""
     global _ALLOCATOR_TUNED
     if _ALLOCATOR_TUNED:
@@ -75,5 +76,6 @@ def tune_cpu_allocator() -> bool:
     except OSError:
         return False
     m_trim_threshold, m_mmap_threshold = -1, -3  # mallopt parameter numbers from <malloc.h>
-    _ALLOCATOR_TUNED = bool(libc.mallopt(m_mmap_threshold, 1 << 30)) and bool(libc.mallopt(m_trim_threshold, (1 << 31) - 1))
+    _ALLOCATOR_TUNED = (bool(libc.mallopt(m_mmap_threshold, 1 << 30))
+                        and bool(libc.mallopt(m_trim_threshold, (1 << 31) - 1)))
     return _ALLOCATOR_TUNED

@@ -9,7 +9,13 @@ from torch_geometric.data import Batch
 from core.graph import to_graphs
 from core.graph.layout import HIDDEN, layout_for
 from core.network.spec import (
-    Activation, Architecture, Conv, GlobalAvgPool, Linear, mlp_architecture, siren_architecture,
+    Activation,
+    Architecture,
+    Conv,
+    GlobalAvgPool,
+    Linear,
+    mlp_architecture,
+    siren_architecture,
 )
 
 
@@ -64,7 +70,8 @@ def random_action(arch: Architecture, kinds: set[str], seed: int, grid_size: int
     return new_to_old, d
 
 
-def act_on_features(arch: Architecture, grid_size: int, x: torch.Tensor, e: torch.Tensor, action) -> tuple[torch.Tensor, torch.Tensor]:
+def act_on_features(arch: Architecture, grid_size: int, x: torch.Tensor, e: torch.Tensor,
+                    action) -> tuple[torch.Tensor, torch.Tensor]:
     """Apply the action to one graph's node [N, 5] and edge [E, D] features (bias column and edges scale)."""
     new_to_old, d = action
     layout = layout_for(arch, grid_size)

@@ -19,7 +19,8 @@ def _cli(*args: str) -> subprocess.CompletedProcess:
 
 def test_inspect_mlp_json(tmp_path: Path) -> None:
     path = tmp_path / "mlp.pt"
-    torch.save(nn.Sequential(nn.Linear(784, 128), nn.ReLU(), nn.Linear(128, 64), nn.ReLU(), nn.Linear(64, 10)).state_dict(), path)
+    model = nn.Sequential(nn.Linear(784, 128), nn.ReLU(), nn.Linear(128, 64), nn.ReLU(), nn.Linear(64, 10))
+    torch.save(model.state_dict(), path)
     out = _cli("inspect", str(path), "--activation", "relu", "--json")
     assert out.returncode == 0, out.stderr
     data = json.loads(out.stdout)

@@ -13,7 +13,13 @@ import torch
 from safetensors.torch import save_file
 from torch import nn
 
-from core.errors import ArchitectureError, CheckpointError, UnsafeCheckpointError, UnsupportedLayerError, WeightSpaceError
+from core.errors import (
+    ArchitectureError,
+    CheckpointError,
+    UnsafeCheckpointError,
+    UnsupportedLayerError,
+    WeightSpaceError,
+)
 from core.io import Limits, load_network
 
 
@@ -171,7 +177,8 @@ def test_npz_with_pickled_objects_is_refused(tmp_path: Path) -> None:
 
 def test_corrupt_export_metadata(tmp_path: Path) -> None:
     path = tmp_path / "bad.safetensors"
-    save_file({"l.weight": torch.randn(2, 3)}, str(path), metadata={"format": "weight-space-explorer.network", "version": "1", "architecture": "{not json"})
+    metadata = {"format": "weight-space-explorer.network", "version": "1", "architecture": "{not json"}
+    save_file({"l.weight": torch.randn(2, 3)}, str(path), metadata=metadata)
     with pytest.raises(ArchitectureError, match="JSON"):
         load_network(path)
 

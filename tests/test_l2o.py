@@ -8,8 +8,20 @@ import pytest
 import torch
 from torch import nn
 
-from core.l2o import (Adam, GraphOptimizer, L2OError, LearnedOptimizer, MetaConfig, PerParamOptimizer, ProblemSpec,
-                      load_data, load_optimizer, meta_train, sample_problem, save_optimizer)
+from core.l2o import (
+    Adam,
+    GraphOptimizer,
+    L2OError,
+    LearnedOptimizer,
+    MetaConfig,
+    PerParamOptimizer,
+    ProblemSpec,
+    load_data,
+    load_optimizer,
+    meta_train,
+    sample_problem,
+    save_optimizer,
+)
 from core.l2o.meta import mean_trajectory_loss
 from core.l2o.optimizers import init_state, update_moments
 from core.network import mlp_architecture
@@ -20,7 +32,8 @@ def _random_state(arch, b, gen):
     flat = torch.randn(b, arch.num_parameters, generator=gen, dtype=torch.float64)
     state = init_state(flat)
     for _ in range(3):
-        state = update_moments(state, torch.randn(b, arch.num_parameters, generator=gen, dtype=torch.float64), 0.9, 0.999)
+        state = update_moments(state, torch.randn(b, arch.num_parameters, generator=gen, dtype=torch.float64),
+                               0.9, 0.999)
     grad = torch.randn(b, arch.num_parameters, generator=gen, dtype=torch.float64)
     return flat, grad, state
 
@@ -41,7 +54,8 @@ def test_update_is_permutation_equivariant(model, inner):
 
     torch.manual_seed(0)
     arch = mlp_architecture([5, 7, 6, 3], "relu") if inner == "relu-mlp" else siren_architecture((6, 5))
-    opt = (PerParamOptimizer(lr=0.05) if model == "per-param" else GraphOptimizer(model, hidden=8, layers=2, lr=0.05)).double()
+    opt = (PerParamOptimizer(lr=0.05) if model == "per-param"
+           else GraphOptimizer(model, hidden=8, layers=2, lr=0.05)).double()
     if model != "per-param":
         _randomise_readout(opt)
     with torch.no_grad():  # make the learned part matter: the default gain 0.1 keeps it near Adam
@@ -142,8 +156,9 @@ def test_cli_train_and_eval(tmp_path, capsys):
 
     parser = argparse.ArgumentParser()
     l2o_cmd.register(parser.add_subparsers(dest="command"))
-    args = parser.parse_args(["l2o", "train", "--out", str(tmp_path / "run"), "--optimizer", "per-param", "--meta-steps", "2",
-                              "--unroll", "2", "--horizon", "4", "--networks", "2", "--problems", "digits:8", "--quiet"])
+    args = parser.parse_args(["l2o", "train", "--out", str(tmp_path / "run"), "--optimizer", "per-param",
+                              "--meta-steps", "2", "--unroll", "2", "--horizon", "4", "--networks", "2",
+                              "--problems", "digits:8", "--quiet"])
     assert args.func(args) == 0
     args = parser.parse_args(["l2o", "eval", str(tmp_path / "run"), "--steps", "5", "10", "--eval-networks", "2",
                               "--eval-problems", "digits:8", "--out", str(tmp_path / "eval"), "--quiet"])

@@ -158,7 +158,8 @@ def test_normalisation_is_fitted_only_where_allowed() -> None:
     arch = ARCHS["relu"]()
     batch = random_batch(arch, 4, dtype=torch.float32)
     gnn = build_model("ng-gnn", out_dim=2, **SMALL).fit_normalisation(batch)
-    assert bool(gnn.normaliser.fitted) and not torch.equal(gnn.normaliser.node_std, torch.ones_like(gnn.normaliser.node_std))
+    node_std = gnn.normaliser.node_std
+    assert bool(gnn.normaliser.fitted) and not torch.equal(node_std, torch.ones_like(node_std))
     sg = build_model("scalegmn", out_dim=2, **SMALL).fit_normalisation(batch)
     assert not hasattr(sg, "normaliser")
     # normalisation statistics travel with the state_dict
@@ -216,7 +217,7 @@ def test_edge_encoder_is_its_formula_and_writes_the_storage_dtype(rff: int) -> N
     """e = W·φ(w) + b + T[type] (computed as one product with a gathered addend): equal to the formula in
     float64, and under bfloat16 autocast written in bfloat16 directly, close to the float32 result."""
     from core.device import autocast
-    from core.models.layers.embeddings import EdgeEncoder, NUM_EDGE_TYPES
+    from core.models.layers.embeddings import NUM_EDGE_TYPES, EdgeEncoder
 
     gen = torch.Generator().manual_seed(0)
     enc = EdgeEncoder(edge_dim=2, hidden=8, rff_features=rff).double()

@@ -64,7 +64,8 @@ def test_permutation(name: str, head: str, arch_name: str) -> None:
 def test_narrow_edge_states_keep_permutation_equivariance(head: str, arch_name: str) -> None:
     batch = _batch_for(arch_name)
     torch.manual_seed(0)
-    model = build_model("ng-gnn", out_dim=3, head=head, edge_dim=batch.edge_attr.shape[1], edge_hidden=4, **SMALL).double().eval()
+    model = build_model("ng-gnn", out_dim=3, head=head, edge_dim=batch.edge_attr.shape[1], edge_hidden=4,
+                        **SMALL).double().eval()
     _randomise(model, 3)
     model.fit_normalisation(batch)
     assert model.layers[0].edge_in.weight.shape == (4, 4)
@@ -169,7 +170,8 @@ def test_probe_features_keep_permutation_equivariance(name: str, head: str) -> N
 
 
 @pytest.mark.parametrize("name", ["scalegmn", "scalegmn-b"])
-@pytest.mark.parametrize("arch_name,kinds", [("siren", {"permutation", "sign"}), ("relu-inr", {"permutation", "scale"})])
+@pytest.mark.parametrize("arch_name,kinds",
+                         [("siren", {"permutation", "sign"}), ("relu-inr", {"permutation", "scale"})])
 def test_scalegmn_probes_keep_scale_and_sign_equivariance(name: str, arch_name: str, kinds: set) -> None:
     from core.network import mlp_architecture
 

@@ -62,7 +62,8 @@ def test_export_round_trip(name: str, module: nn.Module, shape: tuple[int, ...],
 
 
 def test_mlp_graph_counts() -> None:
-    net = network_from_module(nn.Sequential(nn.Linear(784, 128), nn.ReLU(), nn.Linear(128, 64), nn.ReLU(), nn.Linear(64, 10)))
+    net = network_from_module(
+        nn.Sequential(nn.Linear(784, 128), nn.ReLU(), nn.Linear(128, 64), nn.ReLU(), nn.Linear(64, 10)))
     g = to_graph(net)
     assert g.num_nodes == 784 + 128 + 64 + 10
     assert g.num_edges == 784 * 128 + 128 * 64 + 64 * 10
@@ -85,8 +86,10 @@ def test_batched_conversion_equals_single() -> None:
 def test_mixed_architectures_batch_with_pyg() -> None:
     from torch_geometric.data import Batch
 
-    a = to_graph(core.Network.from_flat(core.siren_architecture(), torch.randn(core.siren_architecture().num_parameters)))
-    net_b = network_from_module(nn.Sequential(nn.Conv2d(1, 3, 5), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(3, 2)), (1, 8, 8))
+    a = to_graph(core.Network.from_flat(core.siren_architecture(),
+                                        torch.randn(core.siren_architecture().num_parameters)))
+    cnn = nn.Sequential(nn.Conv2d(1, 3, 5), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(3, 2))
+    net_b = network_from_module(cnn, (1, 8, 8))
     b = to_graph(net_b, grid_size=5)
     a5 = to_graph(from_graph(a), grid_size=5)
     batch = Batch.from_data_list([a5, b])

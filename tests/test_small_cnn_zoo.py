@@ -32,7 +32,8 @@ def write_zoo(directory: Path, n: int = 6) -> list[dict[str, np.ndarray]]:
         for step in (0, 86):
             tensors = {name: rng.normal(size=shape).astype(np.float32) for name, shape in SHAPES}
             rows.append(np.concatenate([t.reshape(-1) for t in tensors.values()]))
-            metrics.append({"step": step, "test_accuracy": rng.uniform(), "config.activation": "relu" if i % 2 else "tanh"})
+            metrics.append({"step": step, "test_accuracy": rng.uniform(),
+                            "config.activation": "relu" if i % 2 else "tanh"})
             if step == 86:
                 finals.append(tensors)
     directory.mkdir(parents=True, exist_ok=True)

@@ -180,13 +180,16 @@ def test_norm_derivations():
     ln_after = Architecture((Linear("a", 2, 4), Activation("relu"), LayerNorm("n", 4), Linear("b", 4, 1)), (2,))
     assert admitted_symmetries(ln_after).kinds == ["permutation"]
     # non-affine LayerNorm: nothing to carry the scale
-    ln_plain = Architecture((Linear("a", 2, 4), LayerNorm("n", 4, affine=False), Activation("relu"), Linear("b", 4, 1)), (2,))
+    ln_plain = Architecture((Linear("a", 2, 4), LayerNorm("n", 4, affine=False), Activation("relu"),
+                             Linear("b", 4, 1)), (2,))
     assert admitted_symmetries(ln_plain).kinds == ["permutation"]
     # BatchNorm with batch statistics after a ReLU: only |d| = 1 passes, which ReLU does not admit as a sign
-    bs = Architecture((Linear("a", 2, 4), Activation("relu"), BatchNorm("n", 4, track_running_stats=False), Linear("b", 4, 1)), (2,))
+    bs = Architecture((Linear("a", 2, 4), Activation("relu"), BatchNorm("n", 4, track_running_stats=False),
+                       Linear("b", 4, 1)), (2,))
     assert admitted_symmetries(bs).kinds == ["permutation"]
     # max pooling does not commute with sign flips
-    mp = Architecture((Conv("c", 1, 3, (3, 3)), Activation("tanh"), Pool("max", (2, 2), (2, 2)), GlobalAvgPool(), Linear("o", 3, 1)), (1, 6, 6))
+    mp = Architecture((Conv("c", 1, 3, (3, 3)), Activation("tanh"), Pool("max", (2, 2), (2, 2)), GlobalAvgPool(),
+                       Linear("o", 3, 1)), (1, 6, 6))
     assert admitted_symmetries(mp).kinds == ["permutation"]
 
 
@@ -206,7 +209,8 @@ def test_residual_ties_and_fixing():
     mismatch = Architecture((Linear("a", 2, 4), BatchNorm("n", 4), Activation("relu"), Linear("b", 4, 4), Residual(0),
                              Activation("relu"), Linear("c", 4, 1)), (2,))
     assert admitted_symmetries(mismatch).kinds == ["permutation"]
-    assert admitted_symmetries(Architecture(mismatch.ops[:4] + mismatch.ops[5:], (2,))).kinds == ["permutation", "scale"]
+    matched = Architecture(mismatch.ops[:4] + mismatch.ops[5:], (2,))
+    assert admitted_symmetries(matched).kinds == ["permutation", "scale"]
 
 
 # ---------------------------------------------------------------------------------------------- preservation
@@ -271,7 +275,8 @@ def test_siren_phase_uses_w0():
 
 
 def test_batchnorm_scaling_moves_gamma_beta():
-    arch = Architecture((Conv("c", 2, 3, (3, 3)), BatchNorm("bn", 3), Activation("relu"), GlobalAvgPool(), Linear("o", 3, 2)), (2, 5, 5))
+    arch = Architecture((Conv("c", 2, 3, (3, 3)), BatchNorm("bn", 3), Activation("relu"), GlobalAvgPool(),
+                         Linear("o", 3, 2)), (2, 5, 5))
     net = random_network(arch)
     g = GroupElement(scales={1: torch.tensor([0.01, 3.0, 70.0], dtype=torch.float64)})
     moved = apply_to_network(net, g)
@@ -382,7 +387,8 @@ def test_bad_elements_raise():
 # ---------------------------------------------------------------------------------------------- harness
 def _graphs():
     nets = [random_network(mlp_architecture([2, 5, 4, 1], "relu"), 1), random_network(siren_architecture((4, 3)), 2),
-            random_network(Architecture((Conv("c", 1, 3, (3, 3)), Activation("tanh"), GlobalAvgPool(), Linear("o", 3, 2)), (1, 5, 5)), 3)]
+            random_network(Architecture((Conv("c", 1, 3, (3, 3)), Activation("tanh"), GlobalAvgPool(),
+                                         Linear("o", 3, 2)), (1, 5, 5)), 3)]
     return [to_graph(n, grid_size=3) for n in nets]
 
 
@@ -414,7 +420,8 @@ def test_harness_equivariance():
     assert equivariance_error(pointwise, graphs, kinds=["permutation"]) < 1e-12
     assert equivariance_error(rolled, graphs, kinds=["permutation"]) > 1e-2
     linear_update = lambda b: {"node": 2 * b.x, "edge": -3 * b.edge_attr}  # noqa: E731
-    assert equivariance_error(linear_update, graphs, kinds=["permutation", "scale", "sign"], output="parameters") < 1e-12
+    assert equivariance_error(linear_update, graphs, kinds=["permutation", "scale", "sign"],
+                              output="parameters") < 1e-12
     squared = lambda b: {"node": b.x ** 2, "edge": b.edge_attr ** 2}  # noqa: E731
     assert equivariance_error(squared, graphs, kinds=["permutation", "scale", "sign"], output="parameters") > 1e-2
     # node features scaling with d: biases do, so a per-node linear map of the bias is scale-equivariant

@@ -20,7 +20,8 @@ SMALL = ["--hidden", "8", "--layers", "1", "--batch-size", "8", "--quiet"]
 
 
 def _cli(*args: str, timeout: int = 600) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "core", *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+    return subprocess.run([sys.executable, "-m", "core", *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=timeout)
 
 
 def _ok(*args: str) -> subprocess.CompletedProcess:
@@ -75,7 +76,8 @@ def test_predict_is_invariant_to_a_symmetry_of_the_file(classify_run: Path, inr_
     original = tmp_path / "inr.pth"
     _export_member(inr_zoo, 3, original)
     net = load_network(original)
-    moved = apply_to_network(net.to(torch.float64), random_element(net, kinds=["permutation"], seed=5)).to(torch.float32)
+    element = random_element(net, kinds=["permutation"], seed=5)
+    moved = apply_to_network(net.to(torch.float64), element).to(torch.float32)
     transformed = tmp_path / "inr-permuted.pth"
     torch.save(moved.state_dict(), transformed)
     assert not torch.equal(moved.flat(), net.flat())
@@ -104,10 +106,12 @@ def test_errors_exit_2(classify_run: Path, tmp_path: Path) -> None:
 
 def test_edit_writes_checkpoint_and_png(inr_zoo: Path, tmp_path: Path) -> None:
     run = tmp_path / "edit"
-    _ok("train", "inr-edit", "--edit", "erode", "--model", "ng-gnn", "--zoo", str(inr_zoo), "--out", str(run), "--epochs", "1", *SMALL)
+    _ok("train", "inr-edit", "--edit", "erode", "--model", "ng-gnn", "--zoo", str(inr_zoo), "--out", str(run),
+        "--epochs", "1", *SMALL)
     source = tmp_path / "inr.pth"
     _export_member(inr_zoo, 0, source)
-    out = json.loads(_ok("edit", str(run), str(source), "--out", str(tmp_path / "edited.pth"), "--png", str(tmp_path / "e.png"), "--json").stdout)
+    out = json.loads(_ok("edit", str(run), str(source), "--out", str(tmp_path / "edited.pth"),
+                         "--png", str(tmp_path / "e.png"), "--json").stdout)
     edited = torch.load(tmp_path / "edited.pth", weights_only=True)
     assert set(edited) == set(torch.load(source, weights_only=True))
     assert (tmp_path / "e.png").read_bytes()[:4] == b"\x89PNG"
@@ -116,7 +120,8 @@ def test_edit_writes_checkpoint_and_png(inr_zoo: Path, tmp_path: Path) -> None:
 
 def test_embed_writes_embeddings_with_table(inr_zoo: Path, tmp_path: Path) -> None:
     run = tmp_path / "embed"
-    _ok("train", "embed", "--dim", "4", "--model", "ng-gnn", "--zoo", str(inr_zoo), "--out", str(run), "--epochs", "1", *SMALL)
+    _ok("train", "embed", "--dim", "4", "--model", "ng-gnn", "--zoo", str(inr_zoo), "--out", str(run),
+        "--epochs", "1", *SMALL)
     _ok("embed", str(run), str(inr_zoo), "--out", str(tmp_path / "emb.npz"))
     data = np.load(tmp_path / "emb.npz")
     assert data["embeddings"].shape == (40, 4)
@@ -136,8 +141,8 @@ def test_generalization_on_a_cnn_zoo(tmp_path: Path) -> None:
 
 
 def test_resume_after_kill_matches_uninterrupted(inr_zoo: Path, tmp_path: Path) -> None:
-    args = ["inr-classify", "--model", "ng-gnn", "--zoo", str(inr_zoo), "--epochs", "40", "--patience", "0", "--seed", "7",
-            *SMALL]
+    args = ["inr-classify", "--model", "ng-gnn", "--zoo", str(inr_zoo), "--epochs", "40", "--patience", "0",
+            "--seed", "7", *SMALL]
     full = tmp_path / "full"
     _ok("train", *args, "--out", str(full))
     killed = tmp_path / "killed"

@@ -37,7 +37,8 @@ def test_import_dwsnets(tmp_path):
     net = zoo.network(i)
     sd = _siren_state(seed=7)
     x = torch.rand(5, 2)
-    ref = torch.sin(30 * (torch.sin(30 * (x @ sd["seq.0.weight"].T + sd["seq.0.bias"])) @ sd["seq.1.weight"].T + sd["seq.1.bias"]))
+    hidden = torch.sin(30 * (x @ sd["seq.0.weight"].T + sd["seq.0.bias"]))
+    ref = torch.sin(30 * (hidden @ sd["seq.1.weight"].T + sd["seq.1.bias"]))
     ref = ref @ sd["seq.2.weight"].T + sd["seq.2.bias"] + 0.5
     assert torch.allclose(run(net, x), ref, atol=1e-5)
 
@@ -76,7 +77,8 @@ def test_import_small_cnn_zoo(tmp_path):
         metrics.to_csv(fh, index=False)
     zoo = import_zoo("small-cnn-zoo", src, tmp_path / "out")
     assert len(zoo) == 5 and set(zoo.architectures) == {"relu", "tanh"}
-    assert zoo.table["test_accuracy"].tolist() == pytest.approx(metrics["test_accuracy"][metrics["step"] == 86].tolist())
+    final_accuracy = metrics["test_accuracy"][metrics["step"] == 86].tolist()
+    assert zoo.table["test_accuracy"].tolist() == pytest.approx(final_accuracy)
     assert sum(len(g.x) > 0 for g in zoo.graphs()) == 5
 
 
@@ -87,8 +89,8 @@ def test_import_cnn_wild_park(tmp_path):
         model = torch.nn.Sequential(torch.nn.Conv2d(1, ch, k, padding=k // 2), torch.nn.ReLU(),
                                     torch.nn.Conv2d(ch, ch, 3, padding=1), torch.nn.ReLU(),
                                     torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(ch, 10))
-        torch.save({"model": model.state_dict(), "config": {"activation": "relu", "test_acc": 0.5 + i / 10, "lr": 0.01}},
-                   src / f"model_{i}.pt")
+        config = {"activation": "relu", "test_acc": 0.5 + i / 10, "lr": 0.01}
+        torch.save({"model": model.state_dict(), "config": config}, src / f"model_{i}.pt")
     zoo = import_zoo("cnn-wild-park", src, tmp_path / "out")
     assert len(zoo) == 3 and len(zoo.architectures) == 2
     assert zoo.table["test_accuracy"].tolist() == pytest.approx([0.5, 0.6, 0.7])

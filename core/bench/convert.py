@@ -46,7 +46,8 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(result))
     else:
-        print(f"{result['architecture']} INRs, {args.count} per batch, median of {args.repeats} ({result['machine']['summary']}):")
+        print(f"{result['architecture']} INRs, {args.count} per batch, median of {args.repeats} "
+              f"({result['machine']['summary']}):")
         print(f"  network → NeuralGraph batch: {result['to_graphs_networks_per_s']:,.0f} networks/s")
         print(f"  NeuralGraph batch → params : {result['from_graphs_networks_per_s']:,.0f} networks/s")
     return 0

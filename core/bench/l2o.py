@@ -24,9 +24,9 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from core.bench.machine import machine_info
+    from core.cli.l2o_cmd import meta_config
     from core.l2o import EVAL_SPECS, evaluate_runs, train_optimizer, tune_baselines
     from core.l2o.problems import parse_specs
-    from core.cli.l2o_cmd import meta_config
 
     log = None if args.quiet else (lambda s: print(s, file=sys.stderr, flush=True))
     out = Path(args.out)
@@ -38,7 +38,8 @@ def run(args: argparse.Namespace) -> int:
         runs = []
         for name in args.optimizers:
             torch.manual_seed(args.seed)
-            train_optimizer(name, out / name, config, hidden=args.hidden, layers=args.layers, baselines=baselines, log=log)
+            train_optimizer(name, out / name, config, hidden=args.hidden, layers=args.layers, baselines=baselines,
+                            log=log)
             runs.append(str(out / name))
     specs = parse_specs(args.eval_problems) if args.eval_problems else EVAL_SPECS
     report = evaluate_runs(runs, out, specs, args.steps, args.eval_networks, log=log)

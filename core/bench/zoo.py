@@ -51,10 +51,12 @@ def run(args: argparse.Namespace) -> int:
         print(f"zoo generation ({result['machine']['summary']}):")
         if "inr" in result:
             r = result["inr"]
-            print(f"  INRs: {r['count']} in {r['seconds']:.1f} s = {r['inrs_per_s']:.2f} INRs/s, mean PSNR {r['mean_psnr']:.2f} dB "
-                  f"(min {r['min_psnr']:.2f}), mean steps {r['mean_steps']:.0f}; 5,000 would take {r['projected_5000_s']:.0f} s")
+            print(f"  INRs: {r['count']} in {r['seconds']:.1f} s = {r['inrs_per_s']:.2f} INRs/s, "
+                  f"mean PSNR {r['mean_psnr']:.2f} dB (min {r['min_psnr']:.2f}), mean steps {r['mean_steps']:.0f}; "
+                  f"5,000 would take {r['projected_5000_s']:.0f} s")
         if "cnn" in result:
             r = result["cnn"]
             print(f"  CNNs: {r['count']} in {r['seconds']:.1f} s = {r['cnns_per_s']:.2f} CNNs/s, test accuracy "
-                  f"{r['test_accuracy_range'][0]:.2f}–{r['test_accuracy_range'][1]:.2f}; 1,000 would take {r['projected_1000_s']:.0f} s")
+                  f"{r['test_accuracy_range'][0]:.2f}–{r['test_accuracy_range'][1]:.2f}; "
+                  f"1,000 would take {r['projected_1000_s']:.0f} s")
     return 0

@@ -104,7 +104,8 @@ def to_graphs(architecture: Architecture, flat: torch.Tensor, grid_size: int | N
     batch._inc_dict["edge_index"] = graph_ids * n
     for key in batch._inc_dict:
         if key != "edge_index":
-            batch._inc_dict[key] = torch.zeros(b, dtype=torch.long) if isinstance(batch._inc_dict[key], torch.Tensor) else [0] * b
+            is_tensor = isinstance(batch._inc_dict[key], torch.Tensor)
+            batch._inc_dict[key] = torch.zeros(b, dtype=torch.long) if is_tensor else [0] * b
     batch._num_graphs = b
     return batch
 

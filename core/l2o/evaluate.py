@@ -39,14 +39,15 @@ def compare(optimizers: dict[str, FunctionalOptimizer], specs: Sequence[ProblemS
                 "curve_steps": r["steps"],
                 "curve_mean": _nan_list(curve.mean(1)),
                 "curve_std": _nan_list(curve.std(1)),
-                "at": {int(t): {m: (float(v[m].mean()), float(v[m].std())) for m in METRICS} for t, v in r["at"].items()},
+                "at": {int(t): {m: (float(v[m].mean()), float(v[m].std())) for m in METRICS}
+                       for t, v in r["at"].items()},
                 "seconds": r["seconds"],
             }
             if log is not None:
                 a = per[name]["at"][min(steps)]
                 acc = f"acc {a['test_acc'][0]:.4f} " if math.isfinite(a["test_acc"][0]) else ""
-                log(f"{label:28s} {name:14s} T={min(steps)} train {a['train_loss'][0]:.4f} test {a['test_loss'][0]:.4f} "
-                    f"{acc}({r['seconds']:.1f}s)")
+                log(f"{label:28s} {name:14s} T={min(steps)} train {a['train_loss'][0]:.4f} "
+                    f"test {a['test_loss'][0]:.4f} {acc}({r['seconds']:.1f}s)")
     return out
 
 
@@ -157,8 +158,9 @@ def loss_curves_html(report: dict, path: str | Path) -> Path:
     for i, label in enumerate(problems):
         for j, (name, r) in enumerate(report["results"][label].items()):
             c = COLOURS[j % len(COLOURS)]
-            fig.add_trace(go.Scatter(x=r["curve_steps"], y=r["curve_mean"], name=name, legendgroup=name, showlegend=i == 0,
-                                     line=dict(color=f"rgb{c}")), row=i // cols + 1, col=i % cols + 1)
+            fig.add_trace(go.Scatter(x=r["curve_steps"], y=r["curve_mean"], name=name, legendgroup=name,
+                                     showlegend=i == 0, line=dict(color=f"rgb{c}")),
+                          row=i // cols + 1, col=i % cols + 1)
     fig.update_yaxes(type="log", title_text="train loss")
     fig.update_xaxes(title_text="inner step")
     path = Path(path)

@@ -163,7 +163,8 @@ SGDM_GRID = (1e-3, 3e-3, 1e-2, 3e-2, 1e-1, 2e-1, 3e-1, 5e-1, 1.0)
 
 
 def tune_lr(kind: str, specs: Sequence[ProblemSpec] = TRAIN_SPECS, steps: int = 50, networks: int = 4,
-            seeds: Sequence[int] = (1000, 1001), grid: Sequence[float] | None = None) -> tuple[float, dict[float, float]]:
+            seeds: Sequence[int] = (1000, 1001),
+            grid: Sequence[float] | None = None) -> tuple[float, dict[float, float]]:
     """Grid-search the learning rate of "adam" or "sgdm" on meta-training problems by the meta-objective."""
     if kind not in ("adam", "sgdm"):
         raise L2OError(f"tune_lr knows adam and sgdm, got {kind!r}")

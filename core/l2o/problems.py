@@ -218,12 +218,13 @@ def _log_uniform_scales(scale_range: tuple[float, float], count: int, generator:
     lo, hi = scale_range
     if lo <= 0 or hi < lo:
         raise L2OError(f"init_scale must satisfy 0 < lo <= hi, got {scale_range}")
-    return torch.exp(math.log(lo) + torch.rand(count, 1, generator=generator, dtype=torch.float64) * (math.log(hi) - math.log(lo)))
+    u = torch.rand(count, 1, generator=generator, dtype=torch.float64)
+    return torch.exp(math.log(lo) + u * (math.log(hi) - math.log(lo)))
 
 
 def init_mlp(arch: Architecture, count: int, generator: torch.Generator, scale_range: tuple[float, float] = (1.0, 1.0),
              dtype: torch.dtype = torch.float32) -> torch.Tensor:
-    """`count` random initialisations [count, P]: weights N(0, s²/fan_in) with s log-uniform in scale_range, biases 0."""
+    """`count` random initialisations [count, P]: weights N(0, s²/fan_in), s log-uniform in scale_range, biases 0."""
     s = _log_uniform_scales(scale_range, count, generator)
     chunks = []
     for key, shape in arch.parameter_shapes():

@@ -16,7 +16,8 @@ from typing import Callable
 import torch
 from torch import nn
 
-from core.l2o.optimizers import FunctionalOptimizer, LearnedRule as _Learned, check_architecture
+from core.l2o.optimizers import FunctionalOptimizer, check_architecture
+from core.l2o.optimizers import LearnedRule as _Learned
 from core.l2o.problems import L2OError
 
 
@@ -48,7 +49,8 @@ class LearnedOptimizer(torch.optim.Optimizer):
         parts = []
         for p in ps:
             t = p if attr == "data" else p.grad
-            parts.append(torch.zeros(p.numel(), dtype=dtype, device=p.device) if t is None else t.detach().reshape(-1).to(dtype))
+            parts.append(torch.zeros(p.numel(), dtype=dtype, device=p.device) if t is None
+                         else t.detach().reshape(-1).to(dtype))
         return torch.cat(parts)[None]
 
     @torch.no_grad()

@@ -90,7 +90,8 @@ def _transform_output(graphs: Sequence, elements: Sequence[GroupElement], node: 
             part = node[n0:n0 + n][act.node_perm.to(node.device)]
             if output == "parameters":
                 if part.shape[-1] != act.x_mult.shape[-1]:
-                    raise SymmetryError(f"'parameters' node outputs need {act.x_mult.shape[-1]} columns, got {part.shape[-1]}")
+                    raise SymmetryError(f"'parameters' node outputs need {act.x_mult.shape[-1]} columns, "
+                                        f"got {part.shape[-1]}")
                 part = part * act.x_mult.to(part)
             elif output == "scale":
                 part = part * act.node_scale.to(part)[:, None]

@@ -67,14 +67,16 @@ class ScaleMessagePassing(nn.Module):
         mean = scatter(m, dst, 0, dim_size=n, reduce="sum") * inv_deg[0]  # [N, H] ∝ q_i
         parts += [mean, mean * amp[0]]
         if self.bidirectional:
-            mb = F.linear(reciprocal(e, ekind), self.msg_e.weight[hd:]) * hv[:, hd:].index_select(0, dst)  # [E, H] ∝ q_src
+            # [E, H] ∝ q_src
+            mb = F.linear(reciprocal(e, ekind), self.msg_e.weight[hd:]) * hv[:, hd:].index_select(0, dst)
             mean_b = scatter(mb, src, 0, dim_size=n, reduce="sum") * inv_deg[1]
             parts += [mean_b, mean_b * amp[1]]
         z = torch.cat(parts, dim=1)  # [N, (1+2·dirs)·H], every column ∝ q_i
         inv = torch.cat([canonicalise(z, kind), emb], dim=1)
         h = h + self.dropout(self.node_update(z, inv, kind))  # [N, H]
         ch = canonicalise(h, kind)  # [N, H] invariant
-        u = F.silu(self.edge_inv_e(canonicalise(e, ekind)) + self.edge_inv_src(ch).index_select(0, src) + self.edge_inv_dst(ch).index_select(0, dst))
+        u = F.silu(self.edge_inv_e(canonicalise(e, ekind)) + self.edge_inv_src(ch).index_select(0, src)
+                   + self.edge_inv_dst(ch).index_select(0, dst))
         g, c = self.edge_gate(u).split(hd, dim=1)  # [E, H] each
         e = e + self.dropout(self.edge_lin(e) * (1 + g) + (ekind == NONE)[:, None].to(e) * c)  # [E, H] ∝ q_i/q_j
         return h, e
