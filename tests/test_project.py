@@ -34,7 +34,7 @@ def test_ci_runs_the_readme_test_command():
     test_cmd = _readme_commands()["test"]
     assert test_cmd == "bash .ci/run"
     ci = (ROOT / ".ci" / "run").read_text()
-    assert "pip install -q -r requirements-dev.txt && python -m pytest" in ci
+    assert "pip install -q -r requirements-dev.txt && ruff check . && python -m pytest" in ci
     assert "-r requirements.txt" in (ROOT / "requirements-dev.txt").read_text()
 
 
