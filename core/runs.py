@@ -31,6 +31,7 @@ from core.models import build_model, config_for, model_class
 from core.network.spec import Network
 from core.tasks import Task, TaskError, build_task
 from core.training.trainer import TrainConfig, Trainer, write_json
+from core.zoo.inr_augment import INRAugment, parse_augment
 
 
 @dataclass
@@ -44,7 +45,8 @@ class RunConfig:
     model_config: dict[str, Any] = field(default_factory=dict)
     train: dict[str, Any] = field(default_factory=dict)
     grid_size: int = 1
-    augment: bool = False
+    augment: bool = False  # symmetry transforms (permutations, sign flips) of the training networks
+    inr_augment: dict[str, float] | None = None  # function-changing INR weight transforms (core.zoo.inr_augment)
     versions: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -100,7 +102,9 @@ def train_run(task_name: str, model_name: str, zoo_dir: str | Path, out_dir: str
     for s in sets.values():
         s.grid_size = grid
     cls = model_class(model_name)
-    augment = cls.augment_by_default if augment is None else augment
+    augment, inr_augment = resolve_augment(augment, cls.augment_by_default)
+    if inr_augment is not None:
+        _check_inr_augment(inr_augment, task, sets["train"])
     overrides = dict(model_overrides or {})
     if cls.fixed_architecture:  # symmetry-blind baselines read one architecture's flat vector
         if len(zoo.architectures) != 1:
@@ -110,9 +114,10 @@ def train_run(task_name: str, model_name: str, zoo_dir: str | Path, out_dir: str
     model = build_model(model_name, out_dim=out_dim, head=task.head, edge_dim=grid * grid, **overrides)
     config = RunConfig(task=task_name, model=model_name, zoo=str(zoo_dir), task_options=task.options(),
                        model_config=model.config.to_dict(), train=train.to_dict(), grid_size=grid, augment=augment,
-                       versions=_versions())
+                       inr_augment=inr_augment.to_dict() if inr_augment else None, versions=_versions())
     # the Trainer checks the device and precision settings: fail on them before anything is written
-    trainer = Trainer(task, model, train, out, augment=symmetry_augment() if augment else None, progress=progress)
+    steps = [a for a in (inr_augment, symmetry_augment() if augment else None) if a is not None]
+    trainer = Trainer(task, model, train, out, augment=_chain(steps), progress=progress)
     out.mkdir(parents=True, exist_ok=True)
     if resume and (out / "config.json").exists():
         _check_same_run(out, config)
@@ -131,6 +136,46 @@ def train_run(task_name: str, model_name: str, zoo_dir: str | Path, out_dir: str
     return metrics
 
 
+def resolve_augment(spec: bool | str | None, default_symmetry: bool) -> tuple[bool, INRAugment | None]:
+    """`--augment` → (symmetry transforms on, INR weight transforms or None).
+
+    None: the model's default; True / False: symmetry transforms on / off and no INR transforms; a string:
+    comma-separated `symmetry`, presets (`ng`, `none`) and key=value settings (`core.zoo.inr_augment`);
+    symmetry transforms stay at the model's default unless `symmetry` is listed.
+    """
+    if spec is None or isinstance(spec, bool):
+        return (default_symmetry if spec is None else spec), None
+    items = [t.strip() for t in str(spec).split(",") if t.strip()]
+    rest = ",".join(t for t in items if t != "symmetry")
+    inr = parse_augment(rest) if rest else None
+    return ("symmetry" in items) or default_symmetry, (inr if inr != INRAugment() else None)
+
+
+def _check_inr_augment(augment: INRAugment, task: Task, train: GraphSet) -> None:
+    """Refuse INR transforms for tasks whose targets they would invalidate, or networks they do not fit."""
+    if not task.function_augmentation:
+        raise TaskError(f"{task.name}: weight transforms that change the network's function (translate, rotate, "
+                        "scale, noise, dropout) would leave its targets stale; they are for label tasks such as "
+                        "inr-classify")
+    for group in train.groups:  # fail now, not at the first batch
+        augment(group.architecture, group.flat[:1].double(), torch.Generator().manual_seed(0))
+
+
+def _chain(augments: list) -> Any:
+    """One augmentation applying `augments` in order (None when there are none)."""
+    if not augments:
+        return None
+    if len(augments) == 1:
+        return augments[0]
+
+    def augment(architecture, flat, generator):
+        for step in augments:
+            flat = step(architecture, flat, generator)
+        return flat
+
+    return augment
+
+
 RUN_FILES = ("config.json", "weights.safetensors", "metrics.json", "log.csv", "checkpoint.pt")
 
 
@@ -147,7 +192,7 @@ def _refuse_existing_run(out: Path, resume: bool, overwrite: bool) -> None:
 
 def _check_same_run(out: Path, config: RunConfig) -> None:
     """A resumed run must have the configuration it was started with."""
-    keys = ("task", "model", "task_options", "model_config", "train")
+    keys = ("task", "model", "task_options", "model_config", "train", "inr_augment")
     saved = json.loads((out / "config.json").read_text())
     if {k: saved.get(k) for k in keys} != {k: config.to_dict()[k] for k in keys}:
         raise TaskError(f"{out} holds a run with a different configuration; use another --out")

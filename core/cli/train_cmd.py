@@ -49,9 +49,12 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
 def add_augment_arguments(p: argparse.ArgumentParser) -> None:
     """Training-time augmentation of the input networks."""
     aug = p.add_mutually_exclusive_group()
-    aug.add_argument("--augment", dest="augment", action="store_true", default=None,
-                     help="random symmetry transforms of every training network (default for the models that do "
-                          "not build the symmetries in)")
+    aug.add_argument("--augment", dest="augment", nargs="?", const=True, default=None, metavar="SPEC",
+                     help="alone: random symmetry transforms of every training network (default for the models "
+                          "that do not build the symmetries in). SPEC (inr-classify): weight transforms that change "
+                          "the INR's function, per training batch: ng (translate=0.25,rotate=45,scale=0.2,"
+                          "noise=0.1,dropout=0.01) or key=value,… (translate, rotate in degrees, scale, noise, "
+                          "dropout); add 'symmetry' for symmetry transforms too")
     aug.add_argument("--no-augment", dest="augment", action="store_false")
 
 
@@ -116,8 +119,7 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 def _brief(metrics: dict) -> dict:
-    """The scalar metrics (tables such as a confusion matrix stay in metrics.json)."""
-    return {k: v for k, v in metrics.items() if not isinstance(v, (list, dict))}
+    return {k: v for k, v in metrics.items() if k != "confusion"}
 
 
 def run_evaluate(args: argparse.Namespace) -> int:

@@ -22,6 +22,7 @@ class ClassifyTask(Task):
     primary_metric = "accuracy"
     greater_is_better = True
     summary_metrics = ("accuracy",)
+    function_augmentation = True  # a translated, rotated or noisy digit is still the same digit
 
     def __init__(self, label_column: str = "label", num_classes: int | None = None):
         self.label_column = label_column

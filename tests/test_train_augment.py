@@ -1,0 +1,77 @@
+"""`train --augment SPEC`: INR weight transforms applied to training batches, recorded in the run's config."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from core.runs import resolve_augment, train_run
+from core.tasks import TaskError
+from core.training.trainer import TrainConfig
+from core.zoo.inr_augment import NG_PRESET, AugmentError, INRAugment
+
+
+@pytest.fixture(scope="module")
+def zoo(tmp_path_factory) -> Path:
+    from core.zoo import build_inr_zoo
+
+    out = tmp_path_factory.mktemp("zoo") / "digits"
+    build_inr_zoo(out, images="digits", count=30, hidden=(8, 8), steps=20, target_psnr=None, workers=1,
+                  progress=False)
+    return out
+
+
+def test_resolve_augment():
+    assert resolve_augment(None, True) == (True, None) and resolve_augment(None, False) == (False, None)
+    assert resolve_augment(True, False) == (True, None) and resolve_augment(False, True) == (False, None)
+    assert resolve_augment("ng", False) == (False, NG_PRESET)
+    assert resolve_augment("ng", True) == (True, NG_PRESET)  # the model's default symmetry transforms stay
+    assert resolve_augment("symmetry,translate=0.1", False) == (True, INRAugment(translate=0.1))
+    assert resolve_augment("symmetry", False) == (True, None)
+    assert resolve_augment("none", False) == (False, None)
+    with pytest.raises(AugmentError):
+        resolve_augment("ng,sheer=2", False)
+
+
+def test_training_batches_are_augmented_and_the_settings_recorded(zoo, tmp_path, monkeypatch):
+    calls = []
+    original = INRAugment.__call__
+
+    def spy(self, architecture, flat, generator=None):
+        out = original(self, architecture, flat, generator)
+        calls.append((flat.shape[0], bool(torch.equal(out, flat))))
+        return out
+
+    monkeypatch.setattr(INRAugment, "__call__", spy)
+    cfg = TrainConfig(epochs=2, batch_size=8, patience=0)
+    metrics = train_run("inr-classify", "ng-gnn", zoo, tmp_path / "run", train=cfg, augment="ng",
+                        model_overrides={"hidden": 8, "layers": 1}, progress=False)
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert config["inr_augment"] == NG_PRESET.to_dict() and config["augment"] is False
+    n_train = 24  # 30 images split 0.8 / 0.1 / 0.1
+    batches = [c for c in calls if c[0] > 1]  # calls[0] is the one-network check before training
+    assert len(batches) == 2 * -(-n_train // 8) and sum(c[0] for c in batches) == 2 * n_train
+    assert not any(unchanged for _, unchanged in batches)
+    assert 0.0 <= metrics["test"]["accuracy"] <= 1.0
+
+
+def test_function_changing_transforms_are_refused_for_edit_targets(zoo, tmp_path):
+    with pytest.raises(TaskError, match="targets stale"):
+        train_run("inr-edit", "ng-gnn", zoo, tmp_path / "edit", train=TrainConfig(epochs=1), augment="noise=0.1",
+                  model_overrides={"hidden": 8, "layers": 1}, progress=False)
+    assert not (tmp_path / "edit" / "config.json").exists()
+
+
+def test_cli_augment_values():
+    from core.cli import train_cmd
+
+    p = argparse.ArgumentParser()
+    train_cmd.add_augment_arguments(p)
+    assert p.parse_args([]).augment is None
+    assert p.parse_args(["--augment"]).augment is True
+    assert p.parse_args(["--augment", "ng,noise=0.05"]).augment == "ng,noise=0.05"
+    assert p.parse_args(["--no-augment"]).augment is False
