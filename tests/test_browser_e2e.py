@@ -111,3 +111,69 @@ def test_inspect_upload_editor_and_explorer(page, app_url, tmp_path: Path) -> No
     page.screenshot(path=str(ARTIFACTS / "zoo-explorer.png"), full_page=True)
     assert "Traceback" not in page.inner_text("body")
 
+
+
+def _expect_one_line_error(page, name: str) -> str:
+    """The page shows an alert naming the uploaded file `name`, and no traceback; returns the alert's text."""
+    alert = page.locator("[data-testid='stAlert']", has_text=name).first
+    alert.wait_for(timeout=30_000)
+    _wait_idle(page)
+    body = page.inner_text("body")
+    assert "Traceback" not in body and "File \"/" not in body
+    return alert.inner_text()
+
+
+def test_hostile_uploads_leave_the_server_serving(page, app_url, tmp_path: Path) -> None:
+    """A decompression bomb, a code-executing pickle and 100,000-deep nesting uploaded on Inspect: one error line
+    each, no traceback, and the real server still answers its health check and renders the next page."""
+    from core.bench.hostile import deep_dict_pt, pt_bomb
+
+    class Payload:
+        def __reduce__(self):
+            return (os.system, ("echo pwned",))
+
+    evil = tmp_path / "evil.pt"
+    torch.save({"weight": torch.zeros(2, 2), "x": Payload()}, evil)
+    files = [pt_bomb(tmp_path / "bomb.pt"), evil, deep_dict_pt(tmp_path / "deep.pt")]
+    page.goto(app_url)
+    page.get_by_text("Inspect a checkpoint").wait_for()
+    _wait_idle(page)
+    page.get_by_text("Upload", exact=True).click()
+    _wait_idle(page)
+    for path in files:
+        page.locator("input[type=file]").first.set_input_files(str(path))
+        message = _expect_one_line_error(page, path.name)  # names the uploaded file, not a temporary one
+        assert message.count("\n") == 0, message
+        assert urllib.request.urlopen(f"{app_url}/_stcore/health", timeout=10).read() == b"ok"
+    page.screenshot(path=str(ARTIFACTS / "hostile-upload.png"), full_page=True)
+    page.get_by_role("link", name="Symmetry lab").click()
+    _wait_idle(page)
+    assert "Traceback" not in page.inner_text("body")
+
+
+def test_editor_upload_and_mixed_zoos(page, app_url) -> None:
+    """The INR editor edits an uploaded INR; the Zoo explorer maps two zoos of different kinds together."""
+    page.goto(app_url)
+    page.get_by_role("link", name="INR editor").click()
+    page.get_by_text("MSE edited vs target").wait_for()
+    _wait_idle(page)
+    page.get_by_text("Upload", exact=True).first.click()
+    _wait_idle(page)
+    page.locator("input[type=file]").first.set_input_files(str(ROOT / "assets" / "examples" / "siren-mnist-3.pth"))
+    page.get_by_text("MSE edited vs target").wait_for()
+    _wait_idle(page)
+    assert "Traceback" not in page.inner_text("body")
+    page.screenshot(path=str(ARTIFACTS / "inr-editor-upload.png"), full_page=True)
+
+    page.get_by_role("link", name="Zoo explorer").click()
+    page.get_by_text("networks embedded with").wait_for()
+    _wait_idle(page)
+    zoos = page.locator("[data-testid='stMultiSelect']").first
+    zoos.locator("input").click()
+    page.get_by_role("option", name="cnn-digits").click()
+    page.keyboard.press("Escape")
+    _wait_idle(page)
+    page.locator(".js-plotly-plot").first.wait_for()
+    body = page.inner_text("body")
+    assert "Traceback" not in body and "cnn-digits" in body
+    page.screenshot(path=str(ARTIFACTS / "zoo-explorer-mixed.png"), full_page=True)

@@ -674,3 +674,22 @@ def test_small_cnn_zoo_weights_must_be_a_float_matrix(tmp_path: Path) -> None:
     with pytest.raises(CheckpointError, match="weights.npy must be a 2-d float array") as info:
         read_small_cnn_zoo(zoo)
     assert "unreadable" not in _one_line(info.value)
+
+
+def test_code_executing_pickle_is_named_as_such(tmp_path: Path) -> None:
+    """A payload that calls os.system is called an attack, a pickled nn.Module a full model; neither runs."""
+    import os
+
+    class Payload:
+        def __reduce__(self):
+            return (os.system, (f"touch {tmp_path / 'ran'}",))
+
+    evil, model = tmp_path / "evil.pt", tmp_path / "model.pt"
+    torch.save({"weight": torch.zeros(2, 2), "x": Payload()}, evil)
+    torch.save(nn.Linear(2, 2), model)
+    with pytest.raises(UnsafeCheckpointError, match="evil.pt is a code-executing pickle .*system"):
+        read_tensor_file(evil)
+    with pytest.raises(UnsafeCheckpointError, match="probably a pickled full model") as info:
+        read_tensor_file(model)
+    assert "code-executing" not in str(info.value)
+    assert not (tmp_path / "ran").exists()

@@ -326,6 +326,20 @@ def check_safetensors_header(path: Path, limits: Limits = DEFAULT_LIMITS, weight
 
 
 # ---------------------------------------------------------------------------------------------- loading
+# modules whose functions run commands, code or I/O when a pickle calls them: such a file is an attack, not a model
+_CODE_EXECUTING = ("os.", "posix.", "nt.", "subprocess.", "builtins.", "__builtin__.", "sys.", "shutil.",
+                   "socket.", "importlib.", "runpy.", "pty.", "code.", "webbrowser.", "ctypes.", "multiprocessing.")
+
+
+def _unsafe_globals_message(name: str, unsafe: list[str]) -> str:
+    """Why a checkpoint that names `unsafe` globals is refused: a code-executing pickle or a pickled model."""
+    shown = ", ".join(sorted(unsafe)[:4])
+    if any(g.startswith(_CODE_EXECUTING) for g in unsafe):
+        return f"{name} is a code-executing pickle (it calls {shown}); refused, nothing in it was run"
+    return (f"{name} contains Python objects that would need code execution to load ({shown}); "
+            f"it is probably a pickled full model; {SAVE_HINT}")
+
+
 def _load_torch(path: Path, kind: str, limits: Limits) -> object:
     if kind == "zip":
         _check_torch_zip(path, _zip_index(path, limits, limits.max_tensors + 64), limits)
@@ -334,11 +348,7 @@ def _load_torch(path: Path, kind: str, limits: Limits) -> object:
         except Exception as exc:  # corrupt archive
             raise CheckpointError(f"{path.name}: not a readable PyTorch checkpoint ({_first_line(exc)})") from None
         if unsafe:
-            shown = ", ".join(sorted(unsafe)[:4])
-            raise UnsafeCheckpointError(
-                f"{path.name} contains Python objects that would need code execution to load ({shown}); "
-                f"it is probably a pickled full model; {SAVE_HINT}"
-            )
+            raise UnsafeCheckpointError(_unsafe_globals_message(path.name, unsafe))
     try:
         obj = torch.load(str(path), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
