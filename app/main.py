@@ -13,7 +13,9 @@ if str(ROOT) not in sys.path:  # `streamlit run app/main.py` puts app/ on the pa
 
 from app.resources import device_label, one_line_error  # noqa: E402
 
-st.set_page_config(page_title="Weight-Space Explorer", page_icon=":material/hub:", layout="wide")
+# a bundled favicon: a ":material/…:" page icon is fetched from fonts.gstatic.com, a failed request offline
+st.set_page_config(page_title="Weight-Space Explorer", page_icon=str(Path(__file__).with_name("icon.png")),
+                   layout="wide")
 
 PAGES = [
     st.Page("pages/inspect.py", title="Inspect", icon=":material/search:", default=True),

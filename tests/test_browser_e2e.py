@@ -73,13 +73,23 @@ def page(app_url):
         browser.close()
 
 
+@pytest.fixture(scope="module")
+def console_problems(page) -> list[tuple[str, str]]:
+    """Browser-console errors and failed requests seen by the page (the app makes none; warnings are not
+    collected: headless chromium's software WebGL warns about its own GPU stalls)."""
+    problems: list[tuple[str, str]] = []
+    page.on("console", lambda m: problems.append((m.type, m.text)) if m.type == "error" else None)
+    page.on("requestfailed", lambda r: problems.append(("request failed", f"{r.url} {r.failure}")))
+    return problems
+
+
 def _wait_idle(page) -> None:
     """Wait until Streamlit has finished running the script (no 'Running…' status widget)."""
     page.wait_for_timeout(500)
     page.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=90_000)
 
 
-def test_inspect_upload_editor_and_explorer(page, app_url, tmp_path: Path) -> None:
+def test_inspect_upload_editor_and_explorer(page, app_url, console_problems, tmp_path: Path) -> None:
     page.goto(app_url)
     page.get_by_text("Inspect a checkpoint").wait_for()
     _wait_idle(page)
@@ -110,6 +120,7 @@ def test_inspect_upload_editor_and_explorer(page, app_url, tmp_path: Path) -> No
     page.locator(".js-plotly-plot").first.wait_for()
     page.screenshot(path=str(ARTIFACTS / "zoo-explorer.png"), full_page=True)
     assert "Traceback" not in page.inner_text("body")
+    assert console_problems == []
 
 
 
@@ -151,7 +162,7 @@ def test_hostile_uploads_leave_the_server_serving(page, app_url, tmp_path: Path)
     assert "Traceback" not in page.inner_text("body")
 
 
-def test_editor_upload_and_mixed_zoos(page, app_url) -> None:
+def test_editor_upload_and_mixed_zoos(page, app_url, console_problems) -> None:
     """The INR editor edits an uploaded INR; the Zoo explorer maps two zoos of different kinds together."""
     page.goto(app_url)
     page.get_by_role("link", name="INR editor").click()
@@ -177,3 +188,4 @@ def test_editor_upload_and_mixed_zoos(page, app_url) -> None:
     body = page.inner_text("body")
     assert "Traceback" not in body and "cnn-digits" in body
     page.screenshot(path=str(ARTIFACTS / "zoo-explorer-mixed.png"), full_page=True)
+    assert console_problems == []
