@@ -25,6 +25,7 @@ from core.network.spec import (
     Pool,
     Residual,
 )
+from core.spectral import esd, fit_power_law
 
 
 def weight_matrix(network: Network, name: str) -> torch.Tensor:
@@ -67,6 +68,9 @@ def _weight_details(op: Linear | Conv, network: Network, spectra: bool, **geomet
     if f"{op.name}.bias" in network.params:
         out["bias"] = _stats(network.params[f"{op.name}.bias"])
     out.update(geometry)
+    # WeightWatcher's α of the ESD of WᵀW/N (None with the reason when the layer is too small to fit)
+    alpha, xmin, reason = fit_power_law(esd(weight_matrix(network, op.name)))
+    out.update(alpha=alpha, alpha_xmin=xmin, alpha_reason=reason)
     if spectra:
         out["spectrum"] = spectrum(weight_matrix(network, op.name))
     return out
@@ -162,17 +166,19 @@ def format_summary(summary: dict[str, Any]) -> str:
         f"input {tuple(summary['input_shape'])} → output {tuple(summary['output_shape'])};"
         f" activations: {', '.join(summary['activations']) or 'none'}",
         "",
-        f"{'#':>3}  {'layer':<34} {'shape':<28} {'params':>9}  weight mean ± std  [min, max]",
+        f"{'#':>3}  {'layer':<34} {'shape':<28} {'params':>9}  {'alpha':>6}  weight mean ± std  [min, max]",
     ]
     for layer in summary["layers"]:
         label = _LABELS.get(layer["kind"], _default_label)(layer)
         shape = f"{tuple(layer['input_shape'])} → {tuple(layer['output_shape'])}"
         params = f"{layer['parameters']:,}" if "parameters" in layer else ""
-        stats = ""
+        stats, alpha = "", ""
+        if "alpha" in layer:
+            alpha = f"{layer['alpha']:.2f}" if layer["alpha"] is not None else "-"
         if "weight" in layer:
             w = layer["weight"]
             stats = f"{w['mean']:+.3f} ± {w['std']:.3f}  [{w['min']:+.3f}, {w['max']:+.3f}]"
-        lines.append(f"{layer['index']:>3}  {label:<34} {shape:<28} {params:>9}  {stats}")
+        lines.append(f"{layer['index']:>3}  {label:<34} {shape:<28} {params:>9}  {alpha:>6}  {stats}")
     if summary["assumptions"]:
         lines += ["", "assumptions:"] + [f"  - {a}" for a in summary["assumptions"]]
     return "\n".join(lines)

@@ -1,7 +1,7 @@
 """The data flow of `core` is one-way: every module imports only from its own package or from lower layers.
 
-    errors → device / options → network → graph / io → models / symmetry / zoo → data → tasks → training → runs
-                → explore / l2o / examples → cli / bench  (→ app, outside core)
+    errors → device / options → network → graph / io / spectral → models / symmetry / zoo → data → tasks → training
+                → runs → explore / l2o / examples → cli / bench  (→ app, outside core)
 
 Imports are read with `ast` (also those inside functions and under TYPE_CHECKING), so a lazy import does
 not hide an upward dependency. The checker itself is tested on a small fake tree so that it can fail.
@@ -20,7 +20,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("errors",),  # the error types every layer raises
     ("device", "options"),  # device / precision choice; typed command-line option specs
     ("network",),  # the network IR: architecture + parameters, executing them
-    ("graph", "io", "baselines"),  # neural graphs; reading / writing checkpoints; weight-statistics baseline
+    ("graph", "io", "baselines", "spectral"),  # neural graphs; checkpoints; weight-statistics baseline; ESD / α
     ("models", "symmetry", "summary", "zoo"),  # metanetworks; group actions and checks; summaries; zoos
     ("data", "viz"),  # batches of graphs for tasks and training; figures
     ("tasks",),

@@ -2,20 +2,42 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import time
 
 import pandas as pd
 import streamlit as st
+import torch
 
 from app.resources import network_picker
 from core.graph.layout import layout_for
 from core.io import network_to_bytes
+from core.network.spec import Network
+from core.spectral import MIN_EIGENVALUES, LayerSpectrum, layer_spectra
 from core.summary import summarize
-from core.viz import graph_figure, graph_json_bytes, graphml_bytes, spectra_figure, weight_histograms
+from core.viz import esd_histograms, graph_figure, graph_json_bytes, graphml_bytes, spectra_figure, weight_histograms
 
 st.title("Inspect a checkpoint")
 st.caption("Any state_dict, training checkpoint or safetensors file becomes a *neural graph*: one node per neuron, "
            "one edge per weight.")
+
+
+def network_fingerprint(network: Network) -> str:
+    """A digest of the architecture and every parameter's bytes: the cache key of a Network."""
+    digest = hashlib.sha256(json.dumps(network.architecture.to_dict(), sort_keys=True).encode())
+    for name in sorted(network.params):
+        digest.update(name.encode())
+        # raw bytes (a uint8 view): numpy has no bfloat16
+        digest.update(network.params[name].detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+@st.cache_data(max_entries=16, show_spinner=False, hash_funcs={Network: network_fingerprint})
+def cached_layer_spectra(network: Network) -> list[LayerSpectrum]:
+    """The ESD and power-law α of each weight layer (an SVD and a fit per layer: once per network)."""
+    return layer_spectra(network)
+
 
 net = network_picker("inspect")
 if net is None:
@@ -67,6 +89,9 @@ with tab_layers:
     table["parameters"] = [f"{int(v):,}" if pd.notna(v) else "" for v in table["parameters"]]
     for column in ("weight mean", "weight std"):
         table[column] = [f"{v:.4g}" if pd.notna(v) else "" for v in table[column]]
+    # a weight layer too small to fit shows "–" (its reason is in the ESD figure's title), not a number
+    table["α (ESD tail)"] = [f"{lay['alpha']:.2f}" if lay.get("alpha") is not None else "–" if "weight" in lay
+                             else "" for lay in summary["layers"]]
     st.dataframe(table, hide_index=True, width="stretch")
     st.plotly_chart(weight_histograms(net), width="stretch")
     st.caption("Histograms of each Linear/Conv layer's weights (left) and biases (right).")
@@ -76,6 +101,10 @@ with tab_spectra:
     st.dataframe(pd.DataFrame(table), hide_index=True, width="stretch")
     st.caption("Singular values of each weight matrix (conv kernels reshaped to out × in·k). Stable rank "
                "‖W‖²_F / ‖W‖²₂ counts the directions that carry most of the energy.")
+    st.plotly_chart(esd_histograms(cached_layer_spectra(net)), width="stretch")
+    st.caption("Empirical spectral density of each layer: eigenvalues of WᵀW/N (N = the larger side). α is the "
+               "exponent of a power law fitted to its tail (from the dashed xmin on), as WeightWatcher reports it; "
+               f"layers with fewer than {MIN_EIGENVALUES} eigenvalues get no α.")
 with tab_download:
     stem = str(net.meta.get("file", "network")).rsplit(".", 1)[0]
     st.download_button("Network (export format, .safetensors)", network_to_bytes(net), f"{stem}.safetensors",

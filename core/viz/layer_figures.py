@@ -1,11 +1,13 @@
-"""Per-layer figures: weight/bias histograms and singular-value spectra."""
+"""Per-layer figures: weight/bias histograms, singular-value spectra and empirical spectral densities."""
 
 from __future__ import annotations
 
+import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from core.network.spec import Network
+from core.spectral import LayerSpectrum
 from core.summary import spectrum, weight_matrix
 
 
@@ -52,3 +54,32 @@ def spectra_figure(network: Network) -> tuple[go.Figure, list[dict]]:
     fig.update_layout(xaxis_title="singular value index", yaxis_title="singular value", yaxis_type="log", height=400,
                       margin=dict(l=10, r=10, t=30, b=10), legend=dict(title="layer"))
     return fig, rows
+
+
+def esd_histograms(spectra: list[LayerSpectrum], bins: int = 40) -> go.Figure:
+    """One row per weight layer: histogram of its ESD (eigenvalues of WᵀW/N) on log-spaced bins and a log x axis,
+    with the fitted power-law tail's start xmin marked and α in the title."""
+    titles = [f"{s.name} ({s.shape[0]}×{s.shape[1]}): " + (f"α = {s.alpha:.2f}" if s.alpha is not None
+                                                          else f"no α: {s.reason}") for s in spectra]
+    fig = make_subplots(rows=max(len(spectra), 1), cols=1, subplot_titles=titles,
+                        vertical_spacing=min(0.12, 0.9 / max(len(spectra), 1)))
+    for r, s in enumerate(spectra, start=1):
+        positive = s.eigenvalues[s.eigenvalues > 0]
+        if positive.size == 0:
+            continue
+        # log-spaced bins: on a log axis, linear bins would crowd the bulk into one bar
+        lo, hi = np.log10(positive.min()), np.log10(positive.max())
+        edges = np.logspace(lo, hi if hi > lo else lo + 1e-6, bins + 1)
+        counts, _ = np.histogram(positive, edges)
+        centers = np.sqrt(edges[:-1] * edges[1:])
+        fig.add_trace(go.Bar(x=centers, y=counts, width=np.diff(edges), marker_color="#1f77b4", showlegend=False,
+                             hovertemplate="λ ≈ %{x:.3g}: %{y} eigenvalues<extra></extra>"), row=r, col=1)
+        if s.xmin is not None:  # a trace, not a shape: trace coordinates are data values on a log axis too
+            fig.add_trace(go.Scatter(x=[s.xmin, s.xmin], y=[0, int(counts.max())], mode="lines", showlegend=False,
+                                     line=dict(dash="dash", color="#d62728"), hoverinfo="skip"), row=r, col=1)
+        fig.update_xaxes(type="log", row=r, col=1)
+        fig.update_yaxes(title_text="count", row=r, col=1)
+    fig.update_xaxes(title_text="eigenvalue λ of WᵀW/N (log scale; dashed: xmin of the power-law fit)",
+                     row=max(len(spectra), 1), col=1)
+    fig.update_layout(height=max(300, 230 * len(spectra)), margin=dict(l=10, r=10, t=40, b=10), bargap=0)
+    return fig
