@@ -70,6 +70,7 @@ def esd_histograms(spectra: list[LayerSpectrum], bins: int = 40) -> go.Figure:
         # log-spaced bins: on a log axis, linear bins would crowd the bulk into one bar
         lo, hi = np.log10(positive.min()), np.log10(positive.max())
         edges = np.logspace(lo, hi if hi > lo else lo + 1e-6, bins + 1)
+        edges[0], edges[-1] = positive.min(), max(positive.max(), edges[-1])  # 10**log10(x) may round past x
         counts, _ = np.histogram(positive, edges)
         centers = np.sqrt(edges[:-1] * edges[1:])
         fig.add_trace(go.Bar(x=centers, y=counts, width=np.diff(edges), marker_color="#1f77b4", showlegend=False,
