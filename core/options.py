@@ -5,7 +5,22 @@ from __future__ import annotations
 
 import argparse
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable, TypeVar
+
+C = TypeVar("C", bound=type)
+
+
+def register_by_name(table: dict[str, C], cls: C, error: type[Exception], kind: str) -> C:
+    """Add class `cls` to registry `table` under its `name`; a different class already under that name is refused."""
+    if cls.name in table and table[cls.name] is not cls:
+        raise error(f"a different {kind} is already registered as {cls.name!r}")
+    table[cls.name] = cls
+    return cls
+
+
+def names_where(table: dict[str, C], where: Callable[[C], bool]) -> list[str]:
+    """Names of the registered classes that satisfy `where`, in registration order."""
+    return [name for name, cls in table.items() if where(cls)]
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from torch import nn
 
 from core.errors import WeightSpaceError
 from core.graph.layout import INPUT, NODE_FEATURES, OUTPUT
-from core.options import Option
+from core.options import Option, names_where, register_by_name
 
 HEADS = ("graph", "params")
 
@@ -165,15 +165,12 @@ M = TypeVar("M", bound=type[MetaNetwork])
 
 def register_model(cls: M) -> M:
     """Class decorator: make a MetaNetwork available by its `name` (CLI, runs, benchmarks, l2o, app)."""
-    if cls.name in MODELS and MODELS[cls.name] is not cls:
-        raise ModelError(f"a different model is already registered as {cls.name!r}")
-    MODELS[cls.name] = cls
-    return cls
+    return register_by_name(MODELS, cls, ModelError, "model")
 
 
 def model_names(where: Callable[[type[MetaNetwork]], bool] = lambda cls: True) -> list[str]:
     """Names of the registered models whose class satisfies `where`, in registration order."""
-    return [name for name, cls in MODELS.items() if where(cls)]
+    return names_where(MODELS, where)
 
 
 def graph_index(batch: Any) -> torch.Tensor:

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from core.errors import WeightSpaceError
-from core.options import Option
+from core.options import Option, names_where, register_by_name
 
 if TYPE_CHECKING:
     from core.data import GraphBatch
@@ -86,12 +86,9 @@ T = TypeVar("T", bound=type[Task])
 
 def register_task(cls: T) -> T:
     """Class decorator: make a Task available by its `name` (CLI, run loading, benchmark)."""
-    if cls.name in TASKS and TASKS[cls.name] is not cls:
-        raise TaskError(f"a different task is already registered as {cls.name!r}")
-    TASKS[cls.name] = cls
-    return cls
+    return register_by_name(TASKS, cls, TaskError, "task")
 
 
 def task_names(where: Callable[[type[Task]], bool] = lambda cls: True) -> list[str]:
     """Names of the registered tasks whose class satisfies `where`, in registration order."""
-    return [name for name, cls in TASKS.items() if where(cls)]
+    return names_where(TASKS, where)
