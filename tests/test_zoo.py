@@ -95,15 +95,21 @@ def test_fit_inrs_improves_psnr_and_records_it():
 def test_inr_zoo_round_trip_and_splits(tmp_path):
     zoo = build_inr_zoo(tmp_path / "z", images="digits", count=10, inrs_per_image=2, hidden=(8,), steps=20,
                         target_psnr=None, chunk_size=8, workers=1, progress=False)
-    assert len(zoo) == 20 and set(zoo.table.columns) >= {"index", "group", "label", "psnr", "steps", "seed",
-                                                          "image_index", "split"}
-    manifest = json.loads((tmp_path / "z" / "manifest.json").read_text())
-    assert manifest["format"] == "weight-space-explorer.zoo" and manifest["count"] == 20
-    # splits by source image: both INRs of an image share it; splits partition the zoo
     t = zoo.table
+    n = len(zoo)
+    assert set(t.columns) >= {"index", "group", "label", "psnr", "steps", "seed", "image_index", "split"}
+    manifest = json.loads((tmp_path / "z" / "manifest.json").read_text())
+    assert manifest["format"] == "weight-space-explorer.zoo" and manifest["count"] == n
+    # splits by source image: the INRs of an image share it; training images have two views (different seeds),
+    # validation and test images one; splits partition the zoo
     assert t.groupby("image_index")["split"].nunique().max() == 1
+    views = t.groupby("image_index").size()
+    split_of = t.groupby("image_index")["split"].first()
+    assert set(views[split_of == "train"]) == {2} and set(views[split_of != "train"]) == {1}
+    assert (split_of != "train").any() and n == 2 * (split_of == "train").sum() + (split_of != "train").sum()
+    assert t[t["split"] == "train"].groupby("image_index")["seed"].nunique().min() == 2
     all_idx = np.sort(np.concatenate([zoo.split_indices(s) for s in ("train", "val", "test")]))
-    assert np.array_equal(all_idx, np.arange(20))
+    assert np.array_equal(all_idx, np.arange(n))
     again = build_inr_zoo(tmp_path / "z2", images="digits", count=10, inrs_per_image=2, hidden=(8,), steps=20,
                           target_psnr=None, chunk_size=8, workers=1, progress=False)
     assert again.manifest["splits"] == zoo.manifest["splits"]

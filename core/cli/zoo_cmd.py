@@ -28,7 +28,8 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     inr.add_argument("--images", default="mnist5k", help="mnist5k | digits | folder of PNGs | .npz (default mnist5k)")
     inr.add_argument("--count", type=int, default=None, help="number of source images (default: all)")
     inr.add_argument("--out", required=True, help="zoo directory")
-    inr.add_argument("--inrs-per-image", type=int, default=1)
+    inr.add_argument("--inrs-per-image", type=int, default=1,
+                     help="fits (views, different seeds) of each training image; val/test images get one (default 1)")
     inr.add_argument("--steps", type=int, default=1000, help="maximum Adam steps per INR (default 1000)")
     inr.add_argument("--target-psnr", type=float, default=40.0, help="stop an INR at this PSNR (default 40 dB)")
     inr.add_argument("--hidden", type=_widths, default=(32, 32), help="hidden widths (default 32,32)")

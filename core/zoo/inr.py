@@ -22,6 +22,7 @@ import math
 import os
 from typing import Any, Callable, Sequence
 
+import numpy as np
 import torch
 
 from core.errors import WeightSpaceError
@@ -392,11 +393,12 @@ def build_inr_zoo(
 ):
     """Fit SIRENs to `images` and store them as a zoo directory (resumable; returns the opened Zoo).
 
-    `count` source images (a seeded random subset; None: all), each fitted `inrs_per_image` times.
+    `count` source images (a seeded random subset; None: all). Splits are by source image; each training image is
+    fitted `inrs_per_image` times (different init seeds), validation and test images once.
     `init`: `dwsnets` (network i starts from `siren_init(…, seed·1_000_000 + i, scheme="dwsnets")`),
     `shared` (every network starts from the dwsnets init of seed `seed·1_000_000`) or `siren` (per-network
     seeds as for dwsnets, `scheme="siren"`). The table's `seed` column holds each network's init seed and
-    manifest.json's `recipe` the fitting recipe (`inr_recipe`). Splits are by source image. Chunks of
+    manifest.json's `recipe` the fitting recipe (`inr_recipe`). Chunks of
     `chunk_size` networks run in `workers` single-threaded processes (default: one per CPU core).
     """
     from core.zoo.build import default_workers, run_chunks
@@ -419,7 +421,11 @@ def build_inr_zoo(
         raise ZooError(f"count must be positive, got {count}")
     else:
         chosen = torch.sort(torch.randperm(total, generator=torch.Generator().manual_seed(int(seed)))[:count]).values
-    image_of = chosen.repeat_interleave(inrs_per_image)              # network index → source image index
+    # splits by source image; only training images get K views, so val/test keep one INR per image
+    image_split = split_assignment(chosen.numpy(), split, seed)
+    views = torch.as_tensor([inrs_per_image if s == "train" else 1 for s in image_split], dtype=torch.long)
+    image_of = chosen.repeat_interleave(views)                      # network index → source image index
+    splits = image_split[np.repeat(np.arange(len(image_split)), views.numpy())]
     n = image_of.numel()
     base_seed = int(seed) * 1_000_000
     seeds = [base_seed] * n if init == "shared" else [base_seed + i for i in range(n)]
@@ -436,7 +442,6 @@ def build_inr_zoo(
               "images_used": int(chosen.numel())}
     builder = ZooBuilder(out_dir, generator="inr", options=options, architectures={"siren": arch}, source=source,
                          overwrite=overwrite)
-    splits = split_assignment(image_of.numpy(), split, seed)
     if not builder.complete:
         chunks = [(k, list(range(s, min(s + chunk_size, n)))) for k, s in enumerate(range(0, n, chunk_size))]
         todo = [(k, idx) for k, idx in chunks if not builder.done(k)]
