@@ -11,6 +11,10 @@ networks out, and `ZooEmbedding.left_out` says which and why — no network is d
 
 from __future__ import annotations
 
+import contextlib
+import io
+import re
+import sys
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -161,8 +165,82 @@ def standardise(x: np.ndarray) -> np.ndarray:
     return (x - x.mean(0)) / np.where(std > 0, std, 1.0)
 
 
-def project(x: np.ndarray, method: str = "PCA", seed: int = 0) -> np.ndarray:
-    """[n, 2] projection with PCA, UMAP (imported lazily: numba compiles on first use) or t-SNE."""
+ProgressFn = Callable[[float, str], None]
+"""progress(fraction done in [0, 1], the stage in words)"""
+
+
+class ProgressStream(io.TextIOBase):
+    """A text stream that turns a library's progress lines into `progress` calls: each (pattern, handler) maps a
+    match to (fraction, stage), or to None for a line that is the library's but no progress; text no pattern
+    matches goes on to `forward` (None: dropped)."""
+
+    def __init__(self, patterns: list, progress: ProgressFn, forward=None) -> None:
+        self.patterns, self.progress, self.forward = patterns, progress, forward
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        for piece in re.split(r"[\r\n]+", text):
+            handled = False
+            for pattern, handler in self.patterns:
+                found = list(re.finditer(pattern, piece))
+                if found:
+                    reported = handler(found[-1])
+                    if reported is not None:
+                        self.progress(*reported)
+                    handled = True
+                    break
+            if not handled and self.forward is not None and piece.strip():
+                self.forward.write(piece + "\n")
+        return len(text)
+
+
+def _tsne(z: np.ndarray, seed: int, progress: ProgressFn | None) -> np.ndarray:
+    """t-SNE (scikit-learn); progress from its verbose log: neighbours, affinities, then every 50 iterations."""
+    from sklearn.manifold import TSNE
+
+    tsne = TSNE(n_components=2, random_state=seed, perplexity=min(30.0, (len(z) - 1) / 3), init="pca",
+                verbose=2 if progress else 0)
+    if progress is None:
+        return tsne.fit_transform(z)
+    iterations = tsne.max_iter
+    patterns = [
+        (r"\[t-SNE\] Computing \d+ nearest neighbors", lambda m: (0.0, "finding nearest neighbours")),
+        (r"\[t-SNE\] Computed conditional probabilities in", lambda m: (0.05, "neighbour affinities computed")),
+        (r"\[t-SNE\] Iteration (\d+)", lambda m: (0.05 + 0.95 * min(int(m[1]) / iterations, 1.0),
+                                                  f"iteration {int(m[1]):,} of at most {iterations:,}")),
+        (r"\[t-SNE\]", lambda m: None),  # its other log lines: no progress, not forwarded
+    ]
+    stream = ProgressStream(patterns, progress, forward=sys.stdout)
+    progress(0.0, "starting")
+    # scikit-learn prints its progress; text of other threads meanwhile is passed on to the real stdout
+    with contextlib.redirect_stdout(stream):
+        out = tsne.fit_transform(z)
+    progress(1.0, "done")
+    return out
+
+
+def _umap(z: np.ndarray, seed: int, progress: ProgressFn | None) -> np.ndarray:
+    """UMAP (umap-learn); progress from its tqdm epoch counter, which writes '{n}/{total}' to our stream."""
+    import umap
+
+    kwargs = {}
+    if progress is not None:
+        epochs = [(r"(\d+)/(\d+)", lambda m: (0.1 + 0.9 * int(m[1]) / max(int(m[2]), 1),
+                                              f"optimising the layout: epoch {int(m[1]):,} of {int(m[2]):,}"))]
+        kwargs["tqdm_kwds"] = {"disable": False, "file": ProgressStream(epochs, progress),
+                               "bar_format": "{n}/{total}", "mininterval": 0.25}
+        progress(0.0, "finding nearest neighbours and building the neighbour graph")
+    out = umap.UMAP(n_components=2, random_state=seed, n_neighbors=min(15, len(z) - 1), **kwargs).fit_transform(z)
+    if progress is not None:
+        progress(1.0, "done")
+    return out
+
+
+def project(x: np.ndarray, method: str = "PCA", seed: int = 0, progress: ProgressFn | None = None) -> np.ndarray:
+    """[n, 2] projection with PCA, UMAP (imported lazily: numba compiles on first use) or t-SNE; `progress`, if
+    given, hears how far UMAP / t-SNE have got (from the libraries' own progress output)."""
     if len(x) < 3:
         raise WeightSpaceError("need at least 3 networks to project")
     z = standardise(x)
@@ -171,14 +249,9 @@ def project(x: np.ndarray, method: str = "PCA", seed: int = 0) -> np.ndarray:
 
         return PCA(n_components=2, random_state=seed).fit_transform(z)
     if method == "t-SNE":
-        from sklearn.manifold import TSNE
-
-        perplexity = min(30.0, (len(z) - 1) / 3)
-        return TSNE(n_components=2, random_state=seed, perplexity=perplexity, init="pca").fit_transform(z)
+        return _tsne(z, seed, progress)
     if method == "UMAP":
-        import umap
-
-        return umap.UMAP(n_components=2, random_state=seed, n_neighbors=min(15, len(z) - 1)).fit_transform(z)
+        return _umap(z, seed, progress)
     raise WeightSpaceError(f"unknown projection {method!r}; choose one of {', '.join(PROJECTIONS)}")
 
 

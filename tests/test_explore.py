@@ -89,3 +89,30 @@ def test_embedding_export_keeps_metadata_coordinates_and_vectors() -> None:
     out = embedding_export(table, np.arange(6.0).reshape(3, 2), np.ones((3, 4)))
     assert list(out.columns) == ["label", "x", "y", "emb_0", "emb_1", "emb_2", "emb_3"]
     assert out["y"].tolist() == [1.0, 3.0, 5.0]
+
+
+def test_tsne_reports_its_progress_in_order_and_projects_as_without_it(capsys: pytest.CaptureFixture) -> None:
+    from core.explore import project
+
+    x = np.random.default_rng(0).normal(size=(40, 5))
+    seen: list[tuple[float, str]] = []
+    with_progress = project(x, "t-SNE", seed=0, progress=lambda f, stage: seen.append((f, stage)))
+    fractions = [f for f, _ in seen]
+    assert fractions == sorted(fractions) and fractions[0] == 0.0 and fractions[-1] == 1.0
+    assert any(stage.startswith("iteration 500 of") for _, stage in seen)  # one report per 50 iterations
+    assert "[t-SNE]" not in capsys.readouterr().out  # scikit-learn's log became progress, not server output
+    np.testing.assert_allclose(with_progress, project(x, "t-SNE", seed=0))
+
+
+def test_a_tqdm_counter_written_to_the_progress_stream_becomes_fractions() -> None:
+    """UMAP's epoch bar is a tqdm written to this stream with bar_format '{n}/{total}' (UMAP itself: numba compile)."""
+    from tqdm import tqdm
+
+    from core.explore import ProgressStream
+
+    seen: list[float] = []
+    epochs = [(r"(\d+)/(\d+)", lambda m: (int(m[1]) / int(m[2]), "epoch"))]
+    stream = ProgressStream(epochs, lambda fraction, stage: seen.append(fraction))
+    for _ in tqdm(range(8), file=stream, bar_format="{n}/{total}", mininterval=0, miniters=1):
+        pass
+    assert seen[0] == 0.0 and seen[-1] == 1.0 and seen == sorted(seen) and len(seen) >= 8
