@@ -54,6 +54,12 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                      help="diverse architectures (depth, width, kernels, activations, residuals)")
     cnn.add_argument("--nets-per-arch", type=int, default=4, help="with --wild: networks per sampled architecture")
     cnn.add_argument("--max-epochs", type=int, default=16)
+    cnn.add_argument("--sweep", choices=["basic", "full"], default="basic",
+                     help="full: also initialisation distribution, dropout and RMSprop (Small CNN Zoo sweep)")
+    cnn.add_argument("--checkpoints", type=int, default=1,
+                     help="snapshots per run stored as separate networks with run_id/epoch columns (default 1)")
+    cnn.add_argument("--train-eval-limit", type=int, default=None,
+                     help="measure train accuracy on the first N training images only (faster builds)")
     cnn.add_argument("--seed", type=int, default=0)
     cnn.add_argument("--chunk-size", type=int, default=64)
     cnn.add_argument("--workers", type=int, default=None)
@@ -94,7 +100,8 @@ def run_build_cnn(args: argparse.Namespace) -> int:
 
     zoo = build_cnn_zoo(args.out, images=args.images, count=args.count, wild=args.wild, seed=args.seed,
                         max_epochs=args.max_epochs, nets_per_arch=args.nets_per_arch, chunk_size=args.chunk_size,
-                        workers=args.workers, overwrite=args.overwrite)
+                        workers=args.workers, sweep=args.sweep, checkpoints=args.checkpoints,
+                        train_eval_limit=args.train_eval_limit, overwrite=args.overwrite)
     print(format_info(zoo_info(zoo)))
     return 0
 
