@@ -12,6 +12,12 @@ Networks of one architecture group train as one program: per-network parameters 
 vmapped gradient of `core.network.forward`, a functional Adam/SGD over the stack, per-network minibatches
 drawn from each network's own training subset, and a mask that stops each network after its own number
 of steps. Networks are chunked in order of (group, steps) so a chunk's networks need similar work.
+
+`sweep="full"` widens the sweep to the Small CNN Zoo's: the initialisation distribution (normal, uniform,
+truncated normal, all of one variance), dropout after every hidden activation and RMSprop join the draw.
+`checkpoints=K` stores K snapshots of every training run (after 1/K, 2/K, …, all of its steps) as separate
+networks with `run_id`, `checkpoint`, `step` and `epoch` columns; splits are drawn per run, so the
+snapshots of one run never straddle two splits.
 """
 
 from __future__ import annotations
@@ -24,12 +30,15 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from core.network.execute import forward, forward_many
+from core.network.execute import apply_op, forward, forward_many
 from core.network.spec import Activation, Architecture, Conv, GlobalAvgPool, Linear, Residual, unflatten_params
 from core.zoo.images import ZooError
 
 WILD_ACTIVATIONS = ("relu", "tanh", "leaky_relu", "gelu", "silu", "sigmoid")
 BATCH = 32
+INIT_DISTRIBUTIONS = ("normal", "uniform", "truncated_normal")
+SWEEPS = ("basic", "full")
+EVAL_FLOATS = 2 ** 24  # activations held at once while evaluating a chunk (networks × images × first feature map)
 
 
 def small_cnn_architecture(activation: str = "relu", image_size: int = 8, channels: int = 16, layers: int = 3,
@@ -69,83 +78,149 @@ def wild_architecture(rng: np.random.Generator, image_size: int, classes: int = 
     return Architecture(tuple(ops), (1, image_size, image_size))
 
 
-def init_cnn(arch: Architecture, seed: int, scale: float) -> torch.Tensor:
-    """Flat parameters: weights N(0, scale²·2/fan_in) (He-style times `scale`), biases 0."""
+def _init_weights(n: int, std: float, distribution: str, g: torch.Generator) -> torch.Tensor:
+    """n weights of standard deviation `std` from one of INIT_DISTRIBUTIONS."""
+    if distribution == "normal":
+        return torch.randn(n, generator=g) * std
+    if distribution == "uniform":  # U(±√3·std) has variance std²
+        return (torch.rand(n, generator=g) * 2 - 1) * (math.sqrt(3.0) * std)
+    if distribution == "truncated_normal":  # N(0, 1) cut at ±2 has std 0.8796: rescale to std
+        z = torch.nn.init.trunc_normal_(torch.empty(n), 0.0, 1.0, -2.0, 2.0, generator=g)
+        return z * (std / 0.87962566)
+    raise ZooError(f"unknown initialisation distribution {distribution!r}; use one of {', '.join(INIT_DISTRIBUTIONS)}")
+
+
+def init_cnn(arch: Architecture, seed: int, scale: float, distribution: str = "normal") -> torch.Tensor:
+    """Flat parameters: weights of std scale·√(2/fan_in) (He-style times `scale`) from `distribution`, biases 0."""
     g = torch.Generator().manual_seed(int(seed))
     parts = []
     for key, shape in arch.parameter_shapes():
         if key.endswith(".weight"):
             fan_in = math.prod(shape[1:])
-            parts.append(torch.randn(math.prod(shape), generator=g) * (scale * math.sqrt(2.0 / fan_in)))
+            parts.append(_init_weights(math.prod(shape), scale * math.sqrt(2.0 / fan_in), distribution, g))
         else:
             parts.append(torch.zeros(math.prod(shape)))
     return torch.cat(parts)
 
 
-def sample_hyperparameters(rng: np.random.Generator, n_train: int, max_epochs: int) -> dict[str, Any]:
-    """One draw of the sweep (Small CNN Zoo style ranges)."""
-    optimiser = str(rng.choice(["adam", "sgd"]))
-    lr = float(10 ** rng.uniform(-4.0, -1.5)) if optimiser == "adam" else float(10 ** rng.uniform(-3.0, -0.3))
+def sample_hyperparameters(rng: np.random.Generator, n_train: int, max_epochs: int,
+                           sweep: str = "basic") -> dict[str, Any]:
+    """One draw of the sweep (Small CNN Zoo style ranges); "full" adds init distribution, dropout, RMSprop."""
+    full = sweep == "full"
+    optimiser = str(rng.choice(["adam", "sgd", "rmsprop"] if full else ["adam", "sgd"]))
+    lr = float(10 ** rng.uniform(-3.0, -0.3)) if optimiser == "sgd" else float(10 ** rng.uniform(-4.0, -1.5))
     weight_decay = 0.0 if rng.random() < 0.25 else float(10 ** rng.uniform(-6.0, -2.0))
     train_fraction = float(rng.choice([0.05, 0.1, 0.25, 0.5, 1.0]))
     epochs = int(rng.choice([e for e in (1, 2, 4, 8, 16) if e <= max_epochs] or [1]))
     init_scale = float(10 ** rng.uniform(-1.0, 0.5))
     train_size = max(BATCH, int(round(train_fraction * n_train)))
-    return dict(optimiser=optimiser, lr=lr, weight_decay=weight_decay, train_fraction=train_fraction, epochs=epochs,
-                init_scale=init_scale, batch_size=BATCH, train_size=train_size,
-                train_steps=max(1, int(math.ceil(epochs * train_size / BATCH))))
+    hp = dict(optimiser=optimiser, lr=lr, weight_decay=weight_decay, train_fraction=train_fraction, epochs=epochs,
+              init_scale=init_scale, batch_size=BATCH, train_size=train_size,
+              train_steps=max(1, int(math.ceil(epochs * train_size / BATCH))))
+    if full:  # drawn after the basic ones, so a basic sweep's stream is unchanged
+        hp["init_distribution"] = str(rng.choice(INIT_DISTRIBUTIONS))
+        hp["dropout"] = 0.0 if rng.random() < 0.5 else float(rng.choice([0.05, 0.1, 0.2, 0.3, 0.5]))
+    return hp
+
+
+def _forward_dropout(arch: Architecture, params: dict[str, torch.Tensor], x: torch.Tensor,
+                     dropout: torch.Tensor) -> torch.Tensor:
+    """Training-mode forward: inverted dropout of rate `dropout` after every activation (random under vmap)."""
+    values = [x]
+    keep = 1.0 - dropout
+    for op in arch.ops:
+        x = apply_op(op, x, params, values)
+        if isinstance(op, Activation):
+            x = x * (torch.rand_like(x) < keep).to(x.dtype) / keep
+        values.append(x)
+    return x
+
+
+def _evaluate(arch: Architecture, theta: torch.Tensor, xs: torch.Tensor, ys: torch.Tensor) -> tuple[torch.Tensor,
+                                                                                                   torch.Tensor]:
+    """(accuracy [B], mean cross-entropy [B]) of B stacked networks on images xs, in memory-bounded slices."""
+    b = theta.shape[0]
+    step = max(16, EVAL_FLOATS // max(1, b * int(np.prod(xs.shape[1:])) * 16))
+    correct = torch.zeros(b)
+    loss = torch.zeros(b, dtype=torch.float64)
+    for s in range(0, xs.shape[0], step):
+        logits = forward_many(arch, theta, xs[s:s + step])                      # [B, k, 10]
+        yk = ys[s:s + step]
+        correct += (logits.argmax(-1) == yk).float().sum(1)
+        ce = F.cross_entropy(logits.transpose(1, 2), yk.expand(b, -1), reduction="none").sum(1)
+        loss += torch.nan_to_num(ce.double(), nan=1e4, posinf=1e4)
+    return correct / xs.shape[0], (loss / xs.shape[0]).float()
+
+
+def checkpoint_steps(train_steps: Sequence[int], checkpoints: int) -> torch.Tensor:
+    """[B, K] step after which each run's k-th snapshot is taken: ⌈k/K · steps⌉, k = 1…K (the last: the end)."""
+    steps = torch.tensor([int(s) for s in train_steps], dtype=torch.int64)[:, None]
+    k = torch.arange(1, checkpoints + 1, dtype=torch.int64)[None]
+    return torch.clamp((steps * k + checkpoints - 1) // checkpoints, min=1)
 
 
 def train_cnns(arch: Architecture, init: torch.Tensor, hp: list[dict[str, Any]], seeds: Sequence[int],
                x_train: torch.Tensor, y_train: torch.Tensor, x_test: torch.Tensor,
-               y_test: torch.Tensor) -> dict[str, torch.Tensor]:
-    """Train B same-architecture CNNs at once (flat init [B, P]); returns final params and metrics per net."""
+               y_test: torch.Tensor, checkpoints: int = 1,
+               train_eval_limit: int | None = None) -> dict[str, torch.Tensor]:
+    """Train B same-architecture CNNs at once (flat init [B, P]); returns params and metrics per network.
+
+    With `checkpoints` K > 1 every run is snapshotted K times (see `checkpoint_steps`); the outputs then hold
+    B·K networks, run-major (run 0's snapshots first), and "step" [B·K] says when each was taken.
+    `train_eval_limit` measures train accuracy/loss on the first that many training images only."""
     b, p = init.shape
     theta = init.clone()
     m, v = torch.zeros_like(theta), torch.zeros_like(theta)
     lr = torch.tensor([h["lr"] for h in hp])[:, None]
     wd = torch.tensor([h["weight_decay"] for h in hp])[:, None]
     adam = torch.tensor([h["optimiser"] == "adam" for h in hp])[:, None]
+    rmsprop = torch.tensor([h["optimiser"] == "rmsprop" for h in hp])[:, None]
+    dropout = torch.tensor([float(h.get("dropout", 0.0)) for h in hp])
     steps = torch.tensor([h["train_steps"] for h in hp])
+    snap_at = checkpoint_steps(steps.tolist(), checkpoints)                 # [B, K]
+    snapshots = torch.zeros(checkpoints, b, p)
     sizes = torch.tensor([h["train_size"] for h in hp], dtype=torch.float64)
     n_train = x_train.shape[0]
     g = torch.Generator().manual_seed(int(seeds[0]) ^ 0x5EED)
     perms = torch.stack([torch.randperm(n_train, generator=torch.Generator().manual_seed(int(s))) for s in seeds])
 
-    def loss_one(flat: torch.Tensor, xb: torch.Tensor, yb: torch.Tensor) -> torch.Tensor:
-        logits = forward(arch, unflatten_params(arch, flat), xb)
+    def loss_one(flat: torch.Tensor, xb: torch.Tensor, yb: torch.Tensor, rate: torch.Tensor) -> torch.Tensor:
+        params = unflatten_params(arch, flat)
+        logits = _forward_dropout(arch, params, xb, rate) if use_dropout else forward(arch, params, xb)
         return F.cross_entropy(logits, yb)
 
-    grad_many = torch.func.vmap(torch.func.grad(loss_one))
-    beta1, beta2, momentum = 0.9, 0.999, 0.9
-    for t in range(1, int(steps.max()) + 1):
-        active = (steps >= t)[:, None].to(theta.dtype)
-        u = torch.rand(b, BATCH, generator=g, dtype=torch.float64)
-        pick = perms.gather(1, (u * sizes[:, None]).long().clamp_max(n_train - 1))
-        grad = grad_many(theta, x_train[pick], y_train[pick])
-        grad = grad + wd * theta
-        # Adam for some networks, SGD with momentum for the others: both as tensor ops over the stack
-        m_adam = beta1 * m + (1 - beta1) * grad
-        v_new = beta2 * v + (1 - beta2) * grad * grad
-        step_adam = lr * (m_adam / (1 - beta1 ** t)) / ((v_new / (1 - beta2 ** t)).sqrt() + 1e-8)
-        m_sgd = momentum * m + grad
-        step = torch.where(adam, step_adam, lr * m_sgd)
-        m = torch.where(active.bool(), torch.where(adam, m_adam, m_sgd), m)
-        v = torch.where(active.bool() & adam, v_new, v)
-        theta = theta - active * step
-    theta = torch.where(torch.isfinite(theta), theta, torch.zeros_like(theta))
-    out: dict[str, torch.Tensor] = {"params": theta}
-    for name, xs, ys in (("train", x_train, y_train), ("test", x_test, y_test)):
-        correct = torch.zeros(b)
-        loss = torch.zeros(b, dtype=torch.float64)
-        for s in range(0, xs.shape[0], 512):
-            logits = forward_many(arch, theta, xs[s:s + 512])                      # [B, k, 10]
-            yk = ys[s:s + 512]
-            correct += (logits.argmax(-1) == yk).float().sum(1)
-            ce = F.cross_entropy(logits.transpose(1, 2), yk.expand(b, -1), reduction="none").sum(1)
-            loss += torch.nan_to_num(ce.double(), nan=1e4, posinf=1e4)
-        out[f"{name}_accuracy"] = correct / xs.shape[0]
-        out[f"{name}_loss"] = (loss / xs.shape[0]).float()
+    use_dropout = bool((dropout > 0).any())
+    grad_many = torch.func.vmap(torch.func.grad(loss_one), randomness="different" if use_dropout else "error")
+    beta1, beta2, momentum, rho = 0.9, 0.999, 0.9, 0.9
+    with torch.random.fork_rng(devices=[]):  # dropout masks: seeded here, the caller's global stream untouched
+        torch.manual_seed(int(seeds[0]) ^ 0xD80)
+        for t in range(1, int(steps.max()) + 1):
+            active = (steps >= t)[:, None]
+            u = torch.rand(b, BATCH, generator=g, dtype=torch.float64)
+            pick = perms.gather(1, (u * sizes[:, None]).long().clamp_max(n_train - 1))
+            grad = grad_many(theta, x_train[pick], y_train[pick], dropout)
+            grad = grad + wd * theta
+            # Adam, SGD with momentum and RMSprop over the one stack: each network takes its own optimiser's step
+            m_adam = beta1 * m + (1 - beta1) * grad
+            v_adam = beta2 * v + (1 - beta2) * grad * grad
+            step_adam = lr * (m_adam / (1 - beta1 ** t)) / ((v_adam / (1 - beta2 ** t)).sqrt() + 1e-8)
+            m_sgd = momentum * m + grad
+            v_rms = rho * v + (1 - rho) * grad * grad
+            step = torch.where(adam, step_adam, torch.where(rmsprop, lr * grad / (v_rms.sqrt() + 1e-8), lr * m_sgd))
+            m = torch.where(active, torch.where(adam, m_adam, torch.where(rmsprop, m, m_sgd)), m)
+            v = torch.where(active & (adam | rmsprop), torch.where(adam, v_adam, v_rms), v)
+            theta = theta - active.to(theta.dtype) * step
+            hit = snap_at == t                                                    # [B, K]
+            if hit.any():
+                for k in torch.nonzero(hit.any(0)).flatten().tolist():
+                    snapshots[k][hit[:, k]] = theta[hit[:, k]]
+    flat = snapshots.transpose(0, 1).reshape(b * checkpoints, p)                  # run-major
+    flat = torch.where(torch.isfinite(flat), flat, torch.zeros_like(flat))
+    out: dict[str, torch.Tensor] = {"params": flat, "step": snap_at.reshape(-1)}
+    limit = n_train if train_eval_limit is None else min(n_train, int(train_eval_limit))
+    for name, xs, ys in (("train", x_train[:limit], y_train[:limit]), ("test", x_test, y_test)):
+        acc, loss = zip(*(_evaluate(arch, flat[s:s + b], xs, ys) for s in range(0, flat.shape[0], b)))
+        out[f"{name}_accuracy"], out[f"{name}_loss"] = torch.cat(acc), torch.cat(loss)
     return out
 
 
@@ -181,16 +256,23 @@ def build_cnn_zoo(
     workers: int | None = None,
     test_fraction: float = 0.2,
     split: Sequence[float] = (0.8, 0.1, 0.1),
+    sweep: str = "basic",
+    checkpoints: int = 1,
+    train_eval_limit: int | None = None,
     overwrite: bool = False,
     progress: bool = True,
 ):
-    """Train `count` CNNs on `images` and store them as a zoo directory (resumable; returns the opened Zoo)."""
+    """Train `count` CNN runs on `images` and store them as a zoo directory (resumable; returns the opened Zoo).
+
+    The zoo holds count × `checkpoints` networks (K snapshots per run, see the module docstring)."""
     from core.zoo.build import default_workers, run_chunks
     from core.zoo.images import load_images
     from core.zoo.store import Zoo, ZooBuilder, split_assignment
 
-    if count < 1 or chunk_size < 1 or nets_per_arch < 1:
-        raise ZooError("count, chunk_size and nets_per_arch must be positive")
+    if count < 1 or chunk_size < 1 or nets_per_arch < 1 or checkpoints < 1:
+        raise ZooError("count, chunk_size, nets_per_arch and checkpoints must be positive")
+    if sweep not in SWEEPS:
+        raise ZooError(f"unknown sweep {sweep!r}; use one of {', '.join(SWEEPS)}")
     for a in activations:
         if a not in WILD_ACTIVATIONS and a != "identity":
             raise ZooError(f"unsupported activation {a!r} for a CNN zoo")
@@ -216,7 +298,7 @@ def build_cnn_zoo(
         group_of = [f"a{i // nets_per_arch:03d}" for i in range(count)]
     hps, seeds = [], []
     for i in range(count):
-        hp = sample_hyperparameters(rng, len(train_idx), max_epochs)
+        hp = sample_hyperparameters(rng, len(train_idx), max_epochs, sweep)
         if wild:
             hp["activation"] = archs[group_of[i]].activations()[0].fn
             hp["depth"] = len(archs[group_of[i]].weight_layers()) - 1
@@ -232,37 +314,58 @@ def build_cnn_zoo(
     options = dict(images=str(images), count=count, wild=wild, seed=seed, activations=list(activations),
                    max_epochs=max_epochs, nets_per_arch=nets_per_arch if wild else None, chunk_size=chunk_size,
                    test_fraction=test_fraction, split=list(split))
+    # new options enter the fingerprint only when set, so zoos built before them still resume and reopen
+    options.update({k: v for k, v in (("sweep", sweep), ("checkpoints", checkpoints),
+                                      ("train_eval_limit", train_eval_limit))
+                    if v != {"sweep": "basic", "checkpoints": 1, "train_eval_limit": None}[k]})
     source = {"images": str(images), "num_images": len(x), "image_shape": list(x.shape[2:]), "classes": classes,
               "train_images": len(train_idx), "test_images": n_test}
     builder = ZooBuilder(out_dir, generator="cnn-wild" if wild else "cnn", options=options, architectures=archs,
                          source=source, overwrite=overwrite)
-    splits = split_assignment(np.arange(count), split, seed)
+    run_splits = split_assignment(np.arange(count), split, seed)  # by run: a run's snapshots share a split
     if not builder.complete:
         chunks = _chunks(group_of, hps, chunk_size)
         todo = [(k, idx) for k, idx in enumerate(chunks) if not builder.done(k)]
         tasks = []
         for k, idx in todo:
             arch = archs[group_of[idx[0]]]
-            init = torch.stack([init_cnn(arch, seeds[i], hps[i]["init_scale"]) for i in idx])
+            init = torch.stack([init_cnn(arch, seeds[i], hps[i]["init_scale"],
+                                         hps[i].get("init_distribution", "normal")) for i in idx])
             tasks.append((k, dict(arch=arch, init=init, hp=[hps[i] for i in idx], seeds=[seeds[i] for i in idx],
-                                  x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)))
+                                  x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test,
+                                  checkpoints=checkpoints, train_eval_limit=train_eval_limit)))
         members = dict(todo)
 
         def store(k: int, res: dict[str, torch.Tensor]) -> None:
-            idx = members[k]
-            rows = []
-            for j, i in enumerate(idx):
-                rows.append(dict(index=i, group=group_of[i], seed=seeds[i],
-                                 test_accuracy=round(float(res["test_accuracy"][j]), 5),
-                                 train_accuracy=round(float(res["train_accuracy"][j]), 5),
-                                 test_loss=round(float(res["test_loss"][j]), 5),
-                                 train_loss=round(float(res["train_loss"][j]), 5),
-                                 generalization_gap=round(float(res["train_accuracy"][j] - res["test_accuracy"][j]), 5),
-                                 **hps[i]))
-            builder.write_chunk(k, {group_of[idx[0]]: (idx, res["params"])}, rows)
+            runs = members[k]
+            builder.write_chunk(k, {group_of[runs[0]]: ([i * checkpoints + c for i in runs for c in range(checkpoints)],
+                                                        res["params"])},
+                                _rows(runs, res, checkpoints, group_of, seeds, hps))
 
         nworkers = default_workers() if workers is None else int(workers)
         run_chunks(tasks, _train_chunk, store, workers=nworkers, progress_total=sum(len(i) for _, i in todo),
-                   progress_sizes={k: len(i) for k, i in todo}, desc="training CNNs", unit="CNN", progress=progress)
-        builder.finish({i: str(s) for i, s in enumerate(splits)})
+                   progress_sizes={k: len(i) for k, i in todo}, desc="training CNNs", unit="run", progress=progress)
+        builder.finish({i * checkpoints + c: str(s) for i, s in enumerate(run_splits) for c in range(checkpoints)})
     return Zoo.open(out_dir)
+
+
+def _rows(runs: list[int], res: dict[str, torch.Tensor], checkpoints: int, group_of: list[str], seeds: list[int],
+          hps: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Table rows of one chunk's networks (run-major, as `train_cnns` returns them)."""
+    rows = []
+    for j, i in enumerate(runs):
+        for c in range(checkpoints):
+            n = j * checkpoints + c
+            snapshot = {}
+            if checkpoints > 1:
+                step = int(res["step"][n])
+                snapshot = dict(run_id=i, checkpoint=c, step=step,
+                                epoch=round(step * BATCH / hps[i]["train_size"], 4))
+            rows.append(dict(index=i * checkpoints + c, group=group_of[i], seed=seeds[i], **snapshot,
+                             test_accuracy=round(float(res["test_accuracy"][n]), 5),
+                             train_accuracy=round(float(res["train_accuracy"][n]), 5),
+                             test_loss=round(float(res["test_loss"][n]), 5),
+                             train_loss=round(float(res["train_loss"][n]), 5),
+                             generalization_gap=round(float(res["train_accuracy"][n] - res["test_accuracy"][n]), 5),
+                             **hps[i]))
+    return rows
