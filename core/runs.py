@@ -118,10 +118,12 @@ def train_run(task_name: str, model_name: str, zoo_dir: str | Path, out_dir: str
     # the Trainer checks the device and precision settings: fail on them before anything is written
     steps = [a for a in (inr_augment, symmetry_augment() if augment else None) if a is not None]
     trainer = Trainer(task, model, train, out, augment=_chain(steps), progress=progress)
-    out.mkdir(parents=True, exist_ok=True)
-    if resume and (out / "config.json").exists():
-        _check_same_run(out, config)
-    write_json(out / "config.json", config.to_dict())
+    main = trainer.world.is_main  # with torchrun, every process trains and rank 0 alone writes the run directory
+    if main:
+        out.mkdir(parents=True, exist_ok=True)
+        if resume and (out / "config.json").exists():
+            _check_same_run(out, config)
+        write_json(out / "config.json", config.to_dict())
     started = time.perf_counter()
     result = trainer.fit(sets["train"], sets["val"] if len(sets["val"]) else None, resume=resume)
     metrics = {split: trainer.evaluate(s) for split, s in sets.items() if len(s)}
@@ -130,9 +132,12 @@ def train_run(task_name: str, model_name: str, zoo_dir: str | Path, out_dir: str
                            "seconds": time.perf_counter() - started,
                            "seconds_per_epoch": float(np.mean(epoch_seconds)) if epoch_seconds else 0.0,
                            "parameters": sum(p.numel() for p in model.parameters())}
-    save_weights(model, out / "weights.safetensors")
-    write_json(out / "metrics.json", metrics)
-    (out / "checkpoint.pt").unlink(missing_ok=True)
+    if trainer.world.distributed:
+        metrics["training"]["processes"] = trainer.world.size
+    if main:
+        save_weights(model, out / "weights.safetensors")
+        write_json(out / "metrics.json", metrics)
+        (out / "checkpoint.pt").unlink(missing_ok=True)
     return metrics
 
 

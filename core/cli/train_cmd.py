@@ -105,16 +105,21 @@ def run_train(args: argparse.Namespace) -> int:
     from core.options import chosen
     from core.runs import train_run
     from core.tasks import TASKS
+    from core.training import distributed
     from core.training.trainer import TrainConfig
 
     options = chosen(args, TASKS[args.task].cli_options)
     # every model option given, so that one the chosen model lacks is refused by its config
     overrides = chosen(args, {o for cls in MODELS.values() for o in cls.options()})
     cfg = TrainConfig(**{k: getattr(args, k) for k in TRAIN_OPTIONS})
-    metrics = train_run(args.task, args.model, args.zoo, args.out, train=cfg, task_options=options,
-                        model_overrides=overrides, augment=args.augment, resume=args.resume, overwrite=args.overwrite,
-                        progress=not args.quiet)
-    print(json.dumps({k: _brief(v) for k, v in metrics.items()}))
+    try:  # under torchrun every process trains (core.training.distributed); rank 0 writes and prints
+        metrics = train_run(args.task, args.model, args.zoo, args.out, train=cfg, task_options=options,
+                            model_overrides=overrides, augment=args.augment, resume=args.resume,
+                            overwrite=args.overwrite, progress=not args.quiet)
+    finally:
+        distributed.teardown()
+    if distributed.env_world().is_main:
+        print(json.dumps({k: _brief(v) for k, v in metrics.items()}))
     return 0
 
 

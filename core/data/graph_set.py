@@ -45,12 +45,15 @@ class GraphBatch:
     index: torch.Tensor  # [B] zoo rows
     targets: torch.Tensor | None
     extras: dict[str, torch.Tensor]
+    # data-parallel training: this rank's networks / (global batch / world size), so that the ranks' mean of
+    # weight × loss is the global batch's loss; 1 in one process, 0 for a placeholder (see `batches(shard=…)`)
+    weight: float = 1.0
 
     def to(self, device: torch.device) -> "GraphBatch":
         """Move tensors to `device`."""
         return GraphBatch(self.graph.to(device), self.architecture, self.flat.to(device), self.index,
                           None if self.targets is None else self.targets.to(device),
-                          {k: v.to(device) for k, v in self.extras.items()})
+                          {k: v.to(device) for k, v in self.extras.items()}, self.weight)
 
 
 @dataclass
@@ -89,8 +92,12 @@ class GraphSet:
         return GraphSet(keep, self.grid_size)
 
     def batches(self, batch_size: int, shuffle: bool = False, generator: torch.Generator | None = None,
-                augment: Augment | None = None) -> Iterator[GraphBatch]:
-        """Mini-batches, each of one architecture; shuffled within and across groups if asked."""
+                augment: Augment | None = None, shard: tuple[int, int] | None = None) -> Iterator[GraphBatch]:
+        """Mini-batches, each of one architecture; shuffled within and across groups if asked.
+
+        `shard` (rank, world size): this rank's strided share of every batch, taken after augmentation so that
+        all ranks draw the random transforms of one process; a rank whose share is empty gets the batch's first
+        network as a placeholder of `weight` 0 (every rank must run every step)."""
         chunks: list[tuple[int, torch.Tensor]] = []
         for gi, g in enumerate(self.groups):
             order = torch.randperm(len(g), generator=generator) if shuffle else torch.arange(len(g))
@@ -102,9 +109,15 @@ class GraphSet:
             flat = g.flat[idx]
             if augment is not None:
                 flat = augment(g.architecture, flat, generator)
+            weight = 1.0
+            if shard is not None:
+                mine = torch.arange(shard[0], len(idx), shard[1])
+                weight = len(mine) * shard[1] / len(idx)
+                mine = mine if len(mine) else torch.arange(1)
+                flat, idx = flat[mine], idx[mine]
             graph = to_graphs(g.architecture, flat, self.grid_size)
-            yield GraphBatch(graph, g.architecture, flat, g.index[idx],
-                             None if g.targets is None else g.targets[idx], {k: v[idx] for k, v in g.extras.items()})
+            yield GraphBatch(graph, g.architecture, flat, g.index[idx], None if g.targets is None else g.targets[idx],
+                             {k: v[idx] for k, v in g.extras.items()}, weight)
 
     def num_batches(self, batch_size: int) -> int:
         """How many batches `batches(batch_size)` yields."""

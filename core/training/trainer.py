@@ -4,6 +4,10 @@ deterministic seeds, tqdm progress with live metrics, and resumable per-epoch ch
 
 Determinism: every epoch reseeds the global RNG and the data generator from (seed, epoch), so a run
 resumed from the checkpoint of epoch k continues exactly as the uninterrupted run would.
+
+Data parallelism: started by torchrun, every process trains a DistributedDataParallel copy on its share of
+each global batch (per-process batch size × processes; `core.training.distributed`); losses and metrics are
+reduced over the processes and only rank 0 writes checkpoints and logs.
 """
 
 from __future__ import annotations
@@ -21,9 +25,10 @@ import torch
 from tqdm.auto import tqdm
 
 from core.data import Augment, GraphSet
-from core.device import autocast, autocast_dtype, pick_device
+from core.device import autocast, autocast_dtype
 from core.io.atomic import atomic_path, write_text
 from core.tasks.base import Task, TaskError
+from core.training import distributed
 from core.training.schedule import warmup_cosine
 
 
@@ -65,11 +70,11 @@ class Trainer:
                  augment: Augment | None = None, progress: bool = True):
         self.task = task
         self.config = config
-        self.device = pick_device(config.device)
+        self.world, self.device = distributed.setup(config.device)
         self.model = model.to(self.device)
         self.run_dir = Path(run_dir) if run_dir is not None else None
         self.augment = augment
-        self.progress = progress
+        self.progress = progress and self.world.is_main
         self.history: list[dict[str, Any]] = []
         self.precision = config.precision if config.amp or config.precision != "auto" else "fp32"
         autocast_dtype(self.device, self.precision)  # a bad setting fails here, before any work
@@ -86,17 +91,24 @@ class Trainer:
         return torch.cat(outs) if outs else torch.empty(0)
 
     def evaluate(self, data: GraphSet) -> dict[str, float]:
-        """The task's metrics on `data` (loss included)."""
+        """The task's metrics on `data` (loss included); with several processes each evaluates its share."""
         self.model.eval()
-        losses, preds, n = 0.0, [], 0
+        losses, preds, rows, n = 0.0, [], [], 0
         with torch.no_grad():
-            for batch in data.batches(self.config.batch_size):
+            for batch in data.batches(self.config.batch_size * self.world.size, shard=self.world.shard):
+                if batch.weight == 0:  # a placeholder: evaluation needs no step on every rank
+                    continue
                 with autocast(self.device, self.precision):
                     loss, pred = self.task.step(self.model, batch.to(self.device))
                 losses += float(loss) * pred.shape[0]
                 n += pred.shape[0]
                 preds.append(pred.float().cpu())
-        metrics = self.task.metrics(torch.cat(preds), data.targets())
+                rows.append(batch.index)
+        predictions = torch.cat(preds) if preds else torch.empty(0)
+        if self.world.distributed:
+            losses, n = distributed.all_reduce_sum([losses, n], self.device)
+            predictions = _in_data_order(data, *distributed.all_gather_rows(torch.cat(rows), predictions))
+        metrics = self.task.metrics(predictions, data.targets())
         metrics["loss"] = losses / max(n, 1)
         return metrics
 
@@ -106,7 +118,8 @@ class Trainer:
         cfg = self.config
         if len(train) == 0:
             raise TaskError("the training split is empty")
-        steps_per_epoch = train.num_batches(cfg.batch_size)
+        global_batch = cfg.batch_size * self.world.size
+        steps_per_epoch = train.num_batches(global_batch)
         total = steps_per_epoch * cfg.epochs
         torch.manual_seed(cfg.seed)
         if hasattr(self.model, "fit_normalisation"):
@@ -116,6 +129,7 @@ class Trainer:
             self.model.to(self.device)
         if cfg.compile and hasattr(self.model, "compile_layers"):
             self.model.compile_layers()
+        stepped = distributed.wrap_model(self.model, self.world, self.device)  # what the training steps call
         optimizer = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         scheduler = warmup_cosine(optimizer, total, math.ceil(cfg.warmup_fraction * total))
         # float16 gradients need loss scaling; bfloat16 has float32's exponent range and does not
@@ -123,8 +137,8 @@ class Trainer:
         scaler = torch.amp.GradScaler(self.device.type, enabled=use_scaler)
         start_epoch, best, best_epoch, best_state, bad_epochs = 0, None, -1, None, 0
         ckpt_path = self.run_dir / "checkpoint.pt" if self.run_dir else None
-        if resume and ckpt_path and ckpt_path.exists():
-            state = torch.load(ckpt_path, map_location=self.device, weights_only=True)
+        state = self._read_checkpoint(ckpt_path, global_batch) if resume and ckpt_path else None
+        if state is not None:
             self.model.load_state_dict(state["model"])
             optimizer.load_state_dict(state["optimizer"])
             scheduler.load_state_dict(state["scheduler"])
@@ -138,24 +152,9 @@ class Trainer:
             started = time.perf_counter()
             torch.manual_seed(cfg.seed * 1_000_003 + epoch)
             gen = _epoch_generator(cfg.seed, epoch)
-            self.model.train()
-            running, count = 0.0, 0
-            for batch in train.batches(cfg.batch_size, shuffle=True, generator=gen, augment=self.augment):
-                batch = batch.to(self.device)
-                with autocast(self.device, self.precision):
-                    loss, pred = self.task.step(self.model, batch)
-                optimizer.zero_grad(set_to_none=True)
-                scaler.scale(loss).backward()
-                scaler.unscale_(optimizer)
-                if cfg.grad_clip:
-                    torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
-                scaler.step(optimizer)
-                scaler.update()
-                scheduler.step()
-                running += float(loss.detach()) * pred.shape[0]
-                count += pred.shape[0]
-                bar.update(1)
-                bar.set_postfix(epoch=epoch + 1, loss=f"{running / count:.4g}")
+            batches = train.batches(global_batch, shuffle=True, generator=gen, augment=self.augment,
+                                    shard=self.world.shard)
+            running, count = self._train_epoch(batches, stepped, (optimizer, scheduler, scaler), bar, epoch)
             record: dict[str, Any] = {"epoch": epoch + 1, "train_loss": running / max(count, 1),
                                       "lr": scheduler.get_last_lr()[0], "seconds": time.perf_counter() - started}
             if val is not None and len(val):
@@ -175,19 +174,61 @@ class Trainer:
             if val is not None:
                 shown[f"val_{self.task.primary_metric}"] = f"{score:.4g}"
             bar.set_postfix(**shown)
-            if self.run_dir is not None:
+            if self.run_dir is not None and self.world.is_main:
                 self._write_log()
                 with atomic_path(ckpt_path) as tmp:
                     torch.save({"model": self.model.state_dict(), "optimizer": optimizer.state_dict(),
                                 "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(), "epoch": epoch,
                                 "best": best, "best_epoch": best_epoch, "bad_epochs": bad_epochs,
-                                "best_state": best_state, "history": json.dumps(self.history)}, tmp)
+                                "best_state": best_state, "history": json.dumps(self.history),
+                                "global_batch": global_batch}, tmp)
             if cfg.patience and bad_epochs >= cfg.patience:
                 break
         bar.close()
         if best_state is not None:
             self.model.load_state_dict(best_state)
         return {"best_epoch": best_epoch, "epochs_run": len(self.history), "history": self.history}
+
+    def _train_epoch(self, batches: Any, stepped: torch.nn.Module, optimisation: tuple[Any, Any, Any], bar: Any,
+                     epoch: int) -> tuple[float, float]:
+        """One pass over `batches`: (sum of per-network losses, networks) over all ranks."""
+        optimizer, scheduler, scaler = optimisation
+        self.model.train()
+        running, count = 0.0, 0
+        for batch in batches:
+            batch = batch.to(self.device)
+            with autocast(self.device, self.precision):
+                loss, pred = self.task.step(stepped, batch)
+            optimizer.zero_grad(set_to_none=True)
+            # DDP averages the ranks' gradients: weighting by each rank's share makes that the global mean
+            scaler.scale(loss * batch.weight if batch.weight != 1.0 else loss).backward()
+            scaler.unscale_(optimizer)
+            if self.config.grad_clip:
+                torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
+            scaler.step(optimizer)
+            scaler.update()
+            scheduler.step()
+            networks = pred.shape[0] if batch.weight else 0
+            running += float(loss.detach()) * networks
+            count += networks
+            bar.update(1)
+            bar.set_postfix(epoch=epoch + 1, loss=f"{running / max(count, 1):.4g}")
+        if self.world.distributed:
+            running, count = distributed.all_reduce_sum([running, count], self.device)
+        return running, count
+
+    def _read_checkpoint(self, path: Path, global_batch: int) -> dict[str, Any] | None:
+        """The resumable state in `path` (None if absent). Rank 0 reads it and hands it to the other ranks, so
+        only its machine needs the run directory."""
+        state = None
+        if self.world.is_main and path.exists():
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        if self.world.distributed:
+            state = distributed.broadcast_object(state)
+        if state is not None and state.get("global_batch", global_batch) != global_batch:
+            raise TaskError(f"the checkpoint was trained with a global batch of {state['global_batch']} networks; "
+                            f"resume with --batch-size × processes = {state['global_batch']} (now {global_batch})")
+        return state
 
     def _write_log(self) -> None:
         keys = list(dict.fromkeys(k for r in self.history for k in r))
@@ -196,6 +237,16 @@ class Trainer:
                 writer = csv.DictWriter(fh, fieldnames=keys)
                 writer.writeheader()
                 writer.writerows(self.history)
+
+
+def _in_data_order(data: GraphSet, rows: torch.Tensor, predictions: torch.Tensor) -> torch.Tensor:
+    """Predictions gathered from the ranks (with their zoo rows) in the order `data.batches()` yields."""
+    order = torch.cat([g.index for g in data.groups])
+    position = torch.full((int(order.max()) + 1,), -1, dtype=torch.long)
+    position[order] = torch.arange(len(order))
+    out = torch.empty((len(order), *predictions.shape[1:]), dtype=predictions.dtype)
+    out[position[rows]] = predictions
+    return out
 
 
 def write_json(path: Path, data: Any) -> None:

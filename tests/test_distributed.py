@@ -1,0 +1,135 @@
+"""Data-parallel training with torch.distributed (gloo, 2 CPU processes under torchrun): the same loss curve as
+one process with the same global batch, a killed run resumes, and the run evaluates in one process."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from core.data import GraphSet, Group
+from core.network import mlp_architecture
+from core.training.distributed import World, env_world
+
+ROOT = Path(__file__).resolve().parents[1]
+MODEL = {"hidden": 8, "layers": 1}
+EPOCHS = 12
+
+
+def test_shards_partition_every_batch_and_weight_the_loss() -> None:
+    arch = mlp_architecture([2, 3, 1], "relu")
+    data = GraphSet([Group(arch, torch.randn(5, arch.num_parameters), torch.arange(5), torch.arange(5))])
+    whole = [b.index.tolist() for b in data.batches(4, shuffle=True, generator=torch.Generator().manual_seed(3))]
+    shares = [list(data.batches(4, shuffle=True, generator=torch.Generator().manual_seed(3), shard=(r, 2)))
+              for r in range(2)]
+    for k, rows in enumerate(whole):  # batches of 4 and 1 networks
+        real = [b for b in (shares[0][k], shares[1][k]) if b.weight > 0]
+        assert sorted(i for b in real for i in b.index.tolist()) == sorted(rows)
+        # in the mean over ranks of weight × (mean loss of the share) every network counts 1 / batch size
+        for b in real:
+            assert b.weight / len(b.index) / 2 == pytest.approx(1 / len(rows))
+    placeholder = shares[1][1]  # the one-network batch leaves rank 1 a placeholder
+    assert placeholder.weight == 0 and len(placeholder.index) == 1 and shares[0][1].weight == 2
+
+
+def test_env_world(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    monkeypatch.delenv("RANK", raising=False)
+    assert env_world() == World() and not env_world().distributed
+    monkeypatch.setenv("WORLD_SIZE", "4")
+    monkeypatch.setenv("RANK", "2")
+    monkeypatch.setenv("LOCAL_RANK", "0")
+    assert env_world() == World(2, 4, 0) and env_world().shard == (2, 4) and not env_world().is_main
+    monkeypatch.setenv("RANK", "4")
+    from core.errors import WeightSpaceError
+
+    with pytest.raises(WeightSpaceError, match="RANK=4"):
+        env_world()
+
+
+def _log(run: Path) -> list[dict[str, float]]:
+    with open(run / "log.csv") as fh:
+        return [{k: float(v) for k, v in row.items() if k != "seconds"} for row in csv.DictReader(fh)]
+
+
+def _torchrun(*args: str) -> subprocess.Popen:
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.Popen([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                             "-m", "core", *args], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+
+
+def _kill_after_first_checkpoint(proc: subprocess.Popen, run: Path) -> int:
+    """SIGKILL the whole process group once the run's checkpoint holds epoch ≥ 1; returns that epoch."""
+    ckpt, epoch, deadline = run / "checkpoint.pt", -1, time.time() + 120
+    while time.time() < deadline and proc.poll() is None and epoch < 1:
+        if ckpt.exists():
+            try:
+                epoch = torch.load(ckpt, weights_only=True)["epoch"]
+            except Exception:  # being replaced right now
+                epoch = -1
+        time.sleep(0.02)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    return epoch
+
+
+def test_two_processes_follow_one_process_resume_and_evaluate(tmp_path: Path) -> None:
+    from core.runs import train_run
+    from core.training import TrainConfig
+    from core.zoo import build_inr_zoo
+
+    tiny_zoo = build_inr_zoo(tmp_path / "zoo", images="digits", count=24, hidden=(8, 8), steps=20, target_psnr=None,
+                             workers=1, progress=False).dir
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # a tiny model: one thread is faster on a shared machine
+    try:
+        train_run("inr-classify", "ng-gnn", tiny_zoo, tmp_path / "one", model_overrides=MODEL, augment=True,
+                  train=TrainConfig(epochs=EPOCHS, batch_size=8, lr=3e-3, patience=0, seed=5), progress=False)
+    finally:
+        torch.set_num_threads(threads)
+
+    two = tmp_path / "two"
+    args = ["train", "inr-classify", "--model", "ng-gnn", "--zoo", str(tiny_zoo), "--out", str(two), "--hidden", "8",
+            "--layers", "1", "--augment", "--epochs", str(EPOCHS), "--batch-size", "4", "--lr", "3e-3",
+            "--patience", "0", "--seed", "5", "--quiet"]
+    epoch = _kill_after_first_checkpoint(_torchrun(*args), two)
+    assert 1 <= epoch < EPOCHS - 1, "the run must be interrupted part-way"
+    assert not (two / "weights.safetensors").exists()
+    proc = _torchrun(*args, "--resume")
+    stdout, stderr = proc.communicate(timeout=300)
+    assert proc.returncode == 0, stderr[-2000:]
+    printed = [line for line in stdout.splitlines() if line.startswith("{")]
+    assert len(printed) == 1, "rank 0 alone prints the metrics"
+
+    one_log, two_log = _log(tmp_path / "one"), _log(two)
+    assert len(one_log) == len(two_log) == EPOCHS
+    for a, b in zip(one_log, two_log):
+        assert a.keys() == b.keys()
+        for key in a:
+            assert b[key] == pytest.approx(a[key], rel=1e-3, abs=1e-4), (a["epoch"], key)
+    assert one_log[-1]["train_loss"] < one_log[0]["train_loss"]  # it trained
+    w1, w2 = load_file(str(tmp_path / "one" / "weights.safetensors")), load_file(str(two / "weights.safetensors"))
+    assert w1.keys() == w2.keys()
+    for key in w1:
+        torch.testing.assert_close(w2[key], w1[key], rtol=1e-3, atol=1e-4)
+
+    stored = json.loads((two / "metrics.json").read_text())
+    assert stored["training"]["processes"] == 2
+    out = subprocess.run([sys.executable, "-m", "core", "evaluate", str(two), "--split", "test", "--json",
+                          "--device", "cpu"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    evaluated = json.loads(out.stdout)
+    assert evaluated["accuracy"] == stored["test"]["accuracy"]
+    assert evaluated["confusion"] == stored["test"]["confusion"]
+    assert evaluated["loss"] == pytest.approx(stored["test"]["loss"], rel=1e-5)
