@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from pathlib import Path
+from typing import Any
 
 import streamlit as st
+import torch
 
 from core.errors import WeightSpaceError
 from core.network.spec import ACTIVATIONS, Activation, Network
@@ -40,7 +44,32 @@ def example_files() -> dict[str, Path]:
     return {p.name: p for p in sorted(EXAMPLES.iterdir()) if p.suffix in (".pt", ".pth", ".bin", ".safetensors")}
 
 
-@st.cache_data(max_entries=32, show_spinner=False)
+def network_fingerprint(network: Network) -> str:
+    """A digest of the architecture and every parameter's bytes: the cache key of a Network."""
+    digest = hashlib.sha256(json.dumps(network.architecture.to_dict(), sort_keys=True).encode())
+    for name in sorted(network.params):
+        digest.update(name.encode())
+        # raw bytes (a uint8 view): numpy has no bfloat16
+        digest.update(network.params[name].detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+def cached_summary(network: Network) -> dict[str, Any]:
+    """`core.summary.summarize` of the network (statistics and a power-law fit per layer), once per network."""
+    from core.summary import summarize
+
+    return _summary(network, summarize, id(summarize))
+
+
+@st.cache_data(max_entries=16, show_spinner="Summarising the network (statistics and spectral α per layer)…",
+               hash_funcs={Network: network_fingerprint})
+def _summary(network: Network, _summarize, implementation: int) -> dict[str, Any]:
+    # the summarising function's identity is part of the key: a reloaded core.summary, or a test's stand-in, is
+    # never answered from an older function's cache
+    return _summarize(network)
+
+
+@st.cache_data(max_entries=32, show_spinner="Reading the checkpoint…")
 def _load_bytes(data: bytes, name: str, activation: str | None, input_size: int | None = None) -> Network:
     from core.io import load_network_bytes
 

@@ -116,3 +116,27 @@ def test_zoom_into_layers_from_the_page() -> None:
     at.slider(key="inspect-layers").set_value((2, 3)).run()
     assert not at.exception
     assert "640 of 640 edges drawn" in str(at.get("plotly_chart")[0].proto.spec)
+
+
+def test_the_summary_is_computed_once_per_network_across_reruns(monkeypatch) -> None:
+    """Moving a graph control reruns the page; the summary (statistics and a power-law fit per layer) is cached."""
+    import core.summary
+
+    calls = []
+    real = core.summary.summarize
+
+    def counting(network, *args, **kwargs):
+        calls.append(network.architecture.num_parameters)
+        return real(network, *args, **kwargs)
+
+    monkeypatch.setattr(core.summary, "summarize", counting)
+    at = _app()
+    torch.manual_seed(0)
+    state = nn.Sequential(nn.Linear(30, 20), nn.ReLU(), nn.Linear(20, 3)).state_dict()
+    at = _upload(at, "cached.pt", _bytes(state))
+    parameters = 30 * 20 + 20 + 20 * 3 + 3
+    assert calls.count(parameters) == 1
+    at.slider(key="inspect-edges").set_value(200).run()
+    at.toggle(key="inspect-normalise").set_value(False).run()
+    assert not at.exception and calls.count(parameters) == 1
+    assert f"{parameters:,}" in [m.value for m in at.metric]

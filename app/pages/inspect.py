@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 import time
 
 import pandas as pd
+import plotly.graph_objects as go
 import streamlit as st
-import torch
 
-from app.resources import network_picker
+from app.resources import cached_summary, network_fingerprint, network_picker
 from core.graph.layout import layout_for
 from core.io import network_to_bytes
 from core.network.spec import Network
-from core.spectral import MIN_EIGENVALUES, LayerSpectrum, layer_spectra
-from core.summary import summarize
+from core.spectral import MIN_EIGENVALUES, layer_spectra
 from core.viz import esd_histograms, graph_figure, graph_json_bytes, graphml_bytes, spectra_figure, weight_histograms
 
 st.title("Inspect a checkpoint")
@@ -23,20 +20,24 @@ st.caption("Any state_dict, training checkpoint or safetensors file becomes a *n
            "one edge per weight.")
 
 
-def network_fingerprint(network: Network) -> str:
-    """A digest of the architecture and every parameter's bytes: the cache key of a Network."""
-    digest = hashlib.sha256(json.dumps(network.architecture.to_dict(), sort_keys=True).encode())
-    for name in sorted(network.params):
-        digest.update(name.encode())
-        # raw bytes (a uint8 view): numpy has no bfloat16
-        digest.update(network.params[name].detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
-    return digest.hexdigest()
+@st.cache_data(max_entries=16, show_spinner="Fitting each layer's spectral density…",
+               hash_funcs={Network: network_fingerprint})
+def cached_esd_figure(network: Network) -> go.Figure:
+    """The ESD histogram and power-law α of each weight layer (an SVD and a fit per layer: once per network)."""
+    return esd_histograms(layer_spectra(network))
 
 
-@st.cache_data(max_entries=16, show_spinner=False, hash_funcs={Network: network_fingerprint})
-def cached_layer_spectra(network: Network) -> list[LayerSpectrum]:
-    """The ESD and power-law α of each weight layer (an SVD and a fit per layer: once per network)."""
-    return layer_spectra(network)
+@st.cache_data(max_entries=16, show_spinner="Computing each layer's singular values…",
+               hash_funcs={Network: network_fingerprint})
+def cached_spectra(network: Network) -> tuple[go.Figure, list[dict]]:
+    """Singular values and stable rank per layer (once per network)."""
+    return spectra_figure(network)
+
+
+@st.cache_data(max_entries=16, show_spinner="Drawing weight histograms…", hash_funcs={Network: network_fingerprint})
+def cached_weight_histograms(network: Network) -> go.Figure:
+    """Weight and bias histograms per layer (once per network)."""
+    return weight_histograms(network)
 
 
 net = network_picker("inspect")
@@ -44,7 +45,7 @@ if net is None:
     st.stop()
 
 started = time.perf_counter()
-summary = summarize(net)
+summary = cached_summary(net)
 c1, c2, c3, c4 = st.columns(4)
 c1.metric("Parameters", f"{summary['num_parameters']:,}")
 c2.metric("Graph nodes", f"{summary['num_nodes']:,}")
@@ -93,15 +94,15 @@ with tab_layers:
     table["α (ESD tail)"] = [f"{lay['alpha']:.2f}" if lay.get("alpha") is not None else "–" if "weight" in lay
                              else "" for lay in summary["layers"]]
     st.dataframe(table, hide_index=True, width="stretch")
-    st.plotly_chart(weight_histograms(net), width="stretch")
+    st.plotly_chart(cached_weight_histograms(net), width="stretch")
     st.caption("Histograms of each Linear/Conv layer's weights (left) and biases (right).")
 with tab_spectra:
-    fig, table = spectra_figure(net)
+    fig, table = cached_spectra(net)
     st.plotly_chart(fig, width="stretch")
     st.dataframe(pd.DataFrame(table), hide_index=True, width="stretch")
     st.caption("Singular values of each weight matrix (conv kernels reshaped to out × in·k). Stable rank "
                "‖W‖²_F / ‖W‖²₂ counts the directions that carry most of the energy.")
-    st.plotly_chart(esd_histograms(cached_layer_spectra(net)), width="stretch")
+    st.plotly_chart(cached_esd_figure(net), width="stretch")
     st.caption("Empirical spectral density of each layer: eigenvalues of WᵀW/N (N = the larger side). α is the "
                "exponent of a power law fitted to its tail (from the dashed xmin on), as WeightWatcher reports it; "
                f"layers with fewer than {MIN_EIGENVALUES} eigenvalues get no α.")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import numpy as np
@@ -81,12 +82,21 @@ def _umap_warm() -> bool:
 
 @st.cache_data(show_spinner=False, max_entries=16)
 def _projection(x: np.ndarray, method: str, seed: int) -> np.ndarray:
-    # UMAP and t-SNE report no progress; say how long to expect instead of a bare spinner (once: then cached)
-    slow = method != "PCA" and len(x) > 500
-    with st.spinner(f"Projecting {len(x):,} networks with {method}"
-                    + (" — about half a minute for a few thousand networks on a CPU; the result is kept for "
-                       "your next visit…" if slow else "…"), show_time=True):
+    """The 2-D map, kept per embedding array (so per zoos + embedder + uploaded network), method and seed: coming
+    back to the page, or switching method and back, shows it at once. UMAP and t-SNE show a progress bar fed by
+    the libraries' own progress output."""
+    if method == "PCA":
         return project(x, method, seed)
+    started = time.perf_counter()
+    title = f"Projecting {len(x):,} networks with {method} (kept for your next visit)"
+    bar = st.progress(0.0, text=f"{title}…")
+
+    def report(fraction: float, stage: str) -> None:
+        bar.progress(min(max(fraction, 0.0), 1.0), text=f"{title}: {stage} — {time.perf_counter() - started:.0f} s")
+
+    xy = project(x, method, seed, progress=report)
+    bar.empty()
+    return xy
 
 
 def _category(value) -> str:
