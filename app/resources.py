@@ -160,7 +160,7 @@ def bundled_runs() -> dict[str, Path]:
             if (p / "config.json").is_file() and (p / "weights.safetensors").is_file()}
 
 
-@st.cache_resource(show_spinner="Loading model…")
+@st.cache_resource(show_spinner="Loading a pretrained metanetwork (once per server)…")
 def cached_run(path: str):
     """A loaded run (model on CPU or GPU), kept for the server's lifetime."""
     from core.runs import load_run
@@ -173,10 +173,25 @@ def runs_for(task: str) -> dict[str, Path]:
     return {name: p for name, p in bundled_runs().items() if _run_task(p) == task}
 
 
-def _run_task(run_dir: str | Path) -> str:
-    import json
+def run_config(run_dir: str | Path) -> dict[str, Any]:
+    """A run's config.json (read without loading the model)."""
+    return json.loads((Path(run_dir) / "config.json").read_text())
 
-    return json.loads((Path(run_dir) / "config.json").read_text())["task"]
+
+def _run_task(run_dir: str | Path) -> str:
+    return run_config(run_dir)["task"]
+
+
+def training_resolution(run_dir: str | Path) -> int | None:
+    """The image side an editor run was trained to edit at, from its config (None when it did not say)."""
+    resolution = run_config(run_dir).get("task_options", {}).get("resolution")
+    return int(resolution) if resolution else None
+
+
+def editors_by_resolution(editors: dict[str, Path]) -> dict[str, Path]:
+    """Editor runs, those trained at the highest resolution first (MNIST 28×28 editors before 8×8 digits ones:
+    they edit real-size images), then by name; the first is the page's default."""
+    return dict(sorted(editors.items(), key=lambda item: (-(training_resolution(item[1]) or 0), item[0])))
 
 
 def embedding_tasks() -> list[str]:
@@ -190,15 +205,13 @@ def embedding_tasks() -> list[str]:
 def preferred_embedder(embedders: dict[str, str | None], zoo_path: str) -> int:
     """Index of the first run of an embedding task trained on a zoo of this name, else of the first such run,
     else 0."""
-    import json
-
     from core.tasks import TASKS
 
     names = list(embedders)
     embeds = [i for i, n in enumerate(names) if embedders[n] and getattr(TASKS.get(_run_task(embedders[n])),
                                                                           "embedding", False)]
     for i in embeds:
-        trained_on = json.loads((Path(embedders[names[i]]) / "config.json").read_text()).get("zoo", "")
+        trained_on = run_config(embedders[names[i]]).get("zoo", "")
         if Path(trained_on).name == Path(zoo_path).name:
             return i
     return embeds[0] if embeds else 0

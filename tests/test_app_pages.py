@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from pathlib import Path
 
 import numpy as np
 from streamlit.testing.v1 import AppTest
+
+from app.resources import training_resolution
 
 ROOT = Path(__file__).resolve().parents[1]
 APP = str(ROOT / "app" / "main.py")
@@ -91,11 +94,29 @@ def test_inr_editor_edits_a_zoo_inr() -> None:
     assert not at.error and not at.warning, [w.value for w in at.warning]
     values = {m.label: m.value for m in at.metric}
     assert float(values["MSE edited vs target"]) < float(values["MSE unedited vs target"])
-    assert values["Server latency"].endswith("ms")
+    assert re.fullmatch(r"\d+ ms \((cold|warm)\)", values["Edit latency"])
     assert "difference |edited − original|" in str(at.get("image")[0].proto)
+    editor = at.selectbox(key="editor-run").value
+    slider = at.slider(key=f"editor-resolution-{editor}")
+    assert slider.value == training_resolution(ROOT / "assets" / "models" / editor)  # renders as it was trained
     at.selectbox(key="editor-label").set_value(3).run()
-    at.slider(key="editor-resolution").set_value(32).run()
+    slider.set_value(32).run()
     assert not at.exception and len(at.metric) == 3
+    assert {m.label: m.value for m in at.metric}["Edit latency"].endswith("(warm)")  # the same architecture again
+
+
+def test_editors_trained_at_the_highest_resolution_come_first(tmp_path: Path) -> None:
+    from app.resources import editors_by_resolution
+
+    runs = {}
+    for name, resolution in (("inr-edit-dilate-ng-gnn", 8), ("inr-edit-dilate-mnist5k-ng-gnn", 28),
+                             ("inr-edit-erode-ng-gnn", 8), ("inr-edit-erode-mnist5k-ng-gnn", 28)):
+        runs[name] = tmp_path / name
+        runs[name].mkdir()
+        (runs[name] / "config.json").write_text(json.dumps({"task": "inr-edit",
+                                                            "task_options": {"resolution": resolution}}))
+    assert list(editors_by_resolution(runs)) == ["inr-edit-dilate-mnist5k-ng-gnn", "inr-edit-erode-mnist5k-ng-gnn",
+                                                 "inr-edit-dilate-ng-gnn", "inr-edit-erode-ng-gnn"]
 
 
 def test_zoo_explorer_places_an_uploaded_inr_among_its_neighbours() -> None:
@@ -122,6 +143,7 @@ def test_preferred_embedder_is_the_one_trained_on_the_zoo() -> None:
 
 def test_inr_editor_edits_an_uploaded_inr_and_warns_about_its_architecture() -> None:
     at = _page("pages/inr_editor.py")
+    at.selectbox(key="editor-run").set_value("inr-edit-dilate-ng-gnn").run()  # a digits editor, whatever the default
     at.radio(key="editor-inr-source").set_value("Upload").run()
     assert not at.exception, at.exception
     assert at.radio(key="editor-source").value == "Upload"
@@ -130,7 +152,7 @@ def test_inr_editor_edits_an_uploaded_inr_and_warns_about_its_architecture() -> 
     assert not at.exception and not at.error, [e.value for e in at.error]
     # a 2–32–32–1 MNIST SIREN given to an editor trained on the 2–16–16–1 digits zoo: one warning line says so
     assert len(at.warning) == 1 and "2–32–32–1" in at.warning[0].value and "2–16–16–1" in at.warning[0].value
-    assert {m.label for m in at.metric} == {"MSE edited vs target", "MSE unedited vs target", "Server latency"}
+    assert {m.label for m in at.metric} == {"MSE edited vs target", "MSE unedited vs target", "Edit latency"}
 
 
 def test_editor_mismatch_names_the_resolution_of_a_zoo_inr() -> None:
