@@ -44,6 +44,9 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     inr.add_argument("--chunk-size", type=int, default=500, help="INRs per resumable chunk (default 500)")
     inr.add_argument("--workers", type=int, default=None, help="worker processes (default: one per CPU core)")
     inr.add_argument("--overwrite", action="store_true", help="discard an existing zoo in --out")
+    inr.add_argument("--shard", default=None, metavar="I/N",
+                     help="build shard I of N (0 ≤ I < N) of the zoo, then `zoo merge`; under torchrun each process "
+                          "builds its rank's shard of --out and rank 0 merges them")
     inr.set_defaults(func=run_build_inr)
 
     cnn = bsub.add_parser("cnn", help="train small CNNs with a hyperparameter sweep; resumable")
@@ -64,7 +67,16 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     cnn.add_argument("--chunk-size", type=int, default=64)
     cnn.add_argument("--workers", type=int, default=None)
     cnn.add_argument("--overwrite", action="store_true")
+    cnn.add_argument("--shard", default=None, metavar="I/N",
+                     help="build shard I of N (0 ≤ I < N) of the zoo, then `zoo merge`; under torchrun each process "
+                          "builds its rank's shard of --out and rank 0 merges them")
     cnn.set_defaults(func=run_build_cnn)
+
+    merge = zsub.add_parser("merge", help="finish a sharded build (zoo build … --shard I/N) into one zoo",
+                            description="Gather the N shards of a build into OUT: identical to a one-process build.")
+    merge.add_argument("out", help="the zoo directory to finish (the shards' shared --out, or a new directory)")
+    merge.add_argument("shards", nargs="*", metavar="SHARD_DIR", help="the shards' directories (default: OUT)")
+    merge.set_defaults(func=run_merge)
 
     info = zsub.add_parser("info", help="counts, architectures, label / PSNR / accuracy summary, splits")
     info.add_argument("dir")
@@ -86,23 +98,44 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 def run_build_inr(args: argparse.Namespace) -> int:
     from core.zoo import build_inr_zoo
+    from core.zoo.build import build_sharded
 
-    zoo = build_inr_zoo(args.out, images=args.images, count=args.count, inrs_per_image=args.inrs_per_image,
-                        hidden=args.hidden, w0=args.w0, steps=args.steps, target_psnr=args.target_psnr, seed=args.seed,
-                        batch_size=args.batch_size, lr=args.lr, init=args.init, chunk_size=args.chunk_size,
-                        workers=args.workers, overwrite=args.overwrite)
-    print(format_info(zoo_info(zoo)))
+    zoo, shard = build_sharded(
+        build_inr_zoo, args.out, args.shard, args.workers, images=args.images, count=args.count,
+        inrs_per_image=args.inrs_per_image, hidden=args.hidden, w0=args.w0, steps=args.steps,
+        target_psnr=args.target_psnr, seed=args.seed, batch_size=args.batch_size, lr=args.lr, init=args.init,
+        chunk_size=args.chunk_size, overwrite=args.overwrite)
+    return _report_build(args, zoo, shard)
+
+
+def _report_build(args: argparse.Namespace, zoo, shard: tuple[int, int] | None) -> int:
+    """The zoo's summary; for one shard, how to finish the build; nothing from torchrun's other ranks."""
+    if zoo is None and args.shard:
+        print(f"built shard {shard[0]}/{shard[1]} in {args.out}; once all {shard[1]} are built: "
+              f"python -m core zoo merge {args.out} (their directories, if not this one)")
+    elif zoo is not None and (args.shard or shard is None or shard[0] == 0):
+        print(format_info(zoo_info(zoo)))
     return 0
 
 
 def run_build_cnn(args: argparse.Namespace) -> int:
     from core.zoo import build_cnn_zoo
+    from core.zoo.build import build_sharded
 
-    zoo = build_cnn_zoo(args.out, images=args.images, count=args.count, wild=args.wild, seed=args.seed,
-                        max_epochs=args.max_epochs, nets_per_arch=args.nets_per_arch, chunk_size=args.chunk_size,
-                        workers=args.workers, sweep=args.sweep, checkpoints=args.checkpoints,
-                        train_eval_limit=args.train_eval_limit, overwrite=args.overwrite)
-    print(format_info(zoo_info(zoo)))
+    zoo, shard = build_sharded(build_cnn_zoo, args.out, args.shard, args.workers, images=args.images,
+                               count=args.count, wild=args.wild, seed=args.seed, max_epochs=args.max_epochs,
+                               nets_per_arch=args.nets_per_arch, chunk_size=args.chunk_size, sweep=args.sweep,
+                               checkpoints=args.checkpoints, train_eval_limit=args.train_eval_limit,
+                               overwrite=args.overwrite)
+    return _report_build(args, zoo, shard)
+
+
+def run_merge(args: argparse.Namespace) -> int:
+    """Finish a sharded build: gather the shards' chunks into one zoo and print its summary."""
+    from core.zoo import Zoo
+    from core.zoo.store import merge_shards
+
+    print(format_info(zoo_info(Zoo.open(merge_shards(args.out, args.shards)))))
     return 0
 
 

@@ -76,3 +76,42 @@ def run_chunks(
                     bar.update(sizes.get(k, 0))
     finally:
         bar.close()
+
+
+def shard_from_env() -> tuple[int, int] | None:
+    """(RANK, WORLD_SIZE) when torchrun started this process among several, else None."""
+    size, rank = os.environ.get("WORLD_SIZE", "1"), os.environ.get("RANK", "0")
+    if not (size.isdigit() and rank.isdigit()) or int(size) <= 1:
+        return None
+    return int(rank), int(size)
+
+
+def build_sharded(build: Callable[..., Any], out_dir: str | os.PathLike, shard: str | None, workers: int | None,
+                  **options: Any) -> tuple[Any, tuple[int, int] | None]:
+    """Run `build(out_dir, shard=…, workers=…, **options)` as one shard of a build, or as the whole build.
+
+    `shard` "I/N": this process builds shard I of N (finish with `merge_shards`). Without it, under torchrun,
+    the processes build shard RANK of WORLD_SIZE each into the shared `out_dir` and rank 0 merges once all have
+    finished (a gloo barrier). Returns (the opened Zoo, or None for a shard that is not merged here; the shard)."""
+    from datetime import timedelta
+
+    import torch.distributed as dist
+
+    from core.zoo.store import Zoo, merge_shards, parse_shard
+
+    chosen = parse_shard(shard) if shard else shard_from_env()
+    torchrun = shard is None and chosen is not None
+    if torchrun and workers is None:  # the machine's cores shared by the processes torchrun started on it
+        workers = max(1, default_workers() // max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1"))))
+    if torchrun and not dist.is_initialized():
+        dist.init_process_group("gloo", timeout=timedelta(days=7))  # shards of a big zoo take hours
+    try:
+        zoo = build(out_dir, shard=chosen, workers=workers, **options)
+        if torchrun:
+            dist.barrier()
+            if chosen[0] == 0 and zoo is None:
+                zoo = Zoo.open(merge_shards(out_dir))
+    finally:
+        if torchrun:
+            dist.destroy_process_group()
+    return zoo, chosen

@@ -260,6 +260,7 @@ def build_cnn_zoo(
     checkpoints: int = 1,
     train_eval_limit: int | None = None,
     overwrite: bool = False,
+    shard: tuple[int, int] | None = None,
     progress: bool = True,
 ):
     """Train `count` CNN runs on `images` and store them as a zoo directory (resumable; returns the opened Zoo).
@@ -321,7 +322,7 @@ def build_cnn_zoo(
     source = {"images": str(images), "num_images": len(x), "image_shape": list(x.shape[2:]), "classes": classes,
               "train_images": len(train_idx), "test_images": n_test}
     builder = ZooBuilder(out_dir, generator="cnn-wild" if wild else "cnn", options=options, architectures=archs,
-                         source=source, overwrite=overwrite)
+                         source=source, overwrite=overwrite, shard=shard)
     run_splits = split_assignment(np.arange(count), split, seed)  # by run: a run's snapshots share a split
     if not builder.complete:
         chunks = _chunks(group_of, hps, chunk_size)
@@ -346,7 +347,7 @@ def build_cnn_zoo(
         run_chunks(tasks, _train_chunk, store, workers=nworkers, progress_total=sum(len(i) for _, i in todo),
                    progress_sizes={k: len(i) for k, i in todo}, desc="training CNNs", unit="run", progress=progress)
         builder.finish({i * checkpoints + c: str(s) for i, s in enumerate(run_splits) for c in range(checkpoints)})
-    return Zoo.open(out_dir)
+    return Zoo.open(out_dir) if builder.complete else None  # None: one shard of a build (merge_shards)
 
 
 def _rows(runs: list[int], res: dict[str, torch.Tensor], checkpoints: int, group_of: list[str], seeds: list[int],

@@ -389,6 +389,7 @@ def build_inr_zoo(
     workers: int | None = None,
     split: Sequence[float] = (0.8, 0.1, 0.1),
     overwrite: bool = False,
+    shard: tuple[int, int] | None = None,
     progress: bool = True,
 ):
     """Fit SIRENs to `images` and store them as a zoo directory (resumable; returns the opened Zoo).
@@ -441,7 +442,7 @@ def build_inr_zoo(
     source = {"images": source_name, "num_images": total, "image_shape": list(x.shape[1:]),
               "images_used": int(chosen.numel())}
     builder = ZooBuilder(out_dir, generator="inr", options=options, architectures={"siren": arch}, source=source,
-                         overwrite=overwrite)
+                         overwrite=overwrite, shard=shard)
     if not builder.complete:
         chunks = [(k, list(range(s, min(s + chunk_size, n)))) for k, s in enumerate(range(0, n, chunk_size))]
         todo = [(k, idx) for k, idx in chunks if not builder.done(k)]
@@ -466,7 +467,7 @@ def build_inr_zoo(
         run_chunks(tasks, _fit_chunk, store, workers=nworkers, progress_total=sum(len(i) for _, i in todo),
                    progress_sizes={k: len(i) for k, i in todo}, desc="fitting INRs", unit="INR", progress=progress)
         builder.finish({i: str(s) for i, s in enumerate(splits)}, extra={"recipe": recipe})
-    return Zoo.open(out_dir)
+    return Zoo.open(out_dir) if builder.complete else None  # None: one shard of a build (merge_shards)
 
 
 def inr_recipe(manifest: dict[str, Any]) -> dict[str, Any]:

@@ -11,6 +11,11 @@ While a build runs, finished chunks live in `chunks/chunk-<k>.safetensors` (para
 chunk's table rows in the metadata) and `progress.json` records the build's options; a restarted build
 with the same options skips the chunks on disk. Finishing consolidates the chunks into the files above,
 writes manifest.json last and removes the chunks. Every file is written atomically.
+
+Sharded builds (`zoo build … --shard I/N`, or one shard per torchrun process) split the chunks round-robin:
+shard I builds the chunks k with k mod N = I, then writes `shard-I-of-N.json` (what finishing needs) instead
+of finishing. `merge_shards` gathers the N shards' chunks (one shared directory, or one directory per shard)
+and finishes exactly as a one-process build does, so the merged zoo is identical to it.
 """
 
 from __future__ import annotations
@@ -75,8 +80,12 @@ class ZooBuilder:
     """Resumable writer: `done(k)` / `write_chunk(k, …)` per chunk, then `finish(…)`."""
 
     def __init__(self, out_dir: str | os.PathLike, *, generator: str, options: dict[str, Any],
-                 architectures: dict[str, Architecture], source: dict[str, Any] | None = None, overwrite: bool = False):
+                 architectures: dict[str, Architecture], source: dict[str, Any] | None = None, overwrite: bool = False,
+                 shard: tuple[int, int] | None = None):
         self.dir = Path(out_dir)
+        self.shard = check_shard(shard)
+        if shard is not None and overwrite:
+            raise ZooError("--overwrite would delete the other shards' chunks; remove the directory first")
         self.generator, self.options = generator, json.loads(_dumps(options))
         self.architectures = architectures
         self.source = source or {}
@@ -101,7 +110,7 @@ class ZooBuilder:
             if _read_json(progress).get("fingerprint") != json.loads(_dumps(fingerprint)):
                 raise ZooError(f"{self.dir} holds an unfinished build with other options; use the same options to "
                                "resume it, or another directory")
-        elif self.dir.exists() and any(p.name != ".DS_Store" for p in self.dir.iterdir()):
+        elif self.dir.exists() and any(not _build_file(p, self.shard is not None) for p in self.dir.iterdir()):
             raise ZooError(f"{self.dir} is not empty and holds no zoo build; choose an empty or new directory")
         self.dir.mkdir(parents=True, exist_ok=True)
         self.chunk_dir.mkdir(exist_ok=True)
@@ -111,7 +120,9 @@ class ZooBuilder:
         return self.chunk_dir / f"chunk-{k:05d}.safetensors"
 
     def done(self, k: int) -> bool:
-        """Whether chunk k is already on disk."""
+        """Whether chunk k needs no work here: on disk already, or another shard's."""
+        if self.shard is not None and k % self.shard[1] != self.shard[0]:
+            return True
         return self.complete or self._chunk_path(k).exists()
 
     def write_chunk(self, k: int, groups: dict[str, tuple[Sequence[int], torch.Tensor]],
@@ -127,11 +138,20 @@ class ZooBuilder:
             save_file(tensors, str(tmp), metadata={"rows": _dumps(rows)})
 
     def finish(self, splits_by_index: dict[int, str], extra: dict[str, Any] | None = None) -> Path:
-        """Consolidate the chunks into the final files; returns the zoo directory."""
+        """Consolidate the chunks into the final files; returns the zoo directory. A shard instead records what
+        finishing needs in `shard-I-of-N.json` (see `merge_shards`)."""
         from safetensors import safe_open
         from safetensors.torch import save_file
 
         if self.complete:
+            return self.dir
+        if self.shard is not None:
+            i, n = self.shard
+            record = {"fingerprint": {"generator": self.generator, "options": self.options}, "shard": [i, n],
+                      "architectures": {g: a.to_dict() for g, a in self.architectures.items()},
+                      "source": self.source, "splits": sorted(splits_by_index.items()), "extra": extra or {}}
+            # key order kept (no sort): the merged manifest reads exactly as a one-process build's
+            write_text(self.dir / _shard_name(i, n), json.dumps(record, default=_json_default))
             return self.dir
         per_group: dict[str, list[tuple[torch.Tensor, torch.Tensor]]] = {}
         rows: list[dict[str, Any]] = []
@@ -146,6 +166,9 @@ class ZooBuilder:
         if table.empty:
             raise ZooError("the build produced no networks")
         table = table.sort_values("index").reset_index(drop=True)
+        if len(table) != len(splits_by_index):
+            raise ZooError(f"{self.dir}: the chunks hold {len(table)} networks, the build has {len(splits_by_index)}; "
+                           "rerun the build (or the missing shards) to resume")
         if not np.array_equal(table["index"].to_numpy(), np.arange(len(table))):
             raise ZooError(f"{self.dir}: chunks do not cover networks 0…{len(table) - 1} exactly; rebuild")
         group_row = np.zeros(len(table), dtype=np.int64)
@@ -178,8 +201,82 @@ class ZooBuilder:
         write_text(self.dir / "manifest.json", json.dumps(manifest, default=_json_default, indent=1))
         shutil.rmtree(self.chunk_dir, ignore_errors=True)
         (self.dir / "progress.json").unlink(missing_ok=True)
+        for record in self.dir.glob("shard-*-of-*.json"):
+            record.unlink()
         self.complete = True
         return self.dir
+
+
+def check_shard(shard: tuple[int, int] | None) -> tuple[int, int] | None:
+    """(I, N) with 0 ≤ I < N, or None; ZooError otherwise."""
+    if shard is None:
+        return None
+    i, n = (int(v) for v in shard)
+    if n < 1 or not 0 <= i < n:
+        raise ZooError(f"shard {i}/{n}: need 0 ≤ I < N")
+    return i, n
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """`I/N` (shard I of N, counted from 0) → (I, N)."""
+    try:
+        i, n = (int(part) for part in text.split("/"))
+    except ValueError:
+        raise ZooError(f"--shard expects I/N such as 0/4, got {text!r}") from None
+    return check_shard((i, n))
+
+
+def _shard_name(i: int, n: int) -> str:
+    return f"shard-{i}-of-{n}.json"
+
+
+def _build_file(path: Path, sharded: bool) -> bool:
+    """Whether a directory entry may precede progress.json: the build's own files when shards start at once."""
+    if path.name == ".DS_Store":
+        return True
+    return sharded and (path.name in ("chunks", "progress.json") or path.name.startswith(".progress.json.")
+                        or path.name.startswith("shard-"))
+
+
+def merge_shards(out_dir: str | os.PathLike, shard_dirs: Sequence[str | os.PathLike] = ()) -> Path:
+    """Finish a sharded build: check that the N shards (in `shard_dirs`, default `out_dir` itself) are complete
+    and were built with the same options, gather their chunks into `out_dir` and consolidate them."""
+    out = Path(out_dir)
+    sources = [Path(d) for d in shard_dirs] or [out]
+    records: dict[int, tuple[Path, dict[str, Any]]] = {}
+    for d in sources:
+        found = sorted(d.glob("shard-*-of-*.json"))
+        if not found:
+            hint = " (already merged)" if (d / "manifest.json").exists() else ""
+            raise ZooError(f"{d}: holds no finished shard (shard-I-of-N.json){hint}")
+        for path in found:
+            record = _read_json(path)
+            i = int(record["shard"][0])
+            if i in records and records[i][0] != d:
+                raise ZooError(f"shard {i} appears in both {records[i][0]} and {d}")
+            records[i] = (d, record)
+    reference = records[min(records)][1]
+    n = int(reference["shard"][1])
+    same = ("fingerprint", "architectures", "source", "splits", "extra")
+    for i, (d, record) in records.items():
+        if int(record["shard"][1]) != n or any(record[k] != reference[k] for k in same):
+            raise ZooError(f"{d / _shard_name(i, int(record['shard'][1]))} belongs to another build than "
+                           f"{_shard_name(min(records), n)}: same options and shard count needed")
+    missing = sorted(set(range(n)) - set(records))
+    if missing:
+        raise ZooError(f"shards {', '.join(f'{i}/{n}' for i in missing)} are missing or unfinished; build them first")
+    fingerprint = reference["fingerprint"]
+    architectures = {g: Architecture.from_dict(a) for g, a in reference["architectures"].items()}
+    builder = ZooBuilder(out, generator=fingerprint["generator"], options=fingerprint["options"],
+                         architectures=architectures, source=reference["source"])
+    if builder.complete:
+        raise ZooError(f"{out} already holds the finished zoo")
+    for d in dict.fromkeys(d for d, _ in records.values()):
+        if d.resolve() != out.resolve():
+            for chunk in sorted((d / "chunks").glob("chunk-*.safetensors")):
+                with atomic_path(builder.chunk_dir / chunk.name) as tmp:
+                    shutil.copyfile(chunk, tmp)
+    return builder.finish({int(i): s for i, s in reference["splits"]}, extra=reference["extra"])
 
 
 def _read_json(path: Path) -> dict[str, Any]:
