@@ -16,6 +16,12 @@ from core.network.spec import Architecture, unflatten_params
 QUANTILES = torch.tensor([0.0, 0.25, 0.5, 0.75, 1.0], dtype=torch.float64)
 
 
+def _tensor_statistics(t: torch.Tensor) -> list[torch.Tensor]:
+    """Mean, variance and the QUANTILES of each row of t [B, n]."""
+    quantiles = torch.quantile(t, QUANTILES.to(t), dim=1).T
+    return [t.mean(1, keepdim=True), t.var(1, unbiased=False, keepdim=True), quantiles]
+
+
 def weight_statistics(architecture: Architecture, flat: torch.Tensor) -> np.ndarray:
     """[B, F] statistics of every weight and bias tensor of B same-architecture networks (vectorised)."""
     params = unflatten_params(architecture, flat.double())
@@ -24,9 +30,7 @@ def weight_statistics(architecture: Architecture, flat: torch.Tensor) -> np.ndar
         for key in (f"{op.name}.weight", f"{op.name}.bias"):
             if key not in params:
                 continue
-            t = params[key].reshape(flat.shape[0], -1)
-            feats += [t.mean(1, keepdim=True), t.var(1, unbiased=False, keepdim=True),
-                      torch.quantile(t, QUANTILES.to(t), dim=1).T]
+            feats += _tensor_statistics(params[key].reshape(flat.shape[0], -1))
     return torch.cat(feats, 1).numpy()
 
 
@@ -44,3 +48,44 @@ class StatNN:
     def predict(self, architecture: Architecture, flat: torch.Tensor) -> np.ndarray:
         """Predicted targets [n]."""
         return self.model.predict(weight_statistics(architecture, flat))
+
+
+ACTIVATION_IDS = ("identity", "relu", "tanh", "leaky_relu", "gelu", "silu", "sigmoid", "sine")
+
+
+def architecture_free_statistics(architecture: Architecture, flat: torch.Tensor) -> np.ndarray:
+    """[B, F] features of a fixed length for any CNN/MLP: the first and last layers' statistics, the mean and std of
+    every layer's statistics, and architecture descriptors (depth, log size, kernel, width, residuals, activation)."""
+    per_layer = []
+    ops = [architecture.ops[i] for i in architecture.weight_layers()]
+    params = unflatten_params(architecture, flat.double())
+    for op in ops:
+        feats = []
+        for key in (f"{op.name}.weight", f"{op.name}.bias"):
+            # a layer without a bias reads as bias statistics of zero
+            t = params[key].reshape(flat.shape[0], -1) if key in params else torch.zeros(flat.shape[0], 1).double()
+            feats += _tensor_statistics(t)
+        per_layer.append(torch.cat(feats, 1))
+    stack = torch.stack(per_layer)                                                  # [L, B, 14]
+    kernels = [float(np.prod(getattr(op, "kernel_size", (1,)))) for op in ops]
+    widths = [float(getattr(op, "out_channels", getattr(op, "out_features", 0))) for op in ops]
+    acts = {a.fn for a in architecture.activations()}
+    descriptor = [len(ops), np.log(architecture.num_parameters), np.mean(kernels), max(widths),
+                  sum(type(op).__name__ == "Residual" for op in architecture.ops)]
+    descriptor += [float(a in acts) for a in ACTIVATION_IDS]
+    described = torch.tensor(descriptor, dtype=torch.float64).expand(flat.shape[0], -1)
+    return torch.cat([stack[0], stack[-1], stack.mean(0), stack.std(0, unbiased=False), described], 1).numpy()
+
+
+class StatNNAny(StatNN):
+    """StatNN on `architecture_free_statistics`: one model over a zoo of many architectures, applicable to unseen
+    ones. `fit_groups` / `predict_groups` take a list of (architecture, flat [n, P]) pairs."""
+
+    def fit_groups(self, parts: list[tuple[Architecture, torch.Tensor]], targets: np.ndarray) -> "StatNNAny":
+        """Fit on the concatenated groups (targets in the same order)."""
+        self.model.fit(np.concatenate([architecture_free_statistics(a, f) for a, f in parts]), targets)
+        return self
+
+    def predict_groups(self, parts: list[tuple[Architecture, torch.Tensor]]) -> np.ndarray:
+        """Predictions for the concatenated groups."""
+        return self.model.predict(np.concatenate([architecture_free_statistics(a, f) for a, f in parts]))

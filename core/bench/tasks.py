@@ -44,6 +44,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--hidden", type=int, default=32)
     parser.add_argument("--layers", type=int, default=3)
+    parser.add_argument("--wild-zoo", default=None,
+                        help="generalization: a wild CNN zoo of many architectures; trains on --cnn-zoo plus part of "
+                             "its architectures and also reports τ on the held-out architectures (Wild Park protocol)")
+    parser.add_argument("--holdout-archs", type=float, default=0.3,
+                        help="with --wild-zoo: the fraction of its architectures never seen in training (default 0.3)")
     parser.add_argument("--probes", type=int, default=0, help="INR probe features for the graph models (INR tasks)")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--lr", type=float, default=3e-3)
@@ -51,24 +56,87 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true")
 
 
-def _statnn(zoo_dir: str, seed: int) -> float:
-    from core.baselines import StatNN
-    from core.tasks import kendall_tau
+def _per_group_reference(zoo_dir: str, fit_predict) -> dict[str, float]:
+    """A fixed-architecture regressor fitted per architecture group on the train split: group_metrics on test."""
+    from core.tasks.generalization import group_metrics
     from core.zoo import Zoo
 
     zoo = Zoo.open(zoo_dir)
-    predicted, actual = [], []
+    accuracy, groups = zoo.table["test_accuracy"].to_numpy(), zoo.table["group"].to_numpy()
+    predicted, actual, names = [], [], []
     for group in zoo.architectures:
-        in_group = np.flatnonzero(zoo.table["group"].to_numpy() == group)
+        in_group = np.flatnonzero(groups == group)
         rows = {s: np.intersect1d(zoo.split_indices(s), in_group) for s in ("train", "test")}
         if len(rows["train"]) < 5 or len(rows["test"]) < 3:
             continue
         arch, train = zoo.flat(rows["train"])
         _, test = zoo.flat(rows["test"])
-        model = StatNN(seed).fit(arch, train, zoo.table["test_accuracy"].to_numpy()[rows["train"]])
-        predicted.append(model.predict(arch, test))  # one model per architecture group, τ over the whole split
-        actual.append(zoo.table["test_accuracy"].to_numpy()[rows["test"]])
-    return kendall_tau(np.concatenate(predicted), np.concatenate(actual)) if predicted else float("nan")
+        predicted.append(fit_predict(arch, train, accuracy[rows["train"]], test))
+        actual.append(accuracy[rows["test"]])
+        names.append(groups[rows["test"]])
+    if not predicted:
+        return {"kendall_tau": float("nan")}
+    return group_metrics(np.concatenate(predicted), np.concatenate(actual), np.concatenate(names))
+
+
+def _statnn(zoo_dir: str, seed: int) -> dict[str, float]:
+    """statnn, one model per architecture group (τ over the whole test split)."""
+    from core.baselines import StatNN
+
+    return _per_group_reference(zoo_dir, lambda arch, train, y, test: StatNN(seed).fit(arch, train, y).predict(arch,
+                                                                                                              test))
+
+
+def _flat_mlp(zoo_dir: str, seed: int) -> dict[str, float]:
+    """An MLP on flattened weights, one per architecture group (each group has one fixed architecture)."""
+    from core.baselines import FlatMLP
+
+    return _per_group_reference(zoo_dir, lambda arch, train, y, test: FlatMLP(seed).fit(train, y).predict(test))
+
+
+def _zoo_parts(zoo, rows: np.ndarray) -> tuple[list, np.ndarray, np.ndarray]:
+    """[(architecture, flat)] per group of `rows`, with their accuracies and group names in the same order."""
+    parts, accuracy, names = [], [], []
+    for group in zoo.architectures:
+        members = rows[zoo.table["group"].to_numpy()[rows] == group]
+        if len(members):
+            parts.append(zoo.flat(members))
+            accuracy.append(zoo.table["test_accuracy"].to_numpy()[members])
+            names.append(np.full(len(members), group))
+    return parts, np.concatenate(accuracy), np.concatenate(names)
+
+
+def _statnn_any(train_zoo, unseen_zoo, seed: int) -> dict[str, float]:
+    """statnn on architecture-free features, one model for all architectures: test split and unseen architectures."""
+    from core.baselines import StatNNAny
+    from core.tasks.generalization import group_metrics
+
+    parts, accuracy, _ = _zoo_parts(train_zoo, train_zoo.split_indices("train"))
+    model = StatNNAny(seed).fit_groups(parts, accuracy)
+    out = {}
+    for suffix, zoo, rows in (("", train_zoo, train_zoo.split_indices("test")),
+                              ("_unseen", unseen_zoo, np.arange(len(unseen_zoo)))):
+        parts, accuracy, names = _zoo_parts(zoo, rows)
+        out.update({k + suffix: v for k, v in group_metrics(model.predict_groups(parts), accuracy, names).items()})
+    return out
+
+
+def _run_group_metrics(run_dir: Path, zoo, unseen_zoo=None) -> dict[str, float]:
+    """A trained generalization run's group_metrics on the zoo's test split (and, given, on the unseen zoo)."""
+    from core.runs import graph_set_from_zoo, load_run
+    from core.tasks.generalization import group_metrics
+
+    run = load_run(run_dir)
+    out = {}
+    for suffix, z, split in (("", zoo, "test"), ("_unseen", unseen_zoo, None)):
+        if z is None:
+            continue
+        data = graph_set_from_zoo(z, split, run.task, run.config.grid_size)
+        predicted = run.trainer("cpu").predict(data).numpy()
+        names = np.concatenate([np.full(len(g), z.table["group"].to_numpy()[int(g.index[0])]) for g in data.groups])
+        metrics = group_metrics(predicted, data.targets().numpy(), names)
+        out.update({k + suffix: v for k, v in metrics.items()})
+    return out
 
 
 def _render_and_classify(zoo_dir: str, seed: int, epochs: int = 15) -> float:
@@ -109,17 +177,32 @@ def headline(task, metrics: dict) -> tuple[str, float, dict[str, float]]:
     return names[0], metrics[names[0]], {m: metrics[m] for m in names[1:]}
 
 
+GENERALIZATION_COLUMNS = ("r2", "tau_within", "r2_within", "kendall_tau_unseen", "r2_unseen", "tau_within_unseen",
+                          "r2_within_unseen")
+
+
+def _context(metrics: dict[str, float]) -> dict[str, float]:
+    """The generalization metrics a table row carries besides its τ on the test split."""
+    return {k: float(metrics[k]) for k in GENERALIZATION_COLUMNS if k in metrics}
+
+
 def run(args: argparse.Namespace) -> int:
     from core.bench.machine import machine_info
     from core.models import model_class
     from core.runs import train_run
     from core.tasks import TASKS
+    from core.tasks.generalization import cross_architecture_zoos
     from core.training.trainer import TrainConfig
+    from core.zoo import Zoo
 
     args.tasks, args.models = args.tasks or default_tasks(), args.models or default_models()
     out = Path(args.out)
     results: list[dict] = []
     zoo_for = {"inr": args.inr_zoo, "cnn": args.cnn_zoo}
+    unseen = None
+    if args.wild_zoo and "generalization" in args.tasks:  # train on base + seen wild; test on unseen architectures too
+        train_zoo, unseen = cross_architecture_zoos(args.cnn_zoo, args.wild_zoo, out / "zoos", args.holdout_archs)
+        zoo_for["cnn"] = str(train_zoo.dir)
     for task in args.tasks:
         task_cls = TASKS[task]
         for model in args.models:
@@ -130,20 +213,22 @@ def run(args: argparse.Namespace) -> int:
                 probes = any(o.name == "probes" for o in model_class(model).options())
                 if args.probes and task_cls.zoo_kind == "inr" and probes:
                     overrides["probes"] = args.probes
+                run_dir = out / "runs" / f"{task}-{model}-s{seed}"
                 try:
-                    metrics = train_run(task, model, zoo_for[task_cls.zoo_kind],
-                                        out / "runs" / f"{task}-{model}-s{seed}", train=cfg,
+                    metrics = train_run(task, model, zoo_for[task_cls.zoo_kind], run_dir, train=cfg,
                                         model_overrides=overrides, overwrite=True, progress=False)
                 except Exception as exc:  # report and go on: one model failing must not hide the others
                     results.append({"task": task, "model": model, "seed": seed, "error": str(exc).splitlines()[0]})
                     continue
                 metric, value, context = headline(task_cls, metrics["test"])
+                if task == "generalization":
+                    context.update(_context(_run_group_metrics(run_dir, Zoo.open(zoo_for["cnn"]), unseen)))
                 row = {"task": task, "model": model, "seed": seed, "metric": metric, "value": value, **context,
                        "seconds_per_epoch": metrics["training"]["seconds_per_epoch"],
                        "parameters": metrics["training"]["parameters"], "wall_s": time.perf_counter() - started}
                 results.append(row)
                 print(json.dumps(row), flush=True)
-        results += reference_rows(task, args)
+        results += reference_rows(task, args, zoo_for["cnn"], unseen)
     report = {"config": vars(args), "machine": machine_info(), "results": results}
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps(report, indent=2, default=str))
@@ -152,15 +237,24 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def reference_rows(task: str, args: argparse.Namespace) -> list[dict]:
-    """Non-metanetwork references of a task: statnn for generalisation, a CNN on the renderings for INR classes."""
+def reference_rows(task: str, args: argparse.Namespace, cnn_zoo: str | None = None, unseen=None) -> list[dict]:
+    """Non-metanetwork references of a task: statnn (and an MLP on flat weights) for generalisation, a CNN on
+    the renderings for INR classes."""
+    from core.zoo import Zoo
+
     rows = []
-    if task == "generalization":
-        for seed in range(args.seeds):
-            rows.append({"task": task, "model": "statnn", "seed": seed, "metric": "kendall_tau",
-                         "value": _statnn(args.cnn_zoo, seed), "seconds_per_epoch": 0.0, "parameters": 0})
-    if task == "inr-classify":
-        for seed in range(args.seeds):
+    for seed in range(args.seeds):
+        found = {}
+        if task == "generalization" and unseen is not None:
+            found["statnn (architecture-free features)"] = _statnn_any(Zoo.open(cnn_zoo), unseen, seed)
+        elif task == "generalization":
+            found["statnn"] = _statnn(cnn_zoo or args.cnn_zoo, seed)
+            found["flat-mlp (per architecture group)"] = _flat_mlp(cnn_zoo or args.cnn_zoo, seed)
+        for name, metrics in found.items():
+            rows.append({"task": task, "model": name, "seed": seed, "metric": "kendall_tau",
+                         "value": metrics["kendall_tau"], **_context(metrics), "seconds_per_epoch": 0.0,
+                         "parameters": 0})
+        if task == "inr-classify":
             rows.append({"task": task, "model": "render-and-classify (CNN on pixels)", "seed": seed,
                          "metric": "accuracy", "value": _render_and_classify(args.inr_zoo, seed),
                          "seconds_per_epoch": 0.0, "parameters": 0})
@@ -185,8 +279,33 @@ def markdown_table(results: list[dict], args: argparse.Namespace) -> str:
             lines.append(f"| {task} | {model} | — | failed: {rows[0]['error'][:60]} | | |")
             continue
         v = np.array([r["value"] for r in ok])
-        context = [k for k in ok[0] if k not in ROW_FIELDS]  # a task's context metrics, e.g. identity_mse
+        # a task's context metrics, e.g. identity_mse (generalization's go to their own table below)
+        context = [k for k in ok[0] if k not in ROW_FIELDS and k not in GENERALIZATION_COLUMNS]
         metric = ok[0]["metric"] + "".join(f" ({k} {np.mean([r[k] for r in ok]):.4f})" for k in context)
         lines.append(f"| {task} | {model} | {metric} | {v.mean():.4f} ± {v.std():.4f} | "
                      f"{np.mean([r['seconds_per_epoch'] for r in ok]):.1f} | {ok[0]['parameters']:,} |")
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines + generalization_table(results, args)) + "\n"
+
+
+def _mean_std(rows: list[dict], key: str) -> str:
+    values = np.array([r[key] for r in rows if key in r], dtype=float)
+    return f"{np.nanmean(values):.3f} ± {np.nanstd(values):.3f}" if len(values) and np.isfinite(values).any() else "—"
+
+
+def generalization_table(results: list[dict], args: argparse.Namespace) -> list[str]:
+    """Generalization rows in full: τ and R² on the test split and on unseen architectures, overall and within each
+    architecture group (mean over groups); seeds as mean ± std."""
+    rows = [r for r in results if r["task"] == "generalization" and "value" in r]
+    if not any(k in r for r in rows for k in GENERALIZATION_COLUMNS):
+        return []
+    unseen = getattr(args, "wild_zoo", None)
+    lines = ["", "Generalization" + (f" (unseen: {args.holdout_archs:.0%} of the architectures of "
+                                     f"{Path(unseen).name}, never trained on)" if unseen else "") + ":", "",
+             "| model | seeds | τ test | R² test | τ within groups | R² within groups | τ unseen | R² unseen | "
+             "τ within unseen groups |", "|---|---|---|---|---|---|---|---|---|"]
+    for model in dict.fromkeys(r["model"] for r in rows):
+        mine = [dict(r, kendall_tau=r["value"]) for r in rows if r["model"] == model]
+        cells = [_mean_std(mine, k) for k in ("kendall_tau", "r2", "tau_within", "r2_within", "kendall_tau_unseen",
+                                              "r2_unseen", "tau_within_unseen")]
+        lines.append(f"| {model} | {len(mine)} | " + " | ".join(cells) + " |")
+    return lines

@@ -59,3 +59,71 @@ class GeneralizationTask(Task):
 
     def format_prediction(self, prediction: torch.Tensor) -> dict[str, Any]:
         return {"predicted_accuracy": float(prediction)}
+
+
+def group_metrics(predicted: np.ndarray, actual: np.ndarray, groups: np.ndarray, min_size: int = 5) -> dict[str, float]:
+    """Kendall τ and R² over all networks, and their means within each architecture group of ≥ `min_size`."""
+    from sklearn.metrics import r2_score
+
+    predicted, actual, groups = np.asarray(predicted), np.asarray(actual), np.asarray(groups)
+    within_tau, within_r2 = [], []
+    for g in np.unique(groups):
+        m = groups == g
+        if m.sum() >= min_size and np.ptp(actual[m]) > 0:
+            within_tau.append(kendall_tau(predicted[m], actual[m]))
+            within_r2.append(float(r2_score(actual[m], predicted[m])))
+    return {"kendall_tau": kendall_tau(predicted, actual), "r2": float(r2_score(actual, predicted)),
+            "tau_within": float(np.nanmean(within_tau)) if within_tau else float("nan"),
+            "r2_within": float(np.mean(within_r2)) if within_r2 else float("nan"),
+            "groups": len(within_tau), "networks": int(len(actual))}
+
+
+def compose_zoo(parts: list[tuple[Any, np.ndarray, str]], out_dir, *, split_of: dict[str, str] | None = None,
+                generator: str = "cnn-composed", overwrite: bool = True):
+    """A zoo of the rows of several zoos: parts are (Zoo, rows, group prefix); each network keeps its split unless
+    `split_of` maps its new group to one. Returns the opened Zoo."""
+    from core.zoo.store import Zoo, write_zoo
+
+    archs, groups, rows, splits = {}, {}, [], {}
+    for zoo, part_rows, prefix in parts:
+        table = zoo.table
+        for group in zoo.architectures:
+            members = np.asarray(part_rows)[table["group"].to_numpy()[part_rows] == group]
+            if not len(members):
+                continue
+            name = f"{prefix}{group}"
+            _, flat = zoo.flat(members)
+            first = len(rows)
+            groups[name] = (list(range(first, first + len(members))), flat)
+            archs[name] = zoo.architectures[group]
+            for k, r in enumerate(table.iloc[members].to_dict("records")):
+                kept = {c: v for c, v in r.items() if c not in ("index", "group", "group_row", "split") and v == v}
+                rows.append({"index": first + k, "group": name, "source_index": int(r["index"]), **kept})
+                splits[first + k] = (split_of or {}).get(name, r["split"])
+    options = {"parts": [[str(z.dir), p, len(r)] for z, r, p in parts], "split_of": split_of or {}}
+    write_zoo(out_dir, generator=generator, options=options, architectures=archs, groups=groups, rows=rows,
+              splits_by_index=splits, overwrite=overwrite)
+    return Zoo.open(out_dir)
+
+
+def cross_architecture_zoos(base, wild, out_dir, holdout: float = 0.3, seed: int = 0) -> tuple[Any, Any]:
+    """The Wild Park protocol: (training zoo = `base` + the wild architectures kept for training, each network in its
+    own split; unseen zoo = the held-out wild architectures, never trained on). Zoos are written under out_dir."""
+    from pathlib import Path
+
+    from core.zoo import Zoo, ZooError
+
+    base, wild = Zoo.open(base), Zoo.open(wild)
+    names = sorted(wild.architectures)
+    n_out = int(round(holdout * len(names)))
+    if not 0 < n_out < len(names):
+        raise ZooError(f"holding out {holdout:.0%} of {len(names)} wild architectures leaves none on one side")
+    held = set(np.random.default_rng(seed).choice(names, n_out, replace=False).tolist())
+    groups = wild.table["group"].to_numpy()
+    seen_rows = np.flatnonzero(~np.isin(groups, list(held)))
+    unseen_rows = np.flatnonzero(np.isin(groups, list(held)))
+    out = Path(out_dir)
+    train = compose_zoo([(base, np.arange(len(base)), "base-"), (wild, seen_rows, "wild-")], out / "train-zoo")
+    unseen = compose_zoo([(wild, unseen_rows, "wild-")], out / "unseen-zoo",
+                         split_of={f"wild-{g}": "test" for g in held})
+    return train, unseen
