@@ -22,8 +22,13 @@ def _few_images(tmp_path: Path, source: str, count: int) -> Path:
     return path
 
 
-def test_mnist_zoo_stores_each_run_at_several_checkpoints(tmp_path: Path) -> None:
-    images = _few_images(tmp_path, "mnist5k", 300)
+@pytest.fixture(scope="module")
+def mnist300(tmp_path_factory) -> Path:
+    return _few_images(tmp_path_factory.mktemp("mnist"), "mnist5k", 300)
+
+
+def test_mnist_zoo_stores_each_run_at_several_checkpoints(tmp_path: Path, mnist300: Path) -> None:
+    images = mnist300
     zoo = build_cnn_zoo(tmp_path / "z", images=images, count=6, sweep="full", checkpoints=3, max_epochs=2,
                         train_eval_limit=100, workers=1, progress=False)
     t = zoo.table
@@ -92,3 +97,20 @@ def test_cli_builds_a_checkpointed_zoo_and_refuses_bad_options(tmp_path: Path, c
         build_cnn_zoo(tmp_path / "bad", images="digits", count=2, checkpoints=0, progress=False)
     with pytest.raises(ZooError, match="sweep"):
         build_cnn_zoo(tmp_path / "bad", images="digits", count=2, sweep="huge", progress=False)
+
+
+def test_bench_zoo_measures_a_checkpointed_cnn_zoo(mnist300: Path, capsys) -> None:
+    import argparse
+    import json
+
+    from core.bench import zoo as bench_zoo
+
+    parser = argparse.ArgumentParser()
+    bench_zoo.add_arguments(parser)
+    images = str(mnist300)
+    args = parser.parse_args(["--inrs", "0", "--cnns", "2", "--cnn-images", images, "--cnn-sweep", "full",
+                              "--cnn-checkpoints", "3", "--cnn-max-epochs", "1", "--workers", "1", "--json"])
+    assert bench_zoo.run(args) == 0
+    cnn = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["cnn"]
+    assert cnn["count"] == 6 and cnn["runs"] == 2
+    assert cnn["projected_10000_s"] == pytest.approx(10000 * cnn["seconds"] / 6)
