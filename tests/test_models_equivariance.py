@@ -3,6 +3,8 @@ positive scaling (q log-uniform in 1e-2..1e2) for scalegmn*, on both heads. `mlp
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
 
@@ -12,6 +14,7 @@ from tests.model_helpers import ARCHS, act_on_batch, per_graph_params, random_ba
 GRAPH_MODELS = ["ng-gnn", "ng-t", "scalegmn", "scalegmn-b"]
 SMALL = dict(hidden=16, layers=2, readout_hidden=16)
 TOL = 1e-8
+DEVICE = torch.device(os.environ.get("WSE_TEST_DEVICE", "cpu"))  # `python -m core bench gpu` sets cuda
 
 
 def _model(name: str, head: str, arch=None, edge_dim: int = 1, seed: int = 0):
@@ -31,12 +34,16 @@ def _randomise(model: torch.nn.Module, seed: int) -> None:
 def _errors(model, batch, kinds: set[str], seed: int = 1) -> float:
     """Largest violation of invariance (graph head) / equivariance (params head), relative to the output size."""
     moved, actions = act_on_batch(batch, kinds, seed)
-    with torch.no_grad():
-        a, b = model(batch), model(moved)
+    try:  # on DEVICE, then back: the tests go on using the model on CPU batches
+        with torch.no_grad():
+            model.to(DEVICE)
+            a, b = model(batch.clone().to(DEVICE)), model(moved.clone().to(DEVICE))
+    finally:
+        model.to("cpu")
     if model.head == "graph":
         return float((a - b).abs().max() / a.abs().max().clamp_min(1.0))
-    expect = per_graph_params(batch, a.x, a.edge_attr, actions)
-    got = per_graph_params(moved, b.x, b.edge_attr)
+    expect = per_graph_params(batch, a.x.cpu(), a.edge_attr.cpu(), actions)
+    got = per_graph_params(moved, b.x.cpu(), b.edge_attr.cpu())
     return max(float((u - v).abs().max() / u.abs().max().clamp_min(1.0)) for u, v in zip(expect, got))
 
 
