@@ -77,6 +77,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("predict", help="a run's predictions for checkpoint files")
     p.add_argument("run")
     p.add_argument("files", nargs="+", metavar="FILE")
+    p.add_argument("--ensemble", nargs="+", default=[], metavar="RUN",
+                   help="generalization: more runs (other seeds) whose mean and spread give the uncertainty")
+    p.add_argument("--neighbours", type=int, default=5,
+                   help="generalization: list this many nearest networks of the run's zoo (0: none)")
     add_activation_arguments(p)
     p.add_argument("--json", action="store_true")
     p.add_argument("--device", default="auto")
@@ -172,12 +176,40 @@ def run_predict(args: argparse.Namespace) -> int:
     _check_command(run, "predict")
     networks = _load_files(args, args.files)
     preds = run.predict(networks, args.device)
+    if run.config.task == "generalization":
+        return _predict_generalization(args, run, networks, preds)
     rows = [{"file": f, **run.task.format_prediction(p)} for f, p in zip(args.files, preds)]
     if args.json:
         print(json.dumps(rows))
     else:
         for row in rows:
             print(f"{row['file']}: " + ", ".join(_brief_value(k, v) for k, v in row.items() if k != "file"))
+    return 0
+
+
+def _predict_generalization(args: argparse.Namespace, run, networks: list, preds) -> int:
+    """Predicted test accuracy ± the ensemble's spread and the run's test RMSE, and the nearest zoo networks."""
+    from core.runs import load_run
+    from core.tasks.generalization import nearest_networks, prediction_report
+    from core.zoo import Zoo
+
+    per_run = [preds.numpy()] + [load_run(r).predict(networks, args.device).numpy() for r in args.ensemble]
+    rows = prediction_report(per_run, run.metrics.get("test", {}).get("mse"))
+    near = nearest_networks(Zoo.open(run.config.zoo), networks, args.neighbours) if args.neighbours > 0 else None
+    for i, (f, row) in enumerate(zip(args.files, rows)):
+        row["file"] = f
+        if near is not None:
+            row["nearest"] = near[i]
+    if args.json:
+        print(json.dumps(rows))
+        return 0
+    for row in rows:
+        spread = f" ± {row['ensemble_std']:.4f} (std over {row['ensemble_size']} runs)" if row["ensemble_std"] else ""
+        rmse = f"; this run's test-split RMSE {row['test_rmse']:.4f}" if row["test_rmse"] is not None else ""
+        print(f"{row['file']}: predicted test accuracy {row['predicted_accuracy']:.4f}{spread}{rmse}")
+        for n in row.get("nearest", []):
+            print(f"  nearest zoo network {n['index']} ({n['group']}): test accuracy {n['test_accuracy']:.4f}, "
+                  f"distance {n['distance']:.2f}")
     return 0
 
 
