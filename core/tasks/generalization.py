@@ -127,3 +127,39 @@ def cross_architecture_zoos(base, wild, out_dir, holdout: float = 0.3, seed: int
     unseen = compose_zoo([(wild, unseen_rows, "wild-")], out / "unseen-zoo",
                          split_of={f"wild-{g}": "test" for g in held})
     return train, unseen
+
+
+def nearest_networks(zoo, networks: list, k: int = 5) -> list[list[dict[str, Any]]]:
+    """Per network: the k networks of `zoo` nearest to it in standardised `architecture_free_statistics` (any
+    architecture; permutation invariant), as {index, group, test_accuracy, distance}, nearest first."""
+    from core.baselines import architecture_free_statistics
+
+    table = zoo.table
+    feats, rows = [], []
+    for group in zoo.architectures:
+        members = np.flatnonzero(table["group"].to_numpy() == group)
+        arch, flat = zoo.flat(members)
+        feats.append(architecture_free_statistics(arch, flat))
+        rows.append(members)
+    zoo_feats, zoo_rows = np.concatenate(feats), np.concatenate(rows)
+    mean, std = zoo_feats.mean(0), zoo_feats.std(0) + 1e-8
+    scaled = (zoo_feats - mean) / std
+    out = []
+    for net in networks:
+        q = (architecture_free_statistics(net.architecture, net.flat()[None]) - mean) / std
+        dist = np.linalg.norm(scaled - q, axis=1)
+        order = np.argsort(dist)[:k]
+        out.append([{"index": int(zoo_rows[j]), "group": str(table["group"].iloc[zoo_rows[j]]),
+                     "test_accuracy": float(table["test_accuracy"].iloc[zoo_rows[j]]), "distance": float(dist[j])}
+                    for j in order])
+    return out
+
+
+def prediction_report(per_run: list[np.ndarray], test_mse: float | None) -> list[dict[str, Any]]:
+    """Per network: the predicted accuracy (mean over the runs of a seed ensemble), its spread over the runs
+    (std; None with one run) and the run's error on its own test split (RMSE: the typical miss)."""
+    stacked = np.stack([np.asarray(p, dtype=np.float64) for p in per_run])
+    rmse = float(np.sqrt(test_mse)) if test_mse is not None else None
+    return [{"predicted_accuracy": float(stacked[:, i].mean()),
+             "ensemble_std": float(stacked[:, i].std()) if len(per_run) > 1 else None,
+             "ensemble_size": len(per_run), "test_rmse": rmse} for i in range(stacked.shape[1])]
