@@ -133,3 +133,45 @@ def test_two_processes_follow_one_process_resume_and_evaluate(tmp_path: Path) ->
     assert evaluated["accuracy"] == stored["test"]["accuracy"]
     assert evaluated["confusion"] == stored["test"]["confusion"]
     assert evaluated["loss"] == pytest.approx(stored["test"]["loss"], rel=1e-5)
+
+
+def _task_set(task_name: str):
+    """A task and 6 small SIRENs with the table columns every task reads."""
+    import numpy as np
+    import pandas as pd
+
+    from core.network import siren_architecture
+    from core.tasks import build_task
+
+    arch = siren_architecture(hidden=(4, 4))
+    flat = torch.randn(6, arch.num_parameters, generator=torch.Generator().manual_seed(0)) * 0.3
+    table = pd.DataFrame({"label": [0, 1, 0, 1, 0, 1], "image_index": [0, 0, 1, 1, 2, 2],
+                          "test_accuracy": np.linspace(0.1, 0.9, 6)})
+    task = build_task(task_name, **({"edit": "erode", "resolution": 8} if task_name == "inr-edit" else {}))
+    rows = np.arange(6)
+    group = Group(arch, flat, torch.as_tensor(rows), task.targets(table, rows), task.extras(arch, flat, table, rows))
+    return task, task.out_dim(table), GraphSet([group])
+
+
+@pytest.mark.parametrize("task_name", ["inr-classify", "inr-edit", "embed", "generalization"])
+def test_steps_make_no_tensor_on_the_default_device(task_name: str) -> None:
+    """GPU readiness on a CPU machine: with `meta` as the default device, a training and an evaluation step on
+    CPU inputs still run, so no model or task creates a tensor without saying where (on a GPU such a tensor
+    lands on the CPU next to CUDA inputs and the step fails)."""
+    from core.models import MODELS, build_model
+
+    task, out_dim, data = _task_set(task_name)
+    batch = next(data.batches(6))  # batches are built on the CPU and then moved; the step is what runs on a GPU
+    for name, cls in MODELS.items():
+        extra = {"architecture": data.groups[0].architecture} if cls.fixed_architecture else {}
+        model = build_model(name, out_dim=out_dim, head=task.head, edge_dim=1, hidden=8, layers=1, **extra)
+        if hasattr(model, "fit_normalisation"):
+            model.fit_normalisation(batch.graph)
+        task.step(model, batch)  # layouts and caches made on the CPU first, as a run makes them
+        for training in (True, False):
+            model.train(training)
+            with torch.device("meta"), torch.set_grad_enabled(training):
+                loss, _ = task.step(model, batch)
+                if training:
+                    loss.backward()
+                task.predict_step(model, batch)

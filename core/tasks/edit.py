@@ -49,7 +49,8 @@ def render(architecture: Architecture, flat: torch.Tensor, resolution: int) -> t
     """Render INRs (flat parameters [B, P]) on the [-1, 1] grid: [B, resolution²]."""
     from core.zoo.inr import coordinate_grid
 
-    grid = coordinate_grid(resolution, resolution).to(flat)
+    with torch.device(flat.device):  # made where the parameters are, not on the default device
+        grid = coordinate_grid(resolution, resolution, dtype=flat.dtype)
     return forward_many(architecture, flat, grid).squeeze(-1)
 
 
@@ -135,13 +136,16 @@ class EditTask(Task):
         data = graph_set_from_networks(networks, task, grid_size)
         model.eval()
         results: list[dict[str, Any]] = [{} for _ in networks]
+        device = next(model.parameters()).device
         for batch in data.batches(64):
+            batch = batch.to(device)
             out = model(batch.graph)
             delta = params_update(batch.architecture, out, batch.flat.shape[0], grid_size)
             edited = batch.flat + delta.to(batch.flat.dtype)
             images = render(batch.architecture, edited, res)
             source, target = batch.extras["source"], batch.extras["target"]
             mse, identity = edit_mse(images, target), edit_mse(source, target)
+            edited, images, source, target = (t.cpu() for t in (edited, images, source, target))  # results: CPU
             for k, i in enumerate(batch.index.tolist()):
                 original = networks[i]
                 net = Network.from_flat(batch.architecture, edited[k].to(original.dtype), dict(original.meta))

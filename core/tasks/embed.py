@@ -84,10 +84,11 @@ class EmbedTask(Task):
         from core.graph.neural_graph import to_graphs
 
         # evaluation: the second view depends on the networks only (reproducible metrics); training: fresh
-        seed = int(batch.index.sum()) if not model.training else int(torch.randint(0, 2**31 - 1, ()))
+        seed = int(batch.index.sum()) if not model.training else int(torch.randint(0, 2**31 - 1, (), device="cpu"))
         gen = torch.Generator().manual_seed(seed)
-        second = self._augment(batch.architecture, batch.flat.detach().cpu(), gen).to(batch.flat.device)
-        view2 = to_graphs(batch.architecture, second, batch.graph.grid_size[0]).to(batch.flat.device)
+        with torch.device("cpu"):  # the second view is drawn (CPU generator) and converted on the CPU, as batches are
+            second = self._augment(batch.architecture, batch.flat.detach().cpu(), gen)
+            view2 = to_graphs(batch.architecture, second, batch.graph.grid_size[0]).to(batch.flat.device)
         z1, z2 = model(batch.graph), model(view2)
         groups = batch.extras["positive_group"].to(z1.device)
         loss = supervised_contrastive(torch.cat([z1, z2]), torch.cat([groups, groups]), self.temperature)

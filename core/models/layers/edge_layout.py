@@ -127,7 +127,8 @@ def _tiled_edge_index(layout: GraphLayout, graphs: int, device: torch.device) ->
     if key not in _TILED:
         if len(_TILED) > 64:
             _TILED.clear()
-        offsets = torch.arange(graphs).repeat_interleave(layout.num_edges) * layout.num_nodes
+        graph_of_edge = torch.arange(graphs, device=layout.edge_index.device).repeat_interleave(layout.num_edges)
+        offsets = graph_of_edge * layout.num_nodes
         _TILED[key] = (layout.edge_index.repeat(1, graphs) + offsets).to(device)
     return _TILED[key]
 
