@@ -175,3 +175,32 @@ def test_steps_make_no_tensor_on_the_default_device(task_name: str) -> None:
                 if training:
                     loss.backward()
                 task.predict_step(model, batch)
+
+
+def test_bench_gpu_without_cuda_is_one_clear_line(monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    from core.cli import main
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert main(["bench", "gpu"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: bench gpu needs a CUDA GPU")
+
+
+def test_bench_gpu_parts_and_summary_on_cpu() -> None:
+    """The live-edit part runs on any device (CPU here); the summary reports every part and any failure."""
+    from core.bench.gpu import format_summary, live_edit_latency
+
+    edit = live_edit_latency(1, device="cpu")
+    assert edit["ok"] and edit["run"].startswith("inr-edit") and 0 < edit["median_s"] < 60
+    result = {"gpus": ["GPU X"], "machine": "test", "ok": False, "live_edit": edit,
+              "exactness": {"ok": True, "counts": {"passed": 70}, "seconds": 3.0},
+              "tasks": [{"task": "inr-classify", "model": "ng-gnn", "zoo": "digits-inr", "ok": True,
+                         "metric": "accuracy", "value": 0.5, "seconds_per_epoch": 1.0},
+                        {"task": "embed", "ok": False, "error": "RuntimeError: boom"}],
+              "models": {"ok": True, "rows": [{"model": "ng-gnn", "network": "2-32-32-1", "train_graphs_per_s": 10.0,
+                                               "inference_graphs_per_s": 20.0}]}}
+    text = format_summary(result)
+    assert text.splitlines()[0] == "GPU path on GPU X (test): FAILURES"
+    for expected in ("exactness tests on CUDA: ok (70 passed", "test accuracy 0.5000", "embed           FAILED: "
+                     "RuntimeError: boom", "live edit (inr-edit", "model ng-gnn      2-32-32-1: train 10 graphs/s"):
+        assert expected in text, expected

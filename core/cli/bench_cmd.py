@@ -8,6 +8,7 @@ import importlib
 # benchmark name → module defining `add_arguments(parser)` and `run(args) -> int`
 BENCHMARKS: dict[str, str] = {
     "convert": "core.bench.convert",
+    "gpu": "core.bench.gpu",
     "hostile": "core.bench.hostile",
     "app": "core.bench.app",
     "l2o": "core.bench.l2o",
