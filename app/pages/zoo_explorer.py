@@ -30,6 +30,7 @@ from core.explore import (
     embed_zoo,
     embedding_export,
     nearest,
+    predicted_accuracy,
     project,
     search_rows,
     warm_umap,
@@ -139,6 +140,27 @@ if len({p.shape[1] for p in parts}) > 1:
 emb = np.vstack(parts)
 table = pd.concat(tables, ignore_index=True)
 
+
+@st.cache_data(show_spinner="Predicting test accuracies…", max_entries=16)
+def _predicted(zoo_path: str, run_path: str) -> np.ndarray:
+    zoo = cached_zoo(zoo_path)
+    return predicted_accuracy(zoo, np.arange(len(zoo)), cached_run(run_path))
+
+
+predictors = runs_for("generalization") if "test_accuracy" in table else {}
+predictor = st.selectbox("Predicted accuracy from", ["none", *predictors], key="explorer-predictor",
+                         help="A generalization run: adds predicted_accuracy and prediction_error (predicted − true) "
+                              "to colour by") if predictors else "none"
+if predictor != "none":
+    path_of = {Path(name).name: zoos[name] for name in chosen}
+    table["predicted_accuracy"] = np.nan
+    for name, part in table.groupby("zoo"):
+        table.loc[part.index, "predicted_accuracy"] = _predicted(path_of[name], str(predictors[predictor]))[
+            part["zoo_row"].to_numpy()]
+    table["prediction_error"] = table["predicted_accuracy"] - table["test_accuracy"]
+    st.caption(f"{predictor}: mean absolute error {table['prediction_error'].abs().mean():.3f} over "
+               f"{int(table['prediction_error'].notna().sum()):,} networks (grey: architectures it cannot read).")
+
 query = None
 if mine is not None:
     try:
@@ -152,7 +174,8 @@ except WeightSpaceError as exc:
     st.error(one_line_error(exc))
     st.stop()
 
-columns = [c for c in ("label", "test_accuracy", "psnr", "zoo", "activation", "group") if c in table]
+columns = [c for c in ("label", "test_accuracy", "predicted_accuracy", "prediction_error", "psnr", "zoo", "activation",
+                       "group") if c in table]
 s1, s2 = st.columns([1, 2])
 colour = s1.selectbox("Colour by", columns or ["zoo"], key="explorer-colour")
 search = s2.text_input("Search", key="explorer-search", placeholder="label=3, zoo=cnn-digits  ·  or any text",
