@@ -300,3 +300,27 @@ def embedding_export(table, xy: np.ndarray, vectors: np.ndarray):
 
     emb = pd.DataFrame(vectors, columns=[f"emb_{i}" for i in range(vectors.shape[1])], index=table.index)
     return pd.concat([table.assign(x=xy[:, 0], y=xy[:, 1]), emb], axis=1)
+
+
+def predicted_accuracy(zoo, rows: np.ndarray, run) -> np.ndarray:
+    """A generalization run's predicted test accuracy for the zoo's `rows` (NaN for architectures it cannot read)."""
+    import dataclasses
+
+    from core.runs import graph_set_from_zoo
+
+    rows = np.asarray(rows, dtype=np.int64)
+    data = graph_set_from_zoo(zoo, None, run.task, run.config.grid_size)
+    wanted = torch.zeros(len(zoo), dtype=torch.bool)
+    wanted[torch.from_numpy(rows)] = True
+    kept = []
+    for g in data.groups:  # only the rows asked for, of the architectures the run reads
+        keep = wanted[g.index]
+        if keep.any() and unreadable_reason(g.architecture, run) is None:
+            kept.append(dataclasses.replace(g, flat=g.flat[keep], index=g.index[keep],
+                                            targets=None if g.targets is None else g.targets[keep],
+                                            extras={k: v[keep] for k, v in g.extras.items()}))
+    data.groups = kept
+    by_row = np.full(len(zoo), np.nan)
+    if kept:
+        by_row[torch.cat([g.index for g in kept]).numpy()] = run.trainer("cpu").predict(data).numpy()
+    return by_row[rows]

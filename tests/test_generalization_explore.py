@@ -1,0 +1,44 @@
+"""The Zoo explorer's predicted accuracy: core.explore.predicted_accuracy and the page's colouring by it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from streamlit.testing.v1 import AppTest
+
+from core.explore import predicted_accuracy
+from core.runs import load_run
+from core.zoo import Zoo
+
+ROOT = Path(__file__).resolve().parents[1]
+RUN = ROOT / "assets" / "models" / "generalization-ng-gnn"
+CNN_ZOO = ROOT / "assets" / "zoos" / "cnn-digits"
+
+
+def test_predicted_accuracy_matches_the_run_and_leaves_unreadable_architectures_nan() -> None:
+    run, zoo = load_run(RUN), Zoo.open(CNN_ZOO)
+    rows = np.array([5, 0, 17])
+    got = predicted_accuracy(zoo, rows, run)
+    direct = run.predict([zoo.network(int(r)) for r in rows], "cpu").numpy()  # the path `predict` takes
+    assert np.allclose(got, direct, atol=1e-5)
+    wild = Zoo.open(ROOT / "assets" / "zoos" / "cnn-wild")  # kernels up to 7×7: this run reads 3×3 only
+    from core.explore import unreadable_reason
+
+    unreadable = {g for g, a in wild.architectures.items() if unreadable_reason(a, run)}
+    values = predicted_accuracy(wild, np.arange(len(wild)), run)
+    assert unreadable and np.array_equal(np.isnan(values), wild.table["group"].isin(unreadable).to_numpy())
+
+
+def test_zoo_explorer_colours_by_predicted_accuracy_and_error() -> None:
+    at = AppTest.from_file(str(ROOT / "app" / "main.py"), default_timeout=300)
+    at.run()
+    at.switch_page("pages/zoo_explorer.py").run()
+    at.selectbox(key="explorer-embedder").set_value("weight statistics (no model)").run()
+    at.multiselect(key="explorer-zoos").set_value(["cnn-digits"]).run()
+    at.selectbox(key="explorer-predictor").set_value("generalization-ng-gnn").run()
+    assert not at.exception and not at.error
+    assert "mean absolute error" in " ".join(c.value for c in at.caption)
+    for colour in ("predicted_accuracy", "prediction_error"):
+        at.selectbox(key="explorer-colour").set_value(colour).run()
+        assert not at.exception and not at.error
