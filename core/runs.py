@@ -65,8 +65,12 @@ def _versions() -> dict[str, str]:
             "torch_geometric": torch_geometric.__version__}
 
 
-def graph_set_from_zoo(zoo, split: str | None, task: Task, grid_size: int | None = None) -> GraphSet:
-    """The networks of `split` (None: all) grouped by architecture, with the task's targets and extras."""
+def graph_set_from_zoo(zoo, split: str | None, task: Task, grid_size: int | None = None,
+                       stream: bool = False) -> GraphSet:
+    """The networks of `split` (None: all) grouped by architecture, with the task's targets and extras.
+
+    `stream`: batches read their networks from the zoo's memory-mapped parameter files instead of a copy of the
+    split held in memory (training on zoos larger than memory; the task's extras are computed chunk by chunk)."""
     table = zoo.table
     rows_all = zoo.split_indices(split) if split else np.arange(len(table))
     groups = []
@@ -74,11 +78,25 @@ def graph_set_from_zoo(zoo, split: str | None, task: Task, grid_size: int | None
         rows = rows_all[table["group"].to_numpy()[rows_all] == name] if "group" in table else rows_all
         if len(rows) == 0:
             continue
+        if stream:
+            arch, shard = zoo.architectures[name], zoo.group_params(name)
+            in_shard = torch.from_numpy(table["group_row"].to_numpy(dtype=np.int64)[rows])
+            extras = _extras_in_chunks(task, arch, lambda part: shard[in_shard[part]].float(), table, rows)
+            groups.append(Group(arch, shard, torch.as_tensor(rows), task.targets(table, rows), extras, in_shard))
+            continue
         arch, flat = zoo.flat(rows)
         flat = torch.as_tensor(flat, dtype=torch.float32)
         groups.append(Group(arch, flat, torch.as_tensor(rows), task.targets(table, rows),
                             task.extras(arch, flat, table, rows)))
     return GraphSet(groups, grid_size)
+
+
+def _extras_in_chunks(task: Task, arch: Any, params_of: Any, table: Any, rows: np.ndarray,
+                      chunk: int = 4096) -> dict[str, torch.Tensor]:
+    """`task.extras` of `rows`, computed `chunk` networks at a time (extras are per network)."""
+    parts = [task.extras(arch, params_of(slice(s, s + chunk)), table, rows[s:s + chunk])
+             for s in range(0, len(rows), chunk)]
+    return {k: torch.cat([p[k] for p in parts]) for k in parts[0]} if parts else {}
 
 
 def train_run(task_name: str, model_name: str, zoo_dir: str | Path, out_dir: str | Path, *,
@@ -97,7 +115,7 @@ def train_run(task_name: str, model_name: str, zoo_dir: str | Path, out_dir: str
     task = build_task(task_name, **(task_options or {}))
     task.adapt_to_zoo(zoo)
     out_dim = task.out_dim(zoo.table)
-    sets = {split: graph_set_from_zoo(zoo, split, task) for split in ("train", "val", "test")}
+    sets = {split: graph_set_from_zoo(zoo, split, task, stream=True) for split in ("train", "val", "test")}
     grid = max(s.grid_size or 1 for s in sets.values() if len(s))
     for s in sets.values():
         s.grid_size = grid
@@ -163,7 +181,7 @@ def _check_inr_augment(augment: INRAugment, task: Task, train: GraphSet) -> None
                         "scale, noise, dropout) would leave its targets stale; they are for label tasks such as "
                         "inr-classify")
     for group in train.groups:  # fail now, not at the first batch
-        augment(group.architecture, group.flat[:1].double(), torch.Generator().manual_seed(0))
+        augment(group.architecture, group.params(torch.arange(1)).double(), torch.Generator().manual_seed(0))
 
 
 def _chain(augments: list) -> Any:

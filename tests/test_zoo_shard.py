@@ -85,3 +85,30 @@ def test_bad_shard_specs(text: str) -> None:
     with pytest.raises(ZooError, match="shard"):
         parse_shard(text)
     assert parse_shard("1/3") == (1, 3)
+
+
+def test_streamed_graph_sets_read_the_memory_map_and_match_the_copies(one_process: Path) -> None:
+    """Training streams a split from the zoo's memory-mapped parameter file: same batches and extras as a copy."""
+    import numpy as np
+    import torch
+
+    from core.runs import _extras_in_chunks, graph_set_from_zoo
+    from core.tasks import build_task
+    from core.zoo import Zoo
+
+    zoo = Zoo.open(one_process)
+    task = build_task("inr-edit", edit="erode", resolution=8)
+    copied, streamed = (graph_set_from_zoo(zoo, "train", task, stream=s) for s in (False, True))
+    shard = zoo.group_params("siren")
+    assert streamed.groups[0].flat.data_ptr() == shard.data_ptr(), "the group reads the map, not a copy"
+    assert len(streamed) == len(copied) == len(zoo.split_indices("train"))
+    for a, b in zip(copied.batches(3, shuffle=True, generator=torch.Generator().manual_seed(1)),
+                    streamed.batches(3, shuffle=True, generator=torch.Generator().manual_seed(1))):
+        assert torch.equal(a.flat, b.flat) and torch.equal(a.index, b.index) and a.targets is b.targets is None
+        assert all(torch.equal(a.extras[k], b.extras[k]) for k in a.extras)
+    rows = zoo.split_indices("train")
+    in_shard = torch.as_tensor(zoo.table["group_row"].to_numpy()[rows])
+    chunked = _extras_in_chunks(task, zoo.architectures["siren"], lambda part: shard[in_shard[part]], zoo.table,
+                                np.asarray(rows), chunk=2)  # several chunks, the last one short
+    whole = task.extras(zoo.architectures["siren"], shard[in_shard], zoo.table, rows)
+    assert chunked.keys() == whole.keys() and all(torch.allclose(chunked[k], whole[k]) for k in whole)

@@ -138,7 +138,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
     run = load_run(args.run)
     zoo = Zoo.open(args.zoo or run.config.zoo)
-    data = graph_set_from_zoo(zoo, None if args.split == "all" else args.split, run.task, run.config.grid_size)
+    data = graph_set_from_zoo(zoo, None if args.split == "all" else args.split, run.task, run.config.grid_size,
+                              stream=True)
     if len(data) == 0:
         from core.errors import WeightSpaceError
 

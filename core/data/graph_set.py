@@ -30,9 +30,16 @@ class Group:
     index: torch.Tensor
     targets: torch.Tensor | None = None
     extras: dict[str, torch.Tensor] = field(default_factory=dict)  # per-network tensors a task needs
+    # streaming: `flat` is a zoo's whole memory-mapped parameter shard and `rows` the rows of this group's networks
+    # in it, read batch by batch (None: `flat` holds exactly the group's networks)
+    rows: torch.Tensor | None = None
 
     def __len__(self) -> int:
-        return self.flat.shape[0]
+        return self.flat.shape[0] if self.rows is None else len(self.rows)
+
+    def params(self, idx: torch.Tensor) -> torch.Tensor:
+        """Parameters [k, P] of the group's networks `idx` (read from the shard when streaming)."""
+        return self.flat[idx] if self.rows is None else self.flat[self.rows[idx]]
 
 
 @dataclass
@@ -87,7 +94,8 @@ class GraphSet:
         for g in self.groups:
             k = max(1, round(n * len(g) / max(total, 1)))
             idx = torch.randperm(len(g), generator=generator)[:k]
-            keep.append(Group(g.architecture, g.flat[idx], g.index[idx], None if g.targets is None else g.targets[idx],
+            targets = None if g.targets is None else g.targets[idx]
+            keep.append(Group(g.architecture, g.params(idx), g.index[idx], targets,
                               {key: v[idx] for key, v in g.extras.items()}))
         return GraphSet(keep, self.grid_size)
 
@@ -106,7 +114,7 @@ class GraphSet:
             chunks = [chunks[i] for i in torch.randperm(len(chunks), generator=generator).tolist()]
         for gi, idx in chunks:
             g = self.groups[gi]
-            flat = g.flat[idx]
+            flat = g.params(idx)
             if augment is not None:
                 flat = augment(g.architecture, flat, generator)
             weight = 1.0
