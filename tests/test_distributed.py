@@ -204,3 +204,23 @@ def test_bench_gpu_parts_and_summary_on_cpu() -> None:
     for expected in ("exactness tests on CUDA: ok (70 passed", "test accuracy 0.5000", "embed           FAILED: "
                      "RuntimeError: boom", "live edit (inr-edit", "model ng-gnn      2-32-32-1: train 10 graphs/s"):
         assert expected in text, expected
+
+
+def test_resume_refuses_another_global_batch(tmp_path: Path) -> None:
+    from core.models import build_model
+    from core.tasks import ClassifyTask, TaskError
+    from core.training import TrainConfig, Trainer
+
+    arch = mlp_architecture([2, 4, 1], "relu")
+    data = GraphSet([Group(arch, torch.randn(12, arch.num_parameters), torch.arange(12), torch.arange(12) % 2)])
+    task = ClassifyTask(num_classes=2)
+
+    def trainer(batch_size: int) -> Trainer:
+        model = build_model("ng-gnn", out_dim=2, edge_dim=1, hidden=8, layers=1)
+        return Trainer(task, model, TrainConfig(epochs=2, batch_size=batch_size, patience=0), tmp_path, progress=False)
+
+    trainer(4).fit(data)
+    assert torch.load(tmp_path / "checkpoint.pt", weights_only=True)["global_batch"] == 4
+    with pytest.raises(TaskError, match="global batch of 4 networks"):
+        trainer(2).fit(data, resume=True)
+    assert trainer(4).fit(data, resume=True)["epochs_run"] == 2  # the same batch resumes (nothing left to run)
