@@ -1,0 +1,108 @@
+"""The INR-classification baselines a user tries first, next to the metanetworks.
+
+- `render_and_classify`: render every INR on its image grid and train a small CNN on the pixels (the ceiling a
+  metanetwork is measured against: it sees the function, not the weights).
+- `pixel_logistic_regression`: logistic regression on the rendered pixels.
+- `flat_weight_logistic_regression`: logistic regression on the raw flattened weights (symmetry-blind; strong only
+  when every INR starts from the same initialisation, e.g. `--init shared`).
+- `layer_statistics_classifier`: per-layer weight statistics (`statnn`'s features, permutation invariant) →
+  logistic regression (10-class gradient-boosted trees took several minutes on a busy 2-core CPU, so the
+  baseline uses the linear model).
+
+Every function trains on the zoo's train split and returns the test-split accuracy.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import accuracy_score
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from core.baselines.statnn import weight_statistics
+from core.network.execute import forward_many
+from core.zoo.inr import coordinate_grid
+
+
+def zoo_resolution(zoo: Any) -> int:
+    """Side of the images an INR zoo was fitted to (28 for MNIST, 8 for scikit-learn digits)."""
+    return int(zoo.manifest.get("source", {}).get("image_shape", [28])[0])
+
+
+def rendered_split(zoo: Any, split: str, resolution: int | None = None) -> tuple[torch.Tensor, np.ndarray]:
+    """Renderings [n, r, r] of a split's INRs and their labels [n]."""
+    res = resolution or zoo_resolution(zoo)
+    rows = zoo.split_indices(split)
+    arch, flat = zoo.flat(rows)
+    grid = coordinate_grid(res, res)
+    with torch.no_grad():
+        images = torch.cat([forward_many(arch, flat[i:i + 512].float(), grid).squeeze(-1)
+                            for i in range(0, len(rows), 512)])
+    return images.view(-1, res, res), zoo.table["label"].to_numpy()[rows]
+
+
+def _weights_split(zoo: Any, split: str) -> tuple[Any, torch.Tensor, np.ndarray]:
+    rows = zoo.split_indices(split)
+    arch, flat = zoo.flat(rows)
+    return arch, flat, zoo.table["label"].to_numpy()[rows]
+
+
+def _logistic(seed: int) -> Any:
+    return make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000, C=0.1, random_state=seed))
+
+
+def pixel_logistic_regression(zoo: Any, seed: int = 0) -> float:
+    """Test accuracy of logistic regression on the INRs' renderings."""
+    (xtr, ytr), (xte, yte) = rendered_split(zoo, "train"), rendered_split(zoo, "test")
+    model = _logistic(seed).fit(xtr.flatten(1).numpy(), ytr)
+    return float(accuracy_score(yte, model.predict(xte.flatten(1).numpy())))
+
+
+def flat_weight_logistic_regression(zoo: Any, seed: int = 0) -> float:
+    """Test accuracy of logistic regression on the flattened weights (no symmetry handling)."""
+    _, ftr, ytr = _weights_split(zoo, "train")
+    _, fte, yte = _weights_split(zoo, "test")
+    model = _logistic(seed).fit(ftr.double().numpy(), ytr)
+    return float(accuracy_score(yte, model.predict(fte.double().numpy())))
+
+
+def layer_statistics_classifier(zoo: Any, seed: int = 0) -> float:
+    """Test accuracy of logistic regression on per-layer weight statistics."""
+    arch, ftr, ytr = _weights_split(zoo, "train")
+    _, fte, yte = _weights_split(zoo, "test")
+    model = _logistic(seed).fit(weight_statistics(arch, ftr), ytr)
+    return float(accuracy_score(yte, model.predict(weight_statistics(arch, fte))))
+
+
+def render_and_classify(zoo: Any, seed: int = 0, epochs: int = 15, batch_size: int = 64) -> float:
+    """Test accuracy of a small CNN trained for `epochs` on the training INRs' renderings."""
+    import torch.nn.functional as F
+    from torch import nn
+
+    (xtr, ytr), (xte, yte) = rendered_split(zoo, "train"), rendered_split(zoo, "test")
+    xtr, xte = xtr.unsqueeze(1), xte.unsqueeze(1)
+    ytr_t = torch.as_tensor(ytr)
+    g = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)
+    net = nn.Sequential(nn.Conv2d(1, 16, 3, padding=1), nn.ReLU(), nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(),
+                        nn.AdaptiveAvgPool2d(2), nn.Flatten(), nn.Linear(128, int(zoo.table["label"].max()) + 1))
+    opt = torch.optim.Adam(net.parameters(), 3e-3)
+    for _ in range(epochs):
+        for idx in torch.randperm(len(xtr), generator=g).split(batch_size):
+            opt.zero_grad()
+            F.cross_entropy(net(xtr[idx]), ytr_t[idx]).backward()
+            opt.step()
+    with torch.no_grad():
+        return float(accuracy_score(yte, net(xte).argmax(1).numpy()))
+
+
+INR_CLASSIFICATION_BASELINES = {
+    "render-and-classify": render_and_classify,
+    "pixel-logistic": pixel_logistic_regression,
+    "flat-weight-logistic": flat_weight_logistic_regression,
+    "layer-statistics": layer_statistics_classifier,
+}

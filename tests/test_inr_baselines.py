@@ -1,0 +1,40 @@
+"""The simple INR-classification baselines: they read a zoo, train on its train split and score its test split."""
+
+import numpy as np
+import pytest
+import torch
+
+from core.bench.inr_baselines import (
+    flat_weight_logistic_regression,
+    layer_statistics_classifier,
+    pixel_logistic_regression,
+    rendered_split,
+    zoo_resolution,
+)
+from core.zoo import Zoo
+from core.zoo.images import load_images
+
+DIGITS = "assets/zoos/digits-inr"
+
+
+@pytest.fixture(scope="module")
+def zoo():
+    return Zoo.open(DIGITS)
+
+
+def test_renderings_are_the_fitted_images(zoo):
+    images, labels = rendered_split(zoo, "test")
+    rows = zoo.split_indices("test")
+    x, y = load_images("digits")
+    source = x[zoo.table["image_index"].to_numpy()[rows]]
+    assert images.shape == (len(rows), 8, 8) and zoo_resolution(zoo) == 8
+    assert np.array_equal(labels, y[zoo.table["image_index"].to_numpy()[rows]].numpy())
+    psnr = -10 * torch.log10(((images - source) ** 2).flatten(1).mean(1))
+    assert torch.allclose(psnr, torch.as_tensor(zoo.table["psnr"].to_numpy()[rows], dtype=psnr.dtype), atol=0.05)
+
+
+def test_pixel_baseline_reads_the_digits_and_weight_baselines_score(zoo):
+    # renderings of 8×8 digits are linearly separable to ~0.95; the weight baselines must give valid accuracies
+    assert pixel_logistic_regression(zoo) > 0.85
+    for baseline in (flat_weight_logistic_regression, layer_statistics_classifier):
+        assert 0.0 <= baseline(zoo) <= 1.0
