@@ -1,4 +1,4 @@
-"""The INR-classification baselines a user tries first, next to the metanetworks.
+"""INR-classification baselines a user tries first (render-and-classify, pixels, raw weights, layer statistics).
 
 - `render_and_classify`: render every INR on its image grid and train a small CNN on the pixels (the ceiling a
   metanetwork is measured against: it sees the function, not the weights).
@@ -14,6 +14,8 @@ Every function trains on the zoo's train split and returns the test-split accura
 
 from __future__ import annotations
 
+import argparse
+import json
 from typing import Any
 
 import numpy as np
@@ -106,3 +108,29 @@ INR_CLASSIFICATION_BASELINES = {
     "flat-weight-logistic": flat_weight_logistic_regression,
     "layer-statistics": layer_statistics_classifier,
 }
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of `python -m core bench inr-baselines`."""
+    parser.add_argument("--zoo", default="assets/zoos/mnist5k-inr", help="INR zoo (default the bundled MNIST-5k)")
+    parser.add_argument("--baselines", nargs="+", choices=list(INR_CLASSIFICATION_BASELINES),
+                        default=list(INR_CLASSIFICATION_BASELINES))
+    parser.add_argument("--seeds", type=int, default=1, help="seeds 0..N-1 (mean ± std over them)")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Train each baseline on the zoo's train split and print its test accuracy (mean ± std over seeds)."""
+    from core.zoo import Zoo
+
+    zoo = Zoo.open(args.zoo)
+    result = {}
+    for name in args.baselines:
+        scores = [INR_CLASSIFICATION_BASELINES[name](zoo, seed) for seed in range(max(1, args.seeds))]
+        result[name] = {"mean": float(np.mean(scores)), "std": float(np.std(scores)), "seeds": scores}
+        if not args.json:
+            print(f"{name:22s} test accuracy {result[name]['mean']:.3f} ± {result[name]['std']:.3f} "
+                  f"({len(scores)} seed{'s' if len(scores) > 1 else ''})", flush=True)
+    if args.json:
+        print(json.dumps({"benchmark": "inr-baselines", "zoo": str(args.zoo), "results": result}))
+    return 0

@@ -10,6 +10,7 @@ BENCHMARKS: dict[str, str] = {
     "convert": "core.bench.convert",
     "gpu": "core.bench.gpu",
     "hostile": "core.bench.hostile",
+    "inr-baselines": "core.bench.inr_baselines",
     "app": "core.bench.app",
     "l2o": "core.bench.l2o",
     "models": "core.bench.models",
