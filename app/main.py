@@ -35,6 +35,10 @@ def _libraries_loaded() -> bool:
 
 
 _libraries_loaded()
+# below 1280 px the wide layout's 5rem side margins leave tables and graphs cramped (at 1024 px with the sidebar
+# open the content was 564 px wide and the Layers table scrolled sideways): narrower margins there
+st.html("<style>@media (max-width: 1280px) { [data-testid='stMainBlockContainer'] "
+        "{ padding-left: 1.5rem; padding-right: 1.5rem; } }</style>")
 
 with st.sidebar:
     st.markdown("**Weight-Space Explorer**")

@@ -83,9 +83,14 @@ def test_layers_table_has_no_none_and_spectra_name_their_layers() -> None:
 
     at = _upload(_app(), "seq.pt", _bytes(nn.Sequential(nn.Linear(5, 7), nn.ReLU(), nn.Linear(7, 3)).state_dict()))
     at.selectbox(key="inspect-activation").set_value("relu").run()
+    assert not at.dataframe  # only the open tab (the graph) is computed
+    at.session_state["inspect-tab"] = "Layers"  # what clicking the tab does (it reruns the page)
+    at.run()
     layers = next(d.value for d in at.dataframe if "weight std" in d.value)
     assert "None" not in layers.astype(str).to_numpy() and "nan" not in layers.astype(str).to_numpy()
     assert layers["layer"].tolist() == ["linear 0", "activation relu", "linear 2"]
+    at.session_state["inspect-tab"] = "Spectra"
+    at.run()
     spectra = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
     names = [t.get("name") for fig in spectra for t in fig["data"] if t.get("mode") == "lines+markers"]
     assert names == ["linear 0 (7×5)", "linear 2 (3×7)"]

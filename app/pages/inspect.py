@@ -54,7 +54,10 @@ c4.metric("Activations", ", ".join(summary["activations"]) or "none")
 for note in summary["assumptions"]:
     st.info(note)
 
-tab_graph, tab_layers, tab_spectra, tab_download = st.tabs(["Neural graph", "Layers", "Spectra", "Download"])
+# only the open tab's content is computed (spectra: an SVD and a power-law fit per layer), so a cold page waits for
+# what it shows; the graph tab always runs, so its controls keep their values while another tab is open
+tab_graph, tab_layers, tab_spectra, tab_download = st.tabs(["Neural graph", "Layers", "Spectra", "Download"],
+                                                           key="inspect-tab", on_change="rerun")
 with tab_graph:
     num_edges = int(summary["num_edges"])
     g1, g2 = st.columns([3, 1])
@@ -79,38 +82,41 @@ with tab_graph:
                f"{'within its layer' if per_layer else 'within the network'}; dotted grey = skip connections. "
                + (f"**{hidden:,} weaker edges are hidden** for speed; every layer keeps its share."
                   if hidden else "All edges are drawn."))
-with tab_layers:
-    rows = [{"#": lay["index"], "layer": f"{lay['kind']} {lay.get('name') or lay.get('activation') or ''}".strip(),
-             "input": str(tuple(lay["input_shape"])), "output": str(tuple(lay["output_shape"])),
-             "parameters": lay.get("parameters"),
-             "weight mean": lay["weight"]["mean"] if "weight" in lay else None,
-             "weight std": lay["weight"]["std"] if "weight" in lay else None} for lay in summary["layers"]]
-    # rows without weights (activations, pooling) show an empty cell, not "None"
-    table = pd.DataFrame(rows)
-    table["parameters"] = [f"{int(v):,}" if pd.notna(v) else "" for v in table["parameters"]]
-    for column in ("weight mean", "weight std"):
-        table[column] = [f"{v:.4g}" if pd.notna(v) else "" for v in table[column]]
-    # a weight layer too small to fit shows "–" (its reason is in the ESD figure's title), not a number
-    table["α (ESD tail)"] = [f"{lay['alpha']:.2f}" if lay.get("alpha") is not None else "–" if "weight" in lay
-                             else "" for lay in summary["layers"]]
-    st.dataframe(table, hide_index=True, width="stretch")
-    st.plotly_chart(cached_weight_histograms(net), width="stretch")
-    st.caption("Histograms of each Linear/Conv layer's weights (left) and biases (right).")
-with tab_spectra:
-    fig, table = cached_spectra(net)
-    st.plotly_chart(fig, width="stretch")
-    st.dataframe(pd.DataFrame(table), hide_index=True, width="stretch")
-    st.caption("Singular values of each weight matrix (conv kernels reshaped to out × in·k). Stable rank "
-               "‖W‖²_F / ‖W‖²₂ counts the directions that carry most of the energy.")
-    st.plotly_chart(cached_esd_figure(net), width="stretch")
-    st.caption("Empirical spectral density of each layer: eigenvalues of WᵀW/N (N = the larger side). α is the "
-               "exponent of a power law fitted to its tail (from the dashed xmin on), as WeightWatcher reports it; "
-               f"layers with fewer than {MIN_EIGENVALUES} eigenvalues get no α.")
-with tab_download:
-    stem = str(net.meta.get("file", "network")).rsplit(".", 1)[0]
-    st.download_button("Network (export format, .safetensors)", network_to_bytes(net), f"{stem}.safetensors",
-                       help="safetensors with the architecture description in its metadata: loads without code.")
-    if st.button("Prepare graph downloads (GraphML / JSON)"):
-        st.download_button("Neural graph (GraphML)", graphml_bytes(net), f"{stem}.graphml")
-        st.download_button("Neural graph (JSON)", graph_json_bytes(net), f"{stem}.json")
+if tab_layers.open:
+    with tab_layers:
+        rows = [{"#": lay["index"], "layer": f"{lay['kind']} {lay.get('name') or lay.get('activation') or ''}".strip(),
+                 "input": str(tuple(lay["input_shape"])), "output": str(tuple(lay["output_shape"])),
+                 "parameters": lay.get("parameters"),
+                 "weight mean": lay["weight"]["mean"] if "weight" in lay else None,
+                 "weight std": lay["weight"]["std"] if "weight" in lay else None} for lay in summary["layers"]]
+        # rows without weights (activations, pooling) show an empty cell, not "None"
+        table = pd.DataFrame(rows)
+        table["parameters"] = [f"{int(v):,}" if pd.notna(v) else "" for v in table["parameters"]]
+        for column in ("weight mean", "weight std"):
+            table[column] = [f"{v:.4g}" if pd.notna(v) else "" for v in table[column]]
+        # a weight layer too small to fit shows "–" (its reason is in the ESD figure's title), not a number
+        table["α (ESD tail)"] = [f"{lay['alpha']:.2f}" if lay.get("alpha") is not None else "–" if "weight" in lay
+                                 else "" for lay in summary["layers"]]
+        st.dataframe(table, hide_index=True, width="stretch")
+        st.plotly_chart(cached_weight_histograms(net), width="stretch")
+        st.caption("Histograms of each Linear/Conv layer's weights (left) and biases (right).")
+if tab_spectra.open:
+    with tab_spectra:
+        fig, table = cached_spectra(net)
+        st.plotly_chart(fig, width="stretch")
+        st.dataframe(pd.DataFrame(table), hide_index=True, width="stretch")
+        st.caption("Singular values of each weight matrix (conv kernels reshaped to out × in·k). Stable rank "
+                   "‖W‖²_F / ‖W‖²₂ counts the directions that carry most of the energy.")
+        st.plotly_chart(cached_esd_figure(net), width="stretch")
+        st.caption("Empirical spectral density of each layer: eigenvalues of WᵀW/N (N = the larger side). α is the "
+                   "exponent of a power law fitted to its tail (from the dashed xmin on), as WeightWatcher reports it; "
+                   f"layers with fewer than {MIN_EIGENVALUES} eigenvalues get no α.")
+if tab_download.open:
+    with tab_download:
+        stem = str(net.meta.get("file", "network")).rsplit(".", 1)[0]
+        st.download_button("Network (export format, .safetensors)", network_to_bytes(net), f"{stem}.safetensors",
+                           help="safetensors with the architecture description in its metadata: loads without code.")
+        if st.button("Prepare graph downloads (GraphML / JSON)"):
+            st.download_button("Neural graph (GraphML)", graphml_bytes(net), f"{stem}.graphml")
+            st.download_button("Neural graph (JSON)", graph_json_bytes(net), f"{stem}.json")
 st.caption(f"Server time for this page: {time.perf_counter() - started:.2f} s")

@@ -64,16 +64,15 @@ else:
     st.error(f"Function changed under the {label}: max abs output change {res.max_abs_error:.2e} "
              f"(relative {res.max_rel_error:.2e}).")
 
-left, right = st.columns(2)
-with left:
+moved = acted_neurons(net, kind, seed)
+# side by side where the page is wide enough for two readable graphs, one above the other otherwise (at 1024 px)
+with st.grid(2, min_column_width=440):
     fig, _ = graph_figure(net, max_edges=1500, title="Original")
     st.plotly_chart(fig, width="stretch", key="symmetry-before")
-moved = acted_neurons(net, kind, seed)
-with right:
     fig, _ = graph_figure(after, max_edges=1500, title=f"After {label}", highlight=moved,
                           highlight_label=f"neurons the {label} acts on")
     st.plotly_chart(fig, width="stretch", key="symmetry-after")
-st.caption(f"Ringed in the right graph: the {len(moved):,} neurons the {label} acts on (moved, flipped, scaled "
+st.caption(f"Ringed in the after-graph: the {len(moved):,} neurons the {label} acts on (moved, flipped, scaled "
            "or shifted); their incoming and outgoing weights change with them.")
 
 st.subheader("All symmetries, checked")
