@@ -37,6 +37,17 @@ def device_label() -> str:
     return describe_device(pick_device())
 
 
+def remember_widgets(*keys: str) -> None:
+    """Keep these widgets' values across a visit to another page: Streamlit forgets a widget's value when a run
+    does not draw it, so the values are noted at the top of each run of the page and put back on return."""
+    kept = st.session_state.setdefault("kept-widget-values", {})
+    for key in keys:
+        if key in st.session_state:
+            kept[key] = st.session_state[key]
+        elif key in kept:
+            st.session_state[key] = kept[key]
+
+
 def example_files() -> dict[str, Path]:
     """Bundled example checkpoints by file name."""
     if not EXAMPLES.is_dir():

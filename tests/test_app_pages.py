@@ -199,3 +199,30 @@ def test_difference_image_is_white_where_the_edit_changed_most() -> None:
     after[1, 2], after[0, 0] = 0.5, -0.25
     diff, peak = difference_image(before, after)
     assert peak == 0.5 and diff[1, 2] == 1.0 and diff[0, 0] == 0.5 and diff.sum() == 1.5
+
+
+def test_zoo_explorer_keeps_a_projection_for_the_return(monkeypatch) -> None:
+    """t-SNE runs once per embedding, method and seed: switching to PCA and back, or leaving the page and coming
+    back, shows the kept map instead of running it again."""
+    import core.explore
+
+    runs = []
+    real = core.explore.project
+
+    def counting(x, method="PCA", seed=0, progress=None):
+        runs.append((method, seed, progress is not None))
+        return real(x, method, seed, progress)
+
+    monkeypatch.setattr(core.explore, "project", counting)
+    at = _page("pages/zoo_explorer.py")
+    at.selectbox(key="explorer-embedder").set_value("weight statistics (no model)").run()
+    at.multiselect(key="explorer-zoos").set_value(["cnn-wild"]).run()
+    at.number_input(key="explorer-seed").set_value(7).run()
+    at.selectbox(key="explorer-projection").set_value("t-SNE").run()
+    assert ("t-SNE", 7, True) in runs  # with a progress callback (the page's progress bar)
+    before = _plotted(at)
+    at.selectbox(key="explorer-projection").set_value("PCA").run()
+    at.switch_page("pages/inspect.py").run()
+    at.switch_page("pages/zoo_explorer.py").run()
+    at.selectbox(key="explorer-projection").set_value("t-SNE").run()
+    assert not at.exception and runs.count(("t-SNE", 7, True)) == 1 and _plotted(at) == before

@@ -88,7 +88,10 @@ runs = bundled_runs()
 if runs:
     st.subheader("Do the bundled metanetworks respect it?")
     rows, unreadable = [], []
-    for name, path in runs.items():
+    # each model is loaded on a cold server, then run 3 times on the network and its transforms: say which one
+    bar = st.progress(0.0)
+    for i, (name, path) in enumerate(runs.items()):
+        bar.progress(i / len(runs), text=f"Checking {name} ({i + 1} of {len(runs)})…")
         run = cached_run(str(path))
         reason = unreadable_reason(net.architecture, run)
         if reason is None:
@@ -104,6 +107,7 @@ if runs:
         rows.append({"model": name, "output": "equivariant update" if run.task.head == "params" else "prediction",
                      "claims": ", ".join(run.model.symmetries), "error under " + kind: err,
                      "respects it": bool(kind in run.model.symmetries or err < 1e-4)})
+    bar.empty()
     if rows:
         st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch",
                      column_config={"error under " + kind: SCIENTIFIC})

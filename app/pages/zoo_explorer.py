@@ -19,6 +19,7 @@ from app.resources import (
     network_picker,
     one_line_error,
     preferred_embedder,
+    remember_widgets,
     runs_for,
     safe_palette,
 )
@@ -36,6 +37,10 @@ from core.explore import (
     warm_umap,
 )
 
+# coming back to the page shows the same map (its projection is kept too)
+remember_widgets("explorer-zoos", "explorer-path", "explorer-embedder", "explorer-projection", "explorer-seed",
+                 "explorer-colour", "explorer-search", "explorer-place", "explorer-source", "explorer-activation",
+                 "explorer-example")
 st.title("Zoo explorer")
 st.caption("Each point is a trained network. Networks that a metanetwork embeds close together are similar in "
            "what they compute, whatever their weights' symmetries.")
