@@ -9,6 +9,7 @@ $WSE_SCREENSHOTS, else to pytest's temporary directory (the path is printed). No
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -82,9 +83,9 @@ def screenshots(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPat
     where = Path(os.environ["WSE_SCREENSHOTS"]) if os.environ.get("WSE_SCREENSHOTS") \
         else tmp_path_factory.mktemp("browser-screenshots")
     where.mkdir(parents=True, exist_ok=True)
-    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-    if reporter is not None:
-        reporter.write_line(f"browser screenshots: {where}")
+    capture = request.config.pluginmanager.get_plugin("capturemanager")
+    with capture.global_and_fixture_disabled() if capture else contextlib.nullcontext():
+        print(f"\nbrowser screenshots: {where}", flush=True)  # past pytest's output capture
     return where
 
 
