@@ -122,7 +122,8 @@ def all_gather_rows(index: torch.Tensor, rows: torch.Tensor) -> tuple[torch.Tens
         return index, rows
     gathered: list[Any] = [None] * dist.get_world_size()
     dist.all_gather_object(gathered, (index.cpu(), rows.cpu()))
-    return torch.cat([g[0] for g in gathered]), torch.cat([g[1] for g in gathered])
+    held = [g for g in gathered if len(g[0])] or gathered[:1]  # ranks without networks add nothing
+    return torch.cat([g[0] for g in held]), torch.cat([g[1] for g in held])
 
 
 def broadcast_object(value: Any) -> Any:

@@ -107,7 +107,8 @@ class Trainer:
         predictions = torch.cat(preds) if preds else torch.empty(0)
         if self.world.distributed:
             losses, n = distributed.all_reduce_sum([losses, n], self.device)
-            predictions = _in_data_order(data, *distributed.all_gather_rows(torch.cat(rows), predictions))
+            mine = torch.cat(rows) if rows else torch.empty(0, dtype=torch.long)  # a rank may hold no network
+            predictions = _in_data_order(data, *distributed.all_gather_rows(mine, predictions))
         metrics = self.task.metrics(predictions, data.targets())
         metrics["loss"] = losses / max(n, 1)
         return metrics
