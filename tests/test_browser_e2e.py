@@ -113,9 +113,11 @@ def console_problems(page) -> list[tuple[str, str]]:
 
 
 def _wait_idle(page) -> None:
-    """Wait until Streamlit has finished running the script (no 'Running…' status widget)."""
-    page.wait_for_timeout(500)
-    page.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=90_000)
+    """Wait until Streamlit has finished running the script: the app's data-test-script-state is 'notRunning'
+    (its 'Running…' status widget is not drawn with toolbarMode minimal, so its absence says nothing)."""
+    page.wait_for_timeout(500)  # the rerun a click asks for starts a moment later
+    page.wait_for_function("() => document.querySelector('[data-test-script-state]')"
+                           "?.getAttribute('data-test-script-state') === 'notRunning'", timeout=90_000)
 
 
 def _assert_no_failure(page, where: str) -> None:
