@@ -14,6 +14,7 @@ import statistics
 import sys
 from pathlib import Path
 
+NG_PRESET = {"translate": 0.25, "rotate": 45.0, "scale": 0.2, "noise": 0.1, "dropout": 0.01}  # --augment ng
 HEADLINE = {"inr-classify": "accuracy", "inr-edit": "mse", "embed": "knn_accuracy", "generalization": "kendall_tau"}
 
 
@@ -37,8 +38,11 @@ def row(run: Path) -> str:
             if scores else 0)
     seconds = statistics.median(float(r["seconds"]) for r in log) if log else float("nan")
     model = config["model_config"]
-    augment = config.get("augment")
-    augment_text = augment if isinstance(augment, str) else ("symmetry" if augment else "none")
+    inr_augment = config.get("inr_augment") or {}
+    parts = [f"{k}={v:g}" for k, v in sorted(inr_augment.items())] + (["symmetry"] if config.get("augment") else [])
+    augment_text = ",".join(parts) or "none"
+    if inr_augment == NG_PRESET:
+        augment_text = augment_text.replace(",".join(f"{k}={v:g}" for k, v in sorted(NG_PRESET.items())), "ng")
     return (f"| {task_text} | {config['model']} | {model.get('probes', 0)} | {augment_text} "
             f"| {Path(config['zoo']).name} | {config['train']['seed']} | {value_text} "
             f"| {best} / {len(log)} / {config['train']['epochs']} | {seconds:.1f} |")
