@@ -92,16 +92,21 @@ def test_embedding_export_keeps_metadata_coordinates_and_vectors() -> None:
 
 
 def test_tsne_reports_its_progress_in_order_and_projects_as_without_it(capsys: pytest.CaptureFixture) -> None:
+    from threadpoolctl import threadpool_limits
+
     from core.explore import project
 
     x = np.random.default_rng(0).normal(size=(40, 5))
     seen: list[tuple[float, str]] = []
-    with_progress = project(x, "t-SNE", seed=0, progress=lambda f, stage: seen.append((f, stage)))
+    # one OpenMP thread: on busy shared cores t-SNE's threads spin against each other (0.2 s here, else up to 80 s)
+    with threadpool_limits(1):
+        with_progress = project(x, "t-SNE", seed=0, progress=lambda f, stage: seen.append((f, stage)))
+        without = project(x, "t-SNE", seed=0)
     fractions = [f for f, _ in seen]
     assert fractions == sorted(fractions) and fractions[0] == 0.0 and fractions[-1] == 1.0
     assert any(stage.startswith("iteration 500 of") for _, stage in seen)  # one report per 50 iterations
     assert "[t-SNE]" not in capsys.readouterr().out  # scikit-learn's log became progress, not server output
-    np.testing.assert_allclose(with_progress, project(x, "t-SNE", seed=0))
+    np.testing.assert_allclose(with_progress, without)
 
 
 def test_a_tqdm_counter_written_to_the_progress_stream_becomes_fractions() -> None:

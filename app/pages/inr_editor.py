@@ -33,7 +33,6 @@ if not editors:
     st.stop()
 
 
-
 @st.cache_resource
 def _edited_since_start() -> set[tuple[str, str]]:
     """(editor, architecture) pairs edited since the server started: the next edit of such a pair is warm."""
