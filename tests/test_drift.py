@@ -71,10 +71,12 @@ def test_rebuilt_inits_match_the_seeds(tmp_path):
 
 
 def test_bundled_digits_zoo_first_layer_carries_the_init():
+    # the rebuilt zoo (DWSNets recipe, recorded): zero-init biases have no correlation; the output layer keeps its init
     report = init_drift(Zoo.open(ROOT / "assets" / "zoos" / "digits-inr"))
     rows = _rows(report)
-    assert report["networks"] == 1797 and not report["recipe"]["recorded"]
-    assert rows["seq.0.weight"]["correlation"] > 0.99 and rows["seq.0.bias"]["correlation"] > 0.99
+    assert report["networks"] == 1797 and report["recipe"]["recorded"] and report["recipe"]["init"] == "dwsnets"
+    assert rows["seq.0.bias"]["correlation"] is None and rows["seq.1.bias"]["correlation"] is None
+    assert rows["seq.2.bias"]["correlation"] > 0.99 and 0.5 < rows["seq.0.weight"]["correlation"] < 0.99
     assert rows["seq.0.weight"]["carries_init"] and report["threshold"] == CARRIES_INIT_CORRELATION
     assert "carries the init, not the data" in format_drift(report)
 
@@ -109,7 +111,7 @@ def test_zoo_explorer_shows_the_drift_of_inr_zoos_only() -> None:
     assert not at.exception and not at.error
     assert [e.label for e in at.expander if e.label.startswith("Init drift")] == ["Init drift of digits-inr"]
     captions = " ".join(c.value for c in at.caption)
-    assert "1,797 INRs, init siren" in captions
+    assert "1,797 INRs, init dwsnets" in captions
     table = next(d.value for d in at.dataframe if "correlation" in d.value.columns)
     assert table["flag"].iloc[0] == "carries the init, not the data"
     at.multiselect(key="explorer-zoos").set_value(["cnn-digits"]).run()
