@@ -196,3 +196,15 @@ def test_zip_that_is_not_a_checkpoint(tmp_path: Path) -> None:
         zf.writestr("readme.txt", "hello")
     with pytest.raises(CheckpointError):
         load_network(path)
+
+
+def test_upload_errors_name_the_uploaded_file_not_a_temporary_one():
+    from core.io import load_network_bytes
+
+    lenet = (Path(__file__).resolve().parents[1] / "assets" / "examples" / "lenet5-mnist.pt").read_bytes()
+    cases = ((b"not a checkpoint" * 8, "my-model.pt", "my-model.pt"),
+             (lenet[:3000], "lenet5 (cut).pt", "lenet5__cut_.pt"))
+    for data, name, shown in cases:
+        with pytest.raises(CheckpointError) as info:
+            load_network_bytes(data, name)
+        assert "upload" not in str(info.value) and str(info.value).startswith(f"{shown}: ")

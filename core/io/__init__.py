@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 from core.errors import UnknownActivationError
@@ -76,8 +77,10 @@ def load_network_bytes(data: bytes, filename: str, activation: str | None = None
         raise CheckpointError(
             f"{filename}: {len(data) / 2**20:.0f} MiB exceeds the {limits.max_file_bytes / 2**20:.0f} MiB limit")
     suffix = Path(filename).suffix if Path(filename).suffix in SUPPORTED_SUFFIXES else ".pt"
+    # the temporary copy carries the upload's own (sanitised) name, so errors name the file the user chose
+    stem = re.sub(r"[^\w.-]", "_", Path(filename).stem)[:100].lstrip(".") or "upload"
     with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / f"upload{suffix}"
+        path = Path(tmp) / f"{stem}{suffix}"
         path.write_bytes(data)
         net = load_network(path, activation, **kwargs)
     net.meta["file"] = Path(filename).name
