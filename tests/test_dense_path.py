@@ -92,7 +92,8 @@ def test_bench_models_prints_figures() -> None:
 
     out = subprocess.run([sys.executable, "-m", "core", "bench", "models", "--models", "ng-gnn", "mlp", "--batch", "4",
                           "--hidden", "8", "--layers", "1", "--repeats", "1", "--large", "8", "8",
-                          "--memory-batch", "2", "--json"], capture_output=True, text=True, timeout=300, check=True)
+                          "--memory-batch", "2", "--device", "cpu", "--json"],
+                         capture_output=True, text=True, timeout=300, check=True)
     result = json.loads(out.stdout)
     rows = {(r["model"], r["network"]): r for r in result["rows"]}
     assert set(rows) == {(m, n) for m in ("ng-gnn", "mlp") for n in ("2-32-32-1", "small-cnn")}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 from pathlib import Path
@@ -105,10 +106,21 @@ def test_bad_init_options_are_refused(tmp_path):
 
 
 @pytest.mark.parametrize("name", ["digits-inr", "mnist5k-inr"])
-def test_bundled_zoos_without_recipe_still_load(name):
+def test_bundled_zoos_record_the_dwsnets_recipe(name):
     zoo = Zoo.open(ROOT / "assets" / "zoos" / name)
-    assert "recipe" not in zoo.manifest
     recipe = inr_recipe(zoo.manifest)
+    assert recipe["recorded"] and recipe["init"] == "dwsnets" and recipe["lr"] == 5e-4 and recipe["steps"] == 1000
+    init = initial_parameters(recipe, zoo.table["seed"].tolist()[:3])
+    assert init.shape == zoo.flat([0, 1, 2])[1].shape
+
+
+def test_zoos_without_recipe_still_load():
+    # a manifest written before recipes (and the init option) existed: read as the old `siren` init
+    zoo = Zoo.open(ROOT / "assets" / "zoos" / "digits-inr")
+    manifest = copy.deepcopy(zoo.manifest)
+    del manifest["recipe"]
+    manifest["generator"]["options"].pop("init")
+    recipe = inr_recipe(manifest)
     assert not recipe["recorded"] and recipe["init"] == "siren" and recipe["w0"] == 30.0
     init = initial_parameters(recipe, zoo.table["seed"].tolist()[:3])
     assert init.shape == zoo.flat([0, 1, 2])[1].shape

@@ -114,6 +114,8 @@ def test_inspect_page_layers_table_shows_alpha() -> None:
     at.run()
     at.selectbox(key="inspect-example").set_value("mlp-784-128-64-10.pt").run()
     assert not at.exception, at.exception
+    at.session_state["inspect-tab"] = "Layers"  # what clicking the tab does (only the open tab is computed)
+    at.run()
     table = next(d.value for d in at.dataframe if "α (ESD tail)" in d.value.columns)
     summary = summarize(load_network(MLP, "relu"))
     assert list(table["α (ESD tail)"]) == [f"{summary['layers'][0]['alpha']:.2f}", "",

@@ -116,9 +116,9 @@ def live_edit_latency(repeats: int, device: str = "cuda") -> dict[str, Any]:
 
 
 def models_on_cuda() -> dict[str, Any]:
-    """`python -m core bench models --json` (auto device: the GPU): graphs/s per model."""
-    proc = subprocess.run([sys.executable, "-m", "core", "bench", "models", "--json", "--networks", "inr"],
-                          cwd=ROOT, capture_output=True, text=True)
+    """`python -m core bench models --json --device cuda`: graphs/s per model."""
+    command = [sys.executable, "-m", "core", "bench", "models", "--json", "--networks", "inr", "--device", "cuda"]
+    proc = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
     if proc.returncode != 0:
         return {"ok": False, "tail": _tail(proc.stderr)}
     result = json.loads(proc.stdout.strip().splitlines()[-1])

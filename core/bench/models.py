@@ -31,6 +31,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="inr: 2-32-32-1 SIRENs; cnn: Small CNN Zoo networks (default both)")
     parser.add_argument("--precision", nargs="+", default=["fp32"], metavar="P",
                         help="time in each of these precisions: fp32, bf16 (bfloat16 autocast; default fp32)")
+    parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
 
 
@@ -171,7 +172,7 @@ def _bench(name: str, network: str, args: argparse.Namespace, measure_speed: boo
     from core.graph import to_graphs
     from core.models import build_model, model_class
 
-    dev = pick_device()
+    dev = pick_device(getattr(args, "device", "auto"))
     arch = network_architecture(network, args)
     gen = torch.Generator().manual_seed(0)
     batch = to_graphs(arch, torch.randn(args.batch, arch.num_parameters, generator=gen) * 0.1).to(dev)
@@ -234,8 +235,9 @@ def run(args: argparse.Namespace) -> int:
     from core.bench.machine import machine_info
     from core.device import autocast_dtype, pick_device, tune_cpu_allocator
 
-    for precision in args.precision:  # a bad name fails before any timing
-        autocast_dtype(pick_device(), precision)
+    device = pick_device(args.device)  # a bad device or precision fails before any timing
+    for precision in args.precision:
+        autocast_dtype(device, precision)
     tune_cpu_allocator()
     rows, growth = [], []
     from core.models import model_names
@@ -252,7 +254,7 @@ def run(args: argparse.Namespace) -> int:
             large = _memory_in_subprocess(name, "inr-large", args)
             growth.append({"model": name, "small_mb": small, "large_mb": large, "ratio": large / max(small, 1e-9)})
     weights = {n: network_architecture(n, args).num_parameters for n in ("inr", "inr-large")}
-    peaks = {p: matmul_peak_gflops(p, pick_device()) for p in args.precision}
+    peaks = {p: matmul_peak_gflops(p, device) for p in args.precision}
     for row in rows:  # graphs/s the products alone would allow at the peak rate: no model runs faster
         row["product_bound"] = {p: {"train": args.batch * peak / row["train_gflop"],
                                     "inference": args.batch * peak / row["inference_gflop"]}
