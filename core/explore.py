@@ -21,21 +21,13 @@ from typing import Callable
 import numpy as np
 import torch
 
+from core.baselines.statnn import QUANTILES, tensor_statistics
 from core.errors import WeightSpaceError
 from core.network.spec import Architecture, unflatten_params
 
 PROJECTIONS = ("PCA", "UMAP", "t-SNE")
-QUANTILES = (0.0, 0.25, 0.5, 0.75, 1.0)
-STATISTICS = ("mean", "var", *(f"q{int(q * 100)}" for q in QUANTILES))  # per tensor
+STATISTICS = ("mean", "var", *(f"q{int(q * 100)}" for q in QUANTILES.tolist()))  # per tensor
 PARTS = ("first", "middle", "last")  # which weight layers a block of statistics summarises
-
-
-def _tensor_statistics(values: torch.Tensor) -> torch.Tensor:
-    """[B, 7] mean, variance and quantiles of [B, n] values (zeros when n = 0)."""
-    if values.shape[1] == 0:
-        return values.new_zeros(values.shape[0], len(STATISTICS))
-    q = torch.quantile(values, torch.tensor(QUANTILES, dtype=values.dtype, device=values.device), dim=1).T
-    return torch.cat([values.mean(1, keepdim=True), values.var(1, unbiased=False, keepdim=True), q], 1)
 
 
 def depth_free_statistics(architecture: Architecture, flat: torch.Tensor) -> np.ndarray:
@@ -55,7 +47,7 @@ def depth_free_statistics(architecture: Architecture, flat: torch.Tensor) -> np.
             tensors = [params[f"{op.name}.{kind}"].reshape(b, -1) for op in groups[part]
                        if f"{op.name}.{kind}" in params]
             values = torch.cat(tensors, 1) if tensors else flat.new_zeros(b, 0, dtype=torch.float64)
-            feats.append(_tensor_statistics(values))
+            feats.append(tensor_statistics(values))
     size = torch.tensor([len(ops), np.log10(max(architecture.num_parameters, 1))], dtype=torch.float64)
     feats.append(size.expand(b, 2))
     return torch.cat(feats, 1).float().numpy()

@@ -16,10 +16,12 @@ from core.network.spec import Architecture, unflatten_params
 QUANTILES = torch.tensor([0.0, 0.25, 0.5, 0.75, 1.0], dtype=torch.float64)
 
 
-def _tensor_statistics(t: torch.Tensor) -> list[torch.Tensor]:
-    """Mean, variance and the QUANTILES of each row of t [B, n]."""
-    quantiles = torch.quantile(t, QUANTILES.to(t), dim=1).T
-    return [t.mean(1, keepdim=True), t.var(1, unbiased=False, keepdim=True), quantiles]
+def tensor_statistics(values: torch.Tensor) -> torch.Tensor:
+    """[B, 7] mean, variance and the QUANTILES of each row of [B, n] values (zeros when n = 0)."""
+    if values.shape[1] == 0:
+        return values.new_zeros(values.shape[0], 2 + len(QUANTILES))
+    quantiles = torch.quantile(values, QUANTILES.to(values), dim=1).T
+    return torch.cat([values.mean(1, keepdim=True), values.var(1, unbiased=False, keepdim=True), quantiles], 1)
 
 
 def weight_statistics(architecture: Architecture, flat: torch.Tensor) -> np.ndarray:
@@ -30,7 +32,7 @@ def weight_statistics(architecture: Architecture, flat: torch.Tensor) -> np.ndar
         for key in (f"{op.name}.weight", f"{op.name}.bias"):
             if key not in params:
                 continue
-            feats += _tensor_statistics(params[key].reshape(flat.shape[0], -1))
+            feats.append(tensor_statistics(params[key].reshape(flat.shape[0], -1)))
     return torch.cat(feats, 1).numpy()
 
 
@@ -64,7 +66,7 @@ def architecture_free_statistics(architecture: Architecture, flat: torch.Tensor)
         for key in (f"{op.name}.weight", f"{op.name}.bias"):
             # a layer without a bias reads as bias statistics of zero
             t = params[key].reshape(flat.shape[0], -1) if key in params else torch.zeros(flat.shape[0], 1).double()
-            feats += _tensor_statistics(t)
+            feats.append(tensor_statistics(t))
         per_layer.append(torch.cat(feats, 1))
     stack = torch.stack(per_layer)                                                  # [L, B, 14]
     kernels = [float(np.prod(getattr(op, "kernel_size", (1,)))) for op in ops]

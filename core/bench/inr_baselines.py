@@ -26,8 +26,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from core.baselines.statnn import weight_statistics
-from core.network.execute import forward_many
-from core.zoo.inr import coordinate_grid
+from core.tasks.edit import render
 
 
 def zoo_resolution(zoo: Any) -> int:
@@ -40,10 +39,8 @@ def rendered_split(zoo: Any, split: str, resolution: int | None = None) -> tuple
     res = resolution or zoo_resolution(zoo)
     rows = zoo.split_indices(split)
     arch, flat = zoo.flat(rows)
-    grid = coordinate_grid(res, res)
     with torch.no_grad():
-        images = torch.cat([forward_many(arch, flat[i:i + 512].float(), grid).squeeze(-1)
-                            for i in range(0, len(rows), 512)])
+        images = torch.cat([render(arch, flat[i:i + 512].float(), res) for i in range(0, len(rows), 512)])
     return images.view(-1, res, res), zoo.table["label"].to_numpy()[rows]
 
 

@@ -13,7 +13,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
 
 ASSETS = Path(__file__).resolve().parents[2] / "assets" / "zoos"
 
@@ -139,38 +138,6 @@ def _run_group_metrics(run_dir: Path, zoo, unseen_zoo=None) -> dict[str, float]:
     return out
 
 
-def _render_and_classify(zoo_dir: str, seed: int, epochs: int = 15) -> float:
-    """Accuracy of a small CNN trained on the INRs' own renderings (train split → test split)."""
-    import torch.nn.functional as F
-    from torch import nn
-
-    from core.tasks.edit import render
-    from core.zoo import Zoo
-
-    zoo = Zoo.open(zoo_dir)
-    res = int(zoo.manifest.get("source", {}).get("image_shape", [28])[0])
-    data = {}
-    for split in ("train", "test"):
-        rows = zoo.split_indices(split)
-        arch, flat = zoo.flat(rows)
-        with torch.no_grad():
-            images = torch.cat([render(arch, flat[i:i + 256].float(), res) for i in range(0, len(rows), 256)])
-        data[split] = (images.view(-1, 1, res, res), torch.as_tensor(zoo.table["label"].to_numpy()[rows]))
-    torch.manual_seed(seed)
-    net = nn.Sequential(nn.Conv2d(1, 16, 3, padding=1), nn.ReLU(), nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(),
-                        nn.AdaptiveAvgPool2d(2), nn.Flatten(), nn.Linear(128, int(zoo.table["label"].max()) + 1))
-    opt = torch.optim.Adam(net.parameters(), 3e-3)
-    x, y = data["train"]
-    for _ in range(epochs):
-        for idx in torch.randperm(len(x)).split(64):
-            opt.zero_grad()
-            F.cross_entropy(net(x[idx]), y[idx]).backward()
-            opt.step()
-    xt, yt = data["test"]
-    with torch.no_grad():
-        return float((net(xt).argmax(1) == yt).float().mean())
-
-
 def headline(task, metrics: dict) -> tuple[str, float, dict[str, float]]:
     """(metric name, value, context metrics) a table reports for a task: its first summary metric present."""
     names = [m for m in task.summary_metrics if m in metrics] or [task.primary_metric]
@@ -240,6 +207,7 @@ def run(args: argparse.Namespace) -> int:
 def reference_rows(task: str, args: argparse.Namespace, cnn_zoo: str | None = None, unseen=None) -> list[dict]:
     """Non-metanetwork references of a task: statnn (and an MLP on flat weights) for generalisation, a CNN on
     the renderings for INR classes."""
+    from core.bench.inr_baselines import render_and_classify
     from core.zoo import Zoo
 
     rows = []
@@ -256,7 +224,7 @@ def reference_rows(task: str, args: argparse.Namespace, cnn_zoo: str | None = No
                          "parameters": 0})
         if task == "inr-classify":
             rows.append({"task": task, "model": "render-and-classify (CNN on pixels)", "seed": seed,
-                         "metric": "accuracy", "value": _render_and_classify(args.inr_zoo, seed),
+                         "metric": "accuracy", "value": render_and_classify(Zoo.open(args.inr_zoo), seed),
                          "seconds_per_epoch": 0.0, "parameters": 0})
     return rows
 
