@@ -85,6 +85,39 @@ def test_embed_contrastive_loss_decreases() -> None:
     assert 0.0 <= after["knn_accuracy"] <= 1.0
 
 
+def test_embed_views_change_the_function_where_symmetry_copies_cannot() -> None:
+    """A metanetwork invariant to all of a network's symmetries (ScaleGMN, ReLU MLP: permutations and positive
+    scales) embeds the symmetry-transformed second copy exactly like the first, so without `views` the contrastive
+    task is trivial; INR views (on a coordinate network) make the two copies differ, and evaluation still embeds
+    the untransformed networks."""
+    arch = mlp_architecture([2, 8, 8, 1], "relu")
+    n = 12
+    flat = torch.randn(n, arch.num_parameters, generator=torch.Generator().manual_seed(4), dtype=torch.float64) * 0.2
+    data = GraphSet([Group(arch, flat, torch.arange(n), torch.arange(n) % 3, {"positive_group": torch.arange(n)})])
+    torch.manual_seed(0)
+    invariant = build_model("scalegmn", out_dim=4, edge_dim=1, hidden=16, layers=2).double().eval()
+    outputs: list[torch.Tensor] = []
+
+    def model(graph):  # records every embedding the task computes
+        outputs.append(invariant(graph))
+        return outputs[-1]
+
+    model.training = False
+    batch = next(data.batches(n))
+    with torch.no_grad():
+        EmbedTask(dim=4).step(model, batch)
+        first, second = outputs
+        torch.testing.assert_close(first, second, atol=1e-9, rtol=0)
+        outputs.clear()
+        views = EmbedTask(dim=4, views="translate=0.3,rotate=30,noise=0.1")
+        _, prediction = views.step(model, batch)
+        view1, view2, original = outputs
+    assert views.options()["views"] == "translate=0.3,rotate=30,noise=0.1"
+    assert (view1 - view2).abs().max() > 1e-3 and (view1 - original).abs().max() > 1e-3
+    torch.testing.assert_close(first, original)
+    torch.testing.assert_close(prediction.double(), torch.nn.functional.normalize(original, dim=-1), atol=1e-6, rtol=0)
+
+
 def test_embed_metrics_on_accuracy_targets() -> None:
     """Without labels (CNN zoos) the embedding is judged by how its neighbours' test accuracies agree."""
     acc = torch.linspace(0.1, 0.9, 20, dtype=torch.float64)

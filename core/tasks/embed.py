@@ -1,8 +1,13 @@
 """`embed`: self-supervised graph-level embeddings for comparing zoos.
 
 Contrastive (supervised-contrastive form of NT-Xent): each network appears twice in a batch, as two
-independently symmetry-transformed copies; positives are the two copies and any networks that share a
+independently transformed copies; positives are the two copies and any networks that share a
 `positive_column` value (e.g. INRs fitted to the same image from different seeds). No labels needed.
+The second copy is a random symmetry transform. An invariant metanetwork maps both copies to the same point,
+so with one network per image that alone makes the task trivial (nothing pulls two different sevens together).
+`views` adds function-changing INR weight transforms (`core.zoo.inr_augment`, e.g. `ng`: translation, rotation,
+scale, noise, weight dropout), drawn independently for each copy, SimCLR-style: the embedding must then ignore
+what those transforms change and keep what they leave, such as the digit.
 Evaluation also reports leave-one-out 1-NN accuracy of the `label` column when the zoo has one, and
 otherwise (CNN zoos) the Kendall τ between each network's `test_accuracy` and the mean test accuracy of
 its 5 nearest neighbours in embedding space: how well the embedding orders networks by quality.
@@ -43,13 +48,20 @@ class EmbedTask(Task):
     primary_metric = "loss"
     greater_is_better = False
     summary_metrics = ("knn_accuracy", "knn_kendall_tau")
-    cli_options = (Option("dim", int, "embedding size (default 32)"),)
+    cli_options = (Option("dim", int, "embedding size (default 32)"),
+                   Option("views", str, "INR weight transforms drawn independently for each of the two views, e.g. "
+                                        "`ng` or `translate=0.1,rotate=15` (default: symmetry transforms only)"))
     benchmark = False
     embedding = True
 
     def __init__(self, dim: int = 32, temperature: float = 0.1, positive_column: str | None = "image_index",
-                 label_column: str = "label"):
+                 label_column: str = "label", views: str | None = None):
+        from core.zoo.inr_augment import INRAugment, parse_augment
+
         self.dim = dim
+        self.views = views or None
+        view_transform = parse_augment(views) if views else INRAugment()
+        self._view_transform = view_transform if view_transform != INRAugment() else None
         self.temperature = temperature
         self.positive_column = positive_column
         self.label_column = label_column
@@ -59,7 +71,7 @@ class EmbedTask(Task):
 
     def options(self) -> dict[str, Any]:
         return {"dim": self.dim, "temperature": self.temperature, "positive_column": self.positive_column,
-                "label_column": self.label_column}
+                "label_column": self.label_column, "views": self.views}
 
     def out_dim(self, table=None) -> int:
         return self.dim
@@ -83,16 +95,26 @@ class EmbedTask(Task):
     def step(self, model: torch.nn.Module, batch: GraphBatch) -> tuple[torch.Tensor, torch.Tensor]:
         from core.graph.neural_graph import to_graphs
 
-        # evaluation: the second view depends on the networks only (reproducible metrics); training: fresh
+        # evaluation: the views depend on the networks only (reproducible metrics); training: fresh
         seed = int(batch.index.sum()) if not model.training else int(torch.randint(0, 2**31 - 1, (), device="cpu"))
         gen = torch.Generator().manual_seed(seed)
-        with torch.device("cpu"):  # the second view is drawn (CPU generator) and converted on the CPU, as batches are
-            second = self._augment(batch.architecture, batch.flat.detach().cpu(), gen)
-            view2 = to_graphs(batch.architecture, second, batch.graph.grid_size[0]).to(batch.flat.device)
-        z1, z2 = model(batch.graph), model(view2)
+        grid = batch.graph.grid_size[0]
+        with torch.device("cpu"):  # views are drawn (CPU generator) and converted on the CPU, as batches are
+            flat = batch.flat.detach().cpu()
+            view1 = batch.graph
+            if self._view_transform is not None:
+                first = self._view_transform(batch.architecture, flat.double(), gen).to(flat.dtype)
+                view1 = to_graphs(batch.architecture, first, grid).to(batch.flat.device)
+                flat = self._view_transform(batch.architecture, flat.double(), gen).to(flat.dtype)
+            second = self._augment(batch.architecture, flat, gen)
+            view2 = to_graphs(batch.architecture, second, grid).to(batch.flat.device)
+        z1, z2 = model(view1), model(view2)
         groups = batch.extras["positive_group"].to(z1.device)
         loss = supervised_contrastive(torch.cat([z1, z2]), torch.cat([groups, groups]), self.temperature)
-        return loss, F.normalize(z1.detach().float(), dim=-1)
+        # evaluation's k-NN metrics embed the untransformed networks (training uses its predictions only for the
+        # networks' count, so it skips that extra forward pass)
+        z = z1 if self._view_transform is None or model.training else model(batch.graph)
+        return loss, F.normalize(z.detach().float(), dim=-1)
 
     def predict_step(self, model: torch.nn.Module, batch: GraphBatch) -> torch.Tensor:
         return F.normalize(model(batch.graph).detach().float(), dim=-1)
