@@ -98,3 +98,22 @@ def test_bench_reports_tau_on_unseen_architectures(zoos, tmp_path: Path) -> None
     assert {"kendall_tau_unseen", "r2_unseen"} <= set(by_model["statnn (architecture-free features)"])
     table = (tmp_path / "bench" / "table.md").read_text()
     assert "τ unseen" in table and "statnn (architecture-free features)" in table
+
+
+def test_bench_runs_cnn_probe_features_with_early_stopping(zoos, tmp_path: Path) -> None:
+    """`--probes N` reaches the generalization task's graph models (rows 'MODEL + N probes'); --patience is kept."""
+    import json
+
+    from core.bench import tasks as bench
+
+    base, wild = zoos
+    parser = argparse.ArgumentParser()
+    bench.add_arguments(parser)
+    args = parser.parse_args(["--tasks", "generalization", "--models", "ng-gnn", "--cnn-zoo", str(base), "--wild-zoo",
+                              str(wild), "--probes", "4", "--patience", "1", "--epochs", "1", "--hidden", "8",
+                              "--layers", "1", "--out", str(tmp_path / "bench")])
+    assert bench.run(args) == 0
+    models = {r["model"] for r in json.loads((tmp_path / "bench" / "results.json").read_text())["results"]}
+    assert "ng-gnn + 4 probes" in models and "ng-gnn" not in models
+    config = json.loads((tmp_path / "bench" / "runs" / "generalization-ng-gnn-p4-s0" / "config.json").read_text())
+    assert config["model_config"]["probes"] == 4 and config["train"]["patience"] == 1

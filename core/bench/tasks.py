@@ -48,7 +48,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "its architectures and also reports τ on the held-out architectures (Wild Park protocol)")
     parser.add_argument("--holdout-archs", type=float, default=0.3,
                         help="with --wild-zoo: the fraction of its architectures never seen in training (default 0.3)")
-    parser.add_argument("--probes", type=int, default=0, help="INR probe features for the graph models (INR tasks)")
+    parser.add_argument("--probes", type=int, default=0,
+                        help="probe features for the graph models: learned coordinates for INRs, fixed MNIST-5k probe "
+                             "images for CNNs (rows are labelled 'MODEL + N probes')")
+    parser.add_argument("--patience", type=int, default=0,
+                        help="early stopping: stop after this many epochs without a better validation metric and keep "
+                             "the best epoch's weights (0: off, train every epoch)")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--lr", type=float, default=3e-3)
     parser.add_argument("--out", default="runs/bench-tasks")
@@ -174,23 +179,26 @@ def run(args: argparse.Namespace) -> int:
         task_cls = TASKS[task]
         for model in args.models:
             for seed in range(args.seeds):
-                cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=seed, patience=0)
+                cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=seed,
+                                  patience=getattr(args, "patience", 0))
                 started = time.perf_counter()
                 overrides = {"hidden": args.hidden, "layers": args.layers}
                 probes = any(o.name == "probes" for o in model_class(model).options())
-                if args.probes and task_cls.zoo_kind == "inr" and probes:
+                label, suffix = model, ""
+                if args.probes and probes:
                     overrides["probes"] = args.probes
-                run_dir = out / "runs" / f"{task}-{model}-s{seed}"
+                    label, suffix = f"{model} + {args.probes} probes", f"-p{args.probes}"
+                run_dir = out / "runs" / f"{task}-{model}{suffix}-s{seed}"
                 try:
                     metrics = train_run(task, model, zoo_for[task_cls.zoo_kind], run_dir, train=cfg,
                                         model_overrides=overrides, overwrite=True, progress=False)
                 except Exception as exc:  # report and go on: one model failing must not hide the others
-                    results.append({"task": task, "model": model, "seed": seed, "error": str(exc).splitlines()[0]})
+                    results.append({"task": task, "model": label, "seed": seed, "error": str(exc).splitlines()[0]})
                     continue
                 metric, value, context = headline(task_cls, metrics["test"])
                 if task == "generalization":
                     context.update(_context(_run_group_metrics(run_dir, Zoo.open(zoo_for["cnn"]), unseen)))
-                row = {"task": task, "model": model, "seed": seed, "metric": metric, "value": value, **context,
+                row = {"task": task, "model": label, "seed": seed, "metric": metric, "value": value, **context,
                        "seconds_per_epoch": metrics["training"]["seconds_per_epoch"],
                        "parameters": metrics["training"]["parameters"], "wall_s": time.perf_counter() - started}
                 results.append(row)
