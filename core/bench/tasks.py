@@ -54,6 +54,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--patience", type=int, default=0,
                         help="early stopping: stop after this many epochs without a better validation metric and keep "
                              "the best epoch's weights (0: off, train every epoch)")
+    parser.add_argument("--no-references", dest="references", action="store_false",
+                        help="skip the non-metanetwork reference rows (statnn, flat-mlp, render-and-classify), e.g. "
+                             "when a second invocation only adds models")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--lr", type=float, default=3e-3)
     parser.add_argument("--out", default="runs/bench-tasks")
@@ -203,7 +206,8 @@ def run(args: argparse.Namespace) -> int:
                        "parameters": metrics["training"]["parameters"], "wall_s": time.perf_counter() - started}
                 results.append(row)
                 print(json.dumps(row), flush=True)
-        results += reference_rows(task, args, zoo_for["cnn"], unseen)
+        if getattr(args, "references", True):
+            results += reference_rows(task, args, zoo_for["cnn"], unseen)
     report = {"config": vars(args), "machine": machine_info(), "results": results}
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps(report, indent=2, default=str))
