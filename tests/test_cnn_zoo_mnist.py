@@ -114,3 +114,17 @@ def test_bench_zoo_measures_a_checkpointed_cnn_zoo(mnist300: Path, capsys) -> No
     cnn = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["cnn"]
     assert cnn["count"] == 6 and cnn["runs"] == 2
     assert cnn["projected_10000_s"] == pytest.approx(10000 * cnn["seconds"] / 6)
+
+
+def test_full_sweep_draws_the_documented_ranges() -> None:
+    """The full sweep's ranges (module docstring); its training length does not shrink with the fraction."""
+    rng = np.random.default_rng(0)
+    draws = [sample_hyperparameters(rng, 4000, 3, "full") for _ in range(600)]
+    for h in draws:
+        low, high = (5e-3, 0.3) if h["optimiser"] == "sgd" else (5e-4, 5e-2)
+        assert low <= h["lr"] <= high and 1e-8 <= h["weight_decay"] <= 1e-2
+        assert 0.1 <= h["train_fraction"] <= 1.0 and 0.2 <= h["init_scale"] <= 3.2 and 0.0 <= h["dropout"] <= 0.5
+        assert h["train_steps"] == h["epochs"] * 4000 // 32 and h["epochs"] in (1, 2, 3)
+    assert {h["optimiser"] for h in draws} == {"adam", "rmsprop", "sgd"}
+    assert 0.4 < np.mean([h["dropout"] == 0 for h in draws]) < 0.6
+    assert {h["epochs"] for h in draws if h["train_fraction"] < 0.2} == {1, 2, 3}
