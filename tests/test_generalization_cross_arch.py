@@ -111,9 +111,10 @@ def test_bench_runs_cnn_probe_features_with_early_stopping(zoos, tmp_path: Path)
     bench.add_arguments(parser)
     args = parser.parse_args(["--tasks", "generalization", "--models", "ng-gnn", "--cnn-zoo", str(base), "--wild-zoo",
                               str(wild), "--probes", "4", "--patience", "1", "--epochs", "1", "--hidden", "8",
-                              "--layers", "1", "--no-references", "--out", str(tmp_path / "bench")])
+                              "--layers", "1", "--no-references", "--first-seed", "2",
+                              "--out", str(tmp_path / "bench")])
     assert bench.run(args) == 0
     models = {r["model"] for r in json.loads((tmp_path / "bench" / "results.json").read_text())["results"]}
     assert models == {"ng-gnn + 4 probes"}  # no plain ng-gnn row, and --no-references: no statnn row
-    config = json.loads((tmp_path / "bench" / "runs" / "generalization-ng-gnn-p4-s0" / "config.json").read_text())
-    assert config["model_config"]["probes"] == 4 and config["train"]["patience"] == 1
+    config = json.loads((tmp_path / "bench" / "runs" / "generalization-ng-gnn-p4-s2" / "config.json").read_text())
+    assert config["model_config"]["probes"] == 4 and config["train"]["patience"] == 1 and config["train"]["seed"] == 2

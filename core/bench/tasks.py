@@ -40,6 +40,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--models", nargs="+", default=None,
                         help="default: the registered models with benchmark = True")
     parser.add_argument("--seeds", type=int, default=1)
+    parser.add_argument("--first-seed", type=int, default=0,
+                        help="seeds run are FIRST_SEED … FIRST_SEED + SEEDS − 1 (add seeds to an earlier benchmark)")
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--hidden", type=int, default=32)
     parser.add_argument("--layers", type=int, default=3)
@@ -161,6 +163,12 @@ def _context(metrics: dict[str, float]) -> dict[str, float]:
     return {k: float(metrics[k]) for k in GENERALIZATION_COLUMNS if k in metrics}
 
 
+def _seeds(args: argparse.Namespace) -> range:
+    """The seeds a benchmark runs: --seeds of them from --first-seed."""
+    first = getattr(args, "first_seed", 0)
+    return range(first, first + args.seeds)
+
+
 def run(args: argparse.Namespace) -> int:
     from core.bench.machine import machine_info
     from core.models import model_class
@@ -181,7 +189,7 @@ def run(args: argparse.Namespace) -> int:
     for task in args.tasks:
         task_cls = TASKS[task]
         for model in args.models:
-            for seed in range(args.seeds):
+            for seed in _seeds(args):
                 cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=seed,
                                   patience=getattr(args, "patience", 0))
                 started = time.perf_counter()
@@ -223,7 +231,7 @@ def reference_rows(task: str, args: argparse.Namespace, cnn_zoo: str | None = No
     from core.zoo import Zoo
 
     rows = []
-    for seed in range(args.seeds):
+    for seed in _seeds(args):
         found = {}
         if task == "generalization" and unseen is not None:
             found["statnn (architecture-free features)"] = _statnn_any(Zoo.open(cnn_zoo), unseen, seed)
