@@ -13,7 +13,7 @@ from core.zoo import Zoo
 
 ROOT = Path(__file__).resolve().parents[1]
 RUN = ROOT / "assets" / "models" / "generalization-ng-gnn"
-CNN_ZOO = ROOT / "assets" / "zoos" / "cnn-digits"
+CNN_ZOO = ROOT / "assets" / "zoos" / "cnn-mnist"  # the zoo the bundled run was trained on
 
 
 def test_predicted_accuracy_matches_the_run_and_leaves_unreadable_architectures_nan() -> None:
@@ -35,7 +35,7 @@ def test_zoo_explorer_colours_by_predicted_accuracy_and_error() -> None:
     at.run()
     at.switch_page("pages/zoo_explorer.py").run()
     at.selectbox(key="explorer-embedder").set_value("weight statistics (no model)").run()
-    at.multiselect(key="explorer-zoos").set_value(["cnn-digits"]).run()
+    at.multiselect(key="explorer-zoos").set_value(["cnn-mnist"]).run()
     at.selectbox(key="explorer-predictor").set_value("generalization-ng-gnn").run()
     assert not at.exception and not at.error
     assert "mean absolute error" in " ".join(c.value for c in at.caption)
