@@ -128,3 +128,16 @@ def test_full_sweep_draws_the_documented_ranges() -> None:
     assert {h["optimiser"] for h in draws} == {"adam", "rmsprop", "sgd"}
     assert 0.4 < np.mean([h["dropout"] == 0 for h in draws]) < 0.6
     assert {h["epochs"] for h in draws if h["train_fraction"] < 0.2} == {1, 2, 3}
+
+
+def test_full_sweep_zoo_is_identical_when_rebuilt(tmp_path: Path, mnist300: Path) -> None:
+    """Same options → the same zoo, byte for byte (dropout masks, chunking by dropout included)."""
+    kwargs = dict(images=mnist300, count=5, sweep="full", checkpoints=2, max_epochs=1, train_eval_limit=50,
+                  chunk_size=2, workers=1, progress=False)
+    a, b = build_cnn_zoo(tmp_path / "a", **kwargs), build_cnn_zoo(tmp_path / "b", **kwargs)
+    assert (a.table["dropout"] > 0).any() and (a.table["dropout"] == 0).any()
+    assert a.table.equals(b.table)
+    for group in a.architectures:
+        name = f"params-{group}.safetensors"
+        assert (a.dir / name).read_bytes() == (b.dir / name).read_bytes()
+    assert a.manifest["generator"]["options"]["sweep_version"] == 2
