@@ -28,7 +28,8 @@ MODEL_OPTIONS = (
     Option("hidden", int, "metanetwork width"),
     Option("layers", int, "metanetwork depth"),
     Option("edge_hidden", int, "width of the edge states (default: --hidden)"),
-    Option("probes", int, "INR probe features at this many learned points"),
+    Option("probes", int, "probe features: activations at this many learned coordinates (INRs) or fixed "
+                          "MNIST-5k probe images (networks on images)"),
 )
 
 
