@@ -3,8 +3,10 @@
 Contrastive (supervised-contrastive form of NT-Xent): each network appears twice in a batch, as two
 independently transformed copies; positives are the two copies and any networks that share a
 `positive_column` value (e.g. INRs fitted to the same image from different seeds). No labels needed.
-The second copy is a random symmetry transform. An invariant metanetwork maps both copies to the same point,
-so with one network per image that alone makes the task trivial (nothing pulls two different sevens together).
+The second copy is a random symmetry transform. A metanetwork invariant to that transform maps both copies to
+the same point, so with one network per image that alone makes the task trivial (nothing pulls two different
+sevens together); one equivariant to only some of the kinds drawn (ng-gnn: permutations, not SIREN sign flips)
+sees copies that differ in ways unrelated to the image.
 `views` adds function-changing INR weight transforms (`core.zoo.inr_augment`, e.g. `ng`: translation, rotation,
 scale, noise, weight dropout), drawn independently for each copy, SimCLR-style: the embedding must then ignore
 what those transforms change and keep what they leave, such as the digit.
