@@ -123,6 +123,8 @@ def train_run(task_name: str, model_name: str, zoo_dir: str | Path, out_dir: str
     augment, inr_augment = resolve_augment(augment, cls.augment_by_default)
     if inr_augment is not None:
         _check_inr_augment(inr_augment, task, sets["train"])
+    for group in sets["train"].groups:  # fail now, not at the first batch
+        task.check_networks(group.architecture, group.params(torch.arange(1)))
     overrides = dict(model_overrides or {})
     if cls.fixed_architecture:  # symmetry-blind baselines read one architecture's flat vector
         if len(zoo.architectures) != 1:

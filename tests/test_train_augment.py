@@ -66,6 +66,15 @@ def test_function_changing_transforms_are_refused_for_edit_targets(zoo, tmp_path
     assert not (tmp_path / "edit" / "config.json").exists()
 
 
+def test_embed_views_are_refused_upfront_on_networks_that_are_not_inrs(tmp_path):
+    """`embed --views` on a CNN zoo: the clear AugmentError before anything is written, not at the first batch."""
+    cnn_zoo = Path(__file__).resolve().parents[1] / "assets" / "zoos" / "cnn-digits"
+    with pytest.raises(AugmentError, match="coordinate"):
+        train_run("embed", "ng-gnn", cnn_zoo, tmp_path / "embed", train=TrainConfig(epochs=1),
+                  task_options={"views": "ng"}, model_overrides={"hidden": 8, "layers": 1}, progress=False)
+    assert not (tmp_path / "embed").exists()
+
+
 def test_cli_augment_values():
     from core.cli import train_cmd
 

@@ -42,6 +42,9 @@ class Task(ABC):
     def adapt_to_zoo(self, zoo: Any) -> None:
         """Fill options that the training zoo decides (called before `out_dim`); nothing by default."""
 
+    def check_networks(self, architecture: Any, flat: torch.Tensor) -> None:
+        """Refuse, before training starts, a zoo's networks (one sample `flat` [1, P]) the task cannot use."""
+
     @abstractmethod
     def out_dim(self, table: Any = None) -> int:
         """Output width of the model's graph head: from the zoo's table, or (table None) from the options alone."""

@@ -78,6 +78,11 @@ class EmbedTask(Task):
     def out_dim(self, table=None) -> int:
         return self.dim
 
+    def check_networks(self, architecture, flat: torch.Tensor) -> None:
+        """`views` fit coordinate networks (INRs) only: refuse others now, not at the first batch."""
+        if self._view_transform is not None:
+            self._view_transform(architecture, flat.double(), torch.Generator().manual_seed(0))
+
     def targets(self, table, rows: np.ndarray) -> torch.Tensor | None:
         if self.label_column in table:
             return torch.as_tensor(table[self.label_column].to_numpy()[rows], dtype=torch.long)
