@@ -8,6 +8,7 @@ import torch
 
 from core.graph import to_graphs
 from core.models import build_model
+from core.models.base import ModelError
 from core.models.layers.probe_features import ProbeFeatures, probe_images
 from core.network.spec import Activation, Architecture, Conv, GlobalAvgPool, Linear, Residual
 from core.symmetry import apply_to_graph, random_element
@@ -85,3 +86,41 @@ def test_graph_model_with_probes_reads_cnn_activations_and_stays_invariant() -> 
         changed = with_probes(batch)
     assert torch.allclose(out, out_moved, rtol=1e-10, atol=1e-12)
     assert (changed - out).abs().max() > 1e-6
+
+
+def _float32_cnn_batch(count: int = 3):
+    """A relu CNN on 12×12 inputs, `count` random float32 networks (weights of a few tenths) and their graphs."""
+    arch = small_cnn_architecture("relu", 12, channels=4)
+    gen = torch.Generator().manual_seed(7)
+    return arch, torch.randn(count, arch.num_parameters, generator=gen) * 0.5
+
+
+def test_float32_probe_features_are_the_float64_activations_rounded() -> None:
+    """Probe images run through the network in float64 whatever the model's dtype: a float32 model receives the
+    float64 activations of its (float32) weights rounded once, exactly."""
+    arch, flat = _float32_cnn_batch()
+    flat[1] *= 30.0  # large but finite: activations ~1e5
+    probe32 = _identity_probe().float()
+    with torch.no_grad():
+        got = probe32(to_graphs(arch, flat))
+        reference = _identity_probe()(to_graphs(arch, flat.double()))
+    assert got.dtype == torch.float32 and torch.isfinite(got).all() and got.abs().max() > 1e4
+    assert torch.equal(got, reference.float())
+
+
+@pytest.mark.parametrize("diverged", [1e13, float("inf"), float("nan")])
+def test_a_diverged_cnn_is_refused_not_read_as_nan(diverged: float) -> None:
+    """A network whose weights diverged in training (1e13 everywhere; one inf or NaN weight): its probe activations
+    overflow float32, and the model raises a ModelError naming the cause instead of returning NaN."""
+    arch, flat = _float32_cnn_batch()
+    if diverged == 1e13:
+        flat[2] *= diverged
+    else:
+        flat[2, 5] = diverged
+    torch.manual_seed(0)
+    model = build_model("ng-gnn", out_dim=1, head="graph", edge_dim=to_graphs(arch, flat).edge_attr.shape[1],
+                        probes=K, hidden=8, layers=1, readout_hidden=8).eval()
+    with torch.no_grad():
+        assert torch.isfinite(model(to_graphs(arch, flat[:2]))).all()
+        with pytest.raises(ModelError, match=r"probe activations of 1 network\(s\) reach .*diverged in training"):
+            model(to_graphs(arch, flat))

@@ -171,10 +171,9 @@ def _seeds(args: argparse.Namespace) -> range:
 
 def run(args: argparse.Namespace) -> int:
     from core.bench.machine import machine_info
-    from core.models import model_class
     from core.runs import train_run
     from core.tasks import TASKS
-    from core.tasks.generalization import cross_architecture_zoos
+    from core.tasks.generalization import cross_architecture_zoos, without_unusable_networks
     from core.training.trainer import TrainConfig
     from core.zoo import Zoo
 
@@ -182,9 +181,16 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     results: list[dict] = []
     zoo_for = {"inr": args.inr_zoo, "cnn": args.cnn_zoo}
-    unseen = None
+    unseen, dropped = None, {}
+    if "generalization" in args.tasks:  # networks that diverged in training are dropped (and listed), not read as NaN
+        probes = args.probes if any(_takes_probes(m) for m in args.models) else 0
+        cnn_zoo, dropped["cnn_zoo"] = without_unusable_networks(args.cnn_zoo, out / "zoos" / "cnn-zoo-usable", probes,
+                                                                "--cnn-zoo")
+        zoo_for["cnn"] = str(cnn_zoo.dir)
     if args.wild_zoo and "generalization" in args.tasks:  # train on base + seen wild; test on unseen architectures too
-        train_zoo, unseen = cross_architecture_zoos(args.cnn_zoo, args.wild_zoo, out / "zoos", args.holdout_archs)
+        wild, dropped["wild_zoo"] = without_unusable_networks(args.wild_zoo, out / "zoos" / "wild-zoo-usable", probes,
+                                                              "--wild-zoo")
+        train_zoo, unseen = cross_architecture_zoos(zoo_for["cnn"], wild.dir, out / "zoos", args.holdout_archs)
         zoo_for["cnn"] = str(train_zoo.dir)
     for task in args.tasks:
         task_cls = TASKS[task]
@@ -194,9 +200,8 @@ def run(args: argparse.Namespace) -> int:
                                   patience=getattr(args, "patience", 0))
                 started = time.perf_counter()
                 overrides = {"hidden": args.hidden, "layers": args.layers}
-                probes = any(o.name == "probes" for o in model_class(model).options())
                 label, suffix = model, ""
-                if args.probes and probes:
+                if args.probes and _takes_probes(model):
                     overrides["probes"] = args.probes
                     label, suffix = f"{model} + {args.probes} probes", f"-p{args.probes}"
                 run_dir = out / "runs" / f"{task}-{model}{suffix}-s{seed}"
@@ -216,12 +221,30 @@ def run(args: argparse.Namespace) -> int:
                 print(json.dumps(row), flush=True)
         if getattr(args, "references", True):
             results += reference_rows(task, args, zoo_for["cnn"], unseen)
-    report = {"config": vars(args), "machine": machine_info(), "results": results}
+    report = {"config": vars(args), "machine": machine_info(), "results": results, "dropped_networks": dropped}
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps(report, indent=2, default=str))
-    (out / "table.md").write_text(markdown_table(results, args))
-    print(markdown_table(results, args))
+    table = markdown_table(results, args) + dropped_note(dropped)
+    (out / "table.md").write_text(table)
+    print(table)
     return 0
+
+
+def _takes_probes(model: str) -> bool:
+    """Whether a registered model has the `probes` option."""
+    from core.models import model_class
+
+    return any(o.name == "probes" for o in model_class(model).options())
+
+
+def dropped_note(dropped: dict[str, list[dict]]) -> str:
+    """A table.md paragraph naming the networks left out of every row because they diverged in training."""
+    from core.tasks.generalization import describe_networks
+
+    parts = [f"{len(rows)} of --{zoo.replace('_', '-')} ({describe_networks(rows)})"
+             for zoo, rows in dropped.items() if rows]
+    return f"\nDropped from every row (diverged in training, unreadable in float32): {'; '.join(parts)}.\n" \
+        if parts else ""
 
 
 def reference_rows(task: str, args: argparse.Namespace, cnn_zoo: str | None = None, unseen=None) -> list[dict]:

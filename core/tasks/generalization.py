@@ -37,6 +37,16 @@ class GeneralizationTask(Task):
     def options(self) -> dict[str, Any]:
         return {"target_column": self.target_column}
 
+    def adapt_to_zoo(self, zoo: Any) -> None:
+        """Refuse a zoo holding networks that diverged in training (`unusable_networks`): they would reach the
+        model as inf / NaN."""
+        dropped = unusable_networks(zoo)
+        if dropped:
+            more = " …" if len(dropped) > 5 else ""
+            raise TaskError(f"{zoo.dir} holds {len(dropped)} network(s) that diverged in training and cannot be read "
+                            f"in float32: {describe_networks(dropped[:5])}{more}; `python -m core bench tasks --tasks "
+                            "generalization --cnn-zoo ZOO` drops and lists them")
+
     def out_dim(self, table=None) -> int:
         if table is not None and self.target_column not in table:
             raise TaskError(f"the zoo has no {self.target_column!r} column (is it a CNN zoo?)")
@@ -55,6 +65,9 @@ class GeneralizationTask(Task):
         from sklearn.metrics import r2_score
 
         p, t = predictions.numpy(), targets.numpy()
+        if not np.isfinite(p).all():
+            bad = int((~np.isfinite(p)).sum())
+            raise TaskError(f"{bad} of {len(p)} predictions are not finite: the model diverged")
         return {"kendall_tau": kendall_tau(p, t), "r2": float(r2_score(t, p)), "mse": float(np.mean((p - t) ** 2))}
 
     def format_prediction(self, prediction: torch.Tensor) -> dict[str, Any]:
@@ -104,6 +117,57 @@ def compose_zoo(parts: list[tuple[Any, np.ndarray, str]], out_dir, *, split_of: 
     write_zoo(out_dir, generator=generator, options=options, architectures=archs, groups=groups, rows=rows,
               splits_by_index=splits, overwrite=overwrite)
     return Zoo.open(out_dir)
+
+
+def unusable_networks(zoo, probes: int = 0, dtype: torch.dtype = torch.float32,
+                      chunk: int = 512) -> list[dict[str, Any]]:
+    """Networks a metanetwork computing in `dtype` cannot read (a run that diverged in training): non-finite weights,
+    weights beyond `safe_magnitude(dtype)`, or (probes > 0, networks on images) probe features beyond it, computed
+    in float64. One {index, group, reason} per network, in zoo order."""
+    from core.models.layers.probe_features import image_probe_activations, probe_overflow, safe_magnitude
+
+    limit, found = safe_magnitude(dtype), []
+    groups = zoo.table["group"].to_numpy()
+    for group in zoo.architectures:
+        members = np.flatnonzero(groups == group)
+        for start in range(0, len(members), chunk):
+            rows = members[start:start + chunk]
+            arch, flat = zoo.flat(rows)
+            flat = flat.to(torch.float64)
+            finite = torch.isfinite(flat).all(1)
+            largest = flat.abs().nan_to_num(nan=float("inf")).amax(1) if flat.shape[1] else torch.zeros(len(rows))
+            acts = image_probe_activations(arch, flat, probes) if probes and len(arch.input_shape) == 3 else None
+            overflow = probe_overflow(acts, dtype) if acts is not None else torch.zeros(len(rows), dtype=torch.bool)
+            for k in np.flatnonzero((~finite | (largest > limit) | overflow).numpy()):
+                if not finite[k]:
+                    reason = "non-finite weights"
+                elif largest[k] > limit:
+                    reason = f"weights up to {largest[k].item():.3g}"
+                else:
+                    reason = f"probe activations up to {acts[k].abs().nan_to_num(nan=float('inf')).max().item():.3g}"
+                found.append({"index": int(zoo.table["index"].iloc[rows[k]]), "group": str(group), "reason": reason})
+    return sorted(found, key=lambda d: d["index"])
+
+
+def describe_networks(networks: list[dict[str, Any]]) -> str:
+    """'group#index (reason), …' for `unusable_networks` entries."""
+    return ", ".join(f"{d['group']}#{d['index']} ({d['reason']})" for d in networks)
+
+
+def without_unusable_networks(zoo_dir, out_dir, probes: int = 0, label: str = "zoo") -> tuple[Any, list[dict]]:
+    """(zoo, dropped): the zoo itself when every network is usable (`unusable_networks`), else a copy without the
+    unusable ones written to out_dir (groups and splits kept), with a printed warning naming them."""
+    from core.zoo import Zoo
+
+    zoo = Zoo.open(zoo_dir)
+    dropped = unusable_networks(zoo, probes)
+    if not dropped:
+        return zoo, []
+    print(f"warning: dropping {len(dropped)} of {len(zoo)} networks of {label} {zoo.dir} that diverged in training "
+          f"and no metanetwork can read in float32: {describe_networks(dropped)}", flush=True)
+    keep = np.setdiff1d(np.arange(len(zoo)), [int(np.flatnonzero(zoo.table["index"].to_numpy() == d["index"])[0])
+                                              for d in dropped])
+    return compose_zoo([(zoo, keep, "")], out_dir, generator="cnn-screened"), dropped
 
 
 def cross_architecture_zoos(base, wild, out_dir, holdout: float = 0.3, seed: int = 0) -> tuple[Any, Any]:

@@ -14,6 +14,11 @@ resized to the network's input and repeated over its channels. Every channel nod
 activation over the spatial map, every neuron node its activation: permuting channels permutes these values
 the same way (exact), and relu channels scale / tanh channels flip sign with their group element as above.
 Other graphs (INRs of another input size, layers whose value cannot be aligned with their nodes) get zeros.
+
+Image probes are computed in float64 (the network's own weights may be huge: a run that diverged in training can
+hold weights of 1e13) and only then cast to the model's dtype. Activations that are not finite, or too large for
+the model's dtype to carry through its layers (`safe_magnitude`), raise a ModelError instead of reaching training
+as inf / NaN: no clamping or squashing, which would break the exact scale equivariance.
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from core.graph.layout import layout_for
-from core.models.base import graph_index
+from core.models.base import ModelError, graph_index
 from core.network.execute import activate, apply_op
 from core.network.spec import (
     Activation,
@@ -121,6 +126,39 @@ def channel_activations(architecture: Architecture, flat: torch.Tensor, images: 
     return torch.cat(out, dim=2).transpose(1, 2)  # [B, N, K]
 
 
+def image_probe_activations(architecture: Architecture, flat: torch.Tensor, count: int,
+                            layer_sizes: list[int] | None = None) -> torch.Tensor | None:
+    """[B, N, K] float64 probe features of networks on images (what ProbeFeatures lifts): `channel_activations`
+    of `count` probe images, computed in float64 whatever the dtype of `flat`."""
+    if layer_sizes is None:
+        layer_sizes = [layer.size for layer in layout_for(architecture).layers]
+    images = probe_images(count, architecture.input_shape)
+    return channel_activations(architecture, flat.to(torch.float64), images, layer_sizes)
+
+
+def safe_magnitude(dtype: torch.dtype) -> float:
+    """The largest |input| a model computing in `dtype` takes safely: the fourth root of the dtype's largest
+    number (≈ 4.3e9 for float32), so that a product of two such values, squared (a norm's variance), stays finite."""
+    return float(torch.finfo(dtype).max) ** 0.25
+
+
+def probe_overflow(acts: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """[B] True for the networks whose probe features `acts` [B, N, K] are not finite or exceed
+    `safe_magnitude(dtype)`."""
+    flat = acts.detach().reshape(acts.shape[0], -1)
+    return ~torch.isfinite(flat).all(1) | (flat.abs().amax(1) > safe_magnitude(dtype))
+
+
+def check_probe_activations(acts: torch.Tensor, dtype: torch.dtype) -> None:
+    """Refuse (ModelError) probe features that would reach a `dtype` model as inf / NaN or overflow in it."""
+    bad = probe_overflow(acts, dtype)
+    if bool(bad.any()):
+        worst = acts.detach()[bad].abs().nan_to_num(nan=float("inf")).max().item()
+        raise ModelError(f"probe activations of {int(bad.sum())} network(s) reach {worst:.3g} (safe in {dtype}: up "
+                         f"to {safe_magnitude(dtype):.3g}); these networks diverged in training: remove them from the "
+                         "zoo (`bench tasks --tasks generalization` drops and lists them)")
+
+
 class ProbeFeatures(nn.Module):
     """K learned probe coordinates in [-1, 1]^d and a linear lift of the activations to `hidden`."""
 
@@ -162,13 +200,13 @@ class ProbeFeatures(nn.Module):
             e = batch.edge_attr[edge_ids].view(len(idx), layout.num_edges, -1)
             flat = layout.params_from_features(x, e)
             if image:
-                images = probe_images(self.points.shape[0], arch.input_shape).to(flat)
-                acts = channel_activations(arch, flat, images, [layer.size for layer in layout.layers])
+                acts = image_probe_activations(arch, flat, self.points.shape[0], [lay.size for lay in layout.layers])
             else:
                 acts = neuron_activations(arch, flat, self.points)
             if acts is None:
                 continue
-            out[node_ids] = self.lift(acts.reshape(-1, acts.shape[-1]))
+            check_probe_activations(acts, self.lift.weight.dtype)
+            out[node_ids] = self.lift(acts.to(self.lift.weight.dtype).reshape(-1, acts.shape[-1])).to(out.dtype)
         return out
 
     @staticmethod
