@@ -118,3 +118,37 @@ def test_bench_runs_cnn_probe_features_with_early_stopping(zoos, tmp_path: Path)
     assert models == {"ng-gnn + 4 probes"}  # no plain ng-gnn row, and --no-references: no statnn row
     config = json.loads((tmp_path / "bench" / "runs" / "generalization-ng-gnn-p4-s2" / "config.json").read_text())
     assert config["model_config"]["probes"] == 4 and config["train"]["patience"] == 1 and config["train"]["seed"] == 2
+
+
+
+def test_bench_trains_a_fixed_architecture_model_once_per_group(tmp_path: Path) -> None:
+    """nfn-hnp reads one architecture: on a zoo of two (relu, tanh) the bench trains one per group and pools their
+    test predictions into one row; each run sees only its group's networks."""
+    import json
+
+    from core.bench import tasks as bench
+    from core.zoo import Zoo
+    from core.zoo.store import write_zoo
+
+    gen = torch.Generator().manual_seed(0)
+    archs = {fn: small_cnn_architecture(fn, 8, channels=3) for fn in ("relu", "tanh")}
+    groups, rows, splits = {}, [], {}
+    for g, (fn, arch) in enumerate(archs.items()):
+        index = list(range(12 * g, 12 * g + 12))
+        groups[fn] = (index, torch.randn(12, arch.num_parameters, generator=gen))
+        rows += [{"index": i, "group": fn, "test_accuracy": float(torch.rand(1, generator=gen))} for i in index]
+        splits.update({i: "train" if k < 8 else "val" if k < 10 else "test" for k, i in enumerate(index)})
+    write_zoo(tmp_path / "zoo", generator="test", options={}, architectures=archs, groups=groups, rows=rows,
+              splits_by_index=splits)
+    parser = argparse.ArgumentParser()
+    bench.add_arguments(parser)
+    args = parser.parse_args(["--tasks", "generalization", "--models", "nfn-hnp", "--cnn-zoo", str(tmp_path / "zoo"),
+                              "--epochs", "1", "--hidden", "4", "--layers", "1", "--no-references",
+                              "--out", str(tmp_path / "b")])
+    assert bench.run(args) == 0
+    (row,) = json.loads((tmp_path / "b" / "results.json").read_text())["results"]
+    assert row["model"] == "nfn-hnp (one per architecture group)" and "error" not in row, row
+    assert -1 <= row["value"] <= 1 and np.isfinite(row["r2"])  # pooled over the 4 test networks of both groups
+    for group in archs:
+        config = json.loads((tmp_path / "b" / "runs" / "generalization-nfn-hnp-s0" / group / "config.json").read_text())
+        assert list(Zoo.open(config["zoo"]).architectures) == [group]

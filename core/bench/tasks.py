@@ -130,22 +130,54 @@ def _statnn_any(train_zoo, unseen_zoo, seed: int) -> dict[str, float]:
     return out
 
 
-def _run_group_metrics(run_dir: Path, zoo, unseen_zoo=None) -> dict[str, float]:
-    """A trained generalization run's group_metrics on the zoo's test split (and, given, on the unseen zoo)."""
+def _run_predictions(run_dir: Path, zoo, split: str | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(predicted, actual, group names) of a trained generalization run on a zoo's split (None: every network)."""
     from core.runs import graph_set_from_zoo, load_run
-    from core.tasks.generalization import group_metrics
 
     run = load_run(run_dir)
+    data = graph_set_from_zoo(zoo, split, run.task, run.config.grid_size)
+    predicted = run.trainer("cpu").predict(data).numpy()
+    names = np.concatenate([np.full(len(g), zoo.table["group"].to_numpy()[int(g.index[0])]) for g in data.groups])
+    return predicted, data.targets().numpy(), names
+
+
+def _run_group_metrics(run_dir: Path, zoo, unseen_zoo=None) -> dict[str, float]:
+    """A trained generalization run's group_metrics on the zoo's test split (and, given, on the unseen zoo)."""
+    from core.tasks.generalization import group_metrics
+
     out = {}
     for suffix, z, split in (("", zoo, "test"), ("_unseen", unseen_zoo, None)):
-        if z is None:
-            continue
-        data = graph_set_from_zoo(z, split, run.task, run.config.grid_size)
-        predicted = run.trainer("cpu").predict(data).numpy()
-        names = np.concatenate([np.full(len(g), z.table["group"].to_numpy()[int(g.index[0])]) for g in data.groups])
-        metrics = group_metrics(predicted, data.targets().numpy(), names)
-        out.update({k + suffix: v for k, v in metrics.items()})
+        if z is not None:
+            out.update({k + suffix: v for k, v in group_metrics(*_run_predictions(run_dir, z, split)).items()})
     return out
+
+
+def train_per_group(model: str, zoo_dir: str, run_root: Path, train, overrides: dict) -> dict:
+    """A fixed-architecture model (nfn-hnp, mlp) on a zoo of several architectures: one generalization run per
+    architecture group (on its own sub-zoo), their test predictions pooled into one row (τ overall and within)."""
+    from core.runs import train_run
+    from core.tasks.generalization import compose_zoo, group_metrics
+    from core.zoo import Zoo
+
+    zoo = Zoo.open(zoo_dir)
+    groups = zoo.table["group"].to_numpy()
+    pooled, seconds, parameters = [], [], 0
+    for group in zoo.architectures:
+        sub_dir = run_root.parent.parent / "zoos" / f"group-{group}"
+        sub = Zoo.open(sub_dir) if (sub_dir / "manifest.json").exists() else \
+            compose_zoo([(zoo, np.flatnonzero(groups == group), "")], sub_dir, generator="cnn-group")
+        metrics = train_run("generalization", model, sub.dir, run_root / group, train=train, model_overrides=overrides,
+                            overwrite=True, progress=False)
+        seconds.append(metrics["training"]["seconds_per_epoch"])
+        parameters += metrics["training"]["parameters"]
+        if len(sub.split_indices("test")):
+            pooled.append(_run_predictions(run_root / group, sub, "test"))
+    if not pooled:
+        raise ValueError("no architecture group has networks in its test split")
+    predicted, actual, names = (np.concatenate(parts) for parts in zip(*pooled))
+    metrics = group_metrics(predicted, actual, names)
+    return {"metric": "kendall_tau", "value": metrics["kendall_tau"], **_context(metrics),
+            "seconds_per_epoch": float(np.mean(seconds)), "parameters": parameters}
 
 
 def headline(task, metrics: dict) -> tuple[str, float, dict[str, float]]:
@@ -205,6 +237,17 @@ def run(args: argparse.Namespace) -> int:
                     overrides["probes"] = args.probes
                     label, suffix = f"{model} + {args.probes} probes", f"-p{args.probes}"
                 run_dir = out / "runs" / f"{task}-{model}{suffix}-s{seed}"
+                if task == "generalization" and _per_group(model, zoo_for["cnn"], unseen):
+                    label = f"{model} (one per architecture group)"
+                    try:
+                        row = {"task": task, "model": label, "seed": seed,
+                               **train_per_group(model, zoo_for["cnn"], run_dir, cfg, overrides),
+                               "wall_s": time.perf_counter() - started}
+                    except Exception as exc:  # as below: one model failing must not hide the others
+                        row = {"task": task, "model": label, "seed": seed, "error": str(exc).splitlines()[0]}
+                    results.append(row)
+                    print(json.dumps(row), flush=True)
+                    continue
                 try:
                     metrics = train_run(task, model, zoo_for[task_cls.zoo_kind], run_dir, train=cfg,
                                         model_overrides=overrides, overwrite=True, progress=False)
@@ -228,6 +271,15 @@ def run(args: argparse.Namespace) -> int:
     (out / "table.md").write_text(table)
     print(table)
     return 0
+
+
+def _per_group(model: str, zoo_dir: str, unseen) -> bool:
+    """Whether a fixed-architecture model must train once per architecture group of the zoo (no wild zoo: it
+    cannot read unseen architectures)."""
+    from core.models import model_class
+    from core.zoo import Zoo
+
+    return model_class(model).fixed_architecture and unseen is None and len(Zoo.open(zoo_dir).architectures) > 1
 
 
 def _takes_probes(model: str) -> bool:
