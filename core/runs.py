@@ -114,6 +114,7 @@ def train_run(task_name: str, model_name: str, zoo_dir: str | Path, out_dir: str
     zoo = Zoo.open(zoo_dir)
     task = build_task(task_name, **(task_options or {}))
     task.adapt_to_zoo(zoo)
+    task.check_zoo(zoo)
     out_dim = task.out_dim(zoo.table)
     sets = {split: graph_set_from_zoo(zoo, split, task, stream=True) for split in ("train", "val", "test")}
     grid = max(s.grid_size or 1 for s in sets.values() if len(s))
@@ -122,9 +123,7 @@ def train_run(task_name: str, model_name: str, zoo_dir: str | Path, out_dir: str
     cls = model_class(model_name)
     augment, inr_augment = resolve_augment(augment, cls.augment_by_default)
     if inr_augment is not None:
-        _check_inr_augment(inr_augment, task, sets["train"])
-    for group in sets["train"].groups:  # fail now, not at the first batch
-        task.check_networks(group.architecture, group.params(torch.arange(1)))
+        _check_inr_augment(inr_augment, task, zoo)
     overrides = dict(model_overrides or {})
     if cls.fixed_architecture:  # symmetry-blind baselines read one architecture's flat vector
         if len(zoo.architectures) != 1:
@@ -176,14 +175,14 @@ def resolve_augment(spec: bool | str | None, default_symmetry: bool) -> tuple[bo
     return ("symmetry" in items) or default_symmetry, (inr if inr != INRAugment() else None)
 
 
-def _check_inr_augment(augment: INRAugment, task: Task, train: GraphSet) -> None:
+def _check_inr_augment(augment: INRAugment, task: Task, zoo: Any) -> None:
     """Refuse INR transforms for tasks whose targets they would invalidate, or networks they do not fit."""
     if not task.function_augmentation:
         raise TaskError(f"{task.name}: weight transforms that change the network's function (translate, rotate, "
                         "scale, noise, dropout) would leave its targets stale; they are for label tasks such as "
                         "inr-classify")
-    for group in train.groups:  # fail now, not at the first batch
-        augment(group.architecture, group.params(torch.arange(1)).double(), torch.Generator().manual_seed(0))
+    for architecture, flat in zoo.first_of_each_group():  # fail now, not at the first batch
+        augment(architecture, flat.double(), torch.Generator().manual_seed(0))
 
 
 def _chain(augments: list) -> Any:

@@ -58,9 +58,13 @@ def test_probe_activations_beyond_float32_are_found_even_with_moderate_weights(t
     assert [d["index"] for d in found] == [1] and found[0]["reason"].startswith("probe activations up to")
 
 
-def test_training_refuses_a_zoo_with_diverged_networks_naming_them(diverged_zoo: Path) -> None:
+def test_training_refuses_a_zoo_with_diverged_networks_naming_them(diverged_zoo: Path, tmp_path: Path) -> None:
+    """`train generalization` refuses it before anything is written."""
+    from core.runs import train_run
+
     with pytest.raises(TaskError, match=r"3 network\(s\) that diverged.*relu#3.*relu#5.*relu#7.*bench tasks"):
-        GeneralizationTask().adapt_to_zoo(Zoo.open(diverged_zoo))
+        train_run("generalization", "ng-gnn", diverged_zoo, tmp_path / "run", progress=False)
+    assert not (tmp_path / "run").exists()
 
 
 def test_predictions_that_are_not_finite_raise_instead_of_a_nan_metric() -> None:

@@ -163,9 +163,9 @@ def train_per_group(model: str, zoo_dir: str, run_root: Path, train, overrides: 
     groups = zoo.table["group"].to_numpy()
     pooled, seconds, parameters = [], [], 0
     for group in zoo.architectures:
-        sub_dir = run_root.parent.parent / "zoos" / f"group-{group}"
-        sub = Zoo.open(sub_dir) if (sub_dir / "manifest.json").exists() else \
-            compose_zoo([(zoo, np.flatnonzero(groups == group), "")], sub_dir, generator="cnn-group")
+        # rewritten every time: a sub-zoo left by an earlier run may come from another --cnn-zoo
+        sub = compose_zoo([(zoo, np.flatnonzero(groups == group), "")], run_root.parent.parent / "zoos" /
+                          f"group-{group}", generator="cnn-group")
         metrics = train_run("generalization", model, sub.dir, run_root / group, train=train, model_overrides=overrides,
                             overwrite=True, progress=False)
         seconds.append(metrics["training"]["seconds_per_epoch"])

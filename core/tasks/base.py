@@ -42,8 +42,8 @@ class Task(ABC):
     def adapt_to_zoo(self, zoo: Any) -> None:
         """Fill options that the training zoo decides (called before `out_dim`); nothing by default."""
 
-    def check_networks(self, architecture: Any, flat: torch.Tensor) -> None:
-        """Refuse, before training starts, a zoo's networks (one sample `flat` [1, P]) the task cannot use."""
+    def check_zoo(self, zoo: Any) -> None:
+        """Refuse, before training starts, a zoo whose networks the task cannot use; nothing by default."""
 
     @abstractmethod
     def out_dim(self, table: Any = None) -> int:

@@ -78,10 +78,11 @@ class EmbedTask(Task):
     def out_dim(self, table=None) -> int:
         return self.dim
 
-    def check_networks(self, architecture, flat: torch.Tensor) -> None:
+    def check_zoo(self, zoo) -> None:
         """`views` fit coordinate networks (INRs) only: refuse others now, not at the first batch."""
         if self._view_transform is not None:
-            self._view_transform(architecture, flat.double(), torch.Generator().manual_seed(0))
+            for architecture, flat in zoo.first_of_each_group():
+                self._view_transform(architecture, flat.double(), torch.Generator().manual_seed(0))
 
     def targets(self, table, rows: np.ndarray) -> torch.Tensor | None:
         if self.label_column in table:

@@ -37,7 +37,7 @@ class GeneralizationTask(Task):
     def options(self) -> dict[str, Any]:
         return {"target_column": self.target_column}
 
-    def adapt_to_zoo(self, zoo: Any) -> None:
+    def check_zoo(self, zoo: Any) -> None:
         """Refuse a zoo holding networks that diverged in training (`unusable_networks`): they would reach the
         model as inf / NaN."""
         dropped = unusable_networks(zoo)

@@ -457,6 +457,11 @@ class Zoo:
         rows_of_group = torch.from_numpy(rows["group_row"].to_numpy(dtype=np.int64, copy=True))
         return self.architectures[group], params[rows_of_group]
 
+    def first_of_each_group(self) -> list[tuple[Architecture, torch.Tensor]]:
+        """(architecture, flat [1, P]) of the first network of every architecture group: for checks before training."""
+        groups = self.table["group"].to_numpy()
+        return [self.flat(np.flatnonzero(groups == group)[:1]) for group in self.architectures]
+
     def network(self, i: int) -> Network:
         """Network i, with its table row as metadata."""
         arch, flat = self.flat([int(i)])
