@@ -157,3 +157,21 @@ def test_malformed_recipe_is_a_clear_error():
             inr_recipe({**manifest, "recipe": {**manifest["recipe"], **bad}})
     with pytest.raises(ZooError, match="malformed INR recipe"):
         inr_recipe({**manifest, "recipe": [1, 2]})
+
+
+def test_fitting_keeps_the_process_thread_setting(monkeypatch):
+    """threads=None uses torch's current setting (OMP_NUM_THREADS=1 keeps a build on one core), not every core."""
+    import core.zoo.inr as inr
+
+    before = torch.get_num_threads()
+    monkeypatch.setattr(inr.os, "cpu_count", lambda: 64)
+    seen: list[int] = []
+    real = torch.set_num_threads
+    monkeypatch.setattr(torch, "set_num_threads", lambda k: (seen.append(k), real(k)))
+    try:
+        real(1)
+        fit_inrs(torch.rand(2, 4, 4), steps=2, seeds=0)
+        assert seen and set(seen) == {1}
+        assert torch.get_num_threads() == 1
+    finally:
+        real(before)

@@ -247,7 +247,8 @@ def fit_inrs(
     `siren_architecture(hidden, w0, offset)` order, PSNR [n] of the returned parameters, updates [n]).
     `seeds`: one per image, or an int s giving seeds s, s+1, …; each INR starts from
     `siren_init(hidden, w0, seed, scheme=init)` (`init`: dwsnets or siren). An INR's result depends only on
-    its image, its seed and the batch it shares. `progress(k)` is called as k more INRs finish.
+    its image, its seed and the batch it shares. `progress(k)` is called as k more INRs finish. `threads`:
+    torch threads while fitting (None: the current `torch.get_num_threads()`, which honours OMP_NUM_THREADS).
     """
     if images.dim() != 3:
         raise FitError(f"images must be [n, H, W], got shape {tuple(images.shape)}")
@@ -263,8 +264,8 @@ def fit_inrs(
         raise FitError("steps must be ≥ 0 and batch_size ≥ 1")
     if init not in ("dwsnets", "siren"):
         raise FitError(f"unknown init scheme {init!r}; choose dwsnets or siren")
-    if threads is None:
-        threads = os.cpu_count() or 1
+    if threads is None:  # torch's setting, so OMP_NUM_THREADS=1 keeps a build on one core
+        threads = torch.get_num_threads()
     old_threads = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
