@@ -7,6 +7,7 @@ import torch
 from core.bench.inr_baselines import (
     flat_weight_logistic_regression,
     layer_statistics_classifier,
+    pixel_nearest_neighbour,
     rendered_split,
     zoo_resolution,
 )
@@ -50,3 +51,12 @@ def test_bench_command_prints_every_baseline(capsys):
     out = json.loads(capsys.readouterr().out)
     # renderings of 8×8 digits are linearly separable to ~0.95
     assert set(out["results"]) == {"pixel-logistic"} and out["results"]["pixel-logistic"]["mean"] > 0.85
+
+
+def test_pixel_nearest_neighbour_is_leave_one_out(zoo):
+    images, labels = rendered_split(zoo, "test")
+    d = torch.cdist(images.flatten(1).double(), images.flatten(1).double())
+    d.fill_diagonal_(float("inf"))
+    expected = float((labels[d.argmin(1).numpy()] == labels).mean())
+    got = pixel_nearest_neighbour(zoo)
+    assert got == pytest.approx(expected) and got > 0.8  # 1-NN on 8×8 digit renderings is strong

@@ -8,8 +8,11 @@
 - `layer_statistics_classifier`: per-layer weight statistics (`statnn`'s features, permutation invariant) →
   logistic regression (10-class gradient-boosted trees took several minutes on a busy 2-core CPU, so the
   baseline uses the linear model).
+- `pixel_nearest_neighbour`: leave-one-out 1-NN label accuracy of the test split's renderings (Euclidean): the
+  reference for `embed`'s `knn_accuracy`, which scores the test embeddings the same way. No training, no labels
+  except for scoring.
 
-Every function trains on the zoo's train split and returns the test-split accuracy.
+Every other function trains on the zoo's train split; all return a test-split accuracy.
 """
 
 from __future__ import annotations
@@ -77,6 +80,18 @@ def layer_statistics_classifier(zoo: Any, seed: int = 0) -> float:
     return float(accuracy_score(yte, model.predict(weight_statistics(arch, fte))))
 
 
+def pixel_nearest_neighbour(zoo: Any, seed: int = 0) -> float:
+    """Leave-one-out 1-NN label accuracy among the test split's renderings (`seed` unused: deterministic)."""
+    from sklearn.neighbors import NearestNeighbors
+
+    images, labels = rendered_split(zoo, "test")
+    x = images.flatten(1).double().numpy()
+    _, idx = NearestNeighbors(n_neighbors=2).fit(x).kneighbors(x)
+    # the nearest point is normally the image itself; take the other one (a duplicate may come first)
+    other = np.where(idx[:, 0] == np.arange(len(x)), idx[:, 1], idx[:, 0])
+    return float(accuracy_score(labels, labels[other]))
+
+
 def render_and_classify(zoo: Any, seed: int = 0, epochs: int = 15, batch_size: int = 64) -> float:
     """Test accuracy of a small CNN trained for `epochs` on the training INRs' renderings."""
     import torch.nn.functional as F
@@ -104,6 +119,7 @@ INR_CLASSIFICATION_BASELINES = {
     "pixel-logistic": pixel_logistic_regression,
     "flat-weight-logistic": flat_weight_logistic_regression,
     "layer-statistics": layer_statistics_classifier,
+    "pixel-1nn": pixel_nearest_neighbour,
 }
 
 
