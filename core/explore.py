@@ -295,15 +295,19 @@ def embedding_export(table, xy: np.ndarray, vectors: np.ndarray):
 
 
 def predicted_accuracy(zoo, rows: np.ndarray, run) -> np.ndarray:
-    """A generalization run's predicted test accuracy for the zoo's `rows` (NaN for architectures it cannot read)."""
+    """A generalization run's predicted test accuracy for the zoo's `rows` (NaN for architectures it cannot read and
+    for networks that diverged in training, which no metanetwork reads in float32: `unusable_networks`)."""
     import dataclasses
 
     from core.runs import graph_set_from_zoo
+    from core.tasks.generalization import unusable_networks
 
     rows = np.asarray(rows, dtype=np.int64)
     data = graph_set_from_zoo(zoo, None, run.task, run.config.grid_size)
     wanted = torch.zeros(len(zoo), dtype=torch.bool)
     wanted[torch.from_numpy(rows)] = True
+    diverged = {d["index"] for d in unusable_networks(zoo, int(run.config.model_config.get("probes", 0) or 0))}
+    wanted[torch.from_numpy(np.flatnonzero(zoo.table["index"].isin(diverged).to_numpy()))] = False
     kept = []
     for g in data.groups:  # only the rows asked for, of the architectures the run reads
         keep = wanted[g.index]

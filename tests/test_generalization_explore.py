@@ -42,3 +42,26 @@ def test_zoo_explorer_colours_by_predicted_accuracy_and_error() -> None:
     for colour in ("predicted_accuracy", "prediction_error"):
         at.selectbox(key="explorer-colour").set_value(colour).run()
         assert not at.exception and not at.error
+
+
+def test_predicted_accuracy_leaves_networks_that_diverged_nan(tmp_path: Path) -> None:
+    """A zoo holding diverged networks (weights 1e13, NaN) still gets predictions for every other network."""
+    import torch
+
+    from core.zoo.store import write_zoo
+
+    run, zoo = load_run(RUN), Zoo.open(CNN_ZOO)
+    group = sorted(zoo.architectures)[0]
+    members = np.flatnonzero(zoo.table["group"].to_numpy() == group)[:12]
+    arch, flat = zoo.flat(members)
+    flat = flat.clone()
+    flat[3] *= 1e13
+    flat[5, 0] = float("nan")
+    rows = [{"index": i, "group": group, "test_accuracy": 0.5} for i in range(12)]
+    write_zoo(tmp_path / "zoo", generator="test-diverged", options={}, architectures={group: arch},
+              groups={group: (list(range(12)), flat)}, rows=rows, splits_by_index=dict.fromkeys(range(12), "test"))
+    values = predicted_accuracy(Zoo.open(tmp_path / "zoo"), np.arange(12), run)
+    assert np.array_equal(np.flatnonzero(np.isnan(values)), [3, 5])
+    healthy = [i for i in range(12) if i not in (3, 5)]
+    assert np.allclose(values[healthy], predicted_accuracy(zoo, members[healthy], run), atol=1e-5)
+    assert torch.isfinite(torch.as_tensor(values[healthy])).all()

@@ -164,7 +164,8 @@ if predictor != "none":
             part["zoo_row"].to_numpy()]
     table["prediction_error"] = table["predicted_accuracy"] - table["test_accuracy"]
     st.caption(f"{predictor}: mean absolute error {table['prediction_error'].abs().mean():.3f} over "
-               f"{int(table['prediction_error'].notna().sum()):,} networks (grey: architectures it cannot read).")
+               f"{int(table['prediction_error'].notna().sum()):,} networks (grey: architectures it cannot read, and "
+               "networks that diverged in training).")
 
 query = None
 if mine is not None:
