@@ -175,3 +175,12 @@ def test_fitting_keeps_the_process_thread_setting(monkeypatch):
         assert torch.get_num_threads() == 1
     finally:
         real(before)
+
+
+def test_fitted_inrs_do_not_depend_on_the_batch_size():
+    """The batch size is a speed setting only (FIT_BATCH's choice): each INR follows its own Adam trajectory."""
+    images = torch.rand(7, 6, 6)
+    small = fit_inrs(images, steps=15, seeds=3, batch_size=2)
+    large = fit_inrs(images, steps=15, seeds=3, batch_size=16)
+    for a, b in zip(small, large):
+        assert torch.allclose(a.double(), b.double(), atol=1e-6, rtol=0)

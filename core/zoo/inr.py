@@ -34,6 +34,11 @@ class FitError(WeightSpaceError, ValueError):
     """INR fitting got inconsistent inputs (image shapes, seeds, options)."""
 
 
+# INRs fitted at once: 64 keeps each per-step [B, H·W, width] activation (6.4 MB at 28×28, width 32) near the
+# cache, 1.45× more INR-steps/s than 256 on one thread here (alternated, `fit_inrs` on 256 MNIST-5k images)
+FIT_BATCH = 64
+
+
 def coordinate_grid(h: int, w: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
     """Pixel coordinates [h·w, 2] on [-1, 1]; row-major pixels, columns (x = column, y = row)."""
     xs = torch.linspace(-1.0, 1.0, w, dtype=dtype)
@@ -232,7 +237,7 @@ def fit_inrs(
     target_psnr: float | None = 40.0,
     seeds: Sequence[int] | int = 0,
     init: str = "dwsnets",
-    batch_size: int = 256,
+    batch_size: int = FIT_BATCH,
     refill_every: int = 5,
     betas: tuple[float, float] = (0.9, 0.999),
     eps: float = 1e-8,
@@ -381,7 +386,7 @@ def build_inr_zoo(
     steps: int = 1000,
     target_psnr: float | None = 40.0,
     seed: int = 0,
-    batch_size: int = 256,
+    batch_size: int = FIT_BATCH,
     *,
     lr: float = 5e-4,
     offset: float = 0.5,
