@@ -274,13 +274,15 @@ class FeatureNormaliser(nn.Module):
 
 
 def mlp(sizes: Iterable[int], act: type[nn.Module] = nn.SiLU, dropout: float = 0.0,
-        last_act: bool = False) -> nn.Sequential:
-    """Plain MLP: Linear → act (→ dropout) … → Linear."""
+        last_act: bool = False, norm: bool = False) -> nn.Sequential:
+    """Plain MLP: Linear (→ LayerNorm with `norm`) → act (→ dropout) … → Linear."""
     sizes = list(sizes)
     mods: list[nn.Module] = []
     for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
         mods.append(nn.Linear(a, b))
         if i < len(sizes) - 2 or last_act:
+            if norm:
+                mods.append(nn.LayerNorm(b))
             mods.append(act())
             if dropout > 0:
                 mods.append(nn.Dropout(dropout))

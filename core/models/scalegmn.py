@@ -9,8 +9,11 @@ symmetries, chosen per neuron from its activation, so zoos that mix activations 
     params:  x̂_i = (W h_i) ⊙ g(·) (+ c(·) plain),  ê_ij = W' e_ij                               (equivariant)
 
 No input normalisation (mean/std shifts would break scale equivariance); `fit_normalisation` only
-computes the degree statistics δ. The scale/sign guarantees are for networks without normalisation
-layers (BatchNorm moves the scale to γ, β, which this model reads as plain features).
+computes the degree statistics δ. The invariant MLPs (every gate g / c, the readout) have a LayerNorm
+(`gate_norm`, as in the reference code's MLPs): it acts on invariant values only, and without it the states of
+networks with large weights overflow float32 (see `layers/equivariant.py`; issue #22's Wild Park zoo).
+The scale/sign guarantees are for networks without normalisation layers (BatchNorm moves the scale to γ, β,
+which this model reads as plain features).
 """
 
 from __future__ import annotations
@@ -50,8 +53,16 @@ class ScaleGMNConfig(ModelConfig):
     bidirectional: bool = False
     edge_gate_hidden: int = 32  # width of the invariant gate of the edge lift
     probes: int = 0  # INR probe features at this many learned coordinates (bias-free lift; 0 = off)
+    # LayerNorm in every invariant MLP (gates, readout): keeps the states of networks with large weights and
+    # activations without a scaling symmetry finite (see `layers/equivariant.py`); False: the model before the fix
+    gate_norm: bool = True
 
     kind: ClassVar[str] = "scalegmn"
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "ScaleGMNConfig":
+        """As `ModelConfig.from_dict`; a config saved before `gate_norm` existed describes a model without it."""
+        return super().from_dict({"gate_norm": False, **d})
 
 
 @dataclass
@@ -78,16 +89,19 @@ class ScaleGMN(DegreeStatistics, MetaNetwork):
         self.position = nn.Embedding(2 * c.max_positions + c.max_layers, h)
         self.activation = nn.Embedding(len(ACTIVATIONS), h)
         self.edge_type = nn.Embedding(NUM_EDGE_TYPES, c.edge_gate_hidden)
-        self.node_lift = GatedEquivariantLinear(NODE_FEATURES, h, NODE_FEATURES + (NODE_FEATURES - 1) + h, h)
-        self.edge_lift = GatedEquivariantLinear(c.edge_dim, h, c.edge_dim + c.edge_gate_hidden, c.edge_gate_hidden)
-        self.layers = nn.ModuleList([ScaleMessagePassing(h, h, c.bidirectional, c.dropout) for _ in range(c.layers)])
+        norm = c.gate_norm
+        self.node_lift = GatedEquivariantLinear(NODE_FEATURES, h, NODE_FEATURES + (NODE_FEATURES - 1) + h, h, norm)
+        self.edge_lift = GatedEquivariantLinear(c.edge_dim, h, c.edge_dim + c.edge_gate_hidden, c.edge_gate_hidden,
+                                                norm)
+        self.layers = nn.ModuleList([ScaleMessagePassing(h, h, c.bidirectional, c.dropout, norm)
+                                     for _ in range(c.layers)])
         self.probe = ProbeFeatures(c.probes, h, bias=False) if c.probes else None
         self.register_degree_statistics()
         if head == "graph":
-            self.node_readout = mlp([2 * h, h, h], last_act=True)
-            self.readout = mlp([3 * h, c.readout_hidden, out_dim], dropout=c.dropout)
+            self.node_readout = mlp([2 * h, h, h], last_act=True, norm=norm)
+            self.readout = mlp([3 * h, c.readout_hidden, out_dim], dropout=c.dropout, norm=norm)
         else:
-            self.node_out = GatedEquivariantLinear(h, NODE_FEATURES, 2 * h, h)
+            self.node_out = GatedEquivariantLinear(h, NODE_FEATURES, 2 * h, h, norm)
             self.edge_out = nn.Linear(h, c.edge_dim, bias=False)
         self.reset_parameters()
 

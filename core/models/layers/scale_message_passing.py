@@ -9,6 +9,7 @@ Node state h_i transforms by q_i, edge state e_ij (j → i) by q_i / q_j (see `i
     z_i = [h_i, a_i^fwd, a_i^bwd]                          (every block ∝ q_i)
     h_i ← h_i + (W z_i) ⊙ g(canon(z_i), emb_i) (+ c(·) for plain neurons)
     e_ij ← e_ij + (W' e_ij) ⊙ g'(canon(e_ij), canon(h_i), canon(h_j)) (+ c'(·) for plain edges)
+    (`norm`: a LayerNorm in the invariant gates g, c, g', c', so that they stay bounded; see `equivariant.py`)
 
 Using e itself for backward messages (as the public reference code does) gives (q_i/q_j)·q_i, which is not
 q_j under positive scaling; the reciprocal keeps ScaleGMN-B exactly equivariant.
@@ -28,7 +29,8 @@ from core.models.layers.invariant import NONE, canonicalise, reciprocal
 class ScaleMessagePassing(nn.Module):
     """One ScaleGMN(-B) layer: (h [N, H], e [E, H]) → (h', e'), equivariant to permutations, scales and signs."""
 
-    def __init__(self, hidden: int, emb_dim: int, bidirectional: bool = False, dropout: float = 0.0):
+    def __init__(self, hidden: int, emb_dim: int, bidirectional: bool = False, dropout: float = 0.0,
+                 norm: bool = False):
         super().__init__()
         h = hidden
         self.hidden, self.bidirectional = h, bidirectional
@@ -36,10 +38,11 @@ class ScaleMessagePassing(nn.Module):
         self.msg_e = nn.Linear(h, dirs * h, bias=False)  # W_e (| W̃_e applied to the reciprocal edge)
         self.msg_v = nn.Linear(h, dirs * h, bias=False)  # W_v (| W̃_v)
         z_dim = h * (1 + 2 * dirs)
-        self.node_update = GatedEquivariantLinear(z_dim, h, z_dim + emb_dim, h)
+        self.node_update = GatedEquivariantLinear(z_dim, h, z_dim + emb_dim, h, norm)
         self.edge_inv_e = nn.Linear(h, h)
         self.edge_inv_src = nn.Linear(h, h, bias=False)
         self.edge_inv_dst = nn.Linear(h, h, bias=False)
+        self.edge_norm = nn.LayerNorm(h) if norm else nn.Identity()  # bounds g', c' (see `equivariant.py`)
         self.edge_gate = nn.Linear(h, 2 * h)  # g' | c'
         self.edge_lin = nn.Linear(h, h, bias=False)  # W'
         self.dropout = nn.Dropout(dropout)
@@ -47,8 +50,9 @@ class ScaleMessagePassing(nn.Module):
 
     def reset_parameters(self) -> None:
         for mod in (self.msg_e, self.msg_v, self.node_update, self.edge_inv_e, self.edge_inv_src,
-                    self.edge_inv_dst, self.edge_gate, self.edge_lin):
-            mod.reset_parameters()
+                    self.edge_inv_dst, self.edge_gate, self.edge_lin, self.edge_norm):
+            if hasattr(mod, "reset_parameters"):  # the edge norm may be an Identity
+                mod.reset_parameters()
         with torch.no_grad():
             self.edge_gate.weight.mul_(0.1)
             self.edge_gate.bias.zero_()
@@ -75,8 +79,8 @@ class ScaleMessagePassing(nn.Module):
         inv = torch.cat([canonicalise(z, kind), emb], dim=1)
         h = h + self.dropout(self.node_update(z, inv, kind))  # [N, H]
         ch = canonicalise(h, kind)  # [N, H] invariant
-        u = F.silu(self.edge_inv_e(canonicalise(e, ekind)) + self.edge_inv_src(ch).index_select(0, src)
-                   + self.edge_inv_dst(ch).index_select(0, dst))
+        u = F.silu(self.edge_norm(self.edge_inv_e(canonicalise(e, ekind)) + self.edge_inv_src(ch).index_select(0, src)
+                                  + self.edge_inv_dst(ch).index_select(0, dst)))
         g, c = self.edge_gate(u).split(hd, dim=1)  # [E, H] each
         e = e + self.dropout(self.edge_lin(e) * (1 + g) + (ekind == NONE)[:, None].to(e) * c)  # [E, H] ∝ q_i/q_j
         return h, e
