@@ -252,7 +252,8 @@ def fit_inrs(
     `siren_architecture(hidden, w0, offset)` order, PSNR [n] of the returned parameters, updates [n]).
     `seeds`: one per image, or an int s giving seeds s, s+1, …; each INR starts from
     `siren_init(hidden, w0, seed, scheme=init)` (`init`: dwsnets or siren). An INR's result depends only on
-    its image, its seed and the batch it shares. `progress(k)` is called as k more INRs finish. `threads`:
+    its image and its seed: `batch_size` changes the speed, not the result (to float rounding; tested).
+    `progress(k)` is called as k more INRs finish. `threads`:
     torch threads while fitting (None: the current `torch.get_num_threads()`, which honours OMP_NUM_THREADS).
     """
     if images.dim() != 3:
