@@ -10,6 +10,11 @@ sees copies that differ in ways unrelated to the image.
 `views` adds function-changing INR weight transforms (`core.zoo.inr_augment`, e.g. `ng`: translation, rotation,
 scale, noise, weight dropout), drawn independently for each copy, SimCLR-style: the embedding must then ignore
 what those transforms change and keep what they leave, such as the digit.
+`objective="function"` (INR zoos) replaces the contrastive loss with function-similarity matching: the cosine
+similarities of a batch's embeddings are regressed onto the Pearson correlations of the INRs' renderings (at the
+resolution they were fitted at), ‖Ẑ Ẑᵀ − C‖² over pairs, so the embedding is a learned low-rank map of the
+functions' geometry, read from the weights (no labels, no views; one forward pass per batch). Pixel 1-NN on the
+renderings (`bench inr-baselines --baselines pixel-1nn`) is its natural reference.
 Evaluation also reports leave-one-out 1-NN accuracy of the `label` column when the zoo has one, and
 otherwise (CNN zoos) the Kendall τ between each network's `test_accuracy` and the mean test accuracy of
 its 5 nearest neighbours in embedding space: how well the embedding orders networks by quality.
@@ -24,10 +29,22 @@ import torch
 import torch.nn.functional as F
 
 from core.options import Option
-from core.tasks.base import Task, register_task
+from core.tasks.base import Task, TaskError, register_task
 
 if TYPE_CHECKING:
     from core.data import GraphBatch
+
+
+OBJECTIVES = ("contrastive", "function")
+
+
+def function_similarity_loss(z: torch.Tensor, images: torch.Tensor) -> torch.Tensor:
+    """Mean over pairs i ≠ j of (cos(z_i, z_j) − corr(f_i, f_j))² for embeddings z [M, d] and renderings [M, pixels]."""
+    z = F.normalize(z.float(), dim=-1)
+    f = images.float()
+    f = F.normalize(f - f.mean(1, keepdim=True), dim=-1)  # a constant image correlates with nothing (norm 0 → 0)
+    off = ~torch.eye(len(z), dtype=torch.bool, device=z.device)
+    return ((z @ z.T - f @ f.T)[off] ** 2).mean()
 
 
 def supervised_contrastive(z: torch.Tensor, groups: torch.Tensor, temperature: float) -> torch.Tensor:
@@ -52,14 +69,23 @@ class EmbedTask(Task):
     summary_metrics = ("knn_accuracy", "knn_kendall_tau")
     cli_options = (Option("dim", int, "embedding size (default 32)"),
                    Option("views", str, "INR weight transforms drawn independently for each of the two views, e.g. "
-                                        "`ng` or `translate=0.1,rotate=15` (default: symmetry transforms only)"))
+                                        "`ng` or `translate=0.1,rotate=15` (default: symmetry transforms only)"),
+                   Option("objective", str, "contrastive (default: symmetry copies and shared-image INRs are "
+                                            "positives) or function (match the renderings' correlations; INR zoos)"))
     benchmark = False
     embedding = True
 
     def __init__(self, dim: int = 32, temperature: float = 0.1, positive_column: str | None = "image_index",
-                 label_column: str = "label", views: str | None = None):
+                 label_column: str = "label", views: str | None = None, objective: str = "contrastive",
+                 resolution: int | None = None):
         from core.zoo.inr_augment import INRAugment, parse_augment
 
+        if objective not in OBJECTIVES:
+            raise TaskError(f"unknown embed objective {objective!r}; choose one of {', '.join(OBJECTIVES)}")
+        if objective == "function" and views:
+            raise TaskError("embed --objective function compares each INR's own rendering: it takes no --views")
+        self.objective = objective
+        self.resolution = resolution
         self.dim = dim
         self.views = views or None
         view_transform = parse_augment(views) if views else INRAugment()
@@ -73,13 +99,24 @@ class EmbedTask(Task):
 
     def options(self) -> dict[str, Any]:
         return {"dim": self.dim, "temperature": self.temperature, "positive_column": self.positive_column,
-                "label_column": self.label_column, "views": self.views}
+                "label_column": self.label_column, "views": self.views,
+                "objective": self.objective, "resolution": self.resolution}
 
     def out_dim(self, table=None) -> int:
         return self.dim
 
+    def adapt_to_zoo(self, zoo) -> None:
+        """The function objective renders at the resolution the INRs were fitted at, when the zoo says."""
+        shape = zoo.manifest.get("source", {}).get("image_shape")
+        if self.objective == "function" and not self.resolution and shape:
+            self.resolution = int(shape[0])
+
     def check_zoo(self, zoo) -> None:
-        """`views` fit coordinate networks (INRs) only: refuse others now, not at the first batch."""
+        """`views` and the function objective need coordinate networks (INRs): refuse others now, not at a batch."""
+        if self.objective == "function":
+            for architecture, _ in zoo.first_of_each_group():
+                if architecture.input_shape != (2,) or architecture.output_shape != (1,):
+                    raise TaskError("embed --objective function needs 2-D image INRs (2 inputs, 1 output)")
         if self._view_transform is not None:
             for architecture, flat in zoo.first_of_each_group():
                 self._view_transform(architecture, flat.double(), torch.Generator().manual_seed(0))
@@ -102,6 +139,14 @@ class EmbedTask(Task):
 
     def step(self, model: torch.nn.Module, batch: GraphBatch) -> tuple[torch.Tensor, torch.Tensor]:
         from core.graph.neural_graph import to_graphs
+
+        if self.objective == "function":
+            from core.tasks.edit import render
+
+            z = model(batch.graph)
+            with torch.no_grad():
+                images = render(batch.architecture, batch.flat.float(), self.resolution or 28)
+            return function_similarity_loss(z, images), F.normalize(z.detach().float(), dim=-1)
 
         # evaluation: the views depend on the networks only (reproducible metrics); training: fresh
         seed = int(batch.index.sum()) if not model.training else int(torch.randint(0, 2**31 - 1, (), device="cpu"))

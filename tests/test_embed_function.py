@@ -1,0 +1,93 @@
+"""`embed --objective function`: embeddings whose cosine similarities reproduce the correlations of the INRs'
+renderings, learned from the weights alone (no labels, no views)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from core.data import GraphSet, Group
+from core.models import build_model
+from core.network import siren_architecture
+from core.runs import train_run
+from core.tasks import EmbedTask, TaskError
+from core.tasks.edit import render
+from core.tasks.embed import function_similarity_loss
+from core.training import TrainConfig, Trainer
+
+ASSETS = Path(__file__).resolve().parents[1] / "assets"
+
+
+def test_the_loss_is_zero_exactly_when_the_embedding_reproduces_the_correlations() -> None:
+    images = torch.randn(6, 16, generator=torch.Generator().manual_seed(0))
+    exact = F.normalize(images - images.mean(1, keepdim=True), dim=-1) * 3.0  # any positive scale: cosines only
+    assert function_similarity_loss(exact, images) < 1e-10
+    other = torch.randn(6, 16, generator=torch.Generator().manual_seed(1))
+    assert function_similarity_loss(other, images) > 0.05
+    # a constant rendering has no correlation with anything; the loss stays finite
+    images[0] = 0.7
+    assert torch.isfinite(function_similarity_loss(other, images))
+
+
+def _two_prototype_inrs(n: int = 32) -> tuple[GraphSet, torch.Tensor]:
+    """SIRENs near one of two random prototypes (label = which one): two clusters of functions."""
+    arch = siren_architecture(hidden=(8, 8))
+    gen = torch.Generator().manual_seed(3)
+    prototypes = torch.randn(2, arch.num_parameters, generator=gen) * 0.3
+    labels = torch.arange(n) % 2
+    flat = prototypes[labels] + 0.03 * torch.randn(n, arch.num_parameters, generator=gen)
+    return GraphSet([Group(arch, flat, torch.arange(n), labels)]), flat
+
+
+def test_training_reproduces_the_functions_geometry() -> None:
+    data, flat = _two_prototype_inrs()
+    task = EmbedTask(dim=8, objective="function", resolution=8)
+    torch.manual_seed(0)
+    model = build_model("ng-gnn", out_dim=8, edge_dim=1, hidden=16, layers=2)
+    trainer = Trainer(task, model, TrainConfig(epochs=25, batch_size=16, lr=5e-3, patience=0), progress=False)
+    before = trainer.evaluate(data)["loss"]
+    trainer.fit(data)
+    after = trainer.evaluate(data)
+    assert after["loss"] < 0.5 * before
+    assert after["knn_accuracy"] == 1.0
+    # the loss is measured against the INRs' own renderings at the task's resolution
+    batch = next(data.batches(len(flat)))
+    model.eval()
+    with torch.no_grad():
+        loss, z = task.step(model, batch)
+        expected = function_similarity_loss(model(batch.graph), render(batch.architecture, batch.flat, 8))
+    torch.testing.assert_close(loss, expected)
+    torch.testing.assert_close(z.norm(dim=1), torch.ones(len(z)))
+
+
+def test_options_round_trip_and_bad_combinations_are_refused() -> None:
+    task = EmbedTask(objective="function", resolution=28)
+    again = EmbedTask(**task.options())
+    assert (again.objective, again.resolution) == ("function", 28)
+    assert EmbedTask().objective == "contrastive"  # runs saved before the option keep their loss
+    with pytest.raises(TaskError, match="objective"):
+        EmbedTask(objective="triplet")
+    with pytest.raises(TaskError, match="views"):
+        EmbedTask(objective="function", views="ng")
+
+
+def test_cnn_zoos_are_refused_before_anything_is_written(tmp_path) -> None:
+    with pytest.raises(TaskError, match="INRs"):
+        train_run("embed", "ng-gnn", ASSETS / "zoos" / "cnn-digits", tmp_path / "run", train=TrainConfig(epochs=1),
+                  task_options={"objective": "function"}, model_overrides={"hidden": 8, "layers": 1},
+                  progress=False)
+    assert not (tmp_path / "run").exists()
+
+
+def test_the_resolution_comes_from_the_zoo(tmp_path) -> None:
+    metrics = train_run("embed", "ng-gnn", ASSETS / "zoos" / "digits-inr", tmp_path / "run",
+                        train=TrainConfig(epochs=1, batch_size=64), task_options={"objective": "function"},
+                        model_overrides={"hidden": 8, "layers": 1}, progress=False)
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert config["task_options"]["objective"] == "function"
+    assert config["task_options"]["resolution"] == 8  # scikit-learn digits are 8 × 8
+    assert 0.0 <= metrics["test"]["knn_accuracy"] <= 1.0
