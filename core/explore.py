@@ -296,9 +296,10 @@ def embedding_export(table, xy: np.ndarray, vectors: np.ndarray):
 
 def predicted_accuracy(zoo, rows: np.ndarray, run) -> np.ndarray:
     """A generalization run's predicted test accuracy for the zoo's `rows` (NaN for architectures it cannot read and
-    for networks that diverged in training, which no metanetwork reads in float32: `unusable_networks`)."""
+    for networks that diverged in training beyond what its model reads in float32: `unusable_networks`)."""
     import dataclasses
 
+    from core.models import model_class
     from core.runs import graph_set_from_zoo
     from core.tasks.generalization import unusable_networks
 
@@ -306,7 +307,10 @@ def predicted_accuracy(zoo, rows: np.ndarray, run) -> np.ndarray:
     data = graph_set_from_zoo(zoo, None, run.task, run.config.grid_size)
     wanted = torch.zeros(len(zoo), dtype=torch.bool)
     wanted[torch.from_numpy(rows)] = True
-    diverged = {d["index"] for d in unusable_networks(zoo, int(run.config.model_config.get("probes", 0) or 0))}
+    cls = model_class(run.config.model)
+    limit = cls.weight_limit(cls.config_class.from_dict(run.config.model_config))
+    probes = int(run.config.model_config.get("probes", 0) or 0)
+    diverged = {d["index"] for d in unusable_networks(zoo, probes, limit=limit)}
     wanted[torch.from_numpy(np.flatnonzero(zoo.table["index"].isin(diverged).to_numpy()))] = False
     kept = []
     for g in data.groups:  # only the rows asked for, of the architectures the run reads

@@ -131,6 +131,7 @@ def train_run(task_name: str, model_name: str, zoo_dir: str | Path, out_dir: str
         overrides["architecture"] = next(iter(zoo.architectures.values()))
     torch.manual_seed(train.seed)
     model = build_model(model_name, out_dim=out_dim, head=task.head, edge_dim=grid * grid, **overrides)
+    task.check_zoo_for_model(zoo, model)
     config = RunConfig(task=task_name, model=model_name, zoo=str(zoo_dir), task_options=task.options(),
                        model_config=model.config.to_dict(), train=train.to_dict(), grid_size=grid, augment=augment,
                        inr_augment=inr_augment.to_dict() if inr_augment else None, versions=_versions())

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import pytest
@@ -19,22 +20,31 @@ from core.zoo.store import write_zoo
 DIVERGED = {3: 1e13, 5: float("nan"), 7: float("inf")}  # zoo index → what its weights hold
 
 
-@pytest.fixture(scope="module")
-def diverged_zoo(tmp_path_factory) -> Path:
-    """40 random relu CNNs on 8×8 inputs (target: a function of the weight scale); networks 3, 5, 7 diverged."""
+def write_relu_zoo(out: Path, count: int, edit: Callable[[torch.Tensor], None]) -> Path:
+    """`count` random relu CNNs on 8×8 inputs (target: a function of the weight scale; splits 70 / 15 / 15 %), after
+    `edit` changed their flat weights [count, P] in place."""
     arch = small_cnn_architecture("relu", 8, channels=4)
     gen = torch.Generator().manual_seed(0)
-    scale = torch.rand(40, generator=gen) + 0.2
-    flat = torch.randn(40, arch.num_parameters, generator=gen) * scale[:, None]
-    flat[3] *= DIVERGED[3]
-    flat[5, 10] = DIVERGED[5]
-    flat[7, -1] = DIVERGED[7]
-    rows = [{"index": i, "group": "relu", "test_accuracy": float(torch.sigmoid(scale[i] * 2 - 1))} for i in range(40)]
-    splits = {i: "train" if i < 28 else "val" if i < 34 else "test" for i in range(40)}
-    out = tmp_path_factory.mktemp("diverged") / "zoo"
-    write_zoo(out, generator="test-diverged", options={}, architectures={"relu": arch},
-              groups={"relu": (list(range(40)), flat)}, rows=rows, splits_by_index=splits)
+    scale = torch.rand(count, generator=gen) + 0.2
+    flat = torch.randn(count, arch.num_parameters, generator=gen) * scale[:, None]
+    edit(flat)
+    rows = [{"index": i, "group": "relu", "test_accuracy": float(torch.sigmoid(scale[i] * 2 - 1))}
+            for i in range(count)]
+    splits = {i: "train" if i < 0.7 * count else "val" if i < 0.85 * count else "test" for i in range(count)}
+    write_zoo(out, generator="test-relu", options={}, architectures={"relu": arch},
+              groups={"relu": (list(range(count)), flat)}, rows=rows, splits_by_index=splits)
     return out
+
+
+@pytest.fixture(scope="module")
+def diverged_zoo(tmp_path_factory) -> Path:
+    """40 random relu CNNs; networks 3, 5, 7 diverged."""
+    def diverge(flat: torch.Tensor) -> None:
+        flat[3] *= DIVERGED[3]
+        flat[5, 10] = DIVERGED[5]
+        flat[7, -1] = DIVERGED[7]
+
+    return write_relu_zoo(tmp_path_factory.mktemp("diverged") / "zoo", 40, diverge)
 
 
 def test_unusable_networks_lists_every_diverged_network_with_its_reason(diverged_zoo: Path) -> None:

@@ -20,15 +20,20 @@ def _cnn(act: str) -> Architecture:
                          GlobalAvgPool(), Linear("fc", 4, 3)), (1, 8, 8))
 
 
-def _finite_step(name: str, act: str, scale: float, gate_norm: bool, probes: int = 0) -> bool:
-    """Whether a float32 forward and backward pass (untrained model, as at the first training step) on four networks
-    with weights of standard deviation `scale` gives finite outputs and gradients."""
-    arch = _cnn(act)
+def _finite_step(name: str, act: str, scale: float, gate_norm: bool, probes: int = 0, *,
+                 arch: Architecture | None = None, layers: int = 2, gain: float = 1.0) -> bool:
+    """Whether a float32 forward and backward pass (untrained model, as at the first training step, its parameters
+    multiplied by `gain`) on four networks (default `_cnn(act)`) with weights of standard deviation `scale` gives
+    finite outputs and gradients."""
+    arch = arch or _cnn(act)
     flat = torch.randn(4, arch.num_parameters, generator=torch.Generator().manual_seed(0)) * scale
     batch = to_graphs(arch, flat, None)
     torch.manual_seed(0)
-    model = build_model(name, out_dim=1, edge_dim=batch.edge_attr.shape[1], hidden=32, layers=2, probes=probes,
+    model = build_model(name, out_dim=1, edge_dim=batch.edge_attr.shape[1], hidden=32, layers=layers, probes=probes,
                         gate_norm=gate_norm)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.mul_(gain)
     model.fit_normalisation(batch)
     out = model(batch)
     torch.sigmoid(out).square().mean().backward()

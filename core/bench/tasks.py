@@ -216,12 +216,13 @@ def run(args: argparse.Namespace) -> int:
     unseen, dropped = None, {}
     if "generalization" in args.tasks:  # networks that diverged in training are dropped (and listed), not read as NaN
         probes = args.probes if any(_takes_probes(m) for m in args.models) else 0
+        limit, reader = weight_limit(args.models, {"hidden": args.hidden, "layers": args.layers})
         cnn_zoo, dropped["cnn_zoo"] = without_unusable_networks(args.cnn_zoo, out / "zoos" / "cnn-zoo-usable", probes,
-                                                                "--cnn-zoo")
+                                                                "--cnn-zoo", limit, reader)
         zoo_for["cnn"] = str(cnn_zoo.dir)
     if args.wild_zoo and "generalization" in args.tasks:  # train on base + seen wild; test on unseen architectures too
         wild, dropped["wild_zoo"] = without_unusable_networks(args.wild_zoo, out / "zoos" / "wild-zoo-usable", probes,
-                                                              "--wild-zoo")
+                                                              "--wild-zoo", limit, reader)
         train_zoo, unseen = cross_architecture_zoos(zoo_for["cnn"], wild.dir, out / "zoos", args.holdout_archs)
         zoo_for["cnn"] = str(train_zoo.dir)
     for task in args.tasks:
@@ -271,6 +272,25 @@ def run(args: argparse.Namespace) -> int:
     (out / "table.md").write_text(table)
     print(table)
     return 0
+
+
+def weight_limit(models: list[str], overrides: dict[str, object]) -> tuple[float, str]:
+    """(limit, reader): the smallest `MetaNetwork.weight_limit` of the models with these config fields, and the
+    model it is from ("no metanetwork" when every model reads up to float32's general limit). Every row of a
+    benchmark reads the same screened zoo, so the strictest model decides."""
+    import torch
+
+    from core.models import config_for, model_class
+    from core.models.layers.probe_features import safe_magnitude
+
+    limit, reader = safe_magnitude(torch.float32), "no metanetwork"
+    for model in models:
+        cls = model_class(model)
+        fields = {k: v for k, v in overrides.items() if hasattr(cls.config_class, k)}
+        own = cls.weight_limit(config_for(model, **fields))
+        if own < limit:
+            limit, reader = own, model
+    return limit, reader
 
 
 def _per_group(model: str, zoo_dir: str, unseen) -> bool:

@@ -110,6 +110,14 @@ class MetaNetwork(nn.Module):
     benchmark: ClassVar[bool] = True  # part of `bench tasks` by default
 
     @classmethod
+    def weight_limit(cls, config: ModelConfig, dtype: torch.dtype = torch.float32) -> float:
+        """The largest |weight| (and probe activation) of an input network that this model, built with `config`,
+        reads finitely in `dtype`: zoos are screened with it (`core.tasks.generalization.unusable_networks`)."""
+        from core.models.layers.probe_features import safe_magnitude
+
+        return safe_magnitude(dtype)
+
+    @classmethod
     def options(cls) -> tuple[Option, ...]:
         """The `MODEL_OPTIONS` this model's config has (the train CLI offers them)."""
         names = {f.name for f in fields(cls.config_class)}
@@ -274,15 +282,16 @@ class FeatureNormaliser(nn.Module):
 
 
 def mlp(sizes: Iterable[int], act: type[nn.Module] = nn.SiLU, dropout: float = 0.0,
-        last_act: bool = False, norm: bool = False) -> nn.Sequential:
-    """Plain MLP: Linear (→ LayerNorm with `norm`) → act (→ dropout) … → Linear."""
+        last_act: bool = False, norm: bool = False,
+        layer_norm: Callable[[int], nn.Module] = nn.LayerNorm) -> nn.Sequential:
+    """Plain MLP: Linear (→ `layer_norm` with `norm`) → act (→ dropout) … → Linear."""
     sizes = list(sizes)
     mods: list[nn.Module] = []
     for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
         mods.append(nn.Linear(a, b))
         if i < len(sizes) - 2 or last_act:
             if norm:
-                mods.append(nn.LayerNorm(b))
+                mods.append(layer_norm(b))
             mods.append(act())
             if dropout > 0:
                 mods.append(nn.Dropout(dropout))

@@ -38,7 +38,7 @@ from core.models.base import (
     register_model,
 )
 from core.models.layers.embeddings import NUM_EDGE_TYPES, positional_index
-from core.models.layers.equivariant import GatedEquivariantLinear
+from core.models.layers.equivariant import GatedEquivariantLinear, RangeSafeLayerNorm
 from core.models.layers.invariant import NONE, canonicalise, edge_kinds, node_kinds
 from core.models.layers.pna_aggregation import DegreeStatistics
 from core.models.layers.probe_features import ProbeFeatures
@@ -98,12 +98,22 @@ class ScaleGMN(DegreeStatistics, MetaNetwork):
         self.probe = ProbeFeatures(c.probes, h, bias=False) if c.probes else None
         self.register_degree_statistics()
         if head == "graph":
-            self.node_readout = mlp([2 * h, h, h], last_act=True, norm=norm)
-            self.readout = mlp([3 * h, c.readout_hidden, out_dim], dropout=c.dropout, norm=norm)
+            self.node_readout = mlp([2 * h, h, h], last_act=True, norm=norm, layer_norm=RangeSafeLayerNorm)
+            self.readout = mlp([3 * h, c.readout_hidden, out_dim], dropout=c.dropout, norm=norm,
+                               layer_norm=RangeSafeLayerNorm)
         else:
             self.node_out = GatedEquivariantLinear(h, NODE_FEATURES, 2 * h, h, norm)
             self.edge_out = nn.Linear(h, c.edge_dim, bias=False)
         self.reset_parameters()
+
+    @classmethod
+    def weight_limit(cls, config: ModelConfig, dtype: torch.dtype = torch.float32) -> float:
+        """Node states grow like w^(layers+1) with the input's weights w (each layer multiplies a state by its edges'
+        weights, as the network's own forward pass does); with a factor w to spare they stay finite up to
+        max^(1/(layers+2)): the screening limit (4.3e9 in float32) for ≤ 2 layers, 5.1e7 for 3, 2.6e6 for 4.
+        (Configs without `gate_norm`, kept to reproduce old runs, overflow from weights of ~10–100.)"""
+        deep = float(torch.finfo(dtype).max) ** (1.0 / (config.layers + 2))
+        return min(super().weight_limit(config, dtype), deep)
 
     def reset_parameters(self) -> None:
         nn.init.normal_(self.position.weight, std=0.1)

@@ -45,6 +45,9 @@ class Task(ABC):
     def check_zoo(self, zoo: Any) -> None:
         """Refuse, before training starts, a zoo whose networks the task cannot use; nothing by default."""
 
+    def check_zoo_for_model(self, zoo: Any, model: Any) -> None:
+        """Refuse, before training starts, a zoo whose networks the built `model` cannot read; nothing by default."""
+
     @abstractmethod
     def out_dim(self, table: Any = None) -> int:
         """Output width of the model's graph head: from the zoo's table, or (table None) from the options alone."""

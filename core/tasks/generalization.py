@@ -37,14 +37,20 @@ class GeneralizationTask(Task):
     def options(self) -> dict[str, Any]:
         return {"target_column": self.target_column}
 
-    def check_zoo(self, zoo: Any) -> None:
-        """Refuse a zoo holding networks that diverged in training (`unusable_networks`): they would reach the
-        model as inf / NaN."""
-        dropped = unusable_networks(zoo)
+    def check_zoo_for_model(self, zoo: Any, model: Any) -> None:
+        """Refuse a zoo holding networks that diverged in training beyond what `model` reads finitely
+        (`unusable_networks` with its `weight_limit`): they would reach it as inf / NaN."""
+        from core.models.layers.probe_features import safe_magnitude
+
+        limit = type(model).weight_limit(model.config)
+        # probe activations beyond float32's general limit are refused by the model itself (`check_probe_activations`)
+        probes = int(getattr(model.config, "probes", 0) or 0) if limit < safe_magnitude(torch.float32) else 0
+        dropped = unusable_networks(zoo, probes, limit=limit)
         if dropped:
             more = " …" if len(dropped) > 5 else ""
-            raise TaskError(f"{zoo.dir} holds {len(dropped)} network(s) that diverged in training and cannot be read "
-                            f"in float32: {describe_networks(dropped[:5])}{more}; `python -m core bench tasks --tasks "
+            raise TaskError(f"{zoo.dir} holds {len(dropped)} network(s) that diverged in training and that "
+                            f"{model.name} cannot read in float32 (|weights| up to {limit:.3g}): "
+                            f"{describe_networks(dropped[:5])}{more}; `python -m core bench tasks --tasks "
                             "generalization --cnn-zoo ZOO` drops and lists them")
 
     def out_dim(self, table=None) -> int:
@@ -119,14 +125,15 @@ def compose_zoo(parts: list[tuple[Any, np.ndarray, str]], out_dir, *, split_of: 
     return Zoo.open(out_dir)
 
 
-def unusable_networks(zoo, probes: int = 0, dtype: torch.dtype = torch.float32,
-                      chunk: int = 512) -> list[dict[str, Any]]:
+def unusable_networks(zoo, probes: int = 0, dtype: torch.dtype = torch.float32, chunk: int = 512,
+                      limit: float | None = None) -> list[dict[str, Any]]:
     """Networks a metanetwork computing in `dtype` cannot read (a run that diverged in training): non-finite weights,
-    weights beyond `safe_magnitude(dtype)`, or (probes > 0, networks on images) probe features beyond it, computed
-    in float64. One {index, group, reason} per network, in zoo order."""
+    weights beyond `limit` (default `safe_magnitude(dtype)`; a model's own is `MetaNetwork.weight_limit`), or
+    (probes > 0, networks on images) probe features beyond it, computed in float64. One {index, group, reason} per
+    network, in zoo order."""
     from core.models.layers.probe_features import image_probe_activations, probe_overflow, safe_magnitude
 
-    limit, found = safe_magnitude(dtype), []
+    limit, found = safe_magnitude(dtype) if limit is None else limit, []
     groups = zoo.table["group"].to_numpy()
     for group in zoo.architectures:
         members = np.flatnonzero(groups == group)
@@ -137,7 +144,8 @@ def unusable_networks(zoo, probes: int = 0, dtype: torch.dtype = torch.float32,
             finite = torch.isfinite(flat).all(1)
             largest = flat.abs().nan_to_num(nan=float("inf")).amax(1) if flat.shape[1] else torch.zeros(len(rows))
             acts = image_probe_activations(arch, flat, probes) if probes and len(arch.input_shape) == 3 else None
-            overflow = probe_overflow(acts, dtype) if acts is not None else torch.zeros(len(rows), dtype=torch.bool)
+            overflow = (probe_overflow(acts, dtype, limit) if acts is not None
+                        else torch.zeros(len(rows), dtype=torch.bool))
             for k in np.flatnonzero((~finite | (largest > limit) | overflow).numpy()):
                 if not finite[k]:
                     reason = "non-finite weights"
@@ -154,17 +162,22 @@ def describe_networks(networks: list[dict[str, Any]]) -> str:
     return ", ".join(f"{d['group']}#{d['index']} ({d['reason']})" for d in networks)
 
 
-def without_unusable_networks(zoo_dir, out_dir, probes: int = 0, label: str = "zoo") -> tuple[Any, list[dict]]:
-    """(zoo, dropped): the zoo itself when every network is usable (`unusable_networks`), else a copy without the
-    unusable ones written to out_dir (groups and splits kept), with a printed warning naming them."""
+def without_unusable_networks(zoo_dir, out_dir, probes: int = 0, label: str = "zoo", limit: float | None = None,
+                              reader: str = "no metanetwork") -> tuple[Any, list[dict]]:
+    """(zoo, dropped): the zoo itself when every network is usable (`unusable_networks` with `limit`), else a copy
+    without the unusable ones written to out_dir (groups and splits kept), with a printed warning naming them and
+    `reader`, whose limit it is."""
+    from core.models.layers.probe_features import safe_magnitude
     from core.zoo import Zoo
 
     zoo = Zoo.open(zoo_dir)
-    dropped = unusable_networks(zoo, probes)
+    limit = safe_magnitude(torch.float32) if limit is None else limit
+    dropped = unusable_networks(zoo, probes, limit=limit)
     if not dropped:
         return zoo, []
     print(f"warning: dropping {len(dropped)} of {len(zoo)} networks of {label} {zoo.dir} that diverged in training "
-          f"and no metanetwork can read in float32: {describe_networks(dropped)}", flush=True)
+          f"and {reader} can read in float32 (|weights| and probe activations up to {limit:.3g}): "
+          f"{describe_networks(dropped)}", flush=True)
     keep = np.setdiff1d(np.arange(len(zoo)), [int(np.flatnonzero(zoo.table["index"].to_numpy() == d["index"])[0])
                                               for d in dropped])
     return compose_zoo([(zoo, keep, "")], out_dir, generator="cnn-screened"), dropped

@@ -10,6 +10,9 @@ LN (LayerNorm, `norm=True`; the reference code's invariant MLPs have it too) bou
 Without it, u of a row without a symmetry is the raw row itself, so g grows with x and (W x) ⊙ g(x) squares the
 row's magnitude at every such map: on networks with large weights and non-symmetric activations (silu, gelu) the
 states reach 1e35 after two layers and overflow float32. LN acts on invariant values only, so every symmetry is kept.
+The states still grow with the network's weights (∝ w^(layers+1), like the network's own forward pass), so LN is
+`RangeSafeLayerNorm`: a row whose squares would overflow is normalised from a power-of-two rescaling of itself, the
+same function in exact arithmetic (and bit for bit on rows in range).
 """
 
 from __future__ import annotations
@@ -18,7 +21,28 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from core.models.layers.invariant import NONE
+from core.models.layers.invariant import NONE, power_of_two_scale
+
+
+class RangeSafeLayerNorm(nn.LayerNorm):
+    """`nn.LayerNorm` over the last dim that stays finite for rows with values up to float's largest: a row beyond
+    `power_of_two_scale`'s threshold is normalised as v / m with ε / m² (m a power of two), which is the same
+    function exactly; other rows go through `F.layer_norm` unchanged. Same parameters (loads LayerNorm weights)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        m = power_of_two_scale(x)  # [..., 1]
+        big = m > 1
+        plain = F.layer_norm(torch.where(big, torch.zeros_like(x), x), self.normalized_shape, self.weight, self.bias,
+                             self.eps)
+        xs = x / m
+        centred = xs - xs.mean(dim=-1, keepdim=True)
+        var = centred.pow(2).mean(dim=-1, keepdim=True)
+        scaled = centred * torch.rsqrt((var + self.eps / m.pow(2)).clamp_min(torch.finfo(x.dtype).tiny))
+        if self.weight is not None:
+            scaled = scaled * self.weight
+        if self.bias is not None:
+            scaled = scaled + self.bias
+        return torch.where(big, scaled, plain)
 
 
 class GatedEquivariantLinear(nn.Module):
@@ -29,7 +53,7 @@ class GatedEquivariantLinear(nn.Module):
         self.out_dim = out_dim
         self.lin = nn.Linear(in_dim, out_dim, bias=False)  # W
         self.gate1 = nn.Linear(inv_dim, hidden)
-        self.norm = nn.LayerNorm(hidden) if norm else nn.Identity()
+        self.norm = RangeSafeLayerNorm(hidden) if norm else nn.Identity()
         self.gate2 = nn.Linear(hidden, 2 * out_dim)  # g | c
         self.reset_parameters()
 

@@ -49,13 +49,25 @@ def edge_kinds(kind: torch.Tensor, edge_index: torch.Tensor) -> torch.Tensor:
     return torch.where(has_pos & has_sign, REAL, out).long()
 
 
+RESCALE_ABOVE = 2.0 ** 32  # rows whose largest |value| exceeds this are divided by a power of two before squaring
+
+
+def power_of_two_scale(v: torch.Tensor, above: float = RESCALE_ABOVE) -> torch.Tensor:
+    """[..., 1] detached divisor per row of v: 1 where the row's largest |value| is at most `above`, else the power
+    of two just above it. Division by a power of two is exact in floating point, so norms and moments of v / m
+    scale back exactly (a row's squares stay finite up to float's largest value), and rows in range keep every bit."""
+    peak = v.detach().abs().amax(dim=-1, keepdim=True)
+    return torch.where(peak > above, torch.exp2(torch.ceil(torch.log2(peak))), torch.ones_like(peak))
+
+
 def _safe_norm(v: torch.Tensor) -> torch.Tensor:
     """‖v‖ over the last dim, clamped away from 0 only where it is (numerically) 0.
 
     Clamping the squared norm before the root keeps the gradient finite at v = 0 (`v.norm()`'s gradient
     there is 0/0 = NaN, which reaches the parameters even through an unselected `torch.where` branch).
     """
-    return v.pow(2).sum(dim=-1, keepdim=True).clamp_min(torch.finfo(v.dtype).tiny).sqrt()
+    m = power_of_two_scale(v)  # ‖v‖ = m ‖v / m‖: the squares of rows with huge values stay finite
+    return m * (v / m).pow(2).sum(dim=-1, keepdim=True).clamp_min(torch.finfo(v.dtype).tiny).sqrt()
 
 
 def canonicalise(v: torch.Tensor, kind: torch.Tensor) -> torch.Tensor:
@@ -77,5 +89,7 @@ def reciprocal(v: torch.Tensor, kind: torch.Tensor) -> torch.Tensor:
     scaled = (k == POSITIVE) | (k == REAL)
     # rows that are not scaled divide by 1, and the squared norm is floored directly (not via a root and a
     # square), so the gradient stays finite for zero rows; unscaled rows' gradients would otherwise leak NaN
-    sq = torch.where(scaled, v.pow(2).sum(dim=-1, keepdim=True), torch.ones_like(v[:, :1]))
-    return torch.where(scaled, v / sq.clamp_min(torch.finfo(v.dtype).tiny ** 0.5), v)
+    # v/‖v‖² = (v/m) / (‖v/m‖² m) with `power_of_two_scale`'s m: finite for rows whose squares would overflow
+    m = torch.where(scaled, power_of_two_scale(v), torch.ones_like(v[:, :1]))
+    sq = torch.where(scaled, (v / m).pow(2).sum(dim=-1, keepdim=True), torch.ones_like(v[:, :1]))
+    return torch.where(scaled, (v / m) / (sq.clamp_min(torch.finfo(v.dtype).tiny ** 0.5) * m), v)

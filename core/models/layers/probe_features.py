@@ -142,11 +142,12 @@ def safe_magnitude(dtype: torch.dtype) -> float:
     return float(torch.finfo(dtype).max) ** 0.25
 
 
-def probe_overflow(acts: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-    """[B] True for the networks whose probe features `acts` [B, N, K] are not finite or exceed
-    `safe_magnitude(dtype)`."""
+def probe_overflow(acts: torch.Tensor, dtype: torch.dtype, limit: float | None = None) -> torch.Tensor:
+    """[B] True for the networks whose probe features `acts` [B, N, K] are not finite or exceed `limit`
+    (default `safe_magnitude(dtype)`)."""
     flat = acts.detach().reshape(acts.shape[0], -1)
-    return ~torch.isfinite(flat).all(1) | (flat.abs().amax(1) > safe_magnitude(dtype))
+    limit = safe_magnitude(dtype) if limit is None else limit
+    return ~torch.isfinite(flat).all(1) | (flat.abs().amax(1) > limit)
 
 
 def check_probe_activations(acts: torch.Tensor, dtype: torch.dtype) -> None:

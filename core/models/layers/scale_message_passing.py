@@ -22,7 +22,7 @@ from torch import nn
 from torch.nn import functional as F
 from torch_geometric.utils import scatter
 
-from core.models.layers.equivariant import GatedEquivariantLinear
+from core.models.layers.equivariant import GatedEquivariantLinear, RangeSafeLayerNorm
 from core.models.layers.invariant import NONE, canonicalise, reciprocal
 
 
@@ -42,7 +42,7 @@ class ScaleMessagePassing(nn.Module):
         self.edge_inv_e = nn.Linear(h, h)
         self.edge_inv_src = nn.Linear(h, h, bias=False)
         self.edge_inv_dst = nn.Linear(h, h, bias=False)
-        self.edge_norm = nn.LayerNorm(h) if norm else nn.Identity()  # bounds g', c' (see `equivariant.py`)
+        self.edge_norm = RangeSafeLayerNorm(h) if norm else nn.Identity()  # bounds g', c' (see `equivariant.py`)
         self.edge_gate = nn.Linear(h, 2 * h)  # g' | c'
         self.edge_lin = nn.Linear(h, h, bias=False)  # W'
         self.dropout = nn.Dropout(dropout)

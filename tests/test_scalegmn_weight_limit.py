@@ -1,0 +1,144 @@
+"""ScaleGMN's range in float32 (issue #22). Its node states grow like w^(layers+1) with the input network's weights
+w, so the squares inside its LayerNorms and norms overflowed from w ≈ 3e7 although screening admitted weights up to
+4.3e9. Those are now computed from power-of-two rescaled rows (the same function exactly), which makes a model of
+≤ 2 layers finite up to the screening limit; deeper ones declare a lower `weight_limit`, and zoos are screened with
+the limit of the model that reads them."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from core.models import config_for, model_class
+from core.models.layers.equivariant import RangeSafeLayerNorm
+from core.models.layers.invariant import POSITIVE, REAL, SIGN, canonicalise, reciprocal
+from core.models.layers.probe_features import safe_magnitude
+from core.network.spec import Activation, Architecture, Conv, GlobalAvgPool, Linear
+from core.tasks.base import TaskError
+from core.tasks.generalization import unusable_networks, without_unusable_networks
+from core.zoo import Zoo
+from tests.test_generalization_diverged import write_relu_zoo
+from tests.test_scalegmn_stability import _finite_step
+
+SCREENING = safe_magnitude(torch.float32)  # ≈ 4.3e9: what a float32 metanetwork reads in general
+
+
+def _limit(name: str, layers: int) -> float:
+    return model_class(name).weight_limit(config_for(name, layers=layers))
+
+
+def test_the_limit_follows_the_depth_and_equals_the_screening_limit_up_to_two_layers() -> None:
+    assert _limit("scalegmn", 1) == _limit("scalegmn", 2) == _limit("scalegmn-b", 2) == SCREENING
+    assert 5e7 < _limit("scalegmn", 3) < 5.2e7 and 2.6e6 < _limit("scalegmn-b", 4) < 2.7e6
+    assert _limit("ng-gnn", 4) == _limit("ng-t", 8) == SCREENING
+
+
+def test_range_safe_layer_norm_is_layer_norm_bit_for_bit_in_range_and_finite_beyond() -> None:
+    torch.manual_seed(0)
+    norm = RangeSafeLayerNorm(16)
+    with torch.no_grad():
+        norm.weight.normal_()
+        norm.bias.normal_()
+    plain = torch.nn.LayerNorm(16)
+    plain.load_state_dict(norm.state_dict())  # the same parameters: saved runs load unchanged
+    x = torch.randn(8, 16) * torch.logspace(-3, 9, 8)[:, None]  # rows up to 1e9 · N(0, 1): below 2^32 ≈ 4.3e9
+    x = x.clamp(-4e9, 4e9)
+    assert torch.equal(norm(x), plain(x))
+    huge = torch.randn(4, 16) * torch.tensor([1e20, 1e25, 1e30, 1e36])[:, None]
+    assert not torch.isfinite(plain(huge)).all()  # the squares overflow float32
+    reference = torch.nn.functional.layer_norm(huge.double(), (16,), norm.weight.double(), norm.bias.double())
+    huge.requires_grad_(True)
+    out = norm(huge)
+    torch.testing.assert_close(out.double(), reference, rtol=1e-5, atol=1e-5)
+    out.square().sum().backward()
+    assert torch.isfinite(huge.grad).all()
+
+
+@pytest.mark.parametrize("kind", [POSITIVE, SIGN, REAL])
+def test_canonicalise_and_reciprocal_of_huge_rows_match_float64(kind: int) -> None:
+    v = torch.randn(3, 8, generator=torch.Generator().manual_seed(1)) * torch.tensor([1.0, 1e25, 1e35])[:, None]
+    kinds = torch.full((3,), kind)
+    for f in (canonicalise, reciprocal):
+        got = f(v, kinds)
+        assert torch.isfinite(got).all(), f.__name__
+        want = f(v.double(), kinds)
+        torch.testing.assert_close(got.double(), want, rtol=1e-5, atol=0.0)
+
+
+def _deep_cnn(act: str) -> Architecture:
+    """Five convolutions and a linear layer on 8×8 images: deeper than the model's layers, so states keep growing."""
+    ops: list = [Conv("c1", 1, 4, (3, 3)), Activation(act)]
+    for k in range(2, 6):
+        ops += [Conv(f"c{k}", 4, 4, (3, 3), padding=(1, 1)), Activation(act)]
+    return Architecture(tuple(ops + [GlobalAvgPool(), Linear("fc", 4, 3)]), (1, 8, 8))
+
+
+@pytest.mark.parametrize("name", ["scalegmn", "scalegmn-b"])
+@pytest.mark.parametrize("layers", [1, 2, 3, 4])
+def test_forward_and_backward_are_finite_just_below_the_models_limit(name: str, layers: int) -> None:
+    """For ≤ 2 layers that is the screening limit 4.3e9 (the model before the rescaled norms: non-finite from 3e7).
+    The model's parameters are scaled by 1.5 (trained ones: ≤ 1.3 × their initial norm in the #22 runs)."""
+    scale = 0.99 * _limit(name, layers)
+    for act in ("silu", "relu", "tanh"):
+        assert _finite_step(name, act, scale, True, arch=_deep_cnn(act), layers=layers, gain=1.5), act
+
+
+@pytest.fixture(scope="module")
+def large_weight_zoo(tmp_path_factory) -> Path:
+    """24 relu CNNs on 8×8 inputs; network 5's largest |weight| is just above a 4-layer ScaleGMN's limit."""
+    def enlarge(flat: torch.Tensor) -> None:
+        flat[5] *= 1.01 * _limit("scalegmn", 4) / flat[5].abs().max()
+
+    return write_relu_zoo(tmp_path_factory.mktemp("large") / "zoo", 24, enlarge)
+
+
+def test_screening_drops_a_network_for_scalegmn_that_ng_gnn_keeps(large_weight_zoo: Path, tmp_path: Path,
+                                                                   capsys) -> None:
+    from core.bench.tasks import weight_limit
+
+    zoo = Zoo.open(large_weight_zoo)
+    assert unusable_networks(zoo) == []  # below the general float32 limit
+    limit, reader = weight_limit(["ng-gnn", "scalegmn"], {"hidden": 8, "layers": 4})
+    assert (limit, reader) == (_limit("scalegmn", 4), "scalegmn")
+    assert weight_limit(["ng-gnn", "scalegmn"], {"hidden": 8, "layers": 2}) == (SCREENING, "no metanetwork")
+    kept, dropped = without_unusable_networks(large_weight_zoo, tmp_path / "usable", 0, "--cnn-zoo", limit, reader)
+    assert [d["index"] for d in dropped] == [5] and dropped[0]["reason"].startswith("weights up to 2.6")
+    warning = capsys.readouterr().out
+    assert "dropping 1 of 24 networks" in warning and "scalegmn can read" in warning and "relu#5" in warning
+    assert len(kept) == 23 and 5 not in set(kept.table["source_index"])
+    same, none = without_unusable_networks(large_weight_zoo, tmp_path / "ng", 0, "--cnn-zoo",
+                                           *weight_limit(["ng-gnn"], {"hidden": 8, "layers": 4}))
+    assert none == [] and len(same) == 24
+
+
+def test_training_refuses_the_network_for_a_deep_scalegmn_and_reads_it_with_two_layers(large_weight_zoo: Path,
+                                                                                       tmp_path: Path) -> None:
+    from core.runs import train_run
+    from core.training.trainer import TrainConfig
+
+    with pytest.raises(TaskError, match=r"1 network\(s\).*scalegmn cannot read.*relu#5"):
+        train_run("generalization", "scalegmn", large_weight_zoo, tmp_path / "deep", progress=False,
+                  model_overrides={"hidden": 8, "layers": 4}, train=TrainConfig(epochs=1))
+    assert not (tmp_path / "deep").exists()
+    metrics = train_run("generalization", "scalegmn", large_weight_zoo, tmp_path / "shallow", progress=False,
+                        model_overrides={"hidden": 8, "layers": 2}, train=TrainConfig(epochs=1))
+    assert np.isfinite(metrics["test"]["kendall_tau"]) and np.isfinite(metrics["train"]["loss"])
+
+
+def test_bench_screens_with_the_strictest_model_and_records_it(large_weight_zoo: Path, tmp_path: Path) -> None:
+    from core.bench import tasks as bench
+
+    parser = argparse.ArgumentParser()
+    bench.add_arguments(parser)
+    args = parser.parse_args(["--tasks", "generalization", "--models", "scalegmn", "--cnn-zoo", str(large_weight_zoo),
+                              "--epochs", "1", "--hidden", "8", "--layers", "4", "--no-references",
+                              "--out", str(tmp_path / "bench")])
+    assert bench.run(args) == 0
+    report = json.loads((tmp_path / "bench" / "results.json").read_text())
+    assert "error" not in report["results"][0], report["results"][0]
+    assert [d["index"] for d in report["dropped_networks"]["cnn_zoo"]] == [5]
