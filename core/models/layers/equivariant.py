@@ -26,23 +26,14 @@ from core.models.layers.invariant import NONE, power_of_two_scale
 
 class RangeSafeLayerNorm(nn.LayerNorm):
     """`nn.LayerNorm` over the last dim that stays finite for rows with values up to float's largest: a row beyond
-    `power_of_two_scale`'s threshold is normalised as v / m with ε / m² (m a power of two), which is the same
-    function exactly; other rows go through `F.layer_norm` unchanged. Same parameters (loads LayerNorm weights)."""
+    2³² (`power_of_two_scale`) is normalised from v / m, m a power of two that brings it within 2³², so its squared
+    deviations cannot overflow. Rows in range give `nn.LayerNorm`'s bits; a rescaled row differs from LN(v) in exact
+    arithmetic only by ε's share of its variance, below float32's resolution (a row of float32 values ≥ 2³¹ that is
+    not constant has variance ≥ ~10², against ε = 1e-5). Same parameters (loads LayerNorm weights)."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        m = power_of_two_scale(x)  # [..., 1]
-        big = m > 1
-        plain = F.layer_norm(torch.where(big, torch.zeros_like(x), x), self.normalized_shape, self.weight, self.bias,
-                             self.eps)
-        xs = x / m
-        centred = xs - xs.mean(dim=-1, keepdim=True)
-        var = centred.pow(2).mean(dim=-1, keepdim=True)
-        scaled = centred * torch.rsqrt((var + self.eps / m.pow(2)).clamp_min(torch.finfo(x.dtype).tiny))
-        if self.weight is not None:
-            scaled = scaled * self.weight
-        if self.bias is not None:
-            scaled = scaled + self.bias
-        return torch.where(big, scaled, plain)
+        m = power_of_two_scale(x)
+        return F.layer_norm(x if m is None else x / m, self.normalized_shape, self.weight, self.bias, self.eps)
 
 
 class GatedEquivariantLinear(nn.Module):

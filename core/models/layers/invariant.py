@@ -52,12 +52,20 @@ def edge_kinds(kind: torch.Tensor, edge_index: torch.Tensor) -> torch.Tensor:
 RESCALE_ABOVE = 2.0 ** 32  # rows whose largest |value| exceeds this are divided by a power of two before squaring
 
 
-def power_of_two_scale(v: torch.Tensor, above: float = RESCALE_ABOVE) -> torch.Tensor:
-    """[..., 1] detached divisor per row of v: 1 where the row's largest |value| is at most `above`, else the power
-    of two just above it. Division by a power of two is exact in floating point, so norms and moments of v / m
-    scale back exactly (a row's squares stay finite up to float's largest value), and rows in range keep every bit."""
+def power_of_two_scale(v: torch.Tensor, above: float = RESCALE_ABOVE) -> torch.Tensor | None:
+    """[..., 1] detached divisor m per row of v: 1 where the row's largest |value| is at most `above`, else the
+    smallest power of two that brings it within `above`; None when no value of v exceeds `above` (the usual case,
+    which callers compute as before; checked eagerly, so under torch.compile the divisor is always made). Division by
+    a power of two is exact in floating point, so norms of v / m scale back exactly, the squares of v / m stay finite
+    for rows up to float's largest value, and rows in range keep every bit."""
+    if v.numel() == 0:
+        return None
+    if not torch.compiler.is_compiling():
+        low, high = torch.aminmax(v.detach())
+        if not bool((high > above) | (low < -above)):
+            return None
     peak = v.detach().abs().amax(dim=-1, keepdim=True)
-    return torch.where(peak > above, torch.exp2(torch.ceil(torch.log2(peak))), torch.ones_like(peak))
+    return torch.where(peak > above, torch.exp2(torch.ceil(torch.log2(peak / above))), torch.ones_like(peak))
 
 
 def _safe_norm(v: torch.Tensor) -> torch.Tensor:
@@ -65,9 +73,13 @@ def _safe_norm(v: torch.Tensor) -> torch.Tensor:
 
     Clamping the squared norm before the root keeps the gradient finite at v = 0 (`v.norm()`'s gradient
     there is 0/0 = NaN, which reaches the parameters even through an unselected `torch.where` branch).
+    Rows beyond `RESCALE_ABOVE` are normed as m ‖v / m‖ (`power_of_two_scale`), so that their squares stay finite.
     """
-    m = power_of_two_scale(v)  # ‖v‖ = m ‖v / m‖: the squares of rows with huge values stay finite
-    return m * (v / m).pow(2).sum(dim=-1, keepdim=True).clamp_min(torch.finfo(v.dtype).tiny).sqrt()
+    tiny = torch.finfo(v.dtype).tiny
+    m = power_of_two_scale(v)
+    if m is None:
+        return v.pow(2).sum(dim=-1, keepdim=True).clamp_min(tiny).sqrt()
+    return m * (v / m).pow(2).sum(dim=-1, keepdim=True).clamp_min(tiny).sqrt()
 
 
 def canonicalise(v: torch.Tensor, kind: torch.Tensor) -> torch.Tensor:
@@ -89,7 +101,9 @@ def reciprocal(v: torch.Tensor, kind: torch.Tensor) -> torch.Tensor:
     scaled = (k == POSITIVE) | (k == REAL)
     # rows that are not scaled divide by 1, and the squared norm is floored directly (not via a root and a
     # square), so the gradient stays finite for zero rows; unscaled rows' gradients would otherwise leak NaN
-    # v/‖v‖² = (v/m) / (‖v/m‖² m) with `power_of_two_scale`'s m: finite for rows whose squares would overflow
-    m = torch.where(scaled, power_of_two_scale(v), torch.ones_like(v[:, :1]))
-    sq = torch.where(scaled, (v / m).pow(2).sum(dim=-1, keepdim=True), torch.ones_like(v[:, :1]))
-    return torch.where(scaled, (v / m) / (sq.clamp_min(torch.finfo(v.dtype).tiny ** 0.5) * m), v)
+    # v/‖v‖² = (v/m) / ‖v/m‖² / m with `power_of_two_scale`'s m: finite for rows whose squares would overflow
+    m = power_of_two_scale(v)
+    u = v if m is None else v / m
+    sq = torch.where(scaled, u.pow(2).sum(dim=-1, keepdim=True), torch.ones_like(v[:, :1]))
+    r = u / sq.clamp_min(torch.finfo(v.dtype).tiny ** 0.5)
+    return torch.where(scaled, r if m is None else r / m, v)
