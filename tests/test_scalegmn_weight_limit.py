@@ -1,8 +1,8 @@
 """ScaleGMN's range in float32 (issue #22). Its node states grow like w^(layers+1) with the input network's weights
 w, so the squares inside its LayerNorms and norms overflowed from w ≈ 3e7 although screening admitted weights up to
-4.3e9. Those are now computed from power-of-two rescaled rows (the same function exactly), which makes a model of
-≤ 2 layers finite up to the screening limit; deeper ones declare a lower `weight_limit`, and zoos are screened with
-the limit of the model that reads them."""
+4.3e9. Those are now computed from power-of-two rescaled rows (the same function, up to float32 rounding), which
+makes a model of ≤ 2 layers finite up to the screening limit; deeper ones declare a lower `weight_limit`, and zoos
+are screened with the limit of the model that reads them."""
 
 from __future__ import annotations
 

@@ -11,8 +11,8 @@ Without it, u of a row without a symmetry is the raw row itself, so g grows with
 row's magnitude at every such map: on networks with large weights and non-symmetric activations (silu, gelu) the
 states reach 1e35 after two layers and overflow float32. LN acts on invariant values only, so every symmetry is kept.
 The states still grow with the network's weights (∝ w^(layers+1), like the network's own forward pass), so LN is
-`RangeSafeLayerNorm`: a row whose squares would overflow is normalised from a power-of-two rescaling of itself, the
-same function in exact arithmetic (and bit for bit on rows in range).
+`RangeSafeLayerNorm`: a row whose squares would overflow is normalised from a power-of-two rescaling of itself (the
+same function up to ε's share of its variance, below float32's resolution; bit for bit on rows in range).
 """
 
 from __future__ import annotations
