@@ -1,14 +1,13 @@
 #!/usr/bin/env bash
-# Rebuild every bundled pretrained run (run from the repository root). Each line is one documented command; epochs
-# are kept small so the script finishes in about an hour and a half on an idle 2-core CPU (the MNIST-5k runs take
-# most of it). One thread per run (OMP_NUM_THREADS=1) is faster on a shared 2-core machine and is what the INR runs
+# Rebuild every bundled pretrained run (run from the repository root). Each line is one documented command; the
+# script takes a few hours on a 2-core CPU (the MNIST-5k runs, 35 epochs for the editors, take most of it). One thread per run (OMP_NUM_THREADS=1) is faster on a shared 2-core machine and is what the INR runs
 # were trained with (the two CNN runs, from 2026-11, with torch's default threads; thread counts shift training
 # results by about 1e-3). `evaluate` reproduces the stored metrics with any thread count.
 set -euo pipefail
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 # MNIST-5k (28 × 28) editors and classifier on the rebuilt mnist5k-inr zoo (DWSNets recipe)
 python -m core train inr-edit --edit dilate --model ng-t --probes 128 --zoo assets/zoos/mnist5k-inr --out assets/models/inr-edit-dilate-mnist5k-ng-t --hidden 32 --layers 3 --epochs 35 --patience 6 --batch-size 64 --lr 3e-3 --overwrite --quiet
-python -m core train inr-edit --edit erode --model ng-gnn --zoo assets/zoos/mnist5k-inr --out assets/models/inr-edit-erode-mnist5k-ng-gnn --hidden 32 --layers 3 --epochs 8 --lr 3e-3 --overwrite --quiet
+python -m core train inr-edit --edit erode --model ng-t --probes 128 --zoo assets/zoos/mnist5k-inr --out assets/models/inr-edit-erode-mnist5k-ng-t --hidden 32 --layers 3 --epochs 35 --patience 6 --batch-size 64 --lr 3e-3 --overwrite --quiet
 python -m core train inr-classify --model ng-t --probes 64 --zoo assets/zoos/mnist5k-inr --out assets/models/inr-classify-mnist5k-ng-t --hidden 32 --layers 2 --epochs 30 --patience 6 --batch-size 32 --lr 3e-3 --overwrite --quiet
 # 8 × 8 digits runs on the rebuilt digits-inr zoo
 python -m core train inr-edit --edit dilate --model ng-gnn --zoo assets/zoos/digits-inr --out assets/models/inr-edit-dilate-ng-gnn --hidden 32 --layers 3 --epochs 10 --lr 3e-3 --overwrite --quiet
