@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Rebuild every bundled pretrained run (run from the repository root). Each line is one documented command; the
-# script takes a few hours on a 2-core CPU (the MNIST-5k runs, 35 epochs for the editors, take most of it). One thread per run (OMP_NUM_THREADS=1) is faster on a shared 2-core machine and is what the INR runs
+# script takes a few hours on a 2-core CPU (the MNIST-5k runs, 35 epochs for the editors, take most of it).
+# One thread per run (OMP_NUM_THREADS=1) is faster on a shared 2-core machine and is what the INR runs
 # were trained with (the two CNN runs, from 2026-11, with torch's default threads; thread counts shift training
 # results by about 1e-3). `evaluate` reproduces the stored metrics with any thread count.
 set -euo pipefail
