@@ -276,14 +276,14 @@ def run(args: argparse.Namespace) -> int:
 
 def weight_limit(models: list[str], overrides: dict[str, object]) -> tuple[float, str]:
     """(limit, reader): the smallest `MetaNetwork.weight_limit` of the models with these config fields, and the
-    model it is from ("no metanetwork" when every model reads up to float32's general limit). Every row of a
+    model it is from ("any metanetwork" when every model reads up to float32's general limit). Every row of a
     benchmark reads the same screened zoo, so the strictest model decides."""
     import torch
 
     from core.models import config_for, model_class
     from core.models.layers.probe_features import safe_magnitude
 
-    limit, reader = safe_magnitude(torch.float32), "no metanetwork"
+    limit, reader = safe_magnitude(torch.float32), "any metanetwork"
     for model in models:
         cls = model_class(model)
         fields = {k: v for k, v in overrides.items() if hasattr(cls.config_class, k)}

@@ -163,7 +163,7 @@ def describe_networks(networks: list[dict[str, Any]]) -> str:
 
 
 def without_unusable_networks(zoo_dir, out_dir, probes: int = 0, label: str = "zoo", limit: float | None = None,
-                              reader: str = "no metanetwork") -> tuple[Any, list[dict]]:
+                              reader: str = "any metanetwork") -> tuple[Any, list[dict]]:
     """(zoo, dropped): the zoo itself when every network is usable (`unusable_networks` with `limit`), else a copy
     without the unusable ones written to out_dir (groups and splits kept), with a printed warning naming them and
     `reader`, whose limit it is."""
@@ -176,7 +176,7 @@ def without_unusable_networks(zoo_dir, out_dir, probes: int = 0, label: str = "z
     if not dropped:
         return zoo, []
     print(f"warning: dropping {len(dropped)} of {len(zoo)} networks of {label} {zoo.dir} that diverged in training "
-          f"and {reader} can read in float32 (|weights| and probe activations up to {limit:.3g}): "
+          f"beyond what {reader} reads in float32 (|weights| and probe activations up to {limit:.3g}): "
           f"{describe_networks(dropped)}", flush=True)
     keep = np.setdiff1d(np.arange(len(zoo)), [int(np.flatnonzero(zoo.table["index"].to_numpy() == d["index"])[0])
                                               for d in dropped])
