@@ -45,6 +45,17 @@ def apply_edit(images: torch.Tensor, edit: str) -> torch.Tensor:
     return out[:, 0]
 
 
+def fitted_resolution(zoo: Any) -> int | None:
+    """Side of the images an INR zoo was fitted to, as its manifest records (None when it does not say)."""
+    shape = zoo.manifest.get("source", {}).get("image_shape")
+    return int(shape[0]) if shape else None
+
+
+def is_image_inr(architecture: Architecture) -> bool:
+    """Whether the network maps 2-D coordinates to one value (an image INR that `render` can draw)."""
+    return architecture.input_shape == (2,) and architecture.output_shape == (1,)
+
+
 def render(architecture: Architecture, flat: torch.Tensor, resolution: int) -> torch.Tensor:
     """Render INRs (flat parameters [B, P]) on the [-1, 1] grid: [B, resolution²]."""
     from core.zoo.inr import coordinate_grid
@@ -85,9 +96,7 @@ class EditTask(Task):
 
     def adapt_to_zoo(self, zoo: Any) -> None:
         """Edit at the resolution the INRs were fitted at (what they faithfully represent), when the zoo says."""
-        shape = zoo.manifest.get("source", {}).get("image_shape")
-        if not self.resolution and shape:
-            self.resolution = int(shape[0])
+        self.resolution = self.resolution or fitted_resolution(zoo)
 
     def out_dim(self, table=None) -> int:
         if self.resolution is None and table is not None:
@@ -95,7 +104,7 @@ class EditTask(Task):
         return 1
 
     def extras(self, architecture, flat: torch.Tensor, table, rows: np.ndarray) -> dict[str, torch.Tensor]:
-        if architecture.input_shape != (2,) or architecture.output_shape != (1,):
+        if not is_image_inr(architecture):
             raise TaskError("inr-edit needs 2-D image INRs (2 inputs, 1 output)")
         res = self.resolution or 28
         with torch.no_grad():

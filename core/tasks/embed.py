@@ -107,15 +107,18 @@ class EmbedTask(Task):
 
     def adapt_to_zoo(self, zoo) -> None:
         """The function objective renders at the resolution the INRs were fitted at, when the zoo says."""
-        shape = zoo.manifest.get("source", {}).get("image_shape")
-        if self.objective == "function" and not self.resolution and shape:
-            self.resolution = int(shape[0])
+        from core.tasks.edit import fitted_resolution
+
+        if self.objective == "function":
+            self.resolution = self.resolution or fitted_resolution(zoo)
 
     def check_zoo(self, zoo) -> None:
         """`views` and the function objective need coordinate networks (INRs): refuse others now, not at a batch."""
+        from core.tasks.edit import is_image_inr
+
         if self.objective == "function":
             for architecture, _ in zoo.first_of_each_group():
-                if architecture.input_shape != (2,) or architecture.output_shape != (1,):
+                if not is_image_inr(architecture):
                     raise TaskError("embed --objective function needs 2-D image INRs (2 inputs, 1 output)")
         if self._view_transform is not None:
             for architecture, flat in zoo.first_of_each_group():
