@@ -143,3 +143,26 @@ def test_bench_screens_with_the_strictest_model_and_records_it(large_weight_zoo:
     report = json.loads((tmp_path / "bench" / "results.json").read_text())
     assert "error" not in report["results"][0], report["results"][0]
     assert [d["index"] for d in report["dropped_networks"]["cnn_zoo"]] == [5]
+
+
+def test_zoo_explorer_leaves_a_network_beyond_the_runs_own_limit_grey(large_weight_zoo: Path, tmp_path: Path) -> None:
+    """`predicted_accuracy` screens with the run's model's `weight_limit`, not float32's general one: network 5 (just
+    above a 4-layer ScaleGMN's limit, far below 4.3e9) gets no prediction from a 4-layer ScaleGMN run, one from a
+    2-layer run, and the other networks get the same prediction as in a zoo without it."""
+    from core.explore import predicted_accuracy
+    from core.runs import load_run, train_run
+    from core.training.trainer import TrainConfig
+
+    clean = write_relu_zoo(tmp_path / "clean", 24, lambda flat: None)  # the same networks, network 5 not enlarged
+    runs = {}
+    for layers in (4, 2):
+        train_run("generalization", "scalegmn", clean, tmp_path / f"run{layers}", progress=False,
+                  model_overrides={"hidden": 8, "layers": layers}, train=TrainConfig(epochs=1, batch_size=8))
+        runs[layers] = load_run(tmp_path / f"run{layers}")
+    rows = np.arange(24)
+    deep = predicted_accuracy(Zoo.open(large_weight_zoo), rows, runs[4])
+    assert np.array_equal(np.flatnonzero(np.isnan(deep)), [5])
+    others = rows != 5
+    np.testing.assert_allclose(deep[others], predicted_accuracy(Zoo.open(clean), rows, runs[4])[others], atol=1e-6)
+    shallow = predicted_accuracy(Zoo.open(large_weight_zoo), rows, runs[2])
+    assert np.isfinite(shallow).all()
