@@ -23,18 +23,30 @@ from core.tasks.base import TaskError
 from core.tasks.generalization import unusable_networks, without_unusable_networks
 from core.zoo import Zoo
 from tests.test_generalization_diverged import write_relu_zoo
-from tests.test_scalegmn_stability import _finite_step
+from tests.test_scalegmn_stability import _cnn, _finite_step
 
 SCREENING = safe_magnitude(torch.float32)  # ≈ 4.3e9: what a float32 metanetwork reads in general
 
 
-def _limit(name: str, layers: int) -> float:
-    return model_class(name).weight_limit(config_for(name, layers=layers))
+FLOAT32_MAX = float(torch.finfo(torch.float32).max)
+ACTIVATIONS = ("silu", "relu", "tanh", "gelu", "sine")
+
+
+def _limit(name: str, layers: int, gate_norm: bool = True) -> float:
+    config = config_for(name, layers=layers)
+    if not gate_norm:  # a config saved before `gate_norm` existed
+        config = type(config).from_dict({k: v for k, v in config.to_dict().items() if k != "gate_norm"})
+        assert config.gate_norm is False
+    return model_class(name).weight_limit(config)
 
 
 def test_the_limit_follows_the_depth_and_equals_the_screening_limit_up_to_two_layers() -> None:
     assert _limit("scalegmn", 1) == _limit("scalegmn", 2) == _limit("scalegmn-b", 2) == SCREENING
     assert 5e7 < _limit("scalegmn", 3) < 5.2e7 and 2.6e6 < _limit("scalegmn-b", 4) < 2.7e6
+    assert _limit("scalegmn", 8) == pytest.approx(FLOAT32_MAX ** (1 / 10))  # 7.1e3
+    assert 80 < _limit("scalegmn-b", 8) < 90 and 1.6e3 < _limit("scalegmn-b", 6) < 1.7e3  # backward messages
+    assert 7e3 < _limit("scalegmn", 1, gate_norm=False) < 7.2e3 and 9 < _limit("scalegmn-b", 2, gate_norm=False) < 10
+    assert 1 < _limit("scalegmn", 4, gate_norm=False) < 1.2
     assert _limit("ng-gnn", 4) == _limit("ng-t", 8) == SCREENING
 
 
@@ -78,14 +90,33 @@ def _deep_cnn(act: str) -> Architecture:
     return Architecture(tuple(ops + [GlobalAvgPool(), Linear("fc", 4, 3)]), (1, 8, 8))
 
 
+def _finite_below(name: str, layers: int, limit: float, gate_norm: bool = True) -> list[str]:
+    """The activations / architectures (a deep and a two-conv CNN) whose networks with weights of standard deviation
+    0.99 × `limit` give a non-finite forward or backward pass. The model's parameters are scaled by 1.5 (trained ones:
+    ≤ 1.3 × their initial norm in the #22 runs)."""
+    return [f"{act}/{kind}" for act in ACTIVATIONS for kind, arch in (("deep", _deep_cnn(act)), ("small", _cnn(act)))
+            if not _finite_step(name, act, 0.99 * limit, gate_norm, arch=arch, layers=layers, gain=1.5)]
+
+
 @pytest.mark.parametrize("name", ["scalegmn", "scalegmn-b"])
-@pytest.mark.parametrize("layers", [1, 2, 3, 4])
+@pytest.mark.parametrize("layers", [1, 2, 3, 4, 5, 6, 8])
 def test_forward_and_backward_are_finite_just_below_the_models_limit(name: str, layers: int) -> None:
-    """For ≤ 2 layers that is the screening limit 4.3e9 (the model before the rescaled norms: non-finite from 3e7).
-    The model's parameters are scaled by 1.5 (trained ones: ≤ 1.3 × their initial norm in the #22 runs)."""
-    scale = 0.99 * _limit(name, layers)
-    for act in ("silu", "relu", "tanh"):
-        assert _finite_step(name, act, scale, True, arch=_deep_cnn(act), layers=layers, gain=1.5), act
+    """For ≤ 2 layers that is the screening limit 4.3e9 (the model before the rescaled norms: non-finite from 3e7)."""
+    assert _finite_below(name, layers, _limit(name, layers)) == []
+
+
+def test_deep_scalegmn_b_overflows_below_the_unidirectional_limit() -> None:
+    """Why ScaleGMN-B's limit falls faster beyond 4 layers: with max^(1/(layers+2)), ScaleGMN's, it is not finite."""
+    assert len(_finite_below("scalegmn-b", 8, FLOAT32_MAX ** (1 / 10))) >= 5
+
+
+@pytest.mark.parametrize("name", ["scalegmn", "scalegmn-b"])
+@pytest.mark.parametrize("layers", [1, 2, 3, 4, 5, 6])
+def test_configs_without_gate_norm_are_finite_just_below_their_own_limit(name: str, layers: int) -> None:
+    """Saved runs from before `gate_norm` keep their model; their limit is far below the screening limit."""
+    assert _finite_below(name, layers, _limit(name, layers, gate_norm=False), gate_norm=False) == []
+    if layers <= 2:  # the general limit they had before: every case overflows
+        assert len(_finite_below(name, layers, SCREENING, gate_norm=False)) == 2 * len(ACTIVATIONS)
 
 
 @pytest.fixture(scope="module")

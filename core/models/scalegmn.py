@@ -45,6 +45,10 @@ from core.models.layers.probe_features import ProbeFeatures
 from core.models.layers.scale_message_passing import ScaleMessagePassing, degree_terms
 from core.network.spec import ACTIVATIONS
 
+# Without `gate_norm` the states grow like w^(10 · 4^(layers−1)) in float32's range (fitted to the first non-finite
+# weight scale of untrained models, parameters × 1.5: 3e4, 32, 5.6, 3.2 for 1–4 layers; docs/benchmarks/tasks.md)
+OLD_GATE_EXPONENT = 10
+
 
 @dataclass
 class ScaleGMNConfig(ModelConfig):
@@ -111,9 +115,19 @@ class ScaleGMN(DegreeStatistics, MetaNetwork):
         """Node states grow like w^(layers+1) with the input's weights w (each layer multiplies a state by its edges'
         weights, as the network's own forward pass does); with a factor w to spare they stay finite up to
         max^(1/(layers+2)): the screening limit (4.3e9 in float32) for ≤ 2 layers, 5.1e7 for 3, 2.6e6 for 4.
-        (Configs without `gate_norm`, kept to reproduce old runs, overflow from weights of ~10–100.)"""
-        deep = float(torch.finfo(dtype).max) ** (1.0 / (config.layers + 2))
-        return min(super().weight_limit(config, dtype), deep)
+        ScaleGMN-B's backward messages add a growth of their own beyond 4 layers (measured: non-finite from 5.6e3 at
+        8 layers, below max^(1/10) = 7.1e3), so its exponent is (layers+2)·layers/4 there: 2.5e4 for 5 layers, 1.6e3
+        for 6, 84 for 8. Configs without `gate_norm` (saved runs from before it) square a row at every gated map, so
+        their states grow doubly exponentially with depth: `OLD_GATE_EXPONENT` gives their much lower limit (7.1e3 for
+        1 layer, 9.2 for 2, 1.7 for 3, 1.15 for 4; beyond 6 layers no limit helps: with its parameters grown 1.5× an
+        8-layer one overflows on weights of standard deviation 0.56)."""
+        layers = config.layers
+        if not getattr(config, "gate_norm", True):
+            exponent = OLD_GATE_EXPONENT * 4 ** (layers - 1)
+        else:
+            backward = getattr(config, "bidirectional", False) and layers > 4
+            exponent = (layers + 2) * (layers / 4 if backward else 1.0)
+        return min(super().weight_limit(config, dtype), float(torch.finfo(dtype).max) ** (1.0 / exponent))
 
     def reset_parameters(self) -> None:
         nn.init.normal_(self.position.weight, std=0.1)
