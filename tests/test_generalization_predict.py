@@ -55,3 +55,26 @@ def test_predict_prints_a_readable_report(runs, capsys) -> None:
     out = capsys.readouterr().out
     assert "predicted test accuracy" in out and "test-split RMSE" in out and "±" not in out
     assert out.count("nearest zoo network") == 2
+
+
+def test_nearest_networks_of_an_unseen_architecture_are_ranked_not_tied(runs, tmp_path: Path, capsys) -> None:
+    """A network deeper and wider than every zoo network differs in features constant over the zoo (depth, width …);
+    they keep their own units, so its distances stay ordered (divided by a zero spread they were all ~1e8 and tied)."""
+    import torch
+
+    from core.network.spec import Network
+    from core.zoo import Zoo, small_cnn_architecture
+
+    zoo, (run0, _), member = runs
+    arch = small_cnn_architecture("relu", 8, channels=6, layers=4)
+    assert arch not in Zoo.open(zoo).architectures.values()
+    other = tmp_path / "other.safetensors"
+    save_network(Network.from_flat(arch, torch.randn(arch.num_parameters, generator=torch.Generator().manual_seed(0))
+                                   * 0.3), other)
+    assert main(["predict", str(run0), str(other), str(member), "--neighbours", "4", "--json"]) == 0
+    unseen, seen = json.loads(capsys.readouterr().out)
+    assert unseen["architecture_in_zoo"] is False and seen["architecture_in_zoo"] is True
+    distances = [n["distance"] for n in unseen["nearest"]]
+    assert max(distances) < 100 and len(set(np.round(distances, 6))) == 4
+    assert main(["predict", str(run0), str(other), "--neighbours", "1"]) == 0
+    assert "not among the run's zoo's" in capsys.readouterr().out

@@ -196,10 +196,12 @@ def _predict_generalization(args: argparse.Namespace, run, networks: list, preds
 
     per_run = [preds.numpy()] + [load_run(r).predict(networks, args.device).numpy() for r in args.ensemble]
     rows = prediction_report(per_run, run.metrics.get("test", {}).get("mse"))
-    near = nearest_networks(Zoo.open(run.config.zoo), networks, args.neighbours) if args.neighbours > 0 else None
+    zoo = Zoo.open(run.config.zoo) if args.neighbours > 0 else None
+    near = nearest_networks(zoo, networks, args.neighbours) if zoo is not None else None
     for i, (f, row) in enumerate(zip(args.files, rows)):
         row["file"] = f
-        if near is not None:
+        if zoo is not None:
+            row["architecture_in_zoo"] = networks[i].architecture in zoo.architectures.values()
             row["nearest"] = near[i]
     if args.json:
         print(json.dumps(rows))
@@ -208,6 +210,9 @@ def _predict_generalization(args: argparse.Namespace, run, networks: list, preds
         spread = f" ± {row['ensemble_std']:.4f} (std over {row['ensemble_size']} runs)" if row["ensemble_std"] else ""
         rmse = f"; this run's test-split RMSE {row['test_rmse']:.4f}" if row["test_rmse"] is not None else ""
         print(f"{row['file']}: predicted test accuracy {row['predicted_accuracy']:.4f}{spread}{rmse}")
+        if row.get("architecture_in_zoo") is False:
+            print("  its architecture is not among the run's zoo's: the test-split RMSE was measured on architectures "
+                  "seen in training and may understate the error here")
         for n in row.get("nearest", []):
             print(f"  nearest zoo network {n['index']} ({n['group']}): test accuracy {n['test_accuracy']:.4f}, "
                   f"distance {n['distance']:.2f}")

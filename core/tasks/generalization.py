@@ -208,7 +208,9 @@ def cross_architecture_zoos(base, wild, out_dir, holdout: float = 0.3, seed: int
 
 def nearest_networks(zoo, networks: list, k: int = 5) -> list[list[dict[str, Any]]]:
     """Per network: the k networks of `zoo` nearest to it in standardised `architecture_free_statistics` (any
-    architecture; permutation invariant), as {index, group, test_accuracy, distance}, nearest first."""
+    architecture; permutation invariant), as {index, group, test_accuracy, distance}, nearest first. Features that
+    are constant over the zoo (its depth, kernel size … when it holds one architecture) keep their own units: divided
+    by a zero spread, a network that differs in one would be equally far from every zoo network."""
     from core.baselines import architecture_free_statistics
 
     table = zoo.table
@@ -219,7 +221,8 @@ def nearest_networks(zoo, networks: list, k: int = 5) -> list[list[dict[str, Any
         feats.append(architecture_free_statistics(arch, flat))
         rows.append(members)
     zoo_feats, zoo_rows = np.concatenate(feats), np.concatenate(rows)
-    mean, std = zoo_feats.mean(0), zoo_feats.std(0) + 1e-8
+    mean, std = zoo_feats.mean(0), zoo_feats.std(0)
+    std = np.where(std > 1e-6 * np.maximum(np.abs(mean), 1.0), std, 1.0)
     scaled = (zoo_feats - mean) / std
     out = []
     for net in networks:
