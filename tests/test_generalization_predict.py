@@ -78,3 +78,13 @@ def test_nearest_networks_of_an_unseen_architecture_are_ranked_not_tied(runs, tm
     assert max(distances) < 100 and len(set(np.round(distances, 6))) == 4
     assert main(["predict", str(run0), str(other), "--neighbours", "1"]) == 0
     assert "not among the run's zoo's" in capsys.readouterr().out
+
+
+def test_an_ensemble_member_of_another_task_is_refused_by_name(runs, tmp_path: Path, capsys) -> None:
+    zoo, (run0, _), member = runs
+    other = tmp_path / "embed"
+    train_run("embed", "ng-gnn", zoo, other, progress=False, train=TrainConfig(epochs=1, batch_size=8),
+              model_overrides={"hidden": 8, "layers": 1})
+    assert main(["predict", str(run0), str(member), "--ensemble", str(other)]) != 0
+    err = capsys.readouterr().err
+    assert "its task is embed, not generalization" in err and "internal error" not in err

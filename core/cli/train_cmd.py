@@ -194,7 +194,14 @@ def _predict_generalization(args: argparse.Namespace, run, networks: list, preds
     from core.tasks.generalization import nearest_networks, prediction_report
     from core.zoo import Zoo
 
-    per_run = [preds.numpy()] + [load_run(r).predict(networks, args.device).numpy() for r in args.ensemble]
+    members = [load_run(r) for r in args.ensemble]
+    for path, member in zip(args.ensemble, members):
+        if member.config.task != "generalization":
+            from core.tasks.base import TaskError
+
+            raise TaskError(f"--ensemble {path}: its task is {member.config.task}, not generalization (an ensemble "
+                            "takes other seeds of the same set-up)")
+    per_run = [preds.numpy()] + [m.predict(networks, args.device).numpy() for m in members]
     rows = prediction_report(per_run, run.metrics.get("test", {}).get("mse"))
     zoo = Zoo.open(run.config.zoo) if args.neighbours > 0 else None
     near = nearest_networks(zoo, networks, args.neighbours) if zoo is not None else None
