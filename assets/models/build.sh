@@ -18,4 +18,7 @@ python -m core train inr-classify --model scalegmn-b --probes 16 --augment ng --
 python -m core train embed --objective function --model ng-gnn --probes 16 --zoo assets/zoos/digits-inr --out assets/models/embed-ng-gnn --hidden 32 --layers 2 --epochs 30 --patience 6 --batch-size 32 --lr 3e-3 --overwrite --quiet
 # CNN zoos
 OMP_NUM_THREADS=1 python -m core train generalization --model ng-gnn --zoo assets/zoos/cnn-mnist --out assets/models/generalization-ng-gnn --hidden 32 --layers 3 --probes 16 --epochs 20 --batch-size 32 --lr 3e-3 --overwrite --quiet
+# two more seeds of it: `predict … --ensemble` reports their spread as the prediction's uncertainty
+OMP_NUM_THREADS=1 python -m core train generalization --model ng-gnn --zoo assets/zoos/cnn-mnist --out assets/models/generalization-ng-gnn-seed1 --seed 1 --hidden 32 --layers 3 --probes 16 --epochs 20 --batch-size 32 --lr 3e-3 --overwrite --quiet
+OMP_NUM_THREADS=1 python -m core train generalization --model ng-gnn --zoo assets/zoos/cnn-mnist --out assets/models/generalization-ng-gnn-seed2 --seed 2 --hidden 32 --layers 3 --probes 16 --epochs 20 --batch-size 32 --lr 3e-3 --overwrite --quiet
 python -m core train embed --model ng-gnn --zoo assets/zoos/cnn-digits --out assets/models/embed-cnn-ng-gnn --hidden 32 --layers 2 --epochs 20 --batch-size 32 --lr 3e-3 --overwrite --quiet
