@@ -191,14 +191,13 @@ def run_predict(args: argparse.Namespace) -> int:
 def _predict_generalization(args: argparse.Namespace, run, networks: list, preds) -> int:
     """Predicted test accuracy ± the ensemble's spread and the run's test RMSE, and the nearest zoo networks."""
     from core.runs import load_run
+    from core.tasks.base import TaskError
     from core.tasks.generalization import nearest_networks, prediction_report
     from core.zoo import Zoo
 
     members = [load_run(r) for r in args.ensemble]
     for path, member in zip(args.ensemble, members):
         if member.config.task != "generalization":
-            from core.tasks.base import TaskError
-
             raise TaskError(f"--ensemble {path}: its task is {member.config.task}, not generalization (an ensemble "
                             "takes other seeds of the same set-up)")
     per_run = [preds.numpy()] + [m.predict(networks, args.device).numpy() for m in members]

@@ -58,15 +58,18 @@ class ClassifyTask(Task):
 
     def check_zoo(self, zoo: Any) -> None:
         """The auxiliary rendering needs 2-D image INRs: refuse other zoos before training starts."""
-        from core.tasks.edit import is_image_inr
+        from core.tasks.edit import check_image_inr_zoo
 
         if self.render_loss:
-            for architecture, _ in zoo.first_of_each_group():
-                if not is_image_inr(architecture):
-                    raise TaskError("inr-classify --render-loss needs 2-D image INRs (2 inputs, 1 output)")
+            check_image_inr_zoo(zoo, "inr-classify --render-loss")
+
+    @property
+    def render_side(self) -> int:
+        """Side of the auxiliary rendering: the zoo's fitted resolution, 28 (MNIST's) before a zoo says."""
+        return self.render_size or 28
 
     def _render_outputs(self) -> int:
-        return (self.render_size or 28) ** 2 if self.render_loss else 0
+        return self.render_side ** 2 if self.render_loss else 0
 
     def out_dim(self, table=None) -> int:
         if table is None:
@@ -91,7 +94,7 @@ class ClassifyTask(Task):
             from core.tasks.edit import render
 
             with torch.no_grad():  # the target: the batch's INRs drawn on the grid (after any augmentation)
-                target = render(batch.architecture, batch.flat.float(), self.render_size or 28)
+                target = render(batch.architecture, batch.flat.float(), self.render_side)
             loss = loss + self.render_loss * F.mse_loss(output[:, self.num_classes:].float(), target)
         return loss
 

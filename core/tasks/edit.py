@@ -56,6 +56,13 @@ def is_image_inr(architecture: Architecture) -> bool:
     return architecture.input_shape == (2,) and architecture.output_shape == (1,)
 
 
+def check_image_inr_zoo(zoo: Any, what: str) -> None:
+    """Refuse, naming `what`, a zoo with a group that is not 2-D image INRs (before training starts)."""
+    for architecture, _ in zoo.first_of_each_group():
+        if not is_image_inr(architecture):
+            raise TaskError(f"{what} needs 2-D image INRs (2 inputs, 1 output)")
+
+
 def render(architecture: Architecture, flat: torch.Tensor, resolution: int) -> torch.Tensor:
     """Render INRs (flat parameters [B, P]) on the [-1, 1] grid: [B, resolution²]."""
     from core.zoo.inr import coordinate_grid

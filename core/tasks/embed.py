@@ -114,12 +114,10 @@ class EmbedTask(Task):
 
     def check_zoo(self, zoo) -> None:
         """`views` and the function objective need coordinate networks (INRs): refuse others now, not at a batch."""
-        from core.tasks.edit import is_image_inr
+        from core.tasks.edit import check_image_inr_zoo
 
         if self.objective == "function":
-            for architecture, _ in zoo.first_of_each_group():
-                if not is_image_inr(architecture):
-                    raise TaskError("embed --objective function needs 2-D image INRs (2 inputs, 1 output)")
+            check_image_inr_zoo(zoo, "embed --objective function")
         if self._view_transform is not None:
             for architecture, flat in zoo.first_of_each_group():
                 self._view_transform(architecture, flat.double(), torch.Generator().manual_seed(0))
