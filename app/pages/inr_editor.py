@@ -20,6 +20,7 @@ from app.resources import (
 )
 from core.errors import WeightSpaceError
 from core.io import network_to_bytes
+from core.tasks.edit import DEFAULT_RESOLUTION
 from core.viz.images import difference_image, png_strip
 
 st.title("INR editor")
@@ -48,7 +49,7 @@ c1, c2 = st.columns([2, 1])
 editor_name = c1.selectbox("Editor", list(editors), key="editor-run",
                            help="Editors trained on the largest images come first (MNIST 28×28 before 8×8 digits).")
 run = cached_run(str(editors[editor_name]))
-trained_resolution = int(run.task.resolution or 28)
+trained_resolution = int(run.task.resolution or DEFAULT_RESOLUTION)
 # keyed per editor: choosing an editor renders at the resolution it was trained at and shows INRs of its own zoo
 resolution = c2.slider("Render resolution", 8, 96, _slider_value(trained_resolution), step=4,
                        key=f"editor-resolution-{editor_name}",

@@ -29,12 +29,12 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from core.baselines.statnn import weight_statistics
-from core.tasks.edit import fitted_resolution, render
+from core.tasks.edit import DEFAULT_RESOLUTION, fitted_resolution, render
 
 
 def zoo_resolution(zoo: Any) -> int:
     """Side of the images an INR zoo was fitted to (28 for MNIST, 8 for scikit-learn digits)."""
-    return fitted_resolution(zoo) or 28
+    return fitted_resolution(zoo) or DEFAULT_RESOLUTION
 
 
 def rendered_split(zoo: Any, split: str, resolution: int | None = None) -> tuple[torch.Tensor, np.ndarray]:

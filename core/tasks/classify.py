@@ -51,10 +51,10 @@ class ClassifyTask(Task):
 
     def adapt_to_zoo(self, zoo: Any) -> None:
         """The auxiliary rendering is drawn at the resolution the INRs were fitted at (28 when the zoo does not say)."""
-        from core.tasks.edit import fitted_resolution
+        from core.tasks.edit import DEFAULT_RESOLUTION, fitted_resolution
 
         if self.render_loss:
-            self.render_size = self.render_size or fitted_resolution(zoo) or 28
+            self.render_size = self.render_size or fitted_resolution(zoo) or DEFAULT_RESOLUTION
 
     def check_zoo(self, zoo: Any) -> None:
         """The auxiliary rendering needs 2-D image INRs: refuse other zoos before training starts."""
@@ -66,7 +66,9 @@ class ClassifyTask(Task):
     @property
     def render_side(self) -> int:
         """Side of the auxiliary rendering: the zoo's fitted resolution, 28 (MNIST's) before a zoo says."""
-        return self.render_size or 28
+        from core.tasks.edit import DEFAULT_RESOLUTION
+
+        return self.render_size or DEFAULT_RESOLUTION
 
     def _render_outputs(self) -> int:
         return self.render_side ** 2 if self.render_loss else 0

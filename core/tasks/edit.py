@@ -45,6 +45,9 @@ def apply_edit(images: torch.Tensor, edit: str) -> torch.Tensor:
     return out[:, 0]
 
 
+DEFAULT_RESOLUTION = 28  # MNIST's side: the rendering size when neither the zoo nor the run records one
+
+
 def fitted_resolution(zoo: Any) -> int | None:
     """Side of the images an INR zoo was fitted to, as its manifest records (None when it does not say)."""
     shape = zoo.manifest.get("source", {}).get("image_shape")
@@ -107,13 +110,13 @@ class EditTask(Task):
 
     def out_dim(self, table=None) -> int:
         if self.resolution is None and table is not None:
-            self.resolution = int(table["resolution"].iloc[0]) if "resolution" in table else 28
+            self.resolution = int(table["resolution"].iloc[0]) if "resolution" in table else DEFAULT_RESOLUTION
         return 1
 
     def extras(self, architecture, flat: torch.Tensor, table, rows: np.ndarray) -> dict[str, torch.Tensor]:
         if not is_image_inr(architecture):
             raise TaskError("inr-edit needs 2-D image INRs (2 inputs, 1 output)")
-        res = self.resolution or 28
+        res = self.resolution or DEFAULT_RESOLUTION
         with torch.no_grad():
             images = torch.cat([render(architecture, flat[s:s + 512].float(), res) for s in range(0, len(flat), 512)])
             target = apply_edit(images.view(-1, res, res), self.edit).reshape(len(flat), -1)
@@ -123,7 +126,7 @@ class EditTask(Task):
         """Renderings of the edited INRs [B, resolution²]."""
         b = batch.flat.shape[0]
         delta = params_update(batch.architecture, output, b, batch.graph.grid_size[0])
-        return render(batch.architecture, batch.flat.to(delta.dtype) + delta, self.resolution or 28)
+        return render(batch.architecture, batch.flat.to(delta.dtype) + delta, self.resolution or DEFAULT_RESOLUTION)
 
     def loss(self, output: Any, batch: GraphBatch) -> torch.Tensor:
         return F.mse_loss(self.edited_images(output, batch).float(), batch.extras["target"])
@@ -145,7 +148,7 @@ class EditTask(Task):
         "mse", "identity_mse"}, rendered at `resolution` (default: the task's training resolution)."""
         from core.data import graph_set_from_networks
 
-        res = resolution or self.resolution or 28
+        res = resolution or self.resolution or DEFAULT_RESOLUTION
         task = EditTask(self.edit, res)
         for net in networks:
             net.architecture.check_known_activations()

@@ -142,11 +142,11 @@ class EmbedTask(Task):
         from core.graph.neural_graph import to_graphs
 
         if self.objective == "function":
-            from core.tasks.edit import render
+            from core.tasks.edit import DEFAULT_RESOLUTION, render
 
             z = model(batch.graph)
             with torch.no_grad():
-                images = render(batch.architecture, batch.flat.float(), self.resolution or 28)
+                images = render(batch.architecture, batch.flat.float(), self.resolution or DEFAULT_RESOLUTION)
             return function_similarity_loss(z, images), F.normalize(z.detach().float(), dim=-1)
 
         # evaluation: the views depend on the networks only (reproducible metrics); training: fresh
