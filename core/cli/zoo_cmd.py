@@ -17,7 +17,7 @@ def _widths(text: str) -> tuple[int, ...]:
 
 
 def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    """Add `zoo build inr|cnn`, `zoo info`, `zoo import`."""
+    """Add `zoo build inr|cnn`, `zoo merge`, `zoo extend`, `zoo info`, `zoo import`."""
     from core.zoo.inr import FIT_BATCH
 
     p = sub.add_parser("zoo", help="build, import and summarise model zoos",
@@ -81,6 +81,18 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     merge.add_argument("shards", nargs="*", metavar="SHARD_DIR", help="the shards' directories (default: OUT)")
     merge.set_defaults(func=run_merge)
 
+    ext = zsub.add_parser("extend", help="add training views (more INRs of each training image) to an INR zoo",
+                          description="Write OUT: the image-INR zoo SRC plus VIEWS new INRs of each training image, "
+                                      "fitted with SRC's recipe from fresh seeds; SRC's networks and splits are kept. "
+                                      "Resumable (work directory OUT.views).")
+    ext.add_argument("src", help="a finished image-INR zoo (zoo build inr)")
+    ext.add_argument("--views", type=int, default=1, help="new INRs per training image (default 1)")
+    ext.add_argument("--seed", type=int, required=True,
+                     help="new INR j starts from init seed SEED·1,000,000 + j (must not overlap SRC's seeds)")
+    ext.add_argument("--out", required=True, help="the new zoo directory")
+    ext.add_argument("--workers", type=int, default=None, help="worker processes (default: one per CPU core)")
+    ext.set_defaults(func=run_extend)
+
     info = zsub.add_parser("info", help="counts, architectures, label / PSNR / accuracy summary, splits")
     info.add_argument("dir")
     info.add_argument("--json", action="store_true", help="print one JSON object")
@@ -139,6 +151,14 @@ def run_merge(args: argparse.Namespace) -> int:
     from core.zoo.store import merge_shards
 
     print(format_info(zoo_info(Zoo.open(merge_shards(args.out, args.shards)))))
+    return 0
+
+
+def run_extend(args: argparse.Namespace) -> int:
+    """Fit the new views, write the extended zoo and print its summary."""
+    from core.zoo.extend import add_inr_views
+
+    print(format_info(zoo_info(add_inr_views(args.src, args.out, args.views, args.seed, workers=args.workers))))
     return 0
 
 

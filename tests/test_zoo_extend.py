@@ -1,0 +1,59 @@
+"""`zoo extend` / `add_inr_views`: more training views of an INR zoo, the source's networks and splits kept."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from core.cli import main
+from core.zoo import Zoo, ZooError, add_inr_views, build_inr_zoo, fit_inrs, load_images
+
+
+@pytest.fixture()
+def source(tmp_path):
+    return build_inr_zoo(tmp_path / "src", images="digits", count=12, hidden=(8,), steps=15, seed=3, chunk_size=5,
+                         workers=1, progress=False)
+
+
+def test_extended_zoo_keeps_the_source_and_adds_training_views(tmp_path, source):
+    out = add_inr_views(source.dir, tmp_path / "out", views=2, seed=5, workers=1, progress=False)
+    n = len(source)
+    train_images = np.unique(source.table.loc[source.table["split"] == "train", "image_index"])
+    assert len(out) == n + 2 * len(train_images)
+    # the source's networks, rows and splits are unchanged
+    assert torch.equal(out.flat(np.arange(n))[1], source.flat(np.arange(n))[1])
+    for column in ("label", "seed", "image_index", "split"):
+        assert out.table[column].iloc[:n].tolist() == source.table[column].tolist()
+    new = out.table.iloc[n:]
+    assert (new["split"] == "train").all()
+    assert sorted(new["image_index"]) == sorted(np.repeat(train_images, 2))
+    assert set(new["seed"]) == {5_000_000 + j for j in range(len(new))}
+    # val / test keep one INR per image and share no image with training
+    held_out = out.table.loc[out.table["split"] != "train", "image_index"]
+    assert held_out.is_unique and not set(held_out) & set(new["image_index"])
+    # each new INR is exactly what fitting its image from its seed gives
+    x, y = load_images("digits")
+    assert (new["label"].to_numpy() == y.numpy()[new["image_index"].to_numpy()]).all()
+    flat, _, _ = fit_inrs(x[torch.as_tensor(new["image_index"].to_numpy(dtype=np.int64))], hidden=(8,), steps=15, seeds=new["seed"].tolist())
+    assert torch.allclose(out.flat(new.index.to_numpy())[1], flat, atol=1e-6)
+    options = out.manifest["generator"]["options"]
+    assert options["inrs_per_image"] == 3 and options["extended_from"]["views"] == 2
+    assert out.manifest["recipe"] == source.manifest["recipe"]
+
+
+def test_extend_refuses_overlapping_seeds_and_bad_views(tmp_path, source):
+    with pytest.raises(ZooError, match="reuses init seeds"):
+        add_inr_views(source.dir, tmp_path / "a", views=1, seed=3, workers=1, progress=False)
+    with pytest.raises(ZooError, match="positive"):
+        add_inr_views(source.dir, tmp_path / "b", views=0, seed=5, workers=1, progress=False)
+
+
+def test_zoo_extend_cli_is_rerunnable(tmp_path, source, capsys):
+    args = ["zoo", "extend", str(source.dir), "--views", "1", "--seed", "9", "--out", str(tmp_path / "cli"),
+            "--workers", "1"]
+    assert main(args) == 0
+    first = Zoo.open(tmp_path / "cli")
+    assert main(args) == 0  # finished: opens the same zoo instead of refitting
+    assert torch.equal(Zoo.open(tmp_path / "cli").flat()[1], first.flat()[1])
+    assert "splits" in capsys.readouterr().out
