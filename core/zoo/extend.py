@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from core.io.atomic import atomic_path
 from core.zoo.images import ZooError, load_images
 from core.zoo.inr import build_inr_zoo
 from core.zoo.store import Zoo, ZooBuilder
@@ -45,8 +46,9 @@ def add_inr_views(src: str | os.PathLike, out: str | os.PathLike, views: int, se
     work = out.with_name(out.name + ".views")
     work.mkdir(parents=True, exist_ok=True)
     npz = work / "train-images.npz"
-    if not npz.exists():
-        np.savez(npz, images=x[images].numpy(), labels=y[images].numpy())
+    if not npz.exists():  # written atomically: an interrupted run must not leave a truncated file to resume from
+        with atomic_path(npz) as tmp, open(tmp, "wb") as fh:
+            np.savez(fh, images=x[images].numpy(), labels=y[images].numpy())
     fitted = build_inr_zoo(work / "zoo", images=str(npz), inrs_per_image=views, hidden=opts["hidden"], w0=opts["w0"],
                            steps=opts["steps"], target_psnr=opts["target_psnr"], seed=seed,
                            batch_size=opts["batch_size"], lr=opts["lr"], offset=opts["offset"], init=opts["init"],
