@@ -7,10 +7,13 @@ as `np.meshgrid` with its default 'xy' indexing gives. An INR maps (x, y) to the
 `fit_inrs` trains B networks in lock-step with hand-written forward/backward passes and a functional
 Adam over the whole stack (no autograd, no per-network Python loop):
   * the first layer is separable on a grid — sin(w0(a·x_j + c·y_i + b)) = sin(P_j + Q_i) — so its sine
-    and cosine come from angle-addition products of per-row and per-column values instead of H·W·h
-    transcendental calls;
-  * hidden activations carry a trailing column of ones so each next layer's bias rides inside its bmm;
-  * w0 is folded into the (small) weight matrices, never applied to the large activation tensors;
+    and cosine come from angle-addition products of per-row and per-column values (one batched matrix product
+    with inner size 2) instead of H·W·h transcendental calls;
+  * activations are stored feature-major [B, width, H·W], so per-pixel factors broadcast along rows; a row of
+    ones under each hidden activation that feeds another sine layer lets that layer's bias ride in its bmm;
+    the output layer's bias, the offset and the target enter its bmm as the addend;
+  * w0 (and in the backward pass the output weights) is folded into the small weight matrices, never applied to
+    the large activation tensors; the first layer's gradient is one product with a [3, H·W] basis (1, x, y);
   * each INR stops on its own when it reaches the target PSNR: its parameters are saved at that moment,
     it is frozen by a mask, and its slot is refilled with the next waiting image (or the batch is
     compacted when no image waits), so compute goes only to INRs still training.
@@ -161,18 +164,37 @@ class _Batch:
         self.dtype = dtype
 
     def _workspace(self, b: int) -> dict[str, torch.Tensor]:
-        """Big per-step buffers, allocated once per batch size (fresh allocations cost page faults)."""
+        """Big per-step buffers, feature-major [B, k, N], allocated once per batch size (fresh ones cost page faults).
+
+        s0: layer 1's sin and cos rows, [B, h1 + 1, 2, N] (the extra channel is the ones row of layer 2's bias).
+        a{l}: sin(Z_l), with a ones row when a further layer reads it, so that layer's bias rides in its bmm.
+        d{l}: Z_l, then cos(Z_l). g{l}: gradients. Per-pixel factors then broadcast along rows, never along the
+        innermost dimension (a stride-0 innermost operand makes torch's element-wise loops ~3× slower).
+        """
         if getattr(self, "_ws_b", None) != b:
             n, hid = self.n, self.layout.hidden
-            ws: dict[str, torch.Tensor] = {}
+            last = len(hid) - 1
+            h1, h, w = hid[0], self.h, self.w
+            ws: dict[str, torch.Tensor] = {"s0": torch.empty(b, h1 + 1, 2, n, dtype=self.dtype)}
+            # layer-1 factors: left [[sin Q, cos Q], [cos Q, −sin Q]], right [cos P; sin P]; the extra channel's
+            # constants (sin Q = 0, cos Q = 1, cos P = 0, sin P = 1) are written once here
+            left = torch.zeros(b, h1 + 1, 2, h, 2, dtype=self.dtype)
+            left[:, h1, 0, :, 1] = 1.0
+            left[:, h1, 1, :, 0] = 1.0
+            right = torch.zeros(b, h1 + 1, 2, w, dtype=self.dtype)
+            right[:, h1, 1] = 1.0
+            ws["left"], ws["right"] = left, right
             for li, k in enumerate(hid):
-                a = torch.empty(b, n, k + 1, dtype=self.dtype)
-                a[..., k] = 1.0
-                ws[f"a{li}"] = a
-                ws[f"d{li}"] = torch.empty(b, n, k, dtype=self.dtype)
-                ws[f"g{li}"] = torch.empty(b, n, k, dtype=self.dtype)
-            ws["out"] = torch.empty(b, n, 1, dtype=self.dtype)
+                if li:
+                    ws[f"a{li}"] = torch.empty(b, k + 1 if li < last else k, n, dtype=self.dtype)
+                    if li < last:
+                        ws[f"a{li}"][:, k] = 1.0
+                    ws[f"d{li}"] = torch.empty(b, k, n, dtype=self.dtype)
+                ws[f"g{li}"] = torch.empty(b, k, n, dtype=self.dtype)
+            ws["out"] = torch.empty(b, 1, n, dtype=self.dtype)
             self._ws, self._ws_b = ws, b
+            self._basis = torch.stack([torch.ones(n, dtype=self.dtype), self.x.repeat(self.h),
+                                       self.y.repeat_interleave(self.w)])                  # [3, N]: 1, x_j, y_i
         return self._ws
 
     def loss_and_grad(self, theta: torch.Tensor, target: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
@@ -182,47 +204,55 @@ class _Batch:
         w1, b1, blocks = self.layout.views(theta)
         gw1, gb1, gblocks = self.layout.views(grad)
         hid = self.layout.hidden
-        h1 = hid[0]
-        # ---- layer 1, separable on the grid: w0(W1·(x_j, y_i) + b1) = P_j + Q_i
-        p = (w0 * w1[:, None, :, 0]) * self.x[None, :, None]                      # [B, W, h1]
-        q = torch.addcmul(b1[:, None, :], w1[:, None, :, 1], self.y[None, :, None]) * w0  # [B, H, h1]
-        sp, cp, sq, cq = torch.sin(p), torch.cos(p), torch.sin(q), torch.cos(q)
-        av = ws["a0"].view(b, h, w, h1 + 1)[..., :h1]
-        torch.mul(sq[:, :, None], cp[:, None], out=av)
-        av.addcmul_(cq[:, :, None], sp[:, None])                                   # sin(P + Q)
-        d = ws["d0"].view(b, h, w, h1)
-        torch.mul(cq[:, :, None], cp[:, None], out=d)
-        d.addcmul_(sq[:, :, None], sp[:, None], value=-1.0)                          # cos(P + Q)
-        # ---- further sine layers: bias inside the bmm, w0 folded into the small matrices
+        h1, last = hid[0], len(hid) - 1
+        # ---- layer 1, separable on the grid: w0(W1·(x_j, y_i) + b1) = P_j + Q_i, so per channel
+        # [sin; cos](P_j + Q_i) = [[sin Q, cos Q], [cos Q, −sin Q]] · [cos P; sin P]: one bmm with inner size 2.
+        # An extra channel (sin Q = 0, cos Q = 1, cos P = 0, sin P = 1) gives the ones row.
+        p = (w0 * w1[:, :, 0, None]) * self.x                                      # [B, h1, W]
+        q = torch.addcmul(b1[:, :, None], w1[:, :, 1, None], self.y) * w0            # [B, h1, H]
+        left, right, s0 = ws["left"], ws["right"], ws["s0"]                          # [B, h1 + 1, 2, H, 2], [.., 2, W]
+        torch.sin(q, out=left[:, :h1, 0, :, 0])
+        torch.cos(q, out=left[:, :h1, 0, :, 1])
+        left[:, :h1, 1, :, 0] = left[:, :h1, 0, :, 1]
+        torch.neg(left[:, :h1, 0, :, 0], out=left[:, :h1, 1, :, 1])
+        torch.cos(p, out=right[:, :h1, 0])
+        torch.sin(p, out=right[:, :h1, 1])
+        torch.bmm(left.view(-1, 2 * h, 2), right.view(-1, 2, w), out=s0.view(-1, 2 * h, w))
+        a0, d0 = s0[:, :, 0], s0[:, :h1, 1]                                          # [B, h1 + 1, N], [B, h1, N]
+        acts, coss = [a0], [d0]
+        # ---- further sine layers: Z_l = (w0·[W_l | b_l]) · [A_{l-1}; 1]
         for li in range(1, len(hid)):
-            z = ws[f"d{li}"]
-            torch.bmm(ws[f"a{li - 1}"], (w0 * blocks[li - 1]).transpose(1, 2).contiguous(), out=z)
-            torch.sin(z, out=ws[f"a{li}"][..., :hid[li]])
-            z.cos_()
+            z = ws[f"d{li}"]                                                        # [B, k_l, N]
+            torch.bmm(w0 * blocks[li - 1], acts[-1], out=z)
+            torch.sin(z, out=ws[f"a{li}"][:, :hid[li]])
+            acts.append(ws[f"a{li}"])                                               # with its ones row if any
+            coss.append(z.cos_())
         out_blk = blocks[-1]                                                        # [B, 1, h_L + 1]
-        last = len(hid) - 1
-        r = torch.bmm(ws[f"a{last}"], out_blk.transpose(1, 2).contiguous(), out=ws["out"])[..., 0]  # [B, N]
-        r.add_(self.offset).sub_(target)
-        mse = r.square().mean(1)
+        w_out = out_blk[:, :, :-1]                                                  # [B, 1, h_L]
+        a_last = acts[-1][:, :hid[-1]]                                              # [B, h_L, N]
+        # residual = w_out·A_L + (b_out + offset − target): bias, offset and target ride in the addend
+        addend = (out_blk[:, :, -1:] + self.offset) - target[:, None, :]           # [B, 1, N]
+        r = torch.baddbmm(addend, w_out, a_last, out=ws["out"])                     # [B, 1, N]
+        mse = r.square().mean(2)[:, 0]
         # ---- backward
-        dout = r.mul_(2.0 / n)[:, :, None]                                          # [B, N, 1]
-        gblocks[-1].copy_(torch.bmm(dout.transpose(1, 2), ws[f"a{last}"]))
-        dz = ws[f"g{last}"]
-        torch.mul(dout, out_blk[:, :, :-1], out=dz)                                 # dA_L [B, N, h_L]
-        dz.mul_(ws[f"d{last}"])
+        dout = r.mul_(2.0 / n)                                                      # [B, 1, N]
+        gblocks[-1][:, :, :-1] = torch.bmm(dout, a_last.transpose(1, 2))
+        gblocks[-1][:, :, -1] = dout.sum(2)
+        # dZ_L = w_out·cos(Z_L)·dout; the w_out factor (one per row) is applied to the small matrices instead
+        cz = torch.mul(coss[last], dout, out=ws[f"g{last}"])                         # [B, h_L, N]
+        scale = w_out.transpose(1, 2)                                               # [B, h_L, 1]
         for li in range(last, 0, -1):
-            gblocks[li - 1].copy_(torch.bmm(dz.transpose(1, 2), ws[f"a{li - 1}"])).mul_(w0)
-            nxt = ws[f"g{li - 1}"]
-            torch.bmm(dz, (w0 * blocks[li - 1][:, :, :-1]).contiguous(), out=nxt)
-            nxt.mul_(ws[f"d{li - 1}"])
-            dz = nxt
-        # dz is now d/dZ1 (pre-activation of layer 1 before w0), shape [B, N, h1]
-        e = dz.view(b, h, w, h1)
-        rows = e.sum(2)                                                             # [B, H, h1]
-        cols = e.sum(1)                                                             # [B, W, h1]
-        gb1.copy_(rows.sum(1)).mul_(w0)
-        gw1[:, :, 0] = torch.einsum("bwk,w->bk", cols, self.x) * w0
-        gw1[:, :, 1] = torch.einsum("bhk,h->bk", rows, self.y) * w0
+            row = w0 * scale if li == last else w0                                  # [B, k_l, 1] or scalar
+            gblocks[li - 1].copy_(torch.bmm(acts[li - 1], cz.transpose(1, 2)).transpose(1, 2)).mul_(row)
+            wt = (row * blocks[li - 1][:, :, :-1]).transpose(1, 2)                  # [B, k_{l-1}, k_l]
+            cz = torch.bmm(wt, cz, out=ws[f"g{li - 1}"]).mul_(coss[li - 1])
+        # cz (·w_out when there is one hidden layer) is d/dZ1, the layer-1 pre-activation before w0, [B, h1, N];
+        # one product with the [3, N] basis (1, x_j, y_i) gives Σ dZ1, Σ dZ1·x, Σ dZ1·y
+        m = (self._basis @ cz.reshape(b * h1, n).T).view(3, b, h1).mul_(w0)      # [3, B, h1]
+        if last == 0:
+            m.mul_(scale[:, :, 0])
+        gb1.copy_(m[0])
+        gw1.copy_(m[1:].permute(1, 2, 0))
         return mse
 
 
