@@ -176,11 +176,12 @@ class _Batch:
             last = len(hid) - 1
             h1, h, w = hid[0], self.h, self.w
             ws: dict[str, torch.Tensor] = {"s0": torch.empty(b, h1 + 1, 2, n, dtype=self.dtype)}
-            # layer-1 factors: left [[sin Q, cos Q], [cos Q, −sin Q]], right [cos P; sin P]; the extra channel's
-            # constants (sin Q = 0, cos Q = 1, cos P = 0, sin P = 1) are written once here
-            left = torch.zeros(b, h1 + 1, 2, h, 2, dtype=self.dtype)
-            left[:, h1, 0, :, 1] = 1.0
-            left[:, h1, 1, :, 0] = 1.0
+            # layer-1 factors: left [[sin Q, cos Q], [cos Q, −sin Q]] (stored transposed, so each factor is a
+            # contiguous row), right [cos P; sin P]; the extra channel's constants (sin Q = 0, cos Q = 1, cos P = 0,
+            # sin P = 1) are written once here
+            left = torch.zeros(b, h1 + 1, 2, 2, h, dtype=self.dtype)   # [B, channel, × cos P | × sin P, sin | cos, H]
+            left[:, h1, 0, 1] = 1.0
+            left[:, h1, 1, 0] = 1.0
             right = torch.zeros(b, h1 + 1, 2, w, dtype=self.dtype)
             right[:, h1, 1] = 1.0
             ws["left"], ws["right"] = left, right
@@ -210,14 +211,14 @@ class _Batch:
         # An extra channel (sin Q = 0, cos Q = 1, cos P = 0, sin P = 1) gives the ones row.
         p = (w0 * w1[:, :, 0, None]) * self.x                                      # [B, h1, W]
         q = torch.addcmul(b1[:, :, None], w1[:, :, 1, None], self.y) * w0            # [B, h1, H]
-        left, right, s0 = ws["left"], ws["right"], ws["s0"]                          # [B, h1 + 1, 2, H, 2], [.., 2, W]
-        torch.sin(q, out=left[:, :h1, 0, :, 0])
-        torch.cos(q, out=left[:, :h1, 0, :, 1])
-        left[:, :h1, 1, :, 0] = left[:, :h1, 0, :, 1]
-        torch.neg(left[:, :h1, 0, :, 0], out=left[:, :h1, 1, :, 1])
+        left, right, s0 = ws["left"], ws["right"], ws["s0"]                          # [B, h1 + 1, 2, 2, H], [.., 2, W]
+        torch.sin(q, out=left[:, :h1, 0, 0])
+        torch.cos(q, out=left[:, :h1, 0, 1])
+        left[:, :h1, 1, 0] = left[:, :h1, 0, 1]
+        torch.neg(left[:, :h1, 0, 0], out=left[:, :h1, 1, 1])
         torch.cos(p, out=right[:, :h1, 0])
         torch.sin(p, out=right[:, :h1, 1])
-        torch.bmm(left.view(-1, 2 * h, 2), right.view(-1, 2, w), out=s0.view(-1, 2 * h, w))
+        torch.bmm(left.view(-1, 2, 2 * h).transpose(1, 2), right.view(-1, 2, w), out=s0.view(-1, 2 * h, w))
         a0, d0 = s0[:, :, 0], s0[:, :h1, 1]                                          # [B, h1 + 1, N], [B, h1, N]
         acts, coss = [a0], [d0]
         # ---- further sine layers: Z_l = (w0·[W_l | b_l]) · [A_{l-1}; 1]
