@@ -35,7 +35,7 @@ def test_extended_zoo_keeps_the_source_and_adds_training_views(tmp_path, source)
     # each new INR is exactly what fitting its image from its seed gives
     x, y = load_images("digits")
     assert (new["label"].to_numpy() == y.numpy()[new["image_index"].to_numpy()]).all()
-    images = x[torch.as_tensor(new["image_index"].to_numpy(dtype=np.int64))]
+    images = x[torch.tensor(new["image_index"].tolist())]
     flat, _, _ = fit_inrs(images, hidden=(8,), steps=15, seeds=new["seed"].tolist())
     assert torch.allclose(out.flat(new.index.to_numpy())[1], flat, atol=1e-6)
     options = out.manifest["generator"]["options"]
