@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -58,3 +60,43 @@ def test_zoo_extend_cli_is_rerunnable(tmp_path, source, capsys):
     assert main(args) == 0  # finished: opens the same zoo instead of refitting
     assert torch.equal(Zoo.open(tmp_path / "cli").flat()[1], first.flat()[1])
     assert "splits" in capsys.readouterr().out
+
+
+def test_extend_refuses_zoos_it_cannot_extend(tmp_path):
+    with pytest.raises(ZooError, match="not a one-architecture image-INR zoo"):
+        add_inr_views("assets/zoos/cnn-digits", tmp_path / "cnn", views=1, seed=5, workers=1, progress=False)
+    shared = build_inr_zoo(tmp_path / "shared", images="digits", count=6, hidden=(8,), steps=3, init="shared",
+                           workers=1, progress=False)
+    with pytest.raises(ZooError, match="shared-init zoo"):
+        add_inr_views(shared.dir, tmp_path / "b", views=1, seed=5, workers=1, progress=False)
+    assert not (tmp_path / "cnn").exists() and not (tmp_path / "b").exists()  # refused before writing anything
+
+
+def test_extend_an_older_zoo_without_a_recorded_recipe(tmp_path):
+    """Zoos built before recipes were recorded used the `siren` init; their new views must too."""
+    old = build_inr_zoo(tmp_path / "old", images="digits", count=8, hidden=(8,), steps=10, init="siren", seed=2,
+                        workers=1, progress=False)
+    manifest = json.loads((old.dir / "manifest.json").read_text())
+    del manifest["recipe"], manifest["generator"]["options"]["init"]
+    (old.dir / "manifest.json").write_text(json.dumps(manifest))
+    out = add_inr_views(old.dir, tmp_path / "out", views=1, seed=4, workers=1, progress=False)
+    assert out.manifest["recipe"]["init"] == "siren"
+    new = out.table.iloc[len(old):]
+    x, _ = load_images("digits")
+    flat, _, _ = fit_inrs(x[torch.tensor(new["image_index"].tolist())], hidden=(8,), steps=10, init="siren",
+                          seeds=new["seed"].tolist())
+    assert torch.allclose(out.flat(new.index.to_numpy())[1], flat, atol=1e-6)
+
+
+def test_extend_checks_the_new_views_labels(tmp_path, source, monkeypatch):
+    import core.zoo.extend as extend
+
+    def mislabelled(*args, **kwargs):
+        fitted = build_inr_zoo(*args, **kwargs)
+        fitted.table["label"] = (fitted.table["label"] + 1) % 10
+        return fitted
+
+    monkeypatch.setattr(extend, "build_inr_zoo", mislabelled)
+    with pytest.raises(ZooError, match="labels of the new views"):
+        add_inr_views(source.dir, tmp_path / "out", views=1, seed=5, workers=1, progress=False)
+    assert not (tmp_path / "out").exists()

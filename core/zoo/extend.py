@@ -7,8 +7,10 @@ INRs already fitted. `add_inr_views` fits only the new ones (through `build_inr_
 progress bar; its work directory is `OUT.views`, kept for resuming) and writes a new zoo: the source zoo's networks
 unchanged, then the new ones. Splits are the source's: every new INR is of a training image, so validation and test
 keep one INR per image and no image changes split. New INR j starts from init seed `seed · 1,000,000 + j` (the
-table's `seed` column); a seed whose range the source uses is refused. The manifest keeps the source's recipe and
-records the extension in `generator.options.extended_from`.
+table's `seed` column); a seed whose range the source uses is refused. The fitting recipe is the source's
+(`inr_recipe`: zoos built before recipes were recorded get the `siren` init they were built with), and the manifest
+records it and the extension (`generator.options.extended_from`). Shared-init zoos are refused: every view of an
+image would start from the same init and fit to the same network.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import numpy as np
 
 from core.io.atomic import atomic_path
 from core.zoo.images import ZooError, load_images
-from core.zoo.inr import build_inr_zoo
+from core.zoo.inr import build_inr_zoo, inr_recipe
 from core.zoo.store import Zoo, ZooBuilder
 
 
@@ -31,10 +33,16 @@ def add_inr_views(src: str | os.PathLike, out: str | os.PathLike, views: int, se
     if views < 1:
         raise ZooError(f"views must be positive, got {views}")
     zoo = Zoo.open(src)
-    gen = zoo.manifest["generator"]
-    if gen["name"] != "inr" or set(zoo.architectures) != {"siren"}:
+    gen = zoo.manifest.get("generator") or {}
+    if gen.get("name") != "inr" or set(zoo.architectures) != {"siren"}:
         raise ZooError(f"{src} is not a one-architecture image-INR zoo")
-    opts = gen["options"]
+    recipe = inr_recipe(zoo.manifest)
+    if recipe["init"] == "shared":
+        raise ZooError(f"{src} is a shared-init zoo: a new view of an image would start from the same init as its "
+                       "INR there and fit to the same network")
+    opts = gen.get("options") or {}
+    if "images" not in opts:
+        raise ZooError(f"{src}'s manifest does not say which images it was fitted to (generator.options.images)")
     table = zoo.table
     train = table[table["split"] == "train"]
     images = np.unique(train["image_index"].to_numpy())            # source image indices, sorted
@@ -49,11 +57,12 @@ def add_inr_views(src: str | os.PathLike, out: str | os.PathLike, views: int, se
     if not npz.exists():  # written atomically: an interrupted run must not leave a truncated file to resume from
         with atomic_path(npz) as tmp, open(tmp, "wb") as fh:
             np.savez(fh, images=x[images].numpy(), labels=y[images].numpy())
-    fitted = build_inr_zoo(work / "zoo", images=str(npz), inrs_per_image=views, hidden=opts["hidden"], w0=opts["w0"],
-                           steps=opts["steps"], target_psnr=opts["target_psnr"], seed=seed,
-                           batch_size=opts["batch_size"], lr=opts["lr"], offset=opts["offset"], init=opts["init"],
-                           chunk_size=opts["chunk_size"], workers=workers, split=(1.0, 0.0, 0.0),
-                           progress=progress)
+    # batching only changes how many INRs are fitted at once, not the results; older manifests may lack it
+    batching = {k: opts[k] for k in ("batch_size", "chunk_size") if k in opts}
+    fitted = build_inr_zoo(work / "zoo", images=str(npz), inrs_per_image=views, hidden=recipe["hidden"],
+                           w0=recipe["w0"], steps=recipe["steps"], target_psnr=recipe["target_psnr"], seed=seed,
+                           lr=recipe["lr"], offset=recipe["offset"], init=recipe["init"], workers=workers,
+                           split=(1.0, 0.0, 0.0), progress=progress, **batching)
     new = fitted.table.copy()
     new["image_index"] = images[new["image_index"].to_numpy()]     # npz row → source image index
     if not np.array_equal(new["label"].to_numpy(), y.numpy()[new["image_index"].to_numpy()]):
@@ -74,5 +83,6 @@ def add_inr_views(src: str | os.PathLike, out: str | os.PathLike, views: int, se
         builder.write_chunk(1, {"siren": (new["index"].tolist(), new_flat)}, new[keep].to_dict("records"))
         splits = {int(i): str(s) for i, s in zip(table["index"], table["split"])}
         splits.update({int(i): "train" for i in new["index"]})
-        builder.finish(splits, extra={"recipe": zoo.manifest["recipe"]})
+        # an older source's recipe is the one derived above, now recorded (by the build of the new views)
+        builder.finish(splits, extra={"recipe": zoo.manifest.get("recipe") or fitted.manifest["recipe"]})
     return Zoo.open(out)
