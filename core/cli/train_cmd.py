@@ -175,6 +175,10 @@ def run_predict(args: argparse.Namespace) -> int:
 
     run = load_run(args.run)
     _check_command(run, "predict")
+    if args.ensemble and run.config.task != "generalization":
+        from core.errors import WeightSpaceError
+
+        raise WeightSpaceError(f"--ensemble is for generalization runs; this run's task is {run.config.task}")
     networks = _load_files(args, args.files)
     preds = run.predict(networks, args.device)
     if run.config.task == "generalization":
