@@ -50,8 +50,8 @@ def add_augment_arguments(p: argparse.ArgumentParser) -> None:
     """Training-time augmentation of the input networks."""
     aug = p.add_mutually_exclusive_group()
     aug.add_argument("--augment", dest="augment", nargs="?", const=True, default=None, metavar="SPEC",
-                     help="alone: random symmetry transforms of every training network (default for the models "
-                          "that do not build the symmetries in). SPEC (inr-classify): weight transforms that change "
+                     help="alone: random symmetry transforms of every training network (the mlp "
+                          "baseline's default). SPEC (inr-classify): weight transforms that change "
                           "the INR's function, per training batch: ng (translate=0.25,rotate=45,scale=0.2,"
                           "noise=0.1,dropout=0.01) or key=value,… (translate, rotate in degrees, scale, noise, "
                           "dropout); add 'symmetry' for symmetry transforms too")
