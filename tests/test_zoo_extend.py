@@ -100,3 +100,11 @@ def test_extend_checks_the_new_views_labels(tmp_path, source, monkeypatch):
     with pytest.raises(ZooError, match="labels of the new views"):
         add_inr_views(source.dir, tmp_path / "out", views=1, seed=5, workers=1, progress=False)
     assert not (tmp_path / "out").exists()
+
+
+def test_extend_needs_to_know_the_source_images(tmp_path, source):
+    manifest = json.loads((source.dir / "manifest.json").read_text())
+    del manifest["generator"]["options"]["images"]
+    (source.dir / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ZooError, match="which images it was fitted to"):
+        add_inr_views(source.dir, tmp_path / "out", views=1, seed=5, workers=1, progress=False)

@@ -33,14 +33,13 @@ def add_inr_views(src: str | os.PathLike, out: str | os.PathLike, views: int, se
     if views < 1:
         raise ZooError(f"views must be positive, got {views}")
     zoo = Zoo.open(src)
-    gen = zoo.manifest.get("generator") or {}
-    if gen.get("name") != "inr" or set(zoo.architectures) != {"siren"}:
+    if set(zoo.architectures) != {"siren"}:
         raise ZooError(f"{src} is not a one-architecture image-INR zoo")
-    recipe = inr_recipe(zoo.manifest)
+    recipe = inr_recipe(zoo.manifest)  # ZooError unless `zoo build inr` made it
     if recipe["init"] == "shared":
         raise ZooError(f"{src} is a shared-init zoo: a new view of an image would start from the same init as its "
                        "INR there and fit to the same network")
-    opts = gen.get("options") or {}
+    opts = zoo.manifest["generator"].get("options") or {}
     if "images" not in opts:
         raise ZooError(f"{src}'s manifest does not say which images it was fitted to (generator.options.images)")
     table = zoo.table
