@@ -108,3 +108,14 @@ def test_extend_needs_to_know_the_source_images(tmp_path, source):
     (source.dir / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(ZooError, match="which images it was fitted to"):
         add_inr_views(source.dir, tmp_path / "out", views=1, seed=5, workers=1, progress=False)
+
+
+def test_extend_needs_the_step_budget_of_an_older_zoo(tmp_path):
+    old = build_inr_zoo(tmp_path / "old", images="digits", count=6, hidden=(8,), steps=3, init="siren", seed=2,
+                        workers=1, progress=False)
+    manifest = json.loads((old.dir / "manifest.json").read_text())
+    del manifest["recipe"], manifest["generator"]["options"]["steps"]
+    (old.dir / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ZooError, match="step budget"):
+        add_inr_views(old.dir, tmp_path / "out", views=1, seed=5, workers=1, progress=False)
+    assert not (tmp_path / "out").exists()

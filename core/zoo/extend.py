@@ -42,6 +42,8 @@ def add_inr_views(src: str | os.PathLike, out: str | os.PathLike, views: int, se
     opts = zoo.manifest["generator"].get("options") or {}
     if "images" not in opts:
         raise ZooError(f"{src}'s manifest does not say which images it was fitted to (generator.options.images)")
+    if recipe["steps"] is None:  # only an older, recipe-less manifest can lack it
+        raise ZooError(f"{src}'s manifest does not record its fitting step budget (generator.options.steps)")
     table = zoo.table
     train = table[table["split"] == "train"]
     images = np.unique(train["image_index"].to_numpy())            # source image indices, sorted
