@@ -31,7 +31,7 @@ from core.models import build_model, config_for, model_class
 from core.network.spec import Network
 from core.tasks import Task, TaskError, build_task
 from core.training.trainer import TrainConfig, Trainer, write_json
-from core.zoo.inr_augment import INRAugment, parse_augment
+from core.zoo.inr_augment import AugmentError, INRAugment, parse_augment
 
 
 @dataclass
@@ -165,15 +165,18 @@ def resolve_augment(spec: bool | str | None, default_symmetry: bool) -> tuple[bo
     """`--augment` → (symmetry transforms on, INR weight transforms or None).
 
     None: the model's default; True / False: symmetry transforms on / off and no INR transforms; a string:
-    comma-separated `symmetry`, presets (`ng`, `none`) and key=value settings (`core.zoo.inr_augment`);
-    symmetry transforms stay at the model's default unless `symmetry` is listed.
+    comma-separated `symmetry` or `nosymmetry`, presets (`ng`, `none`) and key=value settings
+    (`core.zoo.inr_augment`); symmetry transforms stay at the model's default unless one of the two is listed.
     """
     if spec is None or isinstance(spec, bool):
         return (default_symmetry if spec is None else spec), None
     items = [t.strip() for t in str(spec).split(",") if t.strip()]
-    rest = ",".join(t for t in items if t != "symmetry")
+    if "symmetry" in items and "nosymmetry" in items:
+        raise AugmentError("--augment lists both 'symmetry' and 'nosymmetry'; keep one")
+    rest = ",".join(t for t in items if t not in ("symmetry", "nosymmetry"))
     inr = parse_augment(rest) if rest else None
-    return ("symmetry" in items) or default_symmetry, (inr if inr != INRAugment() else None)
+    symmetry = True if "symmetry" in items else False if "nosymmetry" in items else default_symmetry
+    return symmetry, (inr if inr != INRAugment() else None)
 
 
 def _check_inr_augment(augment: INRAugment, task: Task, zoo: Any) -> None:

@@ -33,6 +33,10 @@ def test_resolve_augment():
     assert resolve_augment("symmetry,translate=0.1", False) == (True, INRAugment(translate=0.1))
     assert resolve_augment("symmetry", False) == (True, None)
     assert resolve_augment("none", False) == (False, None)
+    assert resolve_augment("ng,nosymmetry", True) == (False, NG_PRESET)  # mlp with weight transforms only
+    assert resolve_augment("nosymmetry", True) == (False, None)
+    with pytest.raises(AugmentError, match="both"):
+        resolve_augment("symmetry,nosymmetry", False)
     with pytest.raises(AugmentError):
         resolve_augment("ng,sheer=2", False)
 

@@ -54,7 +54,8 @@ def add_augment_arguments(p: argparse.ArgumentParser) -> None:
                           "baseline's default). SPEC (inr-classify): weight transforms that change "
                           "the INR's function, per training batch: ng (translate=0.25,rotate=45,scale=0.2,"
                           "noise=0.1,dropout=0.01) or key=value,… (translate, rotate in degrees, scale, noise, "
-                          "dropout); add 'symmetry' for symmetry transforms too")
+                          "dropout); add 'symmetry' or 'nosymmetry' to switch symmetry transforms on or off "
+                          "(default: the model's)")
     aug.add_argument("--no-augment", dest="augment", action="store_false")
 
 
