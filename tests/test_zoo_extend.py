@@ -18,6 +18,15 @@ def source(tmp_path):
                          workers=1, progress=False)
 
 
+def _drop_from_manifest(zoo_dir, option: str, recipe: bool = False) -> None:
+    """Remove a generator option (and with `recipe` the recorded recipe) from a zoo's manifest, as older builds lack."""
+    manifest = json.loads((zoo_dir / "manifest.json").read_text())
+    del manifest["generator"]["options"][option]
+    if recipe:
+        del manifest["recipe"]
+    (zoo_dir / "manifest.json").write_text(json.dumps(manifest))
+
+
 def test_extended_zoo_keeps_the_source_and_adds_training_views(tmp_path, source):
     out = add_inr_views(source.dir, tmp_path / "out", views=2, seed=5, workers=1, progress=False)
     n = len(source)
@@ -76,9 +85,7 @@ def test_extend_an_older_zoo_without_a_recorded_recipe(tmp_path):
     """Zoos built before recipes were recorded used the `siren` init; their new views must too."""
     old = build_inr_zoo(tmp_path / "old", images="digits", count=8, hidden=(8,), steps=10, init="siren", seed=2,
                         workers=1, progress=False)
-    manifest = json.loads((old.dir / "manifest.json").read_text())
-    del manifest["recipe"], manifest["generator"]["options"]["init"]
-    (old.dir / "manifest.json").write_text(json.dumps(manifest))
+    _drop_from_manifest(old.dir, "init", recipe=True)
     out = add_inr_views(old.dir, tmp_path / "out", views=1, seed=4, workers=1, progress=False)
     assert out.manifest["recipe"]["init"] == "siren"
     new = out.table.iloc[len(old):]
@@ -103,9 +110,7 @@ def test_extend_checks_the_new_views_labels(tmp_path, source, monkeypatch):
 
 
 def test_extend_needs_to_know_the_source_images(tmp_path, source):
-    manifest = json.loads((source.dir / "manifest.json").read_text())
-    del manifest["generator"]["options"]["images"]
-    (source.dir / "manifest.json").write_text(json.dumps(manifest))
+    _drop_from_manifest(source.dir, "images")
     with pytest.raises(ZooError, match="which images it was fitted to"):
         add_inr_views(source.dir, tmp_path / "out", views=1, seed=5, workers=1, progress=False)
 
@@ -113,9 +118,7 @@ def test_extend_needs_to_know_the_source_images(tmp_path, source):
 def test_extend_needs_the_step_budget_of_an_older_zoo(tmp_path):
     old = build_inr_zoo(tmp_path / "old", images="digits", count=6, hidden=(8,), steps=3, init="siren", seed=2,
                         workers=1, progress=False)
-    manifest = json.loads((old.dir / "manifest.json").read_text())
-    del manifest["recipe"], manifest["generator"]["options"]["steps"]
-    (old.dir / "manifest.json").write_text(json.dumps(manifest))
+    _drop_from_manifest(old.dir, "steps", recipe=True)
     with pytest.raises(ZooError, match="step budget"):
         add_inr_views(old.dir, tmp_path / "out", views=1, seed=5, workers=1, progress=False)
     assert not (tmp_path / "out").exists()
