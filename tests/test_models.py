@@ -76,6 +76,35 @@ def test_fixed_architecture_models(name: str, head: str) -> None:
         model(random_batch(ARCHS["tanh"](), 2, dtype=torch.float32))
 
 
+EDITOR_CASES = [(name, 0) for name in MODELS] + [(name, 4) for name in GRAPH_MODELS]
+
+
+@pytest.mark.parametrize("name,probes", EDITOR_CASES)
+def test_untrained_editor_proposes_no_update_and_then_learns(name: str, probes: int) -> None:
+    """head="params" starts at Δθ = 0, so an editor starts at the identity edit (a random first update of the
+    weights' own size ruined ScaleGMN / NFN / MLP editors: dilation 2.1× worse than not editing); one optimiser step
+    then moves Δθ, so the zeroed maps still learn."""
+    from core.tasks.edit import params_update
+
+    torch.manual_seed(0)
+    arch = ARCHS["siren"]()
+    batch = random_batch(arch, 4, dtype=torch.float32)
+    extra = {"architecture": arch} if name in FIXED_MODELS else {"probes": probes}
+    model = build_model(name, out_dim=1, head="params", **SMALL, **extra)
+    model.fit_normalisation(batch)
+
+    def update() -> torch.Tensor:
+        return params_update(arch, model(batch), 4, batch.grid_size[0])  # [4, P]
+
+    assert torch.equal(update(), torch.zeros(4, arch.num_parameters))
+    target = torch.randn(4, arch.num_parameters, generator=torch.Generator().manual_seed(1))
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    torch.nn.functional.mse_loss(update(), target).backward()
+    opt.step()
+    with torch.no_grad():
+        assert update().abs().max() > 1e-4, f"{name}: the zeroed output maps get no gradient"
+
+
 def test_fixed_models_need_an_architecture() -> None:
     for name in FIXED_MODELS:
         with pytest.raises(ModelError, match="architecture="):

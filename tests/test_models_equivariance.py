@@ -44,6 +44,7 @@ def _errors(model, batch, kinds: set[str], seed: int = 1) -> float:
         return float((a - b).abs().max() / a.abs().max().clamp_min(1.0))
     expect = per_graph_params(batch, a.x.cpu(), a.edge_attr.cpu(), actions)
     got = per_graph_params(moved, b.x.cpu(), b.edge_attr.cpu())
+    assert max(float(u.abs().max()) for u in expect) > 1e-3, "an all-zero update is equivariant by accident"
     return max(float((u - v).abs().max() / u.abs().max().clamp_min(1.0)) for u, v in zip(expect, got))
 
 
@@ -133,6 +134,7 @@ def test_mlp_fails_permutation(head: str) -> None:
     arch = ARCHS["relu"]()
     batch = random_batch(arch, 3)
     model = _model("mlp", head, arch=arch)
+    _randomise(model, 2)  # an untrained params head proposes zero, which every permutation keeps
     model.fit_normalisation(batch)
     assert model.symmetries == ()
     assert _errors(model, batch, {"permutation"}) > 1e-3

@@ -44,6 +44,15 @@ class ParamsOutput(NamedTuple):
     edge_attr: torch.Tensor  # [E_total, D]
 
 
+@torch.no_grad()
+def zero_update(*params: torch.Tensor) -> None:
+    """Zero the parameters of a params head's last map, so an untrained editor proposes Δθ = 0 (it starts at the
+    identity edit; the gradients of these parameters are their inputs times the loss gradient, so they still learn).
+    Without it a random first update of the order of the weights themselves ruins the INR before training starts."""
+    for p in params:
+        p.zero_()
+
+
 @dataclass
 class ModelConfig:
     """Hyper-parameters shared by every metanetwork (subclasses add model-specific ones)."""

@@ -12,7 +12,7 @@ from typing import Any, ClassVar
 
 import torch
 
-from core.models.base import MetaNetwork, ModelConfig, ParamsOutput, as_batch, mlp, register_model
+from core.models.base import MetaNetwork, ModelConfig, ParamsOutput, as_batch, mlp, register_model, zero_update
 from core.models.fixed_arch import architecture_from_config, features_from_flat, flat_from_batch
 
 
@@ -41,6 +41,8 @@ class MLPBaseline(MetaNetwork):
         p = self.architecture.num_parameters
         out = out_dim if head == "graph" else p
         self.net = mlp([p] + [config.hidden] * config.layers + [out], dropout=config.dropout)
+        if head == "params":  # an untrained editor proposes no weight update
+            zero_update(*self.net[-1].parameters())
         self.register_buffer("mean", torch.zeros(p))
         self.register_buffer("std", torch.ones(p))
 

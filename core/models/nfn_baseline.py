@@ -4,6 +4,7 @@ or normalisation edges); anything else raises a ModelError.
 
     [W_l, b_l] → NPLinear/HNPLinear (1 → H) → ReLU → … (L layers) → NPPool/HNPPool → MLP     (graph head)
                                                              … → NP/HNPLinear (H → 1) → Δθ   (params head)
+    The params head's last layer starts at zero (Δθ = 0 untrained; the nfn package initialises it randomly).
 """
 
 from __future__ import annotations
@@ -16,7 +17,16 @@ from torch import nn
 from torch.nn import functional as F
 
 from core.graph.layout import EDGE_CONV, EDGE_LINEAR, layout_for
-from core.models.base import MetaNetwork, ModelConfig, ModelError, ParamsOutput, as_batch, mlp, register_model
+from core.models.base import (
+    MetaNetwork,
+    ModelConfig,
+    ModelError,
+    ParamsOutput,
+    as_batch,
+    mlp,
+    register_model,
+    zero_update,
+)
 from core.models.fixed_arch import architecture_from_config, features_from_flat, flat_from_batch
 from core.network.spec import Architecture, BatchNorm, Conv, LayerNorm, Linear, unflatten_params
 
@@ -88,6 +98,9 @@ class NFNBase(MetaNetwork):
                                dropout=config.dropout)
         else:
             self.out_layer = layer(h, 1)
+            # an untrained editor proposes no weight update: every map of the last layer starts at zero (its
+            # position embeddings stay random: they only feed those maps)
+            zero_update(*(p for n, p in self.out_layer.named_parameters() if not n.endswith("embed")))
         self.register_buffer("scale", torch.ones(len(self.spec), 2))  # per layer: weight, bias std
 
     def encode(self, batch: Any):

@@ -7,6 +7,8 @@ symmetries, chosen per neuron from its activation, so zoos that mix activations 
     layers:  `layers/scale_message_passing.py` (ScaleGMN-B adds reciprocal backward messages)
     readout: y = MLP([mean_i, max_i] MLP(canon(h_i), emb_i) ⊕ mean_ij canon(e_ij))             (invariant)
     params:  x̂_i = (W h_i) ⊙ g(·) (+ c(·) plain),  ê_ij = W' e_ij                               (equivariant)
+             W, c and W' start at zero, so an untrained editor proposes Δθ = 0 (this project's choice, as for every
+             params head; with the default init the first update was as large as the INR's weights)
 
 No input normalisation (mean/std shifts would break scale equivariance); `fit_normalisation` only
 computes the degree statistics δ. The invariant MLPs (every gate g / c, the readout) have a LayerNorm
@@ -36,6 +38,7 @@ from core.models.base import (
     mlp,
     position_in_layer,
     register_model,
+    zero_update,
 )
 from core.models.layers.embeddings import NUM_EDGE_TYPES, positional_index
 from core.models.layers.equivariant import GatedEquivariantLinear, RangeSafeLayerNorm
@@ -133,8 +136,10 @@ class ScaleGMN(DegreeStatistics, MetaNetwork):
         nn.init.normal_(self.position.weight, std=0.1)
         nn.init.normal_(self.activation.weight, std=0.1)
         nn.init.normal_(self.edge_type.weight, std=0.1)
-        if self.head == "params":  # an untrained editor proposes (almost) no weight update
-            nn.init.zeros_(self.edge_out.weight)
+        if self.head == "params":  # an untrained editor proposes no weight update: W of x̂, its plain term c, and W'
+            gate = self.node_out.gate2
+            zero_update(self.node_out.lin.weight, gate.weight[NODE_FEATURES:], gate.bias[NODE_FEATURES:],
+                        self.edge_out.weight)
 
     @torch.no_grad()
     def fit_normalisation(self, graphs: Any) -> "ScaleGMN":

@@ -11,7 +11,7 @@ from torch import nn
 from torch_geometric.utils import scatter
 
 from core.graph.layout import NODE_FEATURES
-from core.models.base import mlp
+from core.models.base import mlp, zero_update
 
 
 class GraphReadout(nn.Module):
@@ -52,10 +52,7 @@ class ParamsReadout(nn.Module):
             for mod in net:
                 if hasattr(mod, "reset_parameters"):
                     mod.reset_parameters()
-            last = [m for m in net if isinstance(m, nn.Linear)][-1]
-            nn.init.zeros_(last.weight)
-            if last.bias is not None:
-                nn.init.zeros_(last.bias)
+            zero_update(*[m for m in net if isinstance(m, nn.Linear)][-1].parameters())
 
     def forward(self, h: torch.Tensor, e: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return self.node(h), self.edge(e)
