@@ -429,3 +429,23 @@ def test_harness_equivariance():
     mlp_only = [graphs[0]]
     assert equivariance_error(bias_only, mlp_only, kinds=["permutation", "scale"], output="scale") < 1e-12
     assert equivariance_error(lambda b: (b.x[:, :1].abs(), None), [graphs[1]], kinds=["sign"], output="scale") > 1e-2
+
+
+def test_harness_refuses_a_vacuous_check_of_all_zero_outputs():
+    """An untrained editor proposes Δθ = 0 everywhere; every group element keeps that, so 'error 0' would be a pass
+    that tested nothing. The relative check refuses; a non-zero output under a zero reference is still a failure."""
+    graphs = _graphs()
+    zero_update = lambda b: (torch.zeros_like(b.x), torch.zeros_like(b.edge_attr))  # noqa: E731
+    with pytest.raises(SymmetryError, match="vacuous"):
+        equivariance_error(zero_update, graphs, kinds=["permutation"], output="parameters")
+    with pytest.raises(SymmetryError, match="vacuous"):
+        invariance_error(lambda b: torch.zeros(b.num_graphs, 2, dtype=b.x.dtype), graphs, kinds=["permutation"])
+    assert equivariance_error(zero_update, graphs, kinds=["permutation"], output="parameters", relative=False) == 0.0
+    calls = []
+
+    def zero_then_not(b):
+        calls.append(1)
+        fill = 0.0 if len(calls) == 1 else 1.0
+        return torch.full_like(b.x, fill), None
+
+    assert equivariance_error(zero_then_not, graphs, kinds=["permutation"]) == float("inf")

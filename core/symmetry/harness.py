@@ -11,7 +11,8 @@ A model is any callable taking a PyG `Batch` of NeuralGraphs. Two kinds of outpu
                  permuted and scaled like the parameters (a phase shift does not move an update);
     'scale'      per-node features scale with the neuron's d (edge features by d[target] / d[source]),
                  the representation ScaleGMN's equivariant layers keep.
-Errors are relative to the largest output magnitude (absolute with `relative=False`).
+Errors are relative to the largest output magnitude (absolute with `relative=False`); a relative check of a
+model whose outputs are all zero raises `SymmetryError`, since it would pass without testing anything.
 """
 
 from __future__ import annotations
@@ -49,7 +50,12 @@ def _split_output(out: Any) -> tuple[torch.Tensor | None, torch.Tensor | None]:
 def _rel(err: float, ref: float, relative: bool) -> float:
     if not relative:
         return err
-    return err / ref if ref > 0 else (0.0 if err == 0 else float("inf"))
+    if ref == 0 and err == 0:
+        # an all-zero output (e.g. an untrained editor, which proposes Δθ = 0) is kept by every group element:
+        # reporting 0 would pass the check without testing anything
+        raise SymmetryError("the model's output is all zero before and after the transforms, so the check is "
+                            "vacuous; use a trained model or non-zero parameters (relative=False gives 0)")
+    return err / ref if ref > 0 else float("inf")
 
 
 def sample_elements(graphs: Sequence, kinds: Iterable[str] | None, gen: torch.Generator) -> list[GroupElement]:
