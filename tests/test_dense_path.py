@@ -107,6 +107,7 @@ def test_bench_models_prints_figures() -> None:
         assert bound["inference"] == pytest.approx(4 * result["matmul_peak_gflops"]["fp32"] / r["inference_gflop"])
         assert bound["train"] < bound["inference"]
     assert result["machine"]["cpu_model"] in result["machine"]["summary"]  # figures depend on the CPU kind
+    assert result["machine"]["numpy_blas"] in result["machine"]["summary"]  # and on the BLAS kernels numpy picked
     assert [g["model"] for g in result["memory_growth"]] == ["ng-gnn", "mlp"]
     assert all(g["large_mb"] >= 0 for g in result["memory_growth"])
 

@@ -62,3 +62,20 @@ def test_fit_matches_autograd_adam_step_by_step():
     assert torch.all(nsteps == steps)
     assert float((flat - ref.detach()).abs().max()) < 1e-9
     assert torch.allclose(psnr.double(), -10 * torch.log10(final), atol=1e-4)
+
+
+def test_fit_caps_numpys_blas_threads_at_the_fitters_threads(monkeypatch):
+    """The CPU matrix products run in numpy's BLAS: `threads` bounds its pool too, so workers never oversubscribe."""
+    from threadpoolctl import threadpool_info
+
+    import core.zoo.inr as inr
+
+    seen, real = [], inr._fit
+
+    def spy(*args, **kwargs):
+        seen.append({i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"})
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(inr, "_fit", spy)
+    fit_inrs(torch.rand(2, 4, 5), hidden=(4,), steps=2, threads=1)
+    assert seen == [{1}]

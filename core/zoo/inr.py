@@ -16,7 +16,9 @@ Adam over the whole stack (no autograd, no per-network Python loop):
     the large activation tensors; the first layer's gradient is one product with a [3, H·W] basis (1, x, y);
   * each INR stops on its own when it reaches the target PSNR: its parameters are saved at that moment,
     it is frozen by a mask, and its slot is refilled with the next waiting image (or the batch is
-    compacted when no image waits), so compute goes only to INRs still training.
+    compacted when no image waits), so compute goes only to INRs still training;
+  * on CPU the batched matrix products and the sines run through numpy (`_bmm`, `_sine`): its OpenBLAS and SIMD
+    sine beat torch's MKL paths on the AMD host (measured in the helpers' docstrings).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
+from threadpoolctl import threadpool_limits
 
 from core.errors import WeightSpaceError
 from core.network.execute import forward_many
@@ -37,10 +40,11 @@ class FitError(WeightSpaceError, ValueError):
     """INR fitting got inconsistent inputs (image shapes, seeds, options)."""
 
 
-# INRs fitted at once: 64 keeps each per-step [B, width, H·W] activation (6.4 MB at 28×28, width 32) near the
-# cache, 1.45× more INR-steps/s than 256 on one thread here (alternated, `fit_inrs` on 256 MNIST-5k images);
-# rechecked after the feature-major rewrite: 48 ≈ 64, 32 ~5 % and 96 ~25 % slower per INR-step
-FIT_BATCH = 64
+# INRs fitted at once. The per-step tensors ([B, width, H·W], 1.6 MB per 16 INRs at 28×28, width 32) must stay
+# in the cache, which the build's workers share: with numpy doing the products and sines, two processes fitting
+# at once on the 2-core Zen 5 host (32 MB L3) ran 84 µs per INR-step at 16, 83 at 12, 88 at 24, 96 at 8, 95 at 32
+# and 141 at 64 (2026-12-04, 192 images × 200 steps each)
+FIT_BATCH = 16
 
 
 def coordinate_grid(h: int, w: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
@@ -154,6 +158,32 @@ class _Layout:
         return torch.cat(parts, dim=1)
 
 
+def _sine(x: torch.Tensor, out: torch.Tensor, cosine: bool = False) -> torch.Tensor:
+    """out = sin(x), or cos(x); `out` may be `x` itself. On CPU through numpy's SIMD kernels.
+
+    Why: torch's CPU float sin/cos go through MKL's vector math library, which on the AMD Zen 5 host ran 2.7×
+    slower than numpy's own kernels (1.78 vs 0.65 ms for a [64, 32, 784] float32 tensor, one thread) — a third of
+    a fitting step. Accuracy on float32 arguments up to ±100: numpy ≤ 7e-8 absolute error, torch ≤ 4e-8.
+    """
+    if x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64):
+        (np.cos if cosine else np.sin)(x.detach().numpy(), out=out.detach().numpy())
+        return out
+    return torch.cos(x, out=out) if cosine else torch.sin(x, out=out)
+
+
+def _bmm(a: torch.Tensor, b: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+    """out = a @ b for stacks of matrices [B, m, k] @ [B, k, n]. On CPU through numpy's BLAS (OpenBLAS).
+
+    Why: on the AMD Zen 5 host torch's MKL runs these fp32 products at ≈ 100 GFLOP/s ([64, 32, 32] @ [64, 32, 784],
+    one thread); OpenBLAS runs them at 253 with the AVX-512 kernels it picks for that CPU, and at 112 where
+    OPENBLAS_CORETYPE forces its Haswell ones (as that machine's environment does).
+    """
+    if a.device.type == "cpu" and a.dtype in (torch.float32, torch.float64):
+        np.matmul(a.detach().numpy(), b.detach().numpy(), out=out.detach().numpy())
+        return out
+    return torch.bmm(a, b, out=out)
+
+
 class _Batch:
     """Forward/backward of B SIRENs on one shared H×W grid, hand-written for speed."""
 
@@ -213,22 +243,22 @@ class _Batch:
         p = (w0 * w1[:, :, 0, None]) * self.x                                      # [B, h1, W]
         q = torch.addcmul(b1[:, :, None], w1[:, :, 1, None], self.y) * w0            # [B, h1, H]
         left, right, s0 = ws["left"], ws["right"], ws["s0"]                          # [B, h1 + 1, 2, 2, H], [.., 2, W]
-        torch.sin(q, out=left[:, :h1, 0, 0])
-        torch.cos(q, out=left[:, :h1, 0, 1])
+        _sine(q, left[:, :h1, 0, 0])
+        _sine(q, left[:, :h1, 0, 1], cosine=True)
         left[:, :h1, 1, 0] = left[:, :h1, 0, 1]
         torch.neg(left[:, :h1, 0, 0], out=left[:, :h1, 1, 1])
-        torch.cos(p, out=right[:, :h1, 0])
-        torch.sin(p, out=right[:, :h1, 1])
-        torch.bmm(left.view(-1, 2, 2 * h).transpose(1, 2), right.view(-1, 2, w), out=s0.view(-1, 2 * h, w))
+        _sine(p, right[:, :h1, 0], cosine=True)
+        _sine(p, right[:, :h1, 1])
+        _bmm(left.view(-1, 2, 2 * h).transpose(1, 2), right.view(-1, 2, w), s0.view(-1, 2 * h, w))
         a0, d0 = s0[:, :, 0], s0[:, :h1, 1]                                          # [B, h1 + 1, N], [B, h1, N]
         acts, coss = [a0], [d0]
         # ---- further sine layers: Z_l = (w0·[W_l | b_l]) · [A_{l-1}; 1]
         for li in range(1, len(hid)):
             z = ws[f"d{li}"]                                                        # [B, k_l, N]
-            torch.bmm(w0 * blocks[li - 1], acts[-1], out=z)
-            torch.sin(z, out=ws[f"a{li}"][:, :hid[li]])
+            _bmm(w0 * blocks[li - 1], acts[-1], z)
+            _sine(z, ws[f"a{li}"][:, :hid[li]])
             acts.append(ws[f"a{li}"])                                               # with its ones row if any
-            coss.append(z.cos_())
+            coss.append(_sine(z, z, cosine=True))
         out_blk = blocks[-1]                                                        # [B, 1, h_L + 1]
         w_out = out_blk[:, :, :-1]                                                  # [B, 1, h_L]
         a_last = acts[-1][:, :hid[-1]]                                              # [B, h_L, N]
@@ -238,16 +268,16 @@ class _Batch:
         mse = r.square().mean(2)[:, 0]
         # ---- backward
         dout = r.mul_(2.0 / n)                                                      # [B, 1, N]
-        gblocks[-1][:, :, :-1] = torch.bmm(dout, a_last.transpose(1, 2))
+        _bmm(dout, a_last.transpose(1, 2), gblocks[-1][:, :, :-1])
         gblocks[-1][:, :, -1] = dout.sum(2)
         # dZ_L = w_out·cos(Z_L)·dout; the w_out factor (one per row) is applied to the small matrices instead
         cz = torch.mul(coss[last], dout, out=ws[f"g{last}"])                         # [B, h_L, N]
         scale = w_out.transpose(1, 2)                                               # [B, h_L, 1]
         for li in range(last, 0, -1):
             row = w0 * scale if li == last else w0                                  # [B, k_l, 1] or scalar
-            gblocks[li - 1].copy_(torch.bmm(acts[li - 1], cz.transpose(1, 2)).transpose(1, 2)).mul_(row)
+            _bmm(cz, acts[li - 1].transpose(1, 2), gblocks[li - 1]).mul_(row)
             wt = (row * blocks[li - 1][:, :, :-1]).transpose(1, 2)                  # [B, k_{l-1}, k_l]
-            cz = torch.bmm(wt, cz, out=ws[f"g{li - 1}"]).mul_(coss[li - 1])
+            cz = _bmm(wt, cz, ws[f"g{li - 1}"]).mul_(coss[li - 1])
         # cz (·w_out when there is one hidden layer) is d/dZ1, the layer-1 pre-activation before w0, [B, h1, N];
         # one product with the [3, N] basis (1, x_j, y_i) gives Σ dZ1, Σ dZ1·x, Σ dZ1·y
         m = (self._basis @ cz.reshape(b * h1, n).T).view(3, b, h1).mul_(w0)      # [3, B, h1]
@@ -307,9 +337,10 @@ def fit_inrs(
     old_threads = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
-        return _fit(images.to(dtype).reshape(n, h * w), h, w, tuple(int(k) for k in hidden), float(w0), float(offset),
-                    int(steps), float(lr), target_psnr, seeds, init, int(batch_size), max(1, int(refill_every)),
-                    betas, eps, dtype, progress)
+        with threadpool_limits(limits=threads, user_api="blas"):  # numpy's BLAS does the matrix products on CPU
+            return _fit(images.to(dtype).reshape(n, h * w), h, w, tuple(int(k) for k in hidden), float(w0),
+                        float(offset), int(steps), float(lr), target_psnr, seeds, init, int(batch_size),
+                        max(1, int(refill_every)), betas, eps, dtype, progress)
     finally:
         torch.set_num_threads(old_threads)
 
