@@ -42,8 +42,8 @@ class FitError(WeightSpaceError, ValueError):
 
 # INRs fitted at once. The per-step tensors ([B, width, H·W], 1.6 MB per 16 INRs at 28×28, width 32) must stay
 # in the cache, which the build's workers share: with numpy doing the products and sines, two processes fitting
-# at once on the 2-core Zen 5 host (32 MB L3) ran 84 µs per INR-step at 16, 83 at 12, 88 at 24, 96 at 8, 95 at 32
-# and 141 at 64 (2026-12-04, 192 images × 200 steps each)
+# at once on the 2-core Zen 5 host (32 MB L3) ran 83 µs per INR-step at 16, 84 at 12, 85 at 24, 97 at 8, 96 at 32
+# and 141 at 64 (2026-12-04, 192 images × 200 steps each; docs/benchmarks/inr_learning.md)
 FIT_BATCH = 16
 
 
