@@ -79,3 +79,13 @@ def test_fit_caps_numpys_blas_threads_at_the_fitters_threads(monkeypatch):
     monkeypatch.setattr(inr, "_fit", spy)
     fit_inrs(torch.rand(2, 4, 5), hidden=(4,), steps=2, threads=1)
     assert seen == [{1}]
+
+
+def test_a_diverging_fit_gives_nan_quietly_like_torch():
+    """numpy's sine warns on inf arguments where torch's does not: a diverged INR must yield NaN, not warnings."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        _, psnr, _ = fit_inrs(torch.rand(2, 4, 4), hidden=(4, 4), steps=3, lr=1e38, target_psnr=None)
+    assert torch.isnan(psnr).all()

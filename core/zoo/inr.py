@@ -337,7 +337,9 @@ def fit_inrs(
     old_threads = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
-        with threadpool_limits(limits=threads, user_api="blas"):  # numpy's BLAS does the matrix products on CPU
+        # numpy does the CPU products (its BLAS pool capped like torch's) and sines (a diverging INR's inf must
+        # give NaN quietly, as torch does, not a warning per step)
+        with threadpool_limits(limits=threads, user_api="blas"), np.errstate(invalid="ignore", over="ignore"):
             return _fit(images.to(dtype).reshape(n, h * w), h, w, tuple(int(k) for k in hidden), float(w0),
                         float(offset), int(steps), float(lr), target_psnr, seeds, init, int(batch_size),
                         max(1, int(refill_every)), betas, eps, dtype, progress)
