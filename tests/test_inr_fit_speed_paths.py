@@ -89,3 +89,13 @@ def test_a_diverging_fit_gives_nan_quietly_like_torch():
         warnings.simplefilter("error")
         _, psnr, _ = fit_inrs(torch.rand(2, 4, 4), hidden=(4, 4), steps=3, lr=1e38, target_psnr=None)
     assert torch.isnan(psnr).all()
+
+
+def test_default_batch_keeps_a_steps_activations_near_the_same_size():
+    """16 INRs at 28×28 with width 32 (the MNIST zoos); small images get more per step, within [1, 1024]."""
+    from core.zoo.inr import fit_batch_size
+
+    assert fit_batch_size(28, 28, (32, 32)) == 16
+    assert fit_batch_size(8, 8, (16, 16)) == 392            # the digits zoo
+    assert fit_batch_size(1, 1, (1,)) == 1024
+    assert fit_batch_size(512, 512, (64,)) == 1

@@ -178,7 +178,7 @@ def test_fitting_keeps_the_process_thread_setting(monkeypatch):
 
 
 def test_fitted_inrs_do_not_depend_on_the_batch_size():
-    """The batch size is a speed setting only (FIT_BATCH's choice): each INR follows its own Adam trajectory."""
+    """The batch size is a speed setting only (`fit_batch_size`'s choice): each INR follows its own Adam trajectory."""
     images = torch.rand(7, 6, 6)
     small = fit_inrs(images, steps=15, seeds=3, batch_size=2)
     large = fit_inrs(images, steps=15, seeds=3, batch_size=16)

@@ -9,8 +9,6 @@ import time
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from core.zoo.inr import FIT_BATCH
-
     parser.add_argument("--images", default="mnist5k", help="INR image source (default mnist5k)")
     parser.add_argument("--inrs", type=int, default=512, help="INRs to fit (default 512; 5000 for the full target)")
     parser.add_argument("--cnns", type=int, default=128, help="CNNs to train on digits (default 128; 0 skips)")
@@ -21,7 +19,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="snapshots per CNN run (networks = --cnns × this; the rate counts networks)")
     parser.add_argument("--cnn-max-epochs", type=int, default=16)
     parser.add_argument("--cnn-train-eval-limit", type=int, default=None)
-    parser.add_argument("--batch-size", type=int, default=FIT_BATCH, help=f"INRs fitted at once (default {FIT_BATCH})")
+    parser.add_argument("--batch-size", type=int, default=None,
+                        help="INRs fitted at once (default: by image size and width, 16 at 28×28 with width 32)")
     parser.add_argument("--workers", type=int, default=None, help="worker processes (default: one per CPU core)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
 

@@ -18,8 +18,6 @@ def _widths(text: str) -> tuple[int, ...]:
 
 def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Add `zoo build inr|cnn`, `zoo merge`, `zoo extend`, `zoo info`, `zoo import`."""
-    from core.zoo.inr import FIT_BATCH
-
     p = sub.add_parser("zoo", help="build, import and summarise model zoos",
                        description="Build INR/CNN zoos from bundled images, import public zoos, summarise a zoo.")
     zsub = p.add_subparsers(dest="zoo_command", metavar="ACTION", required=True)
@@ -42,8 +40,9 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                           "shared: all INRs start from one dwsnets init; siren: first layer U(±1/fan_in), biases "
                           "U(±1/√fan_in) (the bundled zoos' init)")
     inr.add_argument("--seed", type=int, default=0)
-    inr.add_argument("--batch-size", type=int, default=FIT_BATCH,
-                     help=f"INRs trained at once per worker (default {FIT_BATCH})")
+    inr.add_argument("--batch-size", type=int, default=None,
+                     help="INRs trained at once per worker (default: by image size and width, 16 at 28×28 with "
+                          "width 32; a speed setting, the INRs do not change)")
     inr.add_argument("--chunk-size", type=int, default=500, help="INRs per resumable chunk (default 500)")
     inr.add_argument("--workers", type=int, default=None, help="worker processes (default: one per CPU core)")
     inr.add_argument("--overwrite", action="store_true", help="discard an existing zoo in --out")

@@ -40,11 +40,18 @@ class FitError(WeightSpaceError, ValueError):
     """INR fitting got inconsistent inputs (image shapes, seeds, options)."""
 
 
-# INRs fitted at once. The per-step tensors ([B, width, H·W], 1.6 MB per 16 INRs at 28×28, width 32) must stay
-# in the cache, which the build's workers share: with numpy doing the products and sines, two processes fitting
-# at once on the 2-core Zen 5 host (32 MB L3) ran 83 µs per INR-step at 16, 84 at 12, 85 at 24, 97 at 8, 96 at 32
-# and 141 at 64 (2026-12-04, 192 images × 200 steps each; docs/benchmarks/inr_learning.md)
-FIT_BATCH = 16
+# INRs fitted at once, by default as many as make one per-step [B, width, H·W] tensor this many floats (1.6 MB:
+# 16 INRs at 28×28, width 32). The tensors must stay in the cache, which the build's workers share: with numpy
+# doing the products and sines, two processes fitting 28×28 INRs at once on the 2-core Zen 5 host (32 MB L3) ran
+# 83 µs per INR-step at 16, 84 at 12, 85 at 24, 97 at 8, 96 at 32 and 141 at 64 (2026-12-04, 192 images × 200
+# steps each; docs/benchmarks/inr_learning.md). Small images need more INRs per step to amortise the per-step
+# overhead: 8×8 with width 16 (the digits zoo, 392 by this rule) ran 29 µs at 16, 15.5 at 64, 9–12 at 256.
+FIT_ACTIVATIONS = 16 * 784 * 32
+
+
+def fit_batch_size(h: int, w: int, hidden: Sequence[int]) -> int:
+    """Default number of INRs fitted at once for H×W images and these hidden widths (see FIT_ACTIVATIONS)."""
+    return max(1, min(1024, FIT_ACTIVATIONS // (h * w * max(int(k) for k in hidden))))
 
 
 def coordinate_grid(h: int, w: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
@@ -299,7 +306,7 @@ def fit_inrs(
     target_psnr: float | None = 40.0,
     seeds: Sequence[int] | int = 0,
     init: str = "dwsnets",
-    batch_size: int = FIT_BATCH,
+    batch_size: int | None = None,
     refill_every: int = 5,
     betas: tuple[float, float] = (0.9, 0.999),
     eps: float = 1e-8,
@@ -314,7 +321,8 @@ def fit_inrs(
     `siren_architecture(hidden, w0, offset)` order, PSNR [n] of the returned parameters, updates [n]).
     `seeds`: one per image, or an int s giving seeds s, s+1, …; each INR starts from
     `siren_init(hidden, w0, seed, scheme=init)` (`init`: dwsnets or siren). An INR's result depends only on
-    its image and its seed: `batch_size` changes the speed, not the result (to float rounding; tested).
+    its image and its seed: `batch_size` (None: `fit_batch_size`) changes the speed, not the result (to float
+    rounding; tested).
     `progress(k)` is called as k more INRs finish. `threads`:
     torch threads while fitting (None: the current `torch.get_num_threads()`, which honours OMP_NUM_THREADS).
     """
@@ -328,6 +336,8 @@ def fit_inrs(
         raise FitError(f"need one seed per image: {len(seeds)} seeds for {n} images")
     if not hidden or any(int(k) < 1 for k in hidden):
         raise FitError(f"hidden widths must be positive, got {hidden}")
+    if batch_size is None:
+        batch_size = fit_batch_size(h, w, hidden)
     if steps < 0 or batch_size < 1:
         raise FitError("steps must be ≥ 0 and batch_size ≥ 1")
     if init not in ("dwsnets", "siren"):
@@ -452,7 +462,7 @@ def build_inr_zoo(
     steps: int = 1000,
     target_psnr: float | None = 40.0,
     seed: int = 0,
-    batch_size: int = FIT_BATCH,
+    batch_size: int | None = None,
     *,
     lr: float = 5e-4,
     offset: float = 0.5,
