@@ -76,6 +76,19 @@ def _dumps(obj: Any) -> str:
     return json.dumps(obj, default=_json_default, sort_keys=True)
 
 
+# build options that change the speed, never the networks: a build resumes (or counts as done) whatever they are
+SPEED_ONLY_OPTIONS = frozenset({"batch_size"})
+
+
+def _same_build(a: Any, b: Any) -> bool:
+    """Whether two {generator, options} fingerprints describe the same networks (SPEED_ONLY_OPTIONS aside)."""
+    def key(fp: Any) -> Any:
+        if not isinstance(fp, dict) or not isinstance(fp.get("options"), dict):
+            return fp
+        return {**fp, "options": {k: v for k, v in fp["options"].items() if k not in SPEED_ONLY_OPTIONS}}
+    return key(a) == key(b)
+
+
 class ZooBuilder:
     """Resumable writer: `done(k)` / `write_chunk(k, …)` per chunk, then `finish(…)`."""
 
@@ -101,13 +114,13 @@ class ZooBuilder:
         if (self.dir / "manifest.json").exists():
             old = _read_json(self.dir / "manifest.json")
             generator = old.get("generator") if isinstance(old.get("generator"), dict) else {}
-            if {"generator": generator.get("name"), "options": generator.get("options")} == fingerprint:
+            if _same_build({"generator": generator.get("name"), "options": generator.get("options")}, fingerprint):
                 self.complete = True
                 return
             raise ZooError(f"{self.dir} already holds a different zoo; choose another directory or overwrite it")
         self.complete = False
         if progress.exists():
-            if _read_json(progress).get("fingerprint") != json.loads(_dumps(fingerprint)):
+            if not _same_build(_read_json(progress).get("fingerprint"), json.loads(_dumps(fingerprint))):
                 raise ZooError(f"{self.dir} holds an unfinished build with other options; use the same options to "
                                "resume it, or another directory")
         elif self.dir.exists() and any(not _build_file(p, self.shard is not None) for p in self.dir.iterdir()):
