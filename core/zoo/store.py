@@ -10,7 +10,8 @@ A zoo is a directory:
 While a build runs, finished chunks live in `chunks/chunk-<k>.safetensors` (parameters per group plus the
 chunk's table rows in the metadata) and `progress.json` records the build's options; a restarted build
 with the same options (the batch size may differ: it changes the speed only) skips the chunks on disk.
-Finishing consolidates the chunks into the files above, writes manifest.json last and removes the chunks. Every file is written atomically.
+Finishing consolidates the chunks into the files above, writes manifest.json last and removes the chunks.
+Every file is written atomically.
 
 Sharded builds (`zoo build … --shard I/N`, or one shard per torchrun process) split the chunks round-robin:
 shard I builds the chunks k with k mod N = I, then writes `shard-I-of-N.json` (what finishing needs) instead
