@@ -122,3 +122,24 @@ def test_extend_needs_the_step_budget_of_an_older_zoo(tmp_path):
     with pytest.raises(ZooError, match="step budget"):
         add_inr_views(old.dir, tmp_path / "out", views=1, seed=5, workers=1, progress=False)
     assert not (tmp_path / "out").exists()
+
+
+def test_extend_fits_at_its_own_batch_size_not_the_sources(tmp_path, monkeypatch):
+    import core.zoo.extend as extend
+
+    src = build_inr_zoo(tmp_path / "src", images="digits", count=6, hidden=(8,), steps=5, seed=3, chunk_size=4,
+                        batch_size=256, workers=1, progress=False)
+    seen = []
+
+    def recording(*args, **kwargs):
+        seen.append({k: kwargs.get(k) for k in ("batch_size", "chunk_size")})
+        return build_inr_zoo(*args, **kwargs)
+
+    monkeypatch.setattr(extend, "build_inr_zoo", recording)
+    default = add_inr_views(src.dir, tmp_path / "a", views=1, seed=5, workers=1, progress=False)
+    # a speed setting, chosen by the CLI like a build's
+    assert main(["zoo", "extend", str(src.dir), "--views", "1", "--seed", "5", "--out", str(tmp_path / "b"),
+                 "--workers", "1", "--batch-size", "2"]) == 0
+    assert seen == [{"batch_size": None, "chunk_size": 4}, {"batch_size": 2, "chunk_size": 4}]
+    # the networks do not depend on it
+    assert torch.allclose(Zoo.open(tmp_path / "b").flat()[1], default.flat()[1], atol=1e-6)

@@ -90,6 +90,8 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                      help="new INR j starts from init seed SEED·1,000,000 + j (must not overlap SRC's seeds)")
     ext.add_argument("--out", required=True, help="the new zoo directory")
     ext.add_argument("--workers", type=int, default=None, help="worker processes (default: one per CPU core)")
+    ext.add_argument("--batch-size", type=int, default=None,
+                     help="INRs fitted at once; changes the speed, not the networks (default: by image size)")
     ext.set_defaults(func=run_extend)
 
     info = zsub.add_parser("info", help="counts, architectures, label / PSNR / accuracy summary, splits")
@@ -157,7 +159,8 @@ def run_extend(args: argparse.Namespace) -> int:
     """Fit the new views, write the extended zoo and print its summary."""
     from core.zoo.extend import add_inr_views
 
-    print(format_info(zoo_info(add_inr_views(args.src, args.out, args.views, args.seed, workers=args.workers))))
+    print(format_info(zoo_info(add_inr_views(args.src, args.out, args.views, args.seed, workers=args.workers,
+                                                       batch_size=args.batch_size))))
     return 0
 
 
