@@ -112,3 +112,17 @@ def test_streamed_graph_sets_read_the_memory_map_and_match_the_copies(one_proces
                                 np.asarray(rows), chunk=2)  # several chunks, the last one short
     whole = task.extras(zoo.architectures["siren"], shard[in_shard], zoo.table, rows)
     assert chunked.keys() == whole.keys() and all(torch.allclose(chunked[k], whole[k]) for k in whole)
+
+
+def test_shards_fitted_at_different_batch_sizes_merge(one_process: Path, tmp_path: Path) -> None:
+    import json
+
+    import torch
+
+    from core.zoo import Zoo
+
+    for i, batch in enumerate((1, 3)):  # e.g. two machines, each with the batch size that suits it
+        build_inr_zoo(tmp_path / f"s{i}", shard=(i, 2), batch_size=batch, **{**TINY, "target_psnr": 1000.0})
+    merged = merge_shards(tmp_path / "merged", [tmp_path / "s0", tmp_path / "s1"])
+    assert json.loads((merged / "manifest.json").read_text())["generator"]["options"]["batch_size"] is None
+    assert torch.allclose(Zoo.open(merged).flat()[1], Zoo.open(one_process).flat()[1], atol=1e-6)

@@ -271,17 +271,22 @@ def merge_shards(out_dir: str | os.PathLike, shard_dirs: Sequence[str | os.PathL
             records[i] = (d, record)
     reference = records[min(records)][1]
     n = int(reference["shard"][1])
-    same = ("fingerprint", "architectures", "source", "splits", "extra")
+    same = ("architectures", "source", "splits", "extra")
     for i, (d, record) in records.items():
-        if int(record["shard"][1]) != n or any(record[k] != reference[k] for k in same):
+        if (int(record["shard"][1]) != n or any(record[k] != reference[k] for k in same)
+                or not _same_build(record["fingerprint"], reference["fingerprint"])):
             raise ZooError(f"{d / _shard_name(i, int(record['shard'][1]))} belongs to another build than "
                            f"{_shard_name(min(records), n)}: same options and shard count needed")
     missing = sorted(set(range(n)) - set(records))
     if missing:
         raise ZooError(f"shards {', '.join(f'{i}/{n}' for i in missing)} are missing or unfinished; build them first")
     fingerprint = reference["fingerprint"]
+    # shards may differ in speed-only options (each machine its own batch size): record those as null when they do
+    options = {k: (None if k in SPEED_ONLY_OPTIONS and len({repr(r["fingerprint"]["options"].get(k))
+                                                           for _, r in records.values()}) > 1 else v)
+               for k, v in fingerprint["options"].items()}
     architectures = {g: Architecture.from_dict(a) for g, a in reference["architectures"].items()}
-    builder = ZooBuilder(out, generator=fingerprint["generator"], options=fingerprint["options"],
+    builder = ZooBuilder(out, generator=fingerprint["generator"], options=options,
                          architectures=architectures, source=reference["source"])
     if builder.complete:
         raise ZooError(f"{out} already holds the finished zoo")
