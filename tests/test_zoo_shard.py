@@ -3,14 +3,16 @@ into a zoo byte-identical to the one-process build with the same options; incomp
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+import torch
 
-from core.zoo import ZooError, build_inr_zoo
+from core.zoo import Zoo, ZooError, build_inr_zoo
 from core.zoo.store import merge_shards, parse_shard
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -115,12 +117,6 @@ def test_streamed_graph_sets_read_the_memory_map_and_match_the_copies(one_proces
 
 
 def test_shards_fitted_at_different_batch_sizes_merge(one_process: Path, tmp_path: Path) -> None:
-    import json
-
-    import torch
-
-    from core.zoo import Zoo
-
     for i, batch in enumerate((1, 3)):  # e.g. two machines, each with the batch size that suits it
         build_inr_zoo(tmp_path / f"s{i}", shard=(i, 2), batch_size=batch, **{**TINY, "target_psnr": 1000.0})
     merged = merge_shards(tmp_path / "merged", [tmp_path / "s0", tmp_path / "s1"])

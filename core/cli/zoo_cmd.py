@@ -159,8 +159,8 @@ def run_extend(args: argparse.Namespace) -> int:
     """Fit the new views, write the extended zoo and print its summary."""
     from core.zoo.extend import add_inr_views
 
-    print(format_info(zoo_info(add_inr_views(args.src, args.out, args.views, args.seed, workers=args.workers,
-                                                       batch_size=args.batch_size))))
+    zoo = add_inr_views(args.src, args.out, args.views, args.seed, workers=args.workers, batch_size=args.batch_size)
+    print(format_info(zoo_info(zoo)))
     return 0
 
 
