@@ -61,9 +61,8 @@ def add_inr_views(src: str | os.PathLike, out: str | os.PathLike, views: int, se
     if not npz.exists():  # written atomically: an interrupted run must not leave a truncated file to resume from
         with atomic_path(npz) as tmp, open(tmp, "wb") as fh:
             np.savez(fh, images=x[images].numpy(), labels=y[images].numpy())
-    # the chunking follows the source (older manifests may lack it). Its batch size does not: batching changes the
-    # speed, never the networks, and the bundled zoo's recorded 256 fits 1.4× slower than today's default of 16
-    # (`bench zoo`, Xeon host, 2026-12-04)
+    # the chunking follows the source (older manifests may lack it), its batch size does not: that changes only the
+    # speed, and a source's recorded one can be slow today (the bundled zoo's 256: 1.4× slower than the default)
     batching = {"chunk_size": opts["chunk_size"]} if "chunk_size" in opts else {}
     fitted = build_inr_zoo(work / "zoo", images=str(npz), inrs_per_image=views, hidden=recipe["hidden"],
                            w0=recipe["w0"], steps=recipe["steps"], target_psnr=recipe["target_psnr"], seed=seed,

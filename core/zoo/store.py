@@ -281,10 +281,11 @@ def merge_shards(out_dir: str | os.PathLike, shard_dirs: Sequence[str | os.PathL
     if missing:
         raise ZooError(f"shards {', '.join(f'{i}/{n}' for i in missing)} are missing or unfinished; build them first")
     fingerprint = reference["fingerprint"]
-    # shards may differ in speed-only options (each machine its own batch size): record those as null when they do
-    options = {k: (None if k in SPEED_ONLY_OPTIONS and len({repr(r["fingerprint"]["options"].get(k))
-                                                           for _, r in records.values()}) > 1 else v)
-               for k, v in fingerprint["options"].items()}
+    # shards may differ in speed-only options (each machine its own batch size): those that do are recorded as null
+    options = dict(fingerprint["options"])
+    for k in SPEED_ONLY_OPTIONS & options.keys():
+        if any(r["fingerprint"]["options"].get(k) != options[k] for _, r in records.values()):
+            options[k] = None
     architectures = {g: Architecture.from_dict(a) for g, a in reference["architectures"].items()}
     builder = ZooBuilder(out, generator=fingerprint["generator"], options=options,
                          architectures=architectures, source=reference["source"])
