@@ -39,6 +39,22 @@ def test_classification_learns() -> None:
     assert len(after["confusion"]) == 2
 
 
+def test_untrained_model_is_kept_when_training_only_hurts_validation() -> None:
+    task = ClassifyTask()
+    task.num_classes = 2
+    train = _classify_set()
+    group = train.groups[0]
+    # the same networks with the other label: whatever training learns makes validation worse
+    val = GraphSet([Group(group.architecture, group.flat, group.index, 1 - group.targets)])
+    model = build_model("ng-gnn", out_dim=2, edge_dim=1, hidden=16, layers=2)
+    trainer = Trainer(task, model, TrainConfig(epochs=10, batch_size=16, lr=5e-3, patience=0), progress=False)
+    before = trainer.evaluate(val)["accuracy"]
+    result = trainer.fit(train, val)
+    assert min(h["val_accuracy"] for h in result["history"]) < before  # training did hurt validation
+    assert result["best_epoch"] == 0
+    assert trainer.evaluate(val)["accuracy"] == before
+
+
 def test_generalization_regression_ranks() -> None:
     arch = mlp_architecture([3, 6, 2], "tanh")
     gen = torch.Generator().manual_seed(1)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -125,6 +126,9 @@ def run_train(args: argparse.Namespace) -> int:
         distributed.teardown()
     if distributed.env_world().is_main:
         print(json.dumps({k: _brief(v) for k, v in metrics.items()}))
+        if metrics["training"]["best_epoch"] == 0:
+            print("note: no epoch beat the untrained model on validation; the saved model is the untrained one",
+                  file=sys.stderr)
     return 0
 
 

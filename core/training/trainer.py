@@ -115,7 +115,10 @@ class Trainer:
 
     # ------------------------------------------------------------------ training
     def fit(self, train: GraphSet, val: GraphSet | None = None, resume: bool = False) -> dict[str, Any]:
-        """Train; returns {"best_epoch", "epochs_run", "history"}. With `resume`, continue from the checkpoint."""
+        """Train; returns {"best_epoch", "epochs_run", "history"}. With `resume`, continue from the checkpoint.
+
+        With `val`, the model of the best validation epoch is kept, the untrained one (best epoch 0) included.
+        """
         cfg = self.config
         if len(train) == 0:
             raise TaskError("the training split is empty")
@@ -147,6 +150,12 @@ class Trainer:
             start_epoch, best, best_epoch = state["epoch"] + 1, state["best"], state["best_epoch"]
             bad_epochs, best_state = state["bad_epochs"], state["best_state"]
             self.history = json.loads(state["history"])
+        elif val is not None and len(val):
+            # the untrained model is a candidate too: an editor that starts at the identity edit and only gets
+            # worse on validation (an overfitting one) keeps that identity edit, at best epoch 0
+            best = self.evaluate(val)[self.task.primary_metric]
+            best_epoch = 0
+            best_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
         bar = tqdm(total=total, initial=start_epoch * steps_per_epoch, desc=f"train {self.task.name}",
                    disable=not self.progress, unit="batch", dynamic_ncols=True)
         for epoch in range(start_epoch, cfg.epochs):
