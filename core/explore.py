@@ -310,7 +310,7 @@ def predicted_accuracy(zoo, rows: np.ndarray, run) -> np.ndarray:
     cls = model_class(run.config.model)
     limit = cls.weight_limit(cls.config_class.from_dict(run.config.model_config))
     probes = int(run.config.model_config.get("probes", 0) or 0)
-    diverged = {d["index"] for d in unusable_networks(zoo, probes, limit=limit)}
+    diverged = {d["index"] for d in unusable_networks(zoo, probes, limit=limit, rows=rows)}
     wanted[torch.from_numpy(np.flatnonzero(zoo.table["index"].isin(diverged).to_numpy()))] = False
     kept = []
     for g in data.groups:  # only the rows asked for, of the architectures the run reads

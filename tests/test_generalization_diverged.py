@@ -54,6 +54,12 @@ def test_unusable_networks_lists_every_diverged_network_with_its_reason(diverged
     assert reasons[5] == reasons[7] == "non-finite weights" and reasons[3].startswith("weights up to")
 
 
+def test_unusable_networks_of_some_rows_checks_only_those(diverged_zoo: Path) -> None:
+    zoo = Zoo.open(diverged_zoo)
+    rows = np.flatnonzero(zoo.table["index"].isin([2, 3, 4, 7]).to_numpy())
+    assert [d["index"] for d in unusable_networks(zoo, probes=4, rows=rows)] == [3, 7]
+
+
 def test_probe_activations_beyond_float32_are_found_even_with_moderate_weights(tmp_path: Path) -> None:
     """Weights of 1e3 (below the limit) through three relu convs and a linear layer: activations ~1e12."""
     arch = small_cnn_architecture("relu", 8, channels=4)

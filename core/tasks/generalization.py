@@ -126,17 +126,18 @@ def compose_zoo(parts: list[tuple[Any, np.ndarray, str]], out_dir, *, split_of: 
 
 
 def unusable_networks(zoo, probes: int = 0, dtype: torch.dtype = torch.float32, chunk: int = 512,
-                      limit: float | None = None) -> list[dict[str, Any]]:
+                      limit: float | None = None, rows: np.ndarray | None = None) -> list[dict[str, Any]]:
     """Networks a metanetwork computing in `dtype` cannot read (a run that diverged in training): non-finite weights,
     weights beyond `limit` (default `safe_magnitude(dtype)`; a model's own is `MetaNetwork.weight_limit`), or
     (probes > 0, networks on images) probe features beyond it, computed in float64. One {index, group, reason} per
-    network, in zoo order."""
+    network, in zoo order; with `rows` (zoo table rows), only those networks are read and checked."""
     from core.models.layers.probe_features import image_probe_activations, probe_overflow, safe_magnitude
 
     limit, found = safe_magnitude(dtype) if limit is None else limit, []
     groups = zoo.table["group"].to_numpy()
+    asked = np.ones(len(groups), dtype=bool) if rows is None else np.isin(np.arange(len(groups)), rows)
     for group in zoo.architectures:
-        members = np.flatnonzero(groups == group)
+        members = np.flatnonzero((groups == group) & asked)
         for start in range(0, len(members), chunk):
             rows = members[start:start + chunk]
             arch, flat = zoo.flat(rows)
