@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from core.data import GraphSet, Group, graph_set_from_networks, symmetry_augment
+from core.data import AUGMENT_KINDS, GraphSet, Group, graph_set_from_networks, symmetry_augment
 from core.errors import WeightSpaceError
 from core.graph.layout import layout_for
 from core.io.atomic import atomic_path
@@ -45,7 +45,8 @@ class RunConfig:
     model_config: dict[str, Any] = field(default_factory=dict)
     train: dict[str, Any] = field(default_factory=dict)
     grid_size: int = 1
-    augment: bool = False  # symmetry transforms (permutations, sign flips) of the training networks
+    augment: bool = False  # symmetry transforms of the training networks
+    symmetry_kinds: list[str] | None = None  # their kinds (core.data.AUGMENT_KINDS; runs before 2026-12-04: all)
     inr_augment: dict[str, float] | None = None  # function-changing INR weight transforms (core.zoo.inr_augment)
     versions: dict[str, str] = field(default_factory=dict)
 
@@ -134,6 +135,7 @@ def train_run(task_name: str, model_name: str, zoo_dir: str | Path, out_dir: str
     task.check_zoo_for_model(zoo, model)
     config = RunConfig(task=task_name, model=model_name, zoo=str(zoo_dir), task_options=task.options(),
                        model_config=model.config.to_dict(), train=train.to_dict(), grid_size=grid, augment=augment,
+                       symmetry_kinds=list(AUGMENT_KINDS) if augment else None,
                        inr_augment=inr_augment.to_dict() if inr_augment else None, versions=_versions())
     # the Trainer checks the device and precision settings: fail on them before anything is written
     steps = [a for a in (inr_augment, symmetry_augment() if augment else None) if a is not None]
@@ -220,7 +222,7 @@ def _refuse_existing_run(out: Path, resume: bool, overwrite: bool) -> None:
 
 def _check_same_run(out: Path, config: RunConfig) -> None:
     """A resumed run must have the configuration it was started with."""
-    keys = ("task", "model", "task_options", "model_config", "train", "inr_augment")
+    keys = ("task", "model", "task_options", "model_config", "train", "augment", "symmetry_kinds", "inr_augment")
     saved = json.loads((out / "config.json").read_text())
     if {k: saved.get(k) for k in keys} != {k: config.to_dict()[k] for k in keys}:
         raise TaskError(f"{out} holds a run with a different configuration; use another --out")

@@ -12,6 +12,7 @@ import torch
 from core.runs import resolve_augment, train_run
 from core.tasks import TaskError
 from core.training.trainer import TrainConfig
+from core.zoo import Zoo
 from core.zoo.inr_augment import NG_PRESET, AugmentError, INRAugment
 
 
@@ -97,3 +98,35 @@ def test_default_symmetry_augmentation_per_model(zoo, tmp_path, model, symmetry)
               model_overrides={"hidden": 8})
     config = json.loads((tmp_path / model / "config.json").read_text())
     assert config["augment"] is symmetry and config["inr_augment"] is None
+    assert config["symmetry_kinds"] == (["permutation", "sign", "scale"] if symmetry else None)
+
+
+def test_training_symmetry_transforms_keep_the_zoos_biases_without_phase_shifts(zoo):
+    """Permutations and sign flips only reorder and negate a sine INR's biases; the periodic bias shifts that are
+    also exact symmetries (kind 'phase') are left out of training augmentation: they move biases out of the zoo's
+    distribution."""
+    from core.data import symmetry_augment
+    from core.symmetry import apply_to_flat, random_element
+
+    arch, flat = next(iter(Zoo.open(zoo).first_of_each_group()))
+    flat = flat.double().repeat(16, 1)
+    bias_rows = [slice(*span) for span in _bias_spans(arch)]
+    moved = symmetry_augment()(arch, flat, torch.Generator().manual_seed(0))
+    assert not torch.equal(moved, flat)
+    for rows in bias_rows:
+        torch.testing.assert_close(moved[:, rows].abs().sort(1).values, flat[:, rows].abs().sort(1).values)
+    shifted = apply_to_flat(arch, flat, random_element(arch, kinds=("phase",), batch=16,
+                                                       generator=torch.Generator().manual_seed(0)))
+    assert any(not torch.allclose(shifted[:, r].abs().sort(1).values, flat[:, r].abs().sort(1).values)
+               for r in bias_rows)  # what the default leaves out does move them
+
+
+def _bias_spans(arch) -> list[tuple[int, int]]:
+    """(start, stop) of each bias vector in the architecture's flat parameter order."""
+    spans, start = [], 0
+    for key, shape in arch.parameter_shapes():
+        stop = start + int(torch.Size(shape).numel())
+        if key.endswith("bias"):
+            spans.append((start, stop))
+        start = stop
+    return spans

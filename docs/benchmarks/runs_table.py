@@ -34,12 +34,16 @@ def row(run: Path) -> str:
         log = list(csv.DictReader(f))
     score_key = next((k for k in log[0] if k.startswith("val_") and k != "val_loss"), "val_loss") if log else None
     scores = [float(r[score_key]) for r in log] if score_key else []
-    best = (scores.index(min(scores) if task == "inr-edit" or score_key == "val_loss" else max(scores)) + 1
-            if scores else 0)
+    best = metrics.get("training", {}).get("best_epoch")  # the Trainer's own record: 0 = the untrained model
+    if best is None:
+        best = (scores.index(min(scores) if task == "inr-edit" or score_key == "val_loss" else max(scores)) + 1
+                if scores else 0)
     seconds = statistics.median(float(r["seconds"]) for r in log) if log else float("nan")
     model = config["model_config"]
     inr_augment = config.get("inr_augment") or {}
-    parts = [f"{k}={v:g}" for k, v in sorted(inr_augment.items())] + (["symmetry"] if config.get("augment") else [])
+    # runs before symmetry_kinds was recorded drew every admitted kind, sine phase shifts included
+    symmetry = "symmetry" if config.get("symmetry_kinds") else "symmetry+phase"
+    parts = [f"{k}={v:g}" for k, v in sorted(inr_augment.items())] + ([symmetry] if config.get("augment") else [])
     augment_text = ",".join(parts) or "none"
     if inr_augment == NG_PRESET:
         augment_text = augment_text.replace(",".join(f"{k}={v:g}" for k, v in sorted(NG_PRESET.items())), "ng")
