@@ -93,7 +93,7 @@ def test_cli_augment_values():
 
 @pytest.mark.parametrize(("model", "symmetry"), [("nfn-np", False), ("mlp", True), ("ng-gnn", False)])
 def test_default_symmetry_augmentation_per_model(zoo, tmp_path, model, symmetry):
-    """nfn-np trains without sign flips unless asked (with them it stays at chance on SIREN zoos); mlp keeps them."""
+    """nfn-np trains without symmetry transforms unless asked (they gain it nothing); mlp keeps them."""
     train_run("inr-classify", model, zoo, tmp_path / model, progress=False, train=TrainConfig(epochs=1, batch_size=8),
               model_overrides={"hidden": 8})
     config = json.loads((tmp_path / model / "config.json").read_text())

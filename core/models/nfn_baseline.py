@@ -70,9 +70,11 @@ class NFNBase(MetaNetwork):
     symmetries: ClassVar[tuple[str, ...]] = ("permutation",)
     config_class: ClassVar[type] = NFNConfig
     fixed_architecture: ClassVar[bool] = True
-    # Off although the scale / sign symmetries are not built in: with random sign flips nfn-np stayed at chance on
-    # every MNIST-5k INR zoo (0.106 faithful, 0.094 shared init), without them it reaches 0.465 ± 0.004 (3 seeds;
-    # docs/benchmarks/inr_learning.md). `--augment` turns them on.
+    # Off although the scale / sign symmetries are not built in: with every symmetry kind drawn nfn-np stayed at
+    # chance on every MNIST-5k INR zoo (0.106 faithful, 0.094 shared init), without them it reaches 0.465 ± 0.004
+    # (3 seeds). The culprit was the sine phase shifts, which training augmentation no longer draws; with
+    # permutations and sign flips it reaches 0.464, no gain (docs/benchmarks/inr_learning.md). `--augment` turns
+    # them on.
     augment_by_default: ClassVar[bool] = False
     benchmark: ClassVar[bool] = False
     hnp: ClassVar[bool] = False
