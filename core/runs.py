@@ -138,7 +138,7 @@ def train_run(task_name: str, model_name: str, zoo_dir: str | Path, out_dir: str
                        symmetry_kinds=list(AUGMENT_KINDS) if augment else None,
                        inr_augment=inr_augment.to_dict() if inr_augment else None, versions=_versions())
     # the Trainer checks the device and precision settings: fail on them before anything is written
-    steps = [a for a in (inr_augment, symmetry_augment() if augment else None) if a is not None]
+    steps = [a for a in (inr_augment, symmetry_augment(AUGMENT_KINDS) if augment else None) if a is not None]
     trainer = Trainer(task, model, train, out, augment=_chain(steps), progress=progress)
     main = trainer.world.is_main  # with torchrun, every process trains and rank 0 alone writes the run directory
     if main:
