@@ -55,6 +55,18 @@ def test_untrained_model_is_kept_when_training_only_hurts_validation() -> None:
     assert trainer.evaluate(val)["accuracy"] == before
 
 
+@pytest.mark.parametrize(("best_epoch", "noted"), [(0, True), (3, False)])
+def test_train_command_says_when_it_kept_the_untrained_model(monkeypatch, capsys, best_epoch, noted) -> None:
+    import core.runs
+    from core.cli import build_parser
+
+    metrics = {"test": {"accuracy": 0.5}, "training": {"best_epoch": best_epoch, "epochs_run": 6}}
+    monkeypatch.setattr(core.runs, "train_run", lambda *a, **k: metrics)
+    args = build_parser().parse_args(["train", "inr-classify", "--model", "ng-gnn", "--zoo", "z", "--out", "o"])
+    assert args.func(args) == 0
+    assert ("the saved model is the untrained one" in capsys.readouterr().err) is noted
+
+
 def test_generalization_regression_ranks() -> None:
     arch = mlp_architecture([3, 6, 2], "tanh")
     gen = torch.Generator().manual_seed(1)

@@ -135,18 +135,19 @@ def unusable_networks(zoo, probes: int = 0, dtype: torch.dtype = torch.float32, 
 
     limit, found = safe_magnitude(dtype) if limit is None else limit, []
     groups = zoo.table["group"].to_numpy()
-    asked = np.ones(len(groups), dtype=bool) if rows is None else np.isin(np.arange(len(groups)), rows)
+    asked = np.zeros(len(groups), dtype=bool)
+    asked[slice(None) if rows is None else rows] = True
     for group in zoo.architectures:
         members = np.flatnonzero((groups == group) & asked)
         for start in range(0, len(members), chunk):
-            rows = members[start:start + chunk]
-            arch, flat = zoo.flat(rows)
+            part = members[start:start + chunk]
+            arch, flat = zoo.flat(part)
             flat = flat.to(torch.float64)
             finite = torch.isfinite(flat).all(1)
-            largest = flat.abs().nan_to_num(nan=float("inf")).amax(1) if flat.shape[1] else torch.zeros(len(rows))
+            largest = flat.abs().nan_to_num(nan=float("inf")).amax(1) if flat.shape[1] else torch.zeros(len(part))
             acts = image_probe_activations(arch, flat, probes) if probes and len(arch.input_shape) == 3 else None
             overflow = (probe_overflow(acts, dtype, limit) if acts is not None
-                        else torch.zeros(len(rows), dtype=torch.bool))
+                        else torch.zeros(len(part), dtype=torch.bool))
             for k in np.flatnonzero((~finite | (largest > limit) | overflow).numpy()):
                 if not finite[k]:
                     reason = "non-finite weights"
@@ -154,7 +155,7 @@ def unusable_networks(zoo, probes: int = 0, dtype: torch.dtype = torch.float32, 
                     reason = f"weights up to {largest[k].item():.3g}"
                 else:
                     reason = f"probe activations up to {acts[k].abs().nan_to_num(nan=float('inf')).max().item():.3g}"
-                found.append({"index": int(zoo.table["index"].iloc[rows[k]]), "group": str(group), "reason": reason})
+                found.append({"index": int(zoo.table["index"].iloc[part[k]]), "group": str(group), "reason": reason})
     return sorted(found, key=lambda d: d["index"])
 
 

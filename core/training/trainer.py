@@ -155,7 +155,7 @@ class Trainer:
             # worse on validation (an overfitting one) keeps that identity edit, at best epoch 0
             best = self.evaluate(val)[self.task.primary_metric]
             best_epoch = 0
-            best_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+            best_state = self._state_copy()
         bar = tqdm(total=total, initial=start_epoch * steps_per_epoch, desc=f"train {self.task.name}",
                    disable=not self.progress, unit="batch", dynamic_ncols=True)
         for epoch in range(start_epoch, cfg.epochs):
@@ -176,7 +176,7 @@ class Trainer:
             improved = best is None or (score > best if self.task.greater_is_better else score < best)
             if improved:
                 best, best_epoch, bad_epochs = score, epoch + 1, 0
-                best_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+                best_state = self._state_copy()
             else:
                 bad_epochs += 1
             self.history.append(record)
@@ -198,6 +198,10 @@ class Trainer:
         if best_state is not None:
             self.model.load_state_dict(best_state)
         return {"best_epoch": best_epoch, "epochs_run": len(self.history), "history": self.history}
+
+    def _state_copy(self) -> dict[str, torch.Tensor]:
+        """A detached copy of the model's state_dict (the best model so far)."""
+        return {k: v.detach().clone() for k, v in self.model.state_dict().items()}
 
     def _train_epoch(self, batches: Any, stepped: torch.nn.Module, optimisation: tuple[Any, Any, Any], bar: Any,
                      epoch: int) -> tuple[float, float]:
