@@ -41,7 +41,8 @@ LAYOUT = """() => {
           tables: tables};
 }"""
 
-pytestmark = pytest.mark.browser
+# one pytest-xdist worker runs the whole module: its app server and browser are module fixtures, started once
+pytestmark = [pytest.mark.browser, pytest.mark.xdist_group("browser")]
 
 
 def _free_port() -> int:
