@@ -297,30 +297,19 @@ def embedding_export(table, xy: np.ndarray, vectors: np.ndarray):
 def predicted_accuracy(zoo, rows: np.ndarray, run) -> np.ndarray:
     """A generalization run's predicted test accuracy for the zoo's `rows` (NaN for architectures it cannot read and
     for networks that diverged in training beyond what its model reads in float32: `unusable_networks`)."""
-    import dataclasses
-
     from core.models import model_class
     from core.runs import graph_set_from_zoo
     from core.tasks.generalization import unusable_networks
 
     rows = np.asarray(rows, dtype=np.int64)
-    data = graph_set_from_zoo(zoo, None, run.task, run.config.grid_size)
-    wanted = torch.zeros(len(zoo), dtype=torch.bool)
-    wanted[torch.from_numpy(rows)] = True
     cls = model_class(run.config.model)
     limit = cls.weight_limit(cls.config_class.from_dict(run.config.model_config))
     probes = int(run.config.model_config.get("probes", 0) or 0)
     diverged = {d["index"] for d in unusable_networks(zoo, probes, limit=limit, rows=rows)}
-    wanted[torch.from_numpy(np.flatnonzero(zoo.table["index"].isin(diverged).to_numpy()))] = False
-    kept = []
-    for g in data.groups:  # only the rows asked for, of the architectures the run reads
-        keep = wanted[g.index]
-        if keep.any() and unreadable_reason(g.architecture, run) is None:
-            kept.append(dataclasses.replace(g, flat=g.flat[keep], index=g.index[keep],
-                                            targets=None if g.targets is None else g.targets[keep],
-                                            extras={k: v[keep] for k, v in g.extras.items()}))
-    data.groups = kept
+    usable = rows[~zoo.table["index"].iloc[rows].isin(diverged).to_numpy()]
+    data = graph_set_from_zoo(zoo, None, run.task, run.config.grid_size, rows=usable)  # reads only these rows
+    data.groups = [g for g in data.groups if unreadable_reason(g.architecture, run) is None]
     by_row = np.full(len(zoo), np.nan)
-    if kept:
-        by_row[torch.cat([g.index for g in kept]).numpy()] = run.trainer("cpu").predict(data).numpy()
+    if data.groups:
+        by_row[torch.cat([g.index for g in data.groups]).numpy()] = run.trainer("cpu").predict(data).numpy()
     return by_row[rows]

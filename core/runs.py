@@ -67,13 +67,16 @@ def _versions() -> dict[str, str]:
 
 
 def graph_set_from_zoo(zoo, split: str | None, task: Task, grid_size: int | None = None,
-                       stream: bool = False) -> GraphSet:
+                       stream: bool = False, rows: np.ndarray | None = None) -> GraphSet:
     """The networks of `split` (None: all) grouped by architecture, with the task's targets and extras.
 
     `stream`: batches read their networks from the zoo's memory-mapped parameter files instead of a copy of the
-    split held in memory (training on zoos larger than memory; the task's extras are computed chunk by chunk)."""
+    split held in memory (training on zoos larger than memory; the task's extras are computed chunk by chunk).
+    `rows`: only these table rows (of the split), in table order; nothing else is read."""
     table = zoo.table
     rows_all = zoo.split_indices(split) if split else np.arange(len(table))
+    if rows is not None:
+        rows_all = np.intersect1d(rows_all, np.asarray(rows, dtype=np.int64))
     groups = []
     for name in zoo.architectures:
         rows = rows_all[table["group"].to_numpy()[rows_all] == name] if "group" in table else rows_all

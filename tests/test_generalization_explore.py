@@ -65,3 +65,25 @@ def test_predicted_accuracy_leaves_networks_that_diverged_nan(tmp_path: Path) ->
     healthy = [i for i in range(12) if i not in (3, 5)]
     assert np.allclose(values[healthy], predicted_accuracy(zoo, members[healthy], run), atol=1e-5)
     assert torch.isfinite(torch.as_tensor(values[healthy])).all()
+
+
+def test_predicted_accuracy_reads_only_the_rows_asked_for(monkeypatch) -> None:
+    """The graph set is built from the asked rows: the zoo's parameters of no other network are read."""
+    run, zoo = load_run(RUN), Zoo.open(CNN_ZOO)
+    rows = np.array([5, 0, 17])
+    read: list[int] = []
+    real_flat = zoo.flat
+    monkeypatch.setattr(zoo, "flat", lambda r: (read.extend(np.asarray(r).tolist()), real_flat(r))[1])
+    values = predicted_accuracy(zoo, rows, run)
+    assert set(read) == set(rows.tolist()) and np.isfinite(values).all()  # (the usability check reads them too)
+
+
+def test_graph_set_from_zoo_keeps_the_asked_rows_of_its_split() -> None:
+    from core.runs import graph_set_from_zoo
+
+    run, zoo = load_run(RUN), Zoo.open(CNN_ZOO)
+    test_rows = zoo.split_indices("test")
+    asked = np.concatenate([test_rows[:4], zoo.split_indices("train")[:3]])[::-1]
+    data = graph_set_from_zoo(zoo, "test", run.task, rows=asked)
+    got = np.sort(np.concatenate([g.index.numpy() for g in data.groups]))
+    assert np.array_equal(got, np.sort(test_rows[:4]))
