@@ -46,7 +46,7 @@ class RunConfig:
     train: dict[str, Any] = field(default_factory=dict)
     grid_size: int = 1
     augment: bool = False  # symmetry transforms of the training networks
-    symmetry_kinds: list[str] | None = None  # their kinds (core.data.AUGMENT_KINDS; runs before 2026-12-04: all)
+    symmetry_kinds: list[str] | None = None  # their kinds (core.data.AUGMENT_KINDS; before 2026-12-04: all)
     inr_augment: dict[str, float] | None = None  # function-changing INR weight transforms (core.zoo.inr_augment)
     versions: dict[str, str] = field(default_factory=dict)
 

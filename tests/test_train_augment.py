@@ -99,7 +99,7 @@ def test_default_symmetry_augmentation_per_model(zoo, tmp_path, model, symmetry)
               model_overrides={"hidden": 8})
     config = json.loads((tmp_path / model / "config.json").read_text())
     assert config["augment"] is symmetry and config["inr_augment"] is None
-    assert config["symmetry_kinds"] == (["permutation", "sign", "scale"] if symmetry else None)
+    assert config["symmetry_kinds"] == (["permutation", "sign"] if symmetry else None)
 
 
 def test_training_symmetry_transforms_keep_the_zoos_biases_without_phase_shifts(zoo):
@@ -125,3 +125,27 @@ def test_training_symmetry_transforms_keep_the_zoos_biases_without_phase_shifts(
                                                        generator=torch.Generator().manual_seed(0)))
     assert any(not torch.allclose(after, before)
                for after, before in zip(sorted_abs_biases(shifted), sorted_abs_biases(flat)))  # the left-out kind does
+
+
+def test_training_symmetry_transforms_keep_relu_weight_magnitudes():
+    """On a ReLU CNN, training augmentation only permutes and negates weights: every layer keeps its multiset of
+    magnitudes. The positive neuron scalings that are also exact symmetries (kind 'scale', up to 100×) are left
+    out: they move weights out of any trained zoo's distribution."""
+    from core.data import symmetry_augment
+    from core.symmetry import apply_to_flat, random_element
+    from core.zoo import small_cnn_architecture
+
+    arch = small_cnn_architecture("relu", 8, channels=4)
+    flat = torch.randn(16, arch.num_parameters, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+
+    def sorted_magnitudes(f: torch.Tensor) -> list[torch.Tensor]:
+        return [v.abs().flatten(1).sort(-1).values for v in unflatten_params(arch, f).values()]
+
+    moved = symmetry_augment()(arch, flat, torch.Generator().manual_seed(0))
+    assert not torch.equal(moved, flat)
+    for after, before in zip(sorted_magnitudes(moved), sorted_magnitudes(flat)):
+        torch.testing.assert_close(after, before)
+    scaled = apply_to_flat(arch, flat, random_element(arch, kinds=("scale",), batch=16,
+                                                      generator=torch.Generator().manual_seed(0)))
+    assert any(not torch.allclose(after, before)
+               for after, before in zip(sorted_magnitudes(scaled), sorted_magnitudes(flat)))  # the left-out kind does

@@ -41,8 +41,10 @@ def row(run: Path) -> str:
     seconds = statistics.median(float(r["seconds"]) for r in log) if log else float("nan")
     model = config["model_config"]
     inr_augment = config.get("inr_augment") or {}
-    # runs before symmetry_kinds was recorded drew every admitted kind, sine phase shifts included
-    symmetry = "symmetry" if config.get("symmetry_kinds") else "symmetry+phase"
+    # runs before symmetry_kinds was recorded drew every admitted kind, sine phase shifts included; runs of
+    # 2026-12-04 before the second change drew ReLU positive scales too
+    kinds = config.get("symmetry_kinds")
+    symmetry = "symmetry+phase" if not kinds else "symmetry+scale" if "scale" in kinds else "symmetry"
     parts = [f"{k}={v:g}" for k, v in sorted(inr_augment.items())] + ([symmetry] if config.get("augment") else [])
     augment_text = ",".join(parts) or "none"
     if inr_augment == NG_PRESET:
