@@ -149,3 +149,17 @@ def test_training_symmetry_transforms_keep_relu_weight_magnitudes():
                                                       generator=torch.Generator().manual_seed(0)))
     assert any(not torch.allclose(after, before)
                for after, before in zip(sorted_magnitudes(scaled), sorted_magnitudes(flat)))  # the left-out kind does
+
+
+def test_contrastive_copy_of_a_relu_network_is_more_than_a_permutation():
+    """The embed task's second copy keeps positive scales: a ReLU network admits no sign flips, so a permutation alone
+    would give every graph model two identical inputs."""
+    from core.tasks import build_task
+    from core.zoo import small_cnn_architecture
+
+    arch = small_cnn_architecture("relu", 8, channels=4)
+    flat = torch.randn(8, arch.num_parameters, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    second = build_task("embed")._augment(arch, flat, torch.Generator().manual_seed(0))
+    before, after = unflatten_params(arch, flat), unflatten_params(arch, second)
+    assert any(not torch.allclose(after[k].abs().flatten(1).sort(-1).values, v.abs().flatten(1).sort(-1).values)
+               for k, v in before.items())
