@@ -79,19 +79,20 @@ def graph_set_from_zoo(zoo, split: str | None, task: Task, grid_size: int | None
         rows_all = np.intersect1d(rows_all, np.asarray(rows, dtype=np.int64))
     groups = []
     for name in zoo.architectures:
-        rows = rows_all[table["group"].to_numpy()[rows_all] == name] if "group" in table else rows_all
-        if len(rows) == 0:
+        in_group = rows_all[table["group"].to_numpy()[rows_all] == name] if "group" in table else rows_all
+        if len(in_group) == 0:
             continue
         if stream:
             arch, shard = zoo.architectures[name], zoo.group_params(name)
-            in_shard = torch.from_numpy(table["group_row"].to_numpy(dtype=np.int64)[rows])
-            extras = _extras_in_chunks(task, arch, lambda part: shard[in_shard[part]].float(), table, rows)
-            groups.append(Group(arch, shard, torch.as_tensor(rows), task.targets(table, rows), extras, in_shard))
+            in_shard = torch.from_numpy(table["group_row"].to_numpy(dtype=np.int64)[in_group])
+            extras = _extras_in_chunks(task, arch, lambda part: shard[in_shard[part]].float(), table, in_group)
+            groups.append(Group(arch, shard, torch.as_tensor(in_group), task.targets(table, in_group), extras,
+                                in_shard))
             continue
-        arch, flat = zoo.flat(rows)
+        arch, flat = zoo.flat(in_group)
         flat = torch.as_tensor(flat, dtype=torch.float32)
-        groups.append(Group(arch, flat, torch.as_tensor(rows), task.targets(table, rows),
-                            task.extras(arch, flat, table, rows)))
+        groups.append(Group(arch, flat, torch.as_tensor(in_group), task.targets(table, in_group),
+                            task.extras(arch, flat, table, in_group)))
     return GraphSet(groups, grid_size)
 
 
