@@ -102,53 +102,43 @@ def test_default_symmetry_augmentation_per_model(zoo, tmp_path, model, symmetry)
     assert config["symmetry_kinds"] == (["permutation", "sign"] if symmetry else None)
 
 
-def test_training_symmetry_transforms_keep_the_zoos_biases_without_phase_shifts(zoo):
-    """Permutations and sign flips only reorder and negate a sine INR's biases; the periodic bias shifts that are
-    also exact symmetries (kind 'phase') are left out of training augmentation: they move biases out of the zoo's
-    distribution."""
+def _sorted_magnitudes(arch, flat: torch.Tensor) -> list[torch.Tensor]:
+    """Each parameter tensor's magnitudes, sorted per network: what permutations and sign flips leave unchanged."""
+    return [v.abs().flatten(1).sort(-1).values for v in unflatten_params(arch, flat).values()]
+
+
+def _check_training_transforms_keep_magnitudes(arch, flat: torch.Tensor, left_out: str) -> None:
+    """Training augmentation moves the networks but keeps every magnitude; the left-out kind changes some."""
     from core.data import symmetry_augment
     from core.symmetry import apply_to_flat, random_element
-
-    arch, flat = next(iter(Zoo.open(zoo).first_of_each_group()))
-    flat = flat.double().repeat(16, 1)
-    biases = [k for k, _ in arch.parameter_shapes() if k.endswith("bias")]
-
-    def sorted_abs_biases(f: torch.Tensor) -> list[torch.Tensor]:
-        params = unflatten_params(arch, f)
-        return [params[k].abs().sort(-1).values for k in biases]
 
     moved = symmetry_augment()(arch, flat, torch.Generator().manual_seed(0))
     assert not torch.equal(moved, flat)
-    for after, before in zip(sorted_abs_biases(moved), sorted_abs_biases(flat)):
+    for after, before in zip(_sorted_magnitudes(arch, moved), _sorted_magnitudes(arch, flat)):
         torch.testing.assert_close(after, before)
-    shifted = apply_to_flat(arch, flat, random_element(arch, kinds=("phase",), batch=16,
-                                                       generator=torch.Generator().manual_seed(0)))
+    other = apply_to_flat(arch, flat, random_element(arch, kinds=(left_out,), batch=len(flat),
+                                                     generator=torch.Generator().manual_seed(0)))
     assert any(not torch.allclose(after, before)
-               for after, before in zip(sorted_abs_biases(shifted), sorted_abs_biases(flat)))  # the left-out kind does
+               for after, before in zip(_sorted_magnitudes(arch, other), _sorted_magnitudes(arch, flat)))
+
+
+def test_training_symmetry_transforms_keep_the_zoos_biases_without_phase_shifts(zoo):
+    """Permutations and sign flips only reorder and negate a sine INR's weights and biases; the periodic bias shifts
+    that are also exact symmetries (kind 'phase') are left out of training augmentation: they move biases out of the
+    zoo's distribution."""
+    arch, flat = next(iter(Zoo.open(zoo).first_of_each_group()))
+    _check_training_transforms_keep_magnitudes(arch, flat.double().repeat(16, 1), "phase")
 
 
 def test_training_symmetry_transforms_keep_relu_weight_magnitudes():
-    """On a ReLU CNN, training augmentation only permutes and negates weights: every layer keeps its multiset of
-    magnitudes. The positive neuron scalings that are also exact symmetries (kind 'scale', up to 100×) are left
-    out: they move weights out of any trained zoo's distribution."""
-    from core.data import symmetry_augment
-    from core.symmetry import apply_to_flat, random_element
+    """On a ReLU CNN, training augmentation only permutes weights (ReLU admits no sign flips): every layer keeps its
+    multiset of magnitudes. The positive neuron scalings that are also exact symmetries (kind 'scale', up to 100×)
+    are left out: they move weights out of any trained zoo's distribution."""
     from core.zoo import small_cnn_architecture
 
     arch = small_cnn_architecture("relu", 8, channels=4)
     flat = torch.randn(16, arch.num_parameters, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
-
-    def sorted_magnitudes(f: torch.Tensor) -> list[torch.Tensor]:
-        return [v.abs().flatten(1).sort(-1).values for v in unflatten_params(arch, f).values()]
-
-    moved = symmetry_augment()(arch, flat, torch.Generator().manual_seed(0))
-    assert not torch.equal(moved, flat)
-    for after, before in zip(sorted_magnitudes(moved), sorted_magnitudes(flat)):
-        torch.testing.assert_close(after, before)
-    scaled = apply_to_flat(arch, flat, random_element(arch, kinds=("scale",), batch=16,
-                                                      generator=torch.Generator().manual_seed(0)))
-    assert any(not torch.allclose(after, before)
-               for after, before in zip(sorted_magnitudes(scaled), sorted_magnitudes(flat)))  # the left-out kind does
+    _check_training_transforms_keep_magnitudes(arch, flat, "scale")
 
 
 def test_contrastive_copy_of_a_relu_network_is_more_than_a_permutation():
@@ -160,6 +150,5 @@ def test_contrastive_copy_of_a_relu_network_is_more_than_a_permutation():
     arch = small_cnn_architecture("relu", 8, channels=4)
     flat = torch.randn(8, arch.num_parameters, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
     second = build_task("embed")._augment(arch, flat, torch.Generator().manual_seed(0))
-    before, after = unflatten_params(arch, flat), unflatten_params(arch, second)
-    assert any(not torch.allclose(after[k].abs().flatten(1).sort(-1).values, v.abs().flatten(1).sort(-1).values)
-               for k, v in before.items())
+    assert any(not torch.allclose(after, before)
+               for after, before in zip(_sorted_magnitudes(arch, second), _sorted_magnitudes(arch, flat)))
