@@ -53,6 +53,16 @@ def test_relu_network_symmetries_and_break_it() -> None:
     assert not table["passed"].any()
 
 
+def test_dead_relu_network_pass_comes_with_a_warning() -> None:
+    net = nn.Sequential(nn.Linear(3, 8), nn.ReLU(), nn.Linear(8, 2))
+    at = _lab_with(net.state_dict(), "relu")
+    assert at.success and not at.warning
+    with torch.no_grad():
+        net[0].bias.fill_(-1e3)  # every hidden ReLU dead on the probe inputs: the output is the last bias
+    at = _lab_with(net.state_dict(), "relu")
+    assert at.success and len(at.warning) == 1 and "same output for every probe input" in at.warning[0].value
+
+
 def test_unknown_activation_asks_for_it() -> None:
     at = _lab_with(nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 1)).state_dict(), None)
     assert at.warning and "activation is unknown" in at.warning[0].value

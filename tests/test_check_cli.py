@@ -111,6 +111,26 @@ def test_network_without_hidden_layers(tmp_path, capsys):
     assert rc == 0 and "no weight-space symmetries" in text
 
 
+def test_network_with_dead_relus_is_flagged(tmp_path, capsys):
+    """Every ReLU dead: the output ignores the input and a pass tests little, so the report says so."""
+    net = _net(mlp_architecture([3, 8, 8, 2], "relu"))
+    alive = tmp_path / "alive.safetensors"
+    save_network(net, alive)
+    rc, report = _json(capsys, str(alive))
+    assert rc == 0 and report["warning"] is None
+    rc, text, _ = _check(capsys, str(alive))
+    assert "warning" not in text
+    dead = tmp_path / "dead.safetensors"
+    key = [k for k, _ in net.architecture.parameter_shapes() if k.endswith("bias")][1]  # the second hidden layer
+    params = dict(net.params, **{key: torch.full_like(net.params[key], -1e3)})
+    save_network(Network(net.architecture, params), dead)
+    rc, report = _json(capsys, str(dead))
+    assert rc == 0 and all(c["passed"] for c in report["checks"])
+    assert "same output for every probe input" in report["warning"]
+    rc, text, _ = _check(capsys, str(dead))
+    assert rc == 0 and "warning: the network gives the same output" in text
+
+
 @pytest.mark.parametrize("argv", [["{missing}"], ["{garbage}"], ["{good}", "--trials", "0"]])
 def test_bad_input_exits_2(tmp_path, capsys, argv):
     garbage = tmp_path / "garbage.pt"

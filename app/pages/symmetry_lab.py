@@ -19,6 +19,7 @@ from core.errors import WeightSpaceError
 from core.explore import unreadable_reason
 from core.graph import to_graph
 from core.symmetry import admitted_symmetries, check_function_preservation, equivariance_error, invariance_error
+from core.symmetry.check import CONSTANT_OUTPUT_WARNING, constant_output
 from core.symmetry.lab import acted_neurons, transformed_network
 from core.viz import graph_figure
 
@@ -63,6 +64,8 @@ if res.passed:
 else:
     st.error(f"Function changed under the {label}: max abs output change {res.max_abs_error:.2e} "
              f"(relative {res.max_rel_error:.2e}).")
+if constant_output(net, seed=seed):
+    st.warning(CONSTANT_OUTPUT_WARNING[0].upper() + CONSTANT_OUTPUT_WARNING[1:] + ".")
 
 moved = acted_neurons(net, kind, seed)
 # side by side where the page is wide enough for two readable graphs, one above the other otherwise (at 1024 px)

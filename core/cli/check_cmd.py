@@ -49,7 +49,8 @@ def run(args: argparse.Namespace) -> int:
     from core.errors import WeightSpaceError
     from core.io import load_network
     from core.network.spec import Network
-    from core.symmetry import admitted_symmetries, check_function_preservation
+    from core.symmetry import admitted_symmetries, check_function_preservation, constant_output
+    from core.symmetry.check import CONSTANT_OUTPUT_WARNING
 
     if args.trials < 1:
         raise WeightSpaceError("--trials must be at least 1")
@@ -73,11 +74,15 @@ def run(args: argparse.Namespace) -> int:
     report = admitted_symmetries(assume if assume is not None else net.architecture)
     results = check_function_preservation(net, trials=args.trials, seed=args.seed, assume=assume)
     ok = all(r.passed for r in results)
+    # a pass on a network whose output ignores its input (e.g. every ReLU dead) tests little: say so
+    constant = bool(results) and constant_output(net, seed=args.seed)
+    warning = CONSTANT_OUTPUT_WARNING if constant else None
     if args.json:
         print(json.dumps({
             "file": net.meta.get("file"),
             "num_parameters": net.num_parameters,
             "note": note,
+            "warning": warning,
             "symmetries": report.to_dict(),
             "checks": [{"symmetry": r.symmetry, "max_abs_error": _finite(r.max_abs_error),
                         "max_rel_error": _finite(r.max_rel_error), "passed": r.passed, "admitted": r.admitted}
@@ -99,4 +104,6 @@ def run(args: argparse.Namespace) -> int:
         print(f"{r.symmetry:<12} {r.max_abs_error:>14.3e} {r.max_rel_error:>14.3e}  {'pass' if r.passed else 'FAIL'}")
     verdict = "all checks passed" if ok else "some checks FAILED"
     print(f"{verdict} ({args.trials} trials per symmetry, seed {args.seed})")
+    if warning:
+        print(f"warning: {warning}")
     return 0 if ok else 1

@@ -20,6 +20,9 @@ from core.network.spec import Architecture, Network
 from core.symmetry.actions import KINDS, GroupElement, SymmetryError, SymmetryReport, _apply_plan, _plan
 
 DEFAULT_RTOL = 1e-9
+CONSTANT_OUTPUT_WARNING = (
+    "the network gives the same output for every probe input (e.g. all ReLUs dead), so the check is weak: "
+    "a transform that keeps the dead units dead passes whatever it does to their weights")
 
 
 @dataclass(frozen=True)
@@ -46,6 +49,21 @@ def probe_inputs(arch: Architecture, n: int = 32, seed: int = 0, grid: int = 16)
         return torch.stack(torch.meshgrid(t, t, indexing="xy"), -1).reshape(-1, 2)
     gen = torch.Generator().manual_seed(seed)
     return torch.randn(n, *arch.input_shape, generator=gen, dtype=torch.float64)
+
+
+def constant_output(net: Network, seed: int = 0, inputs: torch.Tensor | None = None,
+                    rtol: float = DEFAULT_RTOL) -> bool:
+    """True when `net` gives the same output for every probe input (to `rtol`), e.g. when all its ReLUs are dead.
+
+    A check on such a network is weak: a transform that keeps the dead units dead passes whatever it does to
+    their weights, so callers should say so next to a pass.
+    """
+    x = probe_inputs(net.architecture, seed=seed) if inputs is None else inputs.to(torch.float64)
+    with torch.no_grad():
+        y = forward_many(net.architecture, net.flat().detach().to(torch.float64)[None], x)[0]
+    y = y.reshape(y.shape[0], -1)
+    spread = (y.amax(0) - y.amin(0)).max().item()
+    return spread <= rtol * y.abs().max().item()
 
 
 def _nonidentity_perm(n: int, b: int, gen: torch.Generator) -> torch.Tensor:
