@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 import torch
 
-from core.models import config_for, model_class
+from core.graph import to_graphs
+from core.models import build_model, config_for, model_class
 from core.models.layers.equivariant import RangeSafeLayerNorm
 from core.models.layers.invariant import POSITIVE, REAL, SIGN, canonicalise, reciprocal
 from core.models.layers.probe_features import safe_magnitude
@@ -197,3 +198,40 @@ def test_zoo_explorer_leaves_a_network_beyond_the_runs_own_limit_grey(large_weig
     np.testing.assert_allclose(deep[others], predicted_accuracy(Zoo.open(clean), rows, runs[4])[others], atol=1e-6)
     shallow = predicted_accuracy(Zoo.open(large_weight_zoo), rows, runs[2])
     assert np.isfinite(shallow).all()
+
+
+@pytest.mark.parametrize("name", ["scalegmn", "scalegmn-b"])
+def test_the_sync_free_divisor_gives_the_same_bits(name: str, monkeypatch) -> None:
+    """On an accelerator `power_of_two_scale` skips its eager range check (a host sync per call) and always makes
+    the divisor; forced here on CPU, the outputs keep every bit, in range and beyond it, and the gradients agree to
+    float32 rounding (autograd may sum a tensor's gradient contributions in another order)."""
+    import core.models.layers.equivariant as equivariant
+    import core.models.layers.invariant as invariant
+
+    def step(scale: float) -> list[torch.Tensor]:
+        arch = _cnn("relu")
+        flat = torch.randn(4, arch.num_parameters, generator=torch.Generator().manual_seed(0)) * scale
+        batch = to_graphs(arch, flat, None)
+        torch.manual_seed(0)
+        model = build_model(name, out_dim=1, edge_dim=batch.edge_attr.shape[1], hidden=32, layers=2)
+        model.fit_normalisation(batch)
+        out = model(batch)
+        torch.sigmoid(out).square().mean().backward()
+        return [out.detach()] + [p.grad for p in model.parameters() if p.grad is not None]
+
+    eager_path = {scale: step(scale) for scale in (1.0, 1e7)}
+    calls = []
+
+    def sync_free(v, above=invariant.RESCALE_ABOVE, eager=None):
+        calls.append(v.shape)
+        return original(v, above, eager=False)
+
+    original = invariant.power_of_two_scale
+    monkeypatch.setattr(invariant, "power_of_two_scale", sync_free)
+    monkeypatch.setattr(equivariant, "power_of_two_scale", sync_free)
+    for scale, expected in eager_path.items():
+        got = step(scale)
+        assert len(got) == len(expected) and torch.equal(got[0], expected[0]), scale
+        for a, b in zip(got[1:], expected[1:]):
+            torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6 * b.abs().max().item())
+    assert calls  # the models went through the sync-free path

@@ -52,15 +52,22 @@ def edge_kinds(kind: torch.Tensor, edge_index: torch.Tensor) -> torch.Tensor:
 RESCALE_ABOVE = 2.0 ** 32  # rows whose largest |value| exceeds this are divided by a power of two before squaring
 
 
-def power_of_two_scale(v: torch.Tensor, above: float = RESCALE_ABOVE) -> torch.Tensor | None:
+def power_of_two_scale(v: torch.Tensor, above: float = RESCALE_ABOVE, eager: bool | None = None) -> torch.Tensor | None:
     """[..., 1] detached divisor m per row of v: 1 where the row's largest |value| is at most `above`, else the
-    smallest power of two that brings it within `above`; None when no value of v exceeds `above` (the usual case,
-    which callers compute as before; checked eagerly, so under torch.compile the divisor is always made). Division by
-    a power of two is exact in floating point, so norms of v / m scale back exactly, the squares of v / m stay finite
-    for rows up to float's largest value, and rows in range keep every bit."""
+    smallest power of two that brings it within `above`. Division by a power of two is exact in floating point, so
+    norms of v / m scale back exactly, the squares of v / m stay finite for rows up to float's largest value, and
+    rows in range keep every bit.
+
+    eager (default: on CPU only): first check whether any value exceeds `above` and return None when none does (the
+    usual case, which callers compute as before). On an accelerator that check would cost a device-to-host sync
+    per call, so there (and under torch.compile) the divisor is always made: m = 1 for rows in range, the same
+    forward bits (gradients may differ in rounding: autograd can sum their contributions in another order).
+    """
     if v.numel() == 0:
         return None
-    if not torch.compiler.is_compiling():
+    if eager is None:
+        eager = v.device.type == "cpu"
+    if eager and not torch.compiler.is_compiling():
         low, high = torch.aminmax(v.detach())
         if not bool((high > above) | (low < -above)):
             return None
