@@ -91,3 +91,14 @@ def test_the_resolution_comes_from_the_zoo(tmp_path) -> None:
     assert config["task_options"]["objective"] == "function"
     assert config["task_options"]["resolution"] == 8  # scikit-learn digits are 8 × 8
     assert 0.0 <= metrics["test"]["knn_accuracy"] <= 1.0
+
+
+def test_the_cli_notes_when_the_function_objective_runs_without_probes(tmp_path, capsys) -> None:
+    from core.cli import main
+
+    common = ["train", "embed", "--zoo", str(ASSETS / "zoos" / "digits-inr"), "--model", "ng-gnn", "--objective",
+              "function", "--hidden", "8", "--layers", "1", "--epochs", "1", "--batch-size", "64", "--quiet"]
+    assert main([*common, "--out", str(tmp_path / "bare")]) == 0
+    assert "without probe features rarely learns" in capsys.readouterr().err
+    assert main([*common, "--probes", "2", "--out", str(tmp_path / "probed")]) == 0
+    assert "probe features" not in capsys.readouterr().err
