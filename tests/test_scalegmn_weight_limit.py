@@ -220,13 +220,12 @@ def test_the_sync_free_divisor_gives_the_same_bits(name: str, monkeypatch) -> No
         return [out.detach()] + [p.grad for p in model.parameters() if p.grad is not None]
 
     eager_path = {scale: step(scale) for scale in (1.0, 1e7)}
-    calls = []
+    original, calls = invariant.power_of_two_scale, []
 
     def sync_free(v, above=invariant.RESCALE_ABOVE, eager=None):
         calls.append(v.shape)
         return original(v, above, eager=False)
 
-    original = invariant.power_of_two_scale
     monkeypatch.setattr(invariant, "power_of_two_scale", sync_free)
     monkeypatch.setattr(equivariant, "power_of_two_scale", sync_free)
     for scale, expected in eager_path.items():
