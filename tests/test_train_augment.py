@@ -6,6 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -65,11 +66,48 @@ def test_training_batches_are_augmented_and_the_settings_recorded(zoo, tmp_path,
     assert 0.0 <= metrics["test"]["accuracy"] <= 1.0
 
 
-def test_function_changing_transforms_are_refused_for_edit_targets(zoo, tmp_path):
+def test_function_changing_transforms_are_refused_where_targets_would_go_stale(zoo, tmp_path):
+    """embed compares networks by their stored functions (and has its own --views): refused before anything is
+    written."""
     with pytest.raises(TaskError, match="targets stale"):
-        train_run("inr-edit", "ng-gnn", zoo, tmp_path / "edit", train=TrainConfig(epochs=1), augment="noise=0.1",
+        train_run("embed", "ng-gnn", zoo, tmp_path / "embed", train=TrainConfig(epochs=1), augment="noise=0.1",
                   model_overrides={"hidden": 8, "layers": 1}, progress=False)
-    assert not (tmp_path / "edit" / "config.json").exists()
+    assert not (tmp_path / "embed" / "config.json").exists()
+
+
+def test_augmented_edit_batches_get_targets_drawn_from_the_transformed_inrs(zoo):
+    """inr-edit with function-changing transforms: each augmented batch's source and target are the edit of the
+    transformed INR's own rendering (the stored ones belong to the untransformed INR); unaugmented batches keep the
+    stored ones."""
+    from core.data import graph_set_from_networks
+    from core.tasks import build_task
+    from core.tasks.edit import apply_edit, render
+
+    task = build_task("inr-edit", edit="dilate", resolution=8)
+    opened = Zoo.open(zoo)
+    data = graph_set_from_networks([opened.network(i) for i in range(8)], task, grid_size=1)
+    augment = INRAugment(translate=0.25, rotate=45.0)
+    batch = next(data.batches(8, augment=augment, generator=torch.Generator().manual_seed(0)))
+    assert batch.augmented
+    source, target = task.source_and_target(batch)
+    expected_source = render(batch.architecture, batch.flat.float(), 8)
+    torch.testing.assert_close(source, expected_source)
+    torch.testing.assert_close(target, apply_edit(expected_source.view(-1, 8, 8), "dilate").view(8, -1))
+    assert (target - batch.extras["target"]).abs().max() > 0.05  # the stored target is the untransformed INR's
+
+    plain = next(data.batches(8))
+    assert not plain.augmented
+    stored_source, stored_target = task.source_and_target(plain)
+    assert stored_source is plain.extras["source"] and stored_target is plain.extras["target"]
+
+
+def test_an_editor_trains_with_function_changing_transforms(zoo, tmp_path):
+    """`train inr-edit --augment ng`: runs end to end, records the transforms, and scores unaugmented test INRs."""
+    metrics = train_run("inr-edit", "ng-gnn", zoo, tmp_path / "edit", train=TrainConfig(epochs=1, batch_size=8),
+                        augment="ng", model_overrides={"hidden": 8, "layers": 1}, progress=False)
+    config = json.loads((tmp_path / "edit" / "config.json").read_text())
+    assert config["inr_augment"] == NG_PRESET.to_dict()
+    assert metrics["test"]["identity_mse"] > 0 and np.isfinite(metrics["test"]["mse"])
 
 
 def test_embed_views_are_refused_upfront_on_networks_that_are_not_inrs(tmp_path):

@@ -55,12 +55,15 @@ class GraphBatch:
     # data-parallel training: this rank's networks / (global batch / world size), so that the ranks' mean of
     # weight × loss is the global batch's loss; 1 in one process, 0 for a placeholder (see `batches(shard=…)`)
     weight: float = 1.0
+    # whether `flat` went through a training augmentation: `extras` were computed from the stored networks, so a
+    # task whose extras depend on the function (inr-edit's source and target renderings) recomputes them
+    augmented: bool = False
 
     def to(self, device: torch.device) -> "GraphBatch":
         """Move tensors to `device`."""
         return GraphBatch(self.graph.to(device), self.architecture, self.flat.to(device), self.index,
                           None if self.targets is None else self.targets.to(device),
-                          {k: v.to(device) for k, v in self.extras.items()}, self.weight)
+                          {k: v.to(device) for k, v in self.extras.items()}, self.weight, self.augmented)
 
 
 @dataclass
@@ -125,7 +128,7 @@ class GraphSet:
                 flat, idx = flat[mine], idx[mine]
             graph = to_graphs(g.architecture, flat, self.grid_size)
             yield GraphBatch(graph, g.architecture, flat, g.index[idx], None if g.targets is None else g.targets[idx],
-                             {k: v[idx] for k, v in g.extras.items()}, weight)
+                             {k: v[idx] for k, v in g.extras.items()}, weight, augment is not None)
 
     def num_batches(self, batch_size: int) -> int:
         """How many batches `batches(batch_size)` yields."""

@@ -4,6 +4,10 @@ Edits act on the INR's own rendering at `resolution` (as in the papers): `dilate
 (max filter), `erode` = 3×3 grey erosion (min filter), `blur` = 3×3 box blur. Pixels outside the image
 are ignored by the filters. Metric: MSE of the edited INR's rendering vs the target, next to the identity
 baseline (the unedited INR vs the target).
+
+Function-changing weight transforms (`train --augment ng`: translation, rotation, scale, noise, dropout) are
+allowed: a transformed INR is a new training pair whose target is edit(render(transformed θ)), drawn afresh for
+every augmented batch (the stored targets belong to the untransformed networks).
 """
 
 from __future__ import annotations
@@ -94,6 +98,7 @@ class EditTask(Task):
     summary_metrics = ("mse", "identity_mse")
     cli_options = (Option("edit", str, "dilate, erode or blur (default dilate)", EDITS),)
     predict_command = "edit"
+    function_augmentation = True  # the target is redrawn from the transformed INR (`source_and_target`)
 
     def __init__(self, edit: str = "dilate", resolution: int | None = None):
         if edit not in EDITS:
@@ -113,14 +118,24 @@ class EditTask(Task):
             self.resolution = int(table["resolution"].iloc[0]) if "resolution" in table else DEFAULT_RESOLUTION
         return 1
 
+    @torch.no_grad()
+    def _source_and_target(self, architecture: Architecture, flat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Renderings of the INRs `flat` [B, P] and their edits, [B, resolution²] each (float32)."""
+        res = self.resolution or DEFAULT_RESOLUTION
+        images = torch.cat([render(architecture, flat[s:s + 512].float(), res) for s in range(0, len(flat), 512)])
+        return images, apply_edit(images.view(-1, res, res), self.edit).reshape(len(flat), -1)
+
     def extras(self, architecture, flat: torch.Tensor, table, rows: np.ndarray) -> dict[str, torch.Tensor]:
         if not is_image_inr(architecture):
             raise TaskError("inr-edit needs 2-D image INRs (2 inputs, 1 output)")
-        res = self.resolution or DEFAULT_RESOLUTION
-        with torch.no_grad():
-            images = torch.cat([render(architecture, flat[s:s + 512].float(), res) for s in range(0, len(flat), 512)])
-            target = apply_edit(images.view(-1, res, res), self.edit).reshape(len(flat), -1)
-        return {"source": images, "target": target}
+        source, target = self._source_and_target(architecture, flat)
+        return {"source": source, "target": target}
+
+    def source_and_target(self, batch: GraphBatch) -> tuple[torch.Tensor, torch.Tensor]:
+        """The batch's unedited renderings and edit targets: stored ones, redrawn when the batch was augmented."""
+        if batch.augmented:
+            return self._source_and_target(batch.architecture, batch.flat)
+        return batch.extras["source"], batch.extras["target"]
 
     def edited_images(self, output: Any, batch: GraphBatch) -> torch.Tensor:
         """Renderings of the edited INRs [B, resolution²]."""
@@ -129,12 +144,12 @@ class EditTask(Task):
         return render(batch.architecture, batch.flat.to(delta.dtype) + delta, self.resolution or DEFAULT_RESOLUTION)
 
     def loss(self, output: Any, batch: GraphBatch) -> torch.Tensor:
-        return F.mse_loss(self.edited_images(output, batch).float(), batch.extras["target"])
+        return F.mse_loss(self.edited_images(output, batch).float(), self.source_and_target(batch)[1])
 
     def predictions(self, output: Any, batch: GraphBatch) -> torch.Tensor:
         with torch.no_grad():
             edited = self.edited_images(output, batch).float()
-            target, source = batch.extras["target"], batch.extras["source"]
+            source, target = self.source_and_target(batch)
             return torch.stack([edit_mse(edited, target), edit_mse(source, target)], 1)
 
     def metrics(self, predictions: torch.Tensor, targets: torch.Tensor | None) -> dict[str, float]:
