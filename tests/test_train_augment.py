@@ -102,12 +102,18 @@ def test_augmented_edit_batches_get_targets_drawn_from_the_transformed_inrs(zoo)
 
 
 def test_an_editor_trains_with_function_changing_transforms(zoo, tmp_path):
-    """`train inr-edit --augment ng`: runs end to end, records the transforms, and scores unaugmented test INRs."""
+    """`train inr-edit --augment ng`: runs end to end, records the transforms, scores unaugmented test INRs, and the
+    run edits networks like any editor."""
+    from core.runs import load_run
+
     metrics = train_run("inr-edit", "ng-gnn", zoo, tmp_path / "edit", train=TrainConfig(epochs=1, batch_size=8),
                         augment="ng", model_overrides={"hidden": 8, "layers": 1}, progress=False)
     config = json.loads((tmp_path / "edit" / "config.json").read_text())
     assert config["inr_augment"] == NG_PRESET.to_dict()
     assert metrics["test"]["identity_mse"] > 0 and np.isfinite(metrics["test"]["mse"])
+    network = Zoo.open(zoo).network(0)
+    [result] = load_run(tmp_path / "edit").edit([network])
+    assert result["edited"].shape == result["target"].shape and np.isfinite(result["mse"])
 
 
 def test_embed_views_are_refused_upfront_on_networks_that_are_not_inrs(tmp_path):
