@@ -130,9 +130,24 @@ def _assert_no_failure(page, where: str) -> None:
     assert errors.count() == 0, f"{where}: {errors.all_inner_texts()}"
 
 
+def _settled_layout(page, timeout_ms: int = 10_000) -> dict:
+    """LAYOUT once two readings 300 ms apart agree (or the last reading at `timeout_ms`).
+
+    Why: a data grid sizes its stretched columns from a resize observer, a frame or more after the script has
+    finished; on a loaded CI machine one reading caught a table 9 px wider than its box before it had re-fitted."""
+    layout = page.evaluate(LAYOUT)
+    for _ in range(timeout_ms // 300):
+        page.wait_for_timeout(300)
+        again = page.evaluate(LAYOUT)
+        if again == layout:
+            break
+        layout = again
+    return layout
+
+
 def _assert_fits(page, where: str) -> None:
     """The main block does not scroll sideways, and every shown table fits its width and the main block."""
-    layout = page.evaluate(LAYOUT)
+    layout = _settled_layout(page)
     assert layout["scroll"] <= layout["client"], f"{where}: main block overflows sideways {layout}"
     for scroll, client, right in layout["tables"]:
         assert scroll <= client + 1 and right <= layout["right"], f"{where}: a table is cut off {layout}"
