@@ -133,8 +133,8 @@ def _assert_no_failure(page, where: str) -> None:
 def _settled_layout(page, timeout_ms: int = 10_000) -> dict:
     """LAYOUT once two readings 300 ms apart agree (or the last reading at `timeout_ms`).
 
-    Why: a data grid sizes its stretched columns from a resize observer, a frame or more after the script has
-    finished; on a loaded CI machine one reading caught a table 9 px wider than its box before it had re-fitted."""
+    Why: on a loaded CI machine one reading caught a Layers table 9 px wider than its box, a table that fits when
+    the test runs alone (likely the data grid re-fitting its stretched columns a moment after the script ends)."""
     layout = page.evaluate(LAYOUT)
     for _ in range(timeout_ms // 300):
         page.wait_for_timeout(300)

@@ -119,7 +119,7 @@ class EditTask(Task):
         return 1
 
     @torch.no_grad()
-    def _source_and_target(self, architecture: Architecture, flat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def _render_and_edit(self, architecture: Architecture, flat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Renderings of the INRs `flat` [B, P] and their edits, [B, resolution²] each (float32)."""
         res = self.resolution or DEFAULT_RESOLUTION
         images = torch.cat([render(architecture, flat[s:s + 512].float(), res) for s in range(0, len(flat), 512)])
@@ -128,13 +128,13 @@ class EditTask(Task):
     def extras(self, architecture, flat: torch.Tensor, table, rows: np.ndarray) -> dict[str, torch.Tensor]:
         if not is_image_inr(architecture):
             raise TaskError("inr-edit needs 2-D image INRs (2 inputs, 1 output)")
-        source, target = self._source_and_target(architecture, flat)
+        source, target = self._render_and_edit(architecture, flat)
         return {"source": source, "target": target}
 
     def source_and_target(self, batch: GraphBatch) -> tuple[torch.Tensor, torch.Tensor]:
         """The batch's unedited renderings and edit targets: stored ones, redrawn when the batch was augmented."""
         if batch.augmented:
-            return self._source_and_target(batch.architecture, batch.flat)
+            return self._render_and_edit(batch.architecture, batch.flat)
         return batch.extras["source"], batch.extras["target"]
 
     def edited_images(self, output: Any, batch: GraphBatch) -> torch.Tensor:
