@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from core.data import AUGMENT_KINDS, GraphSet, Group, graph_set_from_networks, symmetry_augment
+from core.data import AUGMENT_KINDS, GraphSet, Group, graph_set_from_networks, keeps_function, symmetry_augment
 from core.errors import WeightSpaceError
 from core.graph.layout import layout_for
 from core.io.atomic import atomic_path
@@ -207,6 +207,7 @@ def _chain(augments: list) -> Any:
             flat = step(architecture, flat, generator)
         return flat
 
+    augment.keeps_function = all(keeps_function(step) for step in augments)
     return augment
 
 

@@ -101,6 +101,34 @@ def test_augmented_edit_batches_get_targets_drawn_from_the_transformed_inrs(zoo)
     assert stored_source is plain.extras["source"] and stored_target is plain.extras["target"]
 
 
+def test_symmetry_transforms_keep_the_stored_edit_targets(zoo):
+    """Permutations and sign flips keep each INR's function: such batches are not marked augmented, and their stored
+    renderings equal the transformed INRs' own (so not redrawing them is exact). A chain with one function-changing
+    step is marked."""
+    from core.data import graph_set_from_networks, keeps_function, symmetry_augment
+    from core.runs import _chain
+    from core.tasks import build_task
+    from core.tasks.edit import render
+
+    task = build_task("inr-edit", edit="dilate", resolution=8)
+    opened = Zoo.open(zoo)
+    data = graph_set_from_networks([opened.network(i) for i in range(8)], task, grid_size=1)
+    symmetry = symmetry_augment()
+    batch = next(data.batches(8, augment=symmetry, generator=torch.Generator().manual_seed(0)))
+    assert not batch.augmented
+    assert not torch.allclose(batch.flat, next(data.batches(8)).flat)  # the weights did move
+    source, _ = task.source_and_target(batch)
+    assert source is batch.extras["source"]
+    torch.testing.assert_close(render(batch.architecture, batch.flat.float(), 8), source, atol=1e-5, rtol=0)
+
+    assert keeps_function(None) and keeps_function(symmetry) and keeps_function(INRAugment())
+    assert not keeps_function(INRAugment(noise=0.1)) and not keeps_function(lambda a, f, g: f)
+    assert not keeps_function(_chain([INRAugment(noise=0.1), symmetry])) and keeps_function(_chain([symmetry] * 2))
+    chained = next(data.batches(8, augment=_chain([INRAugment(noise=0.1), symmetry]),
+                                generator=torch.Generator().manual_seed(0)))
+    assert chained.augmented
+
+
 def test_an_editor_trains_with_function_changing_transforms(zoo, tmp_path):
     """`train inr-edit --augment ng`: runs end to end, records the transforms, scores unaugmented test INRs, and the
     run edits networks like any editor."""

@@ -8,7 +8,9 @@ from core.data.graph_set import (
     GraphSet,
     Group,
     graph_set_from_networks,
+    keeps_function,
     symmetry_augment,
 )
 
-__all__ = ["AUGMENT_KINDS", "Augment", "GraphBatch", "GraphSet", "Group", "graph_set_from_networks", "symmetry_augment"]
+__all__ = ["AUGMENT_KINDS", "Augment", "GraphBatch", "GraphSet", "Group", "graph_set_from_networks", "keeps_function",
+           "symmetry_augment"]

@@ -21,6 +21,13 @@ from core.network.spec import Architecture, Network
 Augment = Callable[[Architecture, torch.Tensor, torch.Generator], torch.Tensor]
 
 
+def keeps_function(augment: Augment | None) -> bool:
+    """Whether `augment` leaves every network's function as it was (no augmentation, or symmetry transforms only).
+
+    An augmentation says so with a true `keeps_function` attribute; one without it is taken to change functions."""
+    return augment is None or bool(getattr(augment, "keeps_function", False))
+
+
 @dataclass
 class Group:
     """Same-architecture networks: flat parameters [n, P], their rows in the zoo table, targets [n, ...]."""
@@ -55,8 +62,9 @@ class GraphBatch:
     # data-parallel training: this rank's networks / (global batch / world size), so that the ranks' mean of
     # weight × loss is the global batch's loss; 1 in one process, 0 for a placeholder (see `batches(shard=…)`)
     weight: float = 1.0
-    # whether `flat` went through a training augmentation: `extras` were computed from the stored networks, so a
-    # task whose extras depend on the function (inr-edit's source and target renderings) recomputes them
+    # whether `flat` went through a training augmentation that changes functions: `extras` were computed from the
+    # stored networks, so a task whose extras depend on the function (inr-edit's source and target renderings)
+    # recomputes them; symmetry transforms keep the function, and with it the stored extras
     augmented: bool = False
 
     def to(self, device: torch.device) -> "GraphBatch":
@@ -128,7 +136,7 @@ class GraphSet:
                 flat, idx = flat[mine], idx[mine]
             graph = to_graphs(g.architecture, flat, self.grid_size)
             yield GraphBatch(graph, g.architecture, flat, g.index[idx], None if g.targets is None else g.targets[idx],
-                             {k: v[idx] for k, v in g.extras.items()}, weight, augment is not None)
+                             {k: v[idx] for k, v in g.extras.items()}, weight, not keeps_function(augment))
 
     def num_batches(self, batch_size: int) -> int:
         """How many batches `batches(batch_size)` yields."""
@@ -153,6 +161,7 @@ def symmetry_augment(kinds: tuple[str, ...] | None = AUGMENT_KINDS) -> Augment:
         g = random_element(arch, kinds=kinds, generator=generator, batch=flat.shape[0])
         return apply_to_flat(arch, flat.double(), g).to(flat.dtype)
 
+    augment.keeps_function = True  # every kind is an exact symmetry: the function stays, and so do its renderings
     return augment
 
 

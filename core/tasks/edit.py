@@ -7,7 +7,8 @@ baseline (the unedited INR vs the target).
 
 Function-changing weight transforms (`train --augment ng`: translation, rotation, scale, noise, dropout) are
 allowed: a transformed INR is a new training pair whose target is edit(render(transformed θ)), drawn afresh for
-every augmented batch (the stored targets belong to the untransformed networks).
+every such batch (the stored targets belong to the untransformed networks). Symmetry transforms keep the function,
+so their batches keep the stored targets.
 """
 
 from __future__ import annotations

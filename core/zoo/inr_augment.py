@@ -135,6 +135,11 @@ class INRAugment:
         """Whether any coordinate transform (translate, rotate, scale) is on."""
         return bool(self.translate or self.rotate or self.scale)
 
+    @property
+    def keeps_function(self) -> bool:
+        """Whether every transform is off (then the INR's function, and its renderings, stay as they were)."""
+        return not any(asdict(self).values())
+
     def to_dict(self) -> dict[str, float]:
         """Settings as a JSON-ready dict (what a run's config records)."""
         return {k: float(v) for k, v in asdict(self).items()}
