@@ -133,14 +133,17 @@ def test_bad_inputs() -> None:
 
 def test_nfn_wrapper_matches_package_layers() -> None:
     """Our batch → WeightSpaceFeatures equals nfn's own state_dict_to_tensors; the wrapped NP/HNP layers
-    give the package's outputs on it."""
+    give the package's outputs on it; with `reference_centred=False` the whole model is the package's layers, pool
+    and an MLP, as in the NFN paper."""
     from nfn.common import WeightSpaceFeatures, state_dict_to_tensors
+
+    from core.models.fixed_arch import flat_from_batch
 
     arch = ARCHS["relu"]()
     batch = random_batch(arch, 3, dtype=torch.float32)
     for name in ("nfn-np", "nfn-hnp"):
-        model = build_model(name, out_dim=2, architecture=arch, normalise=False, **SMALL)
-        ours, _, _ = model.encode(batch)
+        model = build_model(name, out_dim=2, architecture=arch, normalise=False, reference_centred=False, **SMALL)
+        ours = model.weight_space_features(flat_from_batch(name, arch, batch)[0])
         ws, bs = zip(*[state_dict_to_tensors(batch.get_example(i).to_network().state_dict()) for i in range(3)])
         ref = WeightSpaceFeatures([torch.cat([w[k] for w in ws])[:, None] for k in range(3)],
                                   [torch.cat([b[k] for b in bs])[:, None] for k in range(3)])
@@ -155,6 +158,51 @@ def test_nfn_wrapper_matches_package_layers() -> None:
             wsf = lay(wsf).map(torch.relu)
         expect = model.readout(model.pool(wsf).flatten(1))
         assert torch.allclose(model(batch), expect, atol=1e-6)
+
+
+def test_nfn_graph_head_reads_features_centred_on_the_mean_network() -> None:
+    """The default graph head: MLP(BN(f(θ) − f(θ̄))), θ̄ = the mean of the networks given to `fit_normalisation`;
+    in training mode too it is invariant (a network's features and the batch statistics do not move), a batch of
+    one network trains, and a run saved before the option existed loads as the plain head."""
+    from core.models.fixed_arch import flat_from_batch
+    from tests.model_helpers import act_on_batch
+
+    arch = ARCHS["relu"]()
+    batch = random_batch(arch, 4, dtype=torch.float64)
+    torch.manual_seed(0)
+    model = build_model("nfn-np", out_dim=3, architecture=arch, **SMALL).double()
+    flat = flat_from_batch("nfn-np", arch, batch)[0]
+    model.fit_normalisation(batch)
+    torch.testing.assert_close(model.reference, flat.mean(0, keepdim=True))
+    with torch.no_grad():
+        model.reference_norm.norm.running_mean.normal_()  # non-trivial statistics, so that their use is checked
+        model.reference_norm.norm.running_var.uniform_(0.5, 2.0)
+
+    def pooled(f: torch.Tensor) -> torch.Tensor:
+        from nfn.common import WeightSpaceFeatures
+
+        wsf = model.weight_space_features(f)
+        wsf = WeightSpaceFeatures([w / model.scale[i, 0] for i, w in enumerate(wsf.weights)],
+                                  [v / model.scale[i, 1] for i, v in enumerate(wsf.biases)])
+        for layer in model.nfn_layers:
+            wsf = layer(wsf).map(torch.relu)
+        return model.pool(wsf).flatten(1)
+
+    model.eval()
+    norm = model.reference_norm.norm
+    centred = pooled(flat) - pooled(flat.mean(0, keepdim=True))
+    expect = model.readout((centred - norm.running_mean) / torch.sqrt(norm.running_var + norm.eps) * norm.weight
+                           + norm.bias)
+    torch.testing.assert_close(model(batch), expect)
+    model.train()
+    moved, _ = act_on_batch(batch, {"permutation"}, 3)
+    torch.testing.assert_close(model(batch), model(moved), atol=1e-10, rtol=0)
+    one = Batch.from_data_list([batch.get_example(0)])
+    assert model.training and model(one).shape == (1, 3)  # running statistics stand in for the batch's
+    old = {k: v for k, v in model.config.to_dict().items() if k != "reference_centred"}
+    assert config_for("nfn-np").from_dict(old).reference_centred is False
+    plain = build_model("nfn-np", out_dim=3, config=old)
+    assert plain.reference_norm is None and not hasattr(plain, "reference")
 
 
 @pytest.mark.parametrize("name", list(MODELS))

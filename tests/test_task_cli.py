@@ -69,6 +69,22 @@ def test_evaluate_reproduces_metrics(classify_run: Path) -> None:
     assert out["accuracy"] == pytest.approx(metrics["test"]["accuracy"])
 
 
+@pytest.mark.parametrize("flag", ["--reference-centred", "--no-reference-centred"])
+def test_nfn_graph_head_choice_is_recorded_and_reloads(inr_zoo: Path, tmp_path: Path, flag: str) -> None:
+    """nfn-np's graph head: the reference-centred one (default) or the NFN paper's (--no-reference-centred); the run's
+    config records it, and `evaluate` rebuilds the same model (its test accuracy again)."""
+    run = tmp_path / "nfn"
+    _ok("train", "inr-classify", "--model", "nfn-np", "--zoo", str(inr_zoo), "--out", str(run), "--epochs", "2", flag,
+        *SMALL)
+    config = json.loads((run / "config.json").read_text())
+    assert config["model_config"]["reference_centred"] is (flag == "--reference-centred")
+    assert any(k.startswith("reference") for k in load_file(str(run / "weights.safetensors"))) is (
+        flag == "--reference-centred")
+    metrics = json.loads((run / "metrics.json").read_text())
+    out = json.loads(_ok("evaluate", str(run), "--json", "--device", "cpu").stdout)
+    assert out["accuracy"] == pytest.approx(metrics["test"]["accuracy"])
+
+
 def test_predict_is_invariant_to_a_symmetry_of_the_file(classify_run: Path, inr_zoo: Path, tmp_path: Path) -> None:
     from core.io import load_network
     from core.symmetry import apply_to_network, random_element

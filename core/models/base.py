@@ -30,6 +30,8 @@ MODEL_OPTIONS = (
     Option("edge_hidden", int, "width of the edge states (default: --hidden)"),
     Option("probes", int, "probe features: activations at this many learned coordinates (INRs) or fixed "
                           "MNIST-5k probe images (networks on images)"),
+    Option("reference_centred", bool, "graph head: pooled features minus those of the training networks' mean, "
+                                      "batch-normalised (default); --no-reference-centred: the NFN paper's head"),
 )
 
 
