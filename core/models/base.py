@@ -31,7 +31,7 @@ MODEL_OPTIONS = (
     Option("probes", int, "probe features: activations at this many learned coordinates (INRs) or fixed "
                           "MNIST-5k probe images (networks on images)"),
     Option("reference_centred", bool, "graph head: pooled features minus those of the training networks' mean, "
-                                      "batch-normalised (default); --no-reference-centred: the NFN paper's head"),
+                                      "on a fitted scale (default); --no-reference-centred: the NFN paper's head"),
 )
 
 

@@ -3,11 +3,11 @@ our NeuralGraph batches. Fixed-architecture zoos of plain Linear/Conv chains onl
 or normalisation edges); anything else raises a ModelError.
 
     [W_l, b_l] → NPLinear/HNPLinear (1 → H) → ReLU → … (L layers) → NPPool/HNPPool → f(θ)
-    graph head:  MLP(BN(f(θ) − f(θ̄)))    θ̄ = the training networks' mean (set by `fit_normalisation`)
+    graph head:  MLP((f(θ) − f(θ̄)) / s)    θ̄ = the training networks' mean, s a scalar (`fit_normalisation`)
     params head: … → NP/HNPLinear (H → 1) → Δθ
     The params head's last layer starts at zero (Δθ = 0 untrained; the nfn package initialises it randomly).
 
-The graph head's reference centring and batch norm (`layers/reference_norm.py`) are this project's, not the NFN
+The graph head's reference centring and scale (`layers/reference_norm.py`) are this project's, not the NFN
 paper's (which feeds the pooled features to the MLP as they are; `reference_centred=False` restores that). Without
 them nfn-np stayed at chance on the shared-init MNIST-5k zoo (0.094) and reached 0.465 ± 0.004 on the bundled one
 (30 epochs); figures with them in docs/benchmarks/inr_learning.md.
@@ -44,7 +44,7 @@ class NFNConfig(ModelConfig):
 
     architecture: dict | None = None
     io_embed: bool = True  # NP only: learned input/output position embeddings
-    # graph head: pooled features measured from those of the training networks' mean, batch-normalised
+    # graph head: pooled features measured from those of the training networks' mean, on a fitted scale
     # (`layers/reference_norm.py`); False: the pooled features as they are, as in the NFN paper
     reference_centred: bool = True
 
@@ -112,7 +112,7 @@ class NFNBase(MetaNetwork):
             pool = HNPPool if self.hnp else NPPool
             self.pool = pool(self.spec)
             features = pool.get_num_outs(self.spec) * h
-            self.reference_norm = ReferenceNorm(features) if config.reference_centred else None
+            self.reference_norm = ReferenceNorm() if config.reference_centred else None
             if self.reference_norm is not None:  # θ̄, flat [1, P]; zeros until `fit_normalisation`
                 self.register_buffer("reference", torch.zeros(1, self.architecture.num_parameters))
             self.readout = mlp([features, config.readout_hidden, out_dim], dropout=config.dropout)
@@ -140,38 +140,41 @@ class NFNBase(MetaNetwork):
     @torch.no_grad()
     def fit_normalisation(self, graphs: Any) -> "NFNBase":
         """Per weight layer: std of its weights and of its biases (a scalar per tensor keeps permutation symmetry);
-        with a reference-centred graph head, the reference θ̄ = the networks' mean."""
+        with a reference-centred graph head, the reference θ̄ = the networks' mean and the head's scale."""
         flat, _ = flat_from_batch(self.name, self.architecture, as_batch(graphs))
-        if getattr(self, "reference_norm", None) is not None:
-            self.reference = flat.double().mean(0, keepdim=True).to(self.reference)
         wsf = self.weight_space_features(flat)
         for i, (w, b) in enumerate(zip(wsf.weights, wsf.biases)):
             for j, t in enumerate((w, b)):
                 s = float(t.double().std()) if t.numel() > 1 else 1.0
                 self.scale[i, j] = s if s > 1e-8 else 1.0
+        if getattr(self, "reference_norm", None) is not None:
+            self.reference = flat.double().mean(0, keepdim=True).to(self.reference)
+            pooled = torch.cat([self._features(flat[i:i + 64]) for i in range(0, len(flat), 64)])  # bounded memory
+            self.reference_norm.fit(pooled, self._features(self.reference.to(flat)))
         return self
 
-    def forward(self, batch: Any):
+    def _features(self, flat: torch.Tensor):
+        """Flat parameters [B, P] → the NFN layers' output (WeightSpaceFeatures); pooled [B, F] for the graph head."""
         from nfn.common import WeightSpaceFeatures
 
-        self.check_batch(batch)
-        flat, layout = flat_from_batch(self.name, self.architecture, batch)
-        b = flat.shape[0]
-        centred = self.head == "graph" and self.reference_norm is not None
-        if centred:  # θ̄ rides along as a last network
-            flat = torch.cat([flat, self.reference.to(flat)])
         wsf = self.weight_space_features(flat)
         if self.config.normalise:
             wsf = WeightSpaceFeatures([w / self.scale[i, 0].to(w) for i, w in enumerate(wsf.weights)],
                                       [v / self.scale[i, 1].to(v) for i, v in enumerate(wsf.biases)])
         for layer in self.nfn_layers:
             wsf = layer(wsf).map(F.relu)
+        return self.pool(wsf).flatten(1) if self.head == "graph" else wsf
+
+    def forward(self, batch: Any):
+        self.check_batch(batch)
+        flat, layout = flat_from_batch(self.name, self.architecture, batch)
+        b = flat.shape[0]
         if self.head == "graph":
-            pooled = self.pool(wsf).flatten(1)  # [B (+ 1), F]
-            if centred:
-                pooled = self.reference_norm(pooled[:b], pooled[b:])
-            return self.readout(pooled)  # [B, out_dim]
-        out = self.out_layer(wsf)
+            if self.reference_norm is None:
+                return self.readout(self._features(flat))  # [B, out_dim]
+            pooled = self._features(torch.cat([flat, self.reference.to(flat)]))  # θ̄ rides along: [B + 1, F]
+            return self.readout(self.reference_norm(pooled[:b], pooled[b:]))
+        out = self.out_layer(self._features(flat))
         flat = torch.cat([t.reshape(b, -1) for w, v in zip(out.weights, out.biases) for t in (w, v)], dim=1)  # [B, P]
         if flat.shape[1] != layout.num_parameters:  # layers without a bias: drop the bias outputs
             flat = torch.cat([t.reshape(b, -1) for w, v, op in zip(out.weights, out.biases, self._ops()) for t in
