@@ -117,6 +117,7 @@ class NFNBase(MetaNetwork):
                 self.register_buffer("reference", torch.zeros(1, self.architecture.num_parameters))
             self.readout = mlp([features, config.readout_hidden, out_dim], dropout=config.dropout)
         else:
+            self.reference_norm = None
             self.out_layer = layer(h, 1)
             # an untrained editor proposes no weight update: every map of the last layer starts at zero (its
             # position embeddings stay random: they only feed those maps)
@@ -147,7 +148,7 @@ class NFNBase(MetaNetwork):
             for j, t in enumerate((w, b)):
                 s = float(t.double().std()) if t.numel() > 1 else 1.0
                 self.scale[i, j] = s if s > 1e-8 else 1.0
-        if getattr(self, "reference_norm", None) is not None:
+        if self.reference_norm is not None:
             self.reference = flat.double().mean(0, keepdim=True).to(self.reference)
             pooled = torch.cat([self._features(flat[i:i + 64]) for i in range(0, len(flat), 64)])  # bounded memory
             self.reference_norm.fit(pooled, self._features(self.reference.to(flat)))

@@ -133,7 +133,8 @@ class EditTask(Task):
         return {"source": source, "target": target}
 
     def source_and_target(self, batch: GraphBatch) -> tuple[torch.Tensor, torch.Tensor]:
-        """The batch's unedited renderings and edit targets: stored ones, redrawn when the batch was augmented."""
+        """The batch's unedited renderings and edit targets: stored ones, redrawn when an augmentation changed the
+        batch's functions (`GraphBatch.augmented`)."""
         if batch.augmented:
             return self._render_and_edit(batch.architecture, batch.flat)
         return batch.extras["source"], batch.extras["target"]
