@@ -228,9 +228,21 @@ def _refuse_existing_run(out: Path, resume: bool, overwrite: bool) -> None:
 def _check_same_run(out: Path, config: RunConfig) -> None:
     """A resumed run must have the configuration it was started with."""
     keys = ("task", "model", "task_options", "model_config", "train", "augment", "symmetry_kinds", "inr_augment")
-    saved = json.loads((out / "config.json").read_text())
-    if {k: saved.get(k) for k in keys} != {k: config.to_dict()[k] for k in keys}:
-        raise TaskError(f"{out} holds a run with a different configuration; use another --out")
+    saved, wanted = json.loads((out / "config.json").read_text()), config.to_dict()
+    for d in (saved, wanted):  # fields added since the run started read as their defaults on both sides
+        if d.get("model") == wanted["model"]:
+            d["model_config"] = config_for(wanted["model"]).from_dict(d.get("model_config") or {}).to_dict()
+        d["train"] = TrainConfig.from_dict(d.get("train") or {}).to_dict()
+    differ = []
+    for k in keys:
+        old, new = saved.get(k), wanted[k]
+        if isinstance(old, dict) and isinstance(new, dict):
+            differ += [f"{k}.{name}" for name in sorted(set(old) | set(new)) if old.get(name) != new.get(name)]
+        elif old != new:
+            differ.append(k)
+    if differ:
+        raise TaskError(f"{out} holds a run with a different configuration ({', '.join(differ)}); resume it with "
+                        "its own options or use another --out")
 
 
 def save_weights(model: torch.nn.Module, path: Path) -> None:

@@ -42,7 +42,8 @@ def inr_zoo(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def classify_run(inr_zoo: Path, tmp_path_factory) -> Path:
     run = tmp_path_factory.mktemp("runs") / "classify"
-    _ok("train", "inr-classify", "--model", "ng-gnn", "--zoo", str(inr_zoo), "--out", str(run), "--epochs", "2", *SMALL)
+    _ok("train", "inr-classify", "--model", "ng-gnn", "--zoo", str(inr_zoo), "--out", str(run), "--epochs", "2",
+        "--stop-window", "2", *SMALL)
     return run
 
 
@@ -59,6 +60,7 @@ def test_train_writes_a_complete_run(classify_run: Path) -> None:
     assert not (classify_run / "checkpoint.pt").exists()
     config = json.loads((classify_run / "config.json").read_text())
     assert config["task"] == "inr-classify" and config["model"] == "ng-gnn" and config["model_config"]["hidden"] == 8
+    assert config["train"]["stop_window"] == 2  # the training loop's options are serialised with the run
     metrics = json.loads((classify_run / "metrics.json").read_text())
     assert set(metrics) >= {"train", "val", "test", "training"}
 
@@ -118,6 +120,10 @@ def test_errors_exit_2(classify_run: Path, tmp_path: Path) -> None:
                          "--epochs", "1", "--precision", "fp16")
     assert bad_precision.returncode == 2 and "unknown precision 'fp16'" in bad_precision.stderr
     assert not (tmp_path / "run").exists()  # refused before anything was written
+    bad_window = _cli("train", "inr-classify", "--model", "ng-gnn", "--zoo", zoo, "--out", str(tmp_path / "run"),
+                      "--epochs", "1", "--stop-window", "0")
+    assert bad_window.returncode == 2 and "--stop-window must be at least 1" in bad_window.stderr
+    assert not (tmp_path / "run").exists()
 
 
 def test_edit_writes_checkpoint_and_png(inr_zoo: Path, tmp_path: Path) -> None:

@@ -14,7 +14,8 @@ if TYPE_CHECKING:
     import numpy as np
 
 # Options of the training loop itself (TrainConfig fields); task and model options come from their classes.
-TRAIN_OPTIONS = ("epochs", "batch_size", "lr", "weight_decay", "patience", "seed", "device", "compile", "precision")
+TRAIN_OPTIONS = ("epochs", "batch_size", "lr", "weight_decay", "patience", "stop_window", "seed", "device",
+                 "compile", "precision")
 
 
 def add_train_arguments(p: argparse.ArgumentParser) -> None:
@@ -33,6 +34,9 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--weight-decay", type=float, default=1e-4)
     p.add_argument("--patience", type=int, default=10, help="early-stopping patience in epochs (0: off)")
+    p.add_argument("--stop-window", type=int, default=1, metavar="N",
+                   help="count the patience on the mean of the last N validation scores (1: the raw score; "
+                        "a few epochs steadies a noisy metric). The best single epoch is still the one kept")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
     p.add_argument("--compile", action="store_true", help="torch.compile the metanetwork's layers (faster long runs)")

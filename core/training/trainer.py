@@ -29,6 +29,7 @@ from core.device import autocast, autocast_dtype
 from core.io.atomic import atomic_path, write_text
 from core.tasks.base import Task, TaskError
 from core.training import distributed
+from core.training.early_stopping import EarlyStopping
 from core.training.schedule import warmup_cosine
 
 
@@ -43,6 +44,7 @@ class TrainConfig:
     warmup_fraction: float = 0.05
     grad_clip: float = 1.0
     patience: int = 10  # epochs without validation improvement before stopping (0: never stop early)
+    stop_window: int = 1  # patience counts on the mean of the last N validation scores (1: the raw score)
     seed: int = 0
     device: str = "auto"
     amp: bool = True  # `auto` precision: float16 mixed precision on CUDA (False: float32 there too)
@@ -78,6 +80,7 @@ class Trainer:
         self.history: list[dict[str, Any]] = []
         self.precision = config.precision if config.amp or config.precision != "auto" else "fp32"
         autocast_dtype(self.device, self.precision)  # a bad setting fails here, before any work
+        EarlyStopping(config.patience, config.stop_window)  # as does a bad patience or window
 
     # ------------------------------------------------------------------ evaluation
     @torch.no_grad()
@@ -139,7 +142,8 @@ class Trainer:
         # float16 gradients need loss scaling; bfloat16 has float32's exponent range and does not
         use_scaler = autocast_dtype(self.device, self.precision) == torch.float16
         scaler = torch.amp.GradScaler(self.device.type, enabled=use_scaler)
-        start_epoch, best, best_epoch, best_state, bad_epochs = 0, None, -1, None, 0
+        start_epoch, best, best_epoch, best_state = 0, None, -1, None
+        stopping = EarlyStopping(cfg.patience, cfg.stop_window, self.task.greater_is_better)
         ckpt_path = self.run_dir / "checkpoint.pt" if self.run_dir else None
         state = self._read_checkpoint(ckpt_path, global_batch) if resume and ckpt_path else None
         if state is not None:
@@ -148,7 +152,10 @@ class Trainer:
             scheduler.load_state_dict(state["scheduler"])
             scaler.load_state_dict(state["scaler"])
             start_epoch, best, best_epoch = state["epoch"] + 1, state["best"], state["best_epoch"]
-            bad_epochs, best_state = state["bad_epochs"], state["best_state"]
+            best_state = state["best_state"]
+            # checkpoints written before the smoothed stopping rule hold the plain rule's counter only
+            stopping.load_state_dict(state["stopping"] if "stopping" in state else
+                                     {"scores": [], "best": best, "bad_epochs": state["bad_epochs"]})
             self.history = json.loads(state["history"])
         elif val is not None and len(val):
             # the untrained model is a candidate too: an editor that starts at the identity edit and only gets
@@ -156,6 +163,7 @@ class Trainer:
             best = self.evaluate(val)[self.task.primary_metric]
             best_epoch = 0
             best_state = self._state_copy()
+            stopping.update(best)
         bar = tqdm(total=total, initial=start_epoch * steps_per_epoch, desc=f"train {self.task.name}",
                    disable=not self.progress, unit="batch", dynamic_ncols=True)
         for epoch in range(start_epoch, cfg.epochs):
@@ -175,10 +183,9 @@ class Trainer:
                 score = -record["train_loss"] if self.task.greater_is_better else record["train_loss"]
             improved = best is None or (score > best if self.task.greater_is_better else score < best)
             if improved:
-                best, best_epoch, bad_epochs = score, epoch + 1, 0
+                best, best_epoch = score, epoch + 1
                 best_state = self._state_copy()
-            else:
-                bad_epochs += 1
+            stopping.update(score)
             self.history.append(record)
             shown = {"epoch": epoch + 1, "loss": f"{record['train_loss']:.4g}"}
             if val is not None:
@@ -189,10 +196,10 @@ class Trainer:
                 with atomic_path(ckpt_path) as tmp:
                     torch.save({"model": self.model.state_dict(), "optimizer": optimizer.state_dict(),
                                 "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(), "epoch": epoch,
-                                "best": best, "best_epoch": best_epoch, "bad_epochs": bad_epochs,
+                                "best": best, "best_epoch": best_epoch, "stopping": stopping.state_dict(),
                                 "best_state": best_state, "history": json.dumps(self.history),
                                 "global_batch": global_batch}, tmp)
-            if cfg.patience and bad_epochs >= cfg.patience:
+            if stopping.should_stop:
                 break
         bar.close()
         if best_state is not None:
