@@ -42,10 +42,12 @@ def test_window_one_is_the_plain_rule_and_a_window_rides_through_one_lucky_epoch
 
 
 def test_bad_settings_are_refused() -> None:
-    with pytest.raises(ValueError, match="window"):
+    with pytest.raises(TaskError, match="window"):  # a library error: the CLI prints it and exits 2
         EarlyStopping(patience=3, window=0)
-    with pytest.raises(ValueError, match="patience"):
+    with pytest.raises(TaskError, match="patience"):
         EarlyStopping(patience=-1)
+    with pytest.raises(TaskError, match="patience"):  # the Trainer refuses it before any work
+        Trainer(ClassifyTask(), torch.nn.Linear(1, 1), TrainConfig(patience=-1), progress=False)
 
 
 def _classify_set(n: int = 32) -> GraphSet:

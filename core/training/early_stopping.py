@@ -12,6 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from core.tasks.base import TaskError
+
 
 @dataclass
 class EarlyStopping:
@@ -26,9 +28,9 @@ class EarlyStopping:
 
     def __post_init__(self) -> None:
         if self.window < 1:
-            raise ValueError(f"the early-stopping window must be ≥ 1 epoch (got {self.window})")
+            raise TaskError(f"the early-stopping window must be ≥ 1 epoch (got {self.window})")
         if self.patience < 0:
-            raise ValueError(f"patience must be ≥ 0 (got {self.patience})")
+            raise TaskError(f"patience must be ≥ 0 (got {self.patience})")
 
     @property
     def smoothed(self) -> float:
