@@ -150,3 +150,20 @@ def test_a_run_saved_before_a_new_option_resumes_and_a_changed_option_is_named(t
     changed = RunConfig(**{**config.to_dict(), "train": TrainConfig(epochs=3, stop_window=4).to_dict()})
     with pytest.raises(TaskError, match=r"train\.stop_window"):
         _check_same_run(tmp_path, changed)
+
+
+def test_an_nfn_run_saved_before_the_centred_head_is_not_resumed_with_it(tmp_path: Path) -> None:
+    """An option whose default differs for old runs (nfn's `reference_centred`: missing reads as the paper's head)
+    is a real difference: resuming with today's default would change the model, and the refusal names it."""
+    from core.models import config_for
+
+    model_config = config_for("nfn-np").to_dict()
+    config = RunConfig(task="inr-classify", model="nfn-np", zoo="z", model_config=model_config,
+                       train=TrainConfig().to_dict())
+    saved = config.to_dict()
+    saved["model_config"] = {k: v for k, v in model_config.items() if k != "reference_centred"}
+    (tmp_path / "config.json").write_text(json.dumps(saved))
+    with pytest.raises(TaskError, match=r"model_config\.reference_centred"):
+        _check_same_run(tmp_path, config)
+    plain = RunConfig(**{**config.to_dict(), "model_config": {**model_config, "reference_centred": False}})
+    _check_same_run(tmp_path, plain)  # --no-reference-centred resumes it

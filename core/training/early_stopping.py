@@ -38,11 +38,15 @@ class EarlyStopping:
         recent = self.scores[-self.window:]
         return sum(recent) / len(recent)
 
+    def better(self, score: float, than: float | None) -> bool:
+        """Whether `score` beats `than` in this metric's direction (anything beats None)."""
+        return than is None or (score > than if self.greater_is_better else score < than)
+
     def update(self, score: float) -> bool:
         """Record one epoch's score; True when the run should stop."""
         self.scores.append(float(score))
         value = self.smoothed
-        if self.best is None or (value > self.best if self.greater_is_better else value < self.best):
+        if self.better(value, self.best):
             self.best, self.bad_epochs = value, 0
         else:
             self.bad_epochs += 1

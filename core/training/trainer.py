@@ -181,8 +181,7 @@ class Trainer:
                 score = val_metrics[self.task.primary_metric]
             else:
                 score = -record["train_loss"] if self.task.greater_is_better else record["train_loss"]
-            improved = best is None or (score > best if self.task.greater_is_better else score < best)
-            if improved:
+            if stopping.better(score, best):  # the kept model: the best single epoch, whatever the window
                 best, best_epoch = score, epoch + 1
                 best_state = self._state_copy()
             stopping.update(score)
