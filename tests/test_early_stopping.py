@@ -41,6 +41,40 @@ def test_window_one_is_the_plain_rule_and_a_window_rides_through_one_lucky_epoch
     assert _epochs_until_stop(EarlyStopping(0, 3), [0.5, 0.1, 0.1, 0.1]) == 4  # patience 0: never
 
 
+# the validation MSE ratios of an erosion editor's first 12 epochs (runs/r, 2026-12-05): epoch 12 is its best
+# single epoch, while the 3-epoch mean's best stays at epoch 6
+EDITOR_RATIOS = [0.1336, 0.0996, 0.1053, 0.1045, 0.0991, 0.0929, 0.1229, 0.1080, 0.0965, 0.1052, 0.1105, 0.0887]
+
+
+def test_a_new_best_single_epoch_resets_the_count_so_a_window_never_stops_earlier() -> None:
+    # the rule before 2026-12-05 counted the mean alone and stopped this run at epoch 12, on its best epoch
+    rule = EarlyStopping(patience=6, window=3, greater_is_better=False)
+    assert _epochs_until_stop(rule, EDITOR_RATIOS) == len(EDITOR_RATIOS) and not rule.should_stop
+    assert rule.bad_epochs == 0 and rule.best_raw == pytest.approx(0.0887)
+    assert rule.best == pytest.approx((0.1045 + 0.0991 + 0.0929) / 3)
+    gen = torch.Generator().manual_seed(3)
+    for trial in range(200):  # random noisy curves, both directions: the window runs at least as long
+        scores = (torch.rand(30, generator=gen) + torch.linspace(0, trial % 3, 30)).tolist()
+        for greater in (True, False):
+            plain = _epochs_until_stop(EarlyStopping(4, 1, greater), scores)
+            for window in (2, 3, 5):
+                assert _epochs_until_stop(EarlyStopping(4, window, greater), scores) >= plain
+
+
+def test_states_saved_before_best_raw_existed_restore_it_from_their_scores() -> None:
+    rule = EarlyStopping(patience=6, window=3, greater_is_better=False)
+    for s in EDITOR_RATIOS[:11]:
+        rule.update(s)
+    old_state = {k: v for k, v in rule.state_dict().items() if k != "best_raw"}
+    restored = EarlyStopping(patience=6, window=3, greater_is_better=False)
+    restored.load_state_dict(old_state)
+    assert restored.best_raw == pytest.approx(min(EDITOR_RATIOS[:11]))
+    assert restored.update(EDITOR_RATIOS[11]) == rule.update(EDITOR_RATIOS[11]) is False
+    plain = EarlyStopping(patience=3)  # the plain rule's counter from a checkpoint older than the window
+    plain.load_state_dict({"scores": [], "best": 0.6, "bad_epochs": 2})
+    assert plain.best_raw == 0.6 and plain.update(0.55)  # worse than its best: the third bad epoch
+
+
 def test_bad_settings_are_refused() -> None:
     with pytest.raises(TaskError, match="window"):  # a library error: the CLI prints it and exits 2
         EarlyStopping(patience=3, window=0)
