@@ -44,7 +44,7 @@ class TrainConfig:
     warmup_fraction: float = 0.05
     grad_clip: float = 1.0
     patience: int = 10  # epochs without validation improvement before stopping (0: never stop early)
-    stop_window: int = 1  # patience counts on the mean of the last N validation scores (1: the raw score)
+    stop_window: int = 1  # patience also counts on the mean of the last N validation scores (1: the raw score)
     seed: int = 0
     device: str = "auto"
     amp: bool = True  # `auto` precision: float16 mixed precision on CUDA (False: float32 there too)
