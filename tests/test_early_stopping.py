@@ -69,7 +69,8 @@ def test_states_saved_before_best_raw_existed_restore_it_from_their_scores() -> 
     restored = EarlyStopping(patience=6, window=3, greater_is_better=False)
     restored.load_state_dict(old_state)
     assert restored.best_raw == pytest.approx(min(EDITOR_RATIOS[:11]))
-    assert restored.update(EDITOR_RATIOS[11]) == rule.update(EDITOR_RATIOS[11]) is False
+    assert restored.update(EDITOR_RATIOS[11]) is False and rule.update(EDITOR_RATIOS[11]) is False
+    assert (restored.best_raw, restored.bad_epochs) == (rule.best_raw, rule.bad_epochs)
     plain = EarlyStopping(patience=3)  # the plain rule's counter from a checkpoint older than the window
     plain.load_state_dict({"scores": [], "best": 0.6, "bad_epochs": 2})
     assert plain.best_raw == 0.6 and plain.update(0.55)  # worse than its best: the third bad epoch
