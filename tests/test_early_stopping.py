@@ -161,7 +161,8 @@ def test_checkpoints_from_before_the_window_resume_with_the_plain_counter(tmp_pa
     trainer.fit(data, data)
     path = tmp_path / "old" / "checkpoint.pt"
     ckpt = torch.load(path, weights_only=True)
-    ckpt["bad_epochs"] = ckpt.pop("stopping")["bad_epochs"]
+    stopping = ckpt.pop("stopping")
+    ckpt["best"], ckpt["bad_epochs"] = stopping["best_raw"], stopping["bad_epochs"]
     torch.save(ckpt, path)
 
     resumed = _trainer(scores, 1, tmp_path / "old")

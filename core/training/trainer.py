@@ -142,7 +142,7 @@ class Trainer:
         # float16 gradients need loss scaling; bfloat16 has float32's exponent range and does not
         use_scaler = autocast_dtype(self.device, self.precision) == torch.float16
         scaler = torch.amp.GradScaler(self.device.type, enabled=use_scaler)
-        start_epoch, best, best_epoch, best_state = 0, None, -1, None
+        start_epoch, best_epoch, best_state = 0, -1, None
         stopping = EarlyStopping(cfg.patience, cfg.stop_window, self.task.greater_is_better)
         ckpt_path = self.run_dir / "checkpoint.pt" if self.run_dir else None
         state = self._read_checkpoint(ckpt_path, global_batch) if resume and ckpt_path else None
@@ -151,19 +151,18 @@ class Trainer:
             optimizer.load_state_dict(state["optimizer"])
             scheduler.load_state_dict(state["scheduler"])
             scaler.load_state_dict(state["scaler"])
-            start_epoch, best, best_epoch = state["epoch"] + 1, state["best"], state["best_epoch"]
+            start_epoch, best_epoch = state["epoch"] + 1, state["best_epoch"]
             best_state = state["best_state"]
             # checkpoints written before the smoothed stopping rule hold the plain rule's counter only
             stopping.load_state_dict(state["stopping"] if "stopping" in state else
-                                     {"scores": [], "best": best, "bad_epochs": state["bad_epochs"]})
+                                     {"scores": [], "best": state["best"], "bad_epochs": state["bad_epochs"]})
             self.history = json.loads(state["history"])
         elif val is not None and len(val):
             # the untrained model is a candidate too: an editor that starts at the identity edit and only gets
             # worse on validation (an overfitting one) keeps that identity edit, at best epoch 0
-            best = self.evaluate(val)[self.task.primary_metric]
+            stopping.update(self.evaluate(val)[self.task.primary_metric])
             best_epoch = 0
             best_state = self._state_copy()
-            stopping.update(best)
         bar = tqdm(total=total, initial=start_epoch * steps_per_epoch, desc=f"train {self.task.name}",
                    disable=not self.progress, unit="batch", dynamic_ncols=True)
         for epoch in range(start_epoch, cfg.epochs):
@@ -181,8 +180,9 @@ class Trainer:
                 score = val_metrics[self.task.primary_metric]
             else:
                 score = -record["train_loss"] if self.task.greater_is_better else record["train_loss"]
-            if stopping.better(score, best):  # the kept model: the best single epoch, whatever the window
-                best, best_epoch = score, epoch + 1
+            # the kept model: the best single epoch, whatever the window
+            if stopping.better(score, stopping.best_raw):
+                best_epoch = epoch + 1
                 best_state = self._state_copy()
             stopping.update(score)
             self.history.append(record)
@@ -195,7 +195,7 @@ class Trainer:
                 with atomic_path(ckpt_path) as tmp:
                     torch.save({"model": self.model.state_dict(), "optimizer": optimizer.state_dict(),
                                 "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(), "epoch": epoch,
-                                "best": best, "best_epoch": best_epoch, "stopping": stopping.state_dict(),
+                                "best_epoch": best_epoch, "stopping": stopping.state_dict(),
                                 "best_state": best_state, "history": json.dumps(self.history),
                                 "global_batch": global_batch}, tmp)
             if stopping.should_stop:
