@@ -189,8 +189,8 @@ def _check_inr_augment(augment: INRAugment, task: Task, zoo: Any) -> None:
     """Refuse INR transforms for tasks whose targets they would invalidate, or networks they do not fit."""
     if not task.function_augmentation:
         raise TaskError(f"{task.name}: weight transforms that change the network's function (translate, rotate, "
-                        "scale, noise, dropout) would leave its targets stale; they are for inr-classify and "
-                        "inr-edit (embed has --views)")
+                        "scale, noise, dropout) would leave its targets stale; they are for inr-classify, "
+                        "inr-edit and embed --objective function (contrastive embed has --views)")
     for architecture, flat in zoo.first_of_each_group():  # fail now, not at the first batch
         augment(architecture, flat.double(), torch.Generator().manual_seed(0))
 

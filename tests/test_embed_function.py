@@ -64,6 +64,38 @@ def test_training_reproduces_the_functions_geometry() -> None:
     torch.testing.assert_close(z.norm(dim=1), torch.ones(len(z)))
 
 
+def test_function_changing_transforms_redraw_the_targets_from_the_transformed_inrs() -> None:
+    """With `train --augment SPEC` the loss compares the transformed INRs' own renderings (the stored INRs'
+    renderings would be stale targets): a translated, rotated batch's loss equals the loss against its renderings and
+    not the loss against the untransformed ones."""
+    from core.zoo.inr_augment import INRAugment
+
+    data, flat = _two_prototype_inrs(8)
+    task = EmbedTask(dim=8, objective="function", resolution=8)
+    assert task.function_augmentation and not EmbedTask().function_augmentation
+    torch.manual_seed(0)
+    model = build_model("ng-gnn", out_dim=8, edge_dim=1, hidden=16, layers=2).eval()
+    augment = INRAugment(translate=0.25, rotate=45.0)
+    batch = next(data.batches(8, augment=augment, generator=torch.Generator().manual_seed(0)))
+    assert batch.augmented and not torch.equal(batch.flat, flat)
+    with torch.no_grad():
+        loss, _ = task.step(model, batch)
+        z = model(batch.graph)
+        transformed = function_similarity_loss(z, render(batch.architecture, batch.flat, 8))
+        stored = function_similarity_loss(z, render(batch.architecture, flat, 8))
+    torch.testing.assert_close(loss, transformed)
+    assert (loss - stored).abs() > 1e-4
+
+
+def test_a_function_embedding_trains_with_weight_transforms_and_records_them(tmp_path) -> None:
+    metrics = train_run("embed", "ng-gnn", ASSETS / "zoos" / "digits-inr", tmp_path / "run",
+                        train=TrainConfig(epochs=1, batch_size=64), task_options={"objective": "function"},
+                        model_overrides={"hidden": 8, "layers": 1}, augment="ng", progress=False)
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert config["inr_augment"]["translate"] == 0.25 and config["inr_augment"]["rotate"] == 45.0
+    assert 0.0 <= metrics["test"]["knn_accuracy"] <= 1.0
+
+
 def test_options_round_trip_and_bad_combinations_are_refused() -> None:
     task = EmbedTask(objective="function", resolution=28)
     again = EmbedTask(**task.options())

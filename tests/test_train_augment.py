@@ -67,8 +67,8 @@ def test_training_batches_are_augmented_and_the_settings_recorded(zoo, tmp_path,
 
 
 def test_function_changing_transforms_are_refused_where_targets_would_go_stale(zoo, tmp_path):
-    """embed compares networks by their stored functions (and has its own --views): refused before anything is
-    written."""
+    """Contrastive embed's positives are the stored networks' images (it has its own --views): refused before
+    anything is written."""
     with pytest.raises(TaskError, match="targets stale"):
         train_run("embed", "ng-gnn", zoo, tmp_path / "embed", train=TrainConfig(epochs=1), augment="noise=0.1",
                   model_overrides={"hidden": 8, "layers": 1}, progress=False)

@@ -58,10 +58,10 @@ def add_augment_arguments(p: argparse.ArgumentParser) -> None:
     aug.add_argument("--augment", dest="augment", nargs="?", const=True, default=None, metavar="SPEC",
                      help="alone: random symmetry transforms of every training network: permutations, sign "
                           "flips; not sine phase shifts or ReLU scalings (the mlp baseline's default). SPEC "
-                          "(inr-classify, inr-edit): weight transforms that change the INR's function, per training "
-                          "batch: ng (translate=0.25,rotate=45,scale=0.2,noise=0.1,dropout=0.01) or key=value,… "
-                          "(translate, rotate in degrees, scale, noise, dropout); add 'symmetry' or 'nosymmetry' "
-                          "to switch symmetry transforms on or off (default: the model's)")
+                          "(inr-classify, inr-edit, embed --objective function): weight transforms that change the "
+                          "INR's function, per training batch: ng (translate=0.25,rotate=45,scale=0.2,noise=0.1,"
+                          "dropout=0.01) or key=value,… (translate, rotate in degrees, scale, noise, dropout); add "
+                          "'symmetry' or 'nosymmetry' to switch symmetry transforms on or off (default: the model's)")
     aug.add_argument("--no-augment", dest="augment", action="store_false")
 
 

@@ -14,7 +14,8 @@ what those transforms change and keep what they leave, such as the digit.
 similarities of a batch's embeddings are regressed onto the Pearson correlations of the INRs' renderings (at the
 resolution they were fitted at), ‖Ẑ Ẑᵀ − C‖² over pairs, so the embedding is a learned low-rank map of the
 functions' geometry, read from the weights (no labels, no views; one forward pass per batch). Pixel 1-NN on the
-renderings (`bench inr-baselines --baselines pixel-1nn`) is its natural reference.
+renderings (`bench inr-baselines --baselines pixel-1nn`) is its natural reference. It takes the trainer's
+function-changing weight transforms (`train --augment ng`): the targets are the transformed INRs' own renderings.
 Evaluation also reports leave-one-out 1-NN accuracy of the `label` column when the zoo has one, and
 otherwise (CNN zoos) the Kendall τ between each network's `test_accuracy` and the mean test accuracy of
 its 5 nearest neighbours in embedding space: how well the embedding orders networks by quality.
@@ -101,6 +102,11 @@ class EmbedTask(Task):
         # invariant to, and the pair teaches nothing (cnn-digits, ng-gnn, 3 seeds: 1-NN Kendall τ 0.358 ± 0.081
         # with scales, 0.287 ± 0.206 without)
         self._augment = symmetry_augment(VIEW_KINDS)
+
+    @property
+    def function_augmentation(self) -> bool:  # type: ignore[override]
+        """Weight transforms that change functions suit the function objective: it renders the transformed INRs."""
+        return self.objective == "function"
 
     def options(self) -> dict[str, Any]:
         return {"dim": self.dim, "temperature": self.temperature, "positive_column": self.positive_column,

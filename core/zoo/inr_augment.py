@@ -16,8 +16,9 @@ combined as f'(x) = f(s R x + t). Then, on all parameters:
     dropout p     each weight-matrix / kernel entry (not biases) set to 0 with probability p, without
                   rescaling the others (it models a missing weight, not activation dropout).
 Training (`train --augment SPEC`) applies them only to tasks whose targets survive a change of function
-(`Task.function_augmentation`): inr-classify, since a shifted or rotated digit is the same digit, and inr-edit,
-which redraws each augmented batch's target edit(render(θ')) from the transformed θ'.
+(`Task.function_augmentation`): inr-classify, since a shifted or rotated digit is the same digit; inr-edit,
+which redraws each augmented batch's target edit(render(θ')) from the transformed θ'; and embed's function
+objective, which compares the transformed INRs' own renderings.
 `parse_augment("ng")` gives the Neural Graphs settings (translate 0.25, rotate 45, scale 0.2, noise 0.1,
 dropout 0.01). The symmetry-group augmentation (random permutations / sign flips, which leave the function
 unchanged) is `core.symmetry.random_element` + `apply_to_flat`; it is not part of this module.
