@@ -33,7 +33,8 @@ class Task(ABC):
     benchmark: ClassVar[bool] = True  # part of `bench tasks` by default
     predict_command: ClassVar[str] = "predict"  # the CLI command that applies a run of this task to files
     embedding: ClassVar[bool] = False  # its predictions are embeddings made for comparing networks (zoo explorer)
-    # weight transforms that change the function are allowed: targets stay valid, or are redrawn from the batch
+    # weight transforms that change the function are allowed: targets stay valid, or are redrawn from the batch.
+    # Read on the task instance, so a task may decide from its options (embed: a property, for its function objective)
     function_augmentation: ClassVar[bool] = False
 
     def options(self) -> dict[str, Any]:
