@@ -31,6 +31,21 @@ def test_zoo_explorer_default_embeds_the_digits_inr_zoo_with_the_bundled_embedde
     assert "1,797 networks embedded with embed-ng-gnn" in captions
 
 
+def test_zoo_explorer_embedder_follows_the_chosen_zoo() -> None:
+    at = _page("pages/zoo_explorer.py")
+    assert at.selectbox(key="explorer-embedder").value == "embed-ng-gnn (embed)"
+    at.multiselect(key="explorer-zoos").set_value(["cnn-digits"]).run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert at.selectbox(key="explorer-embedder").value == "embed-cnn-ng-gnn (embed)"
+    assert "256 networks embedded with embed-cnn-ng-gnn" in " ".join(c.value for c in at.caption)
+    at.multiselect(key="explorer-zoos").set_value(["digits-inr"]).run()
+    assert at.selectbox(key="explorer-embedder").value == "embed-ng-gnn (embed)"
+    # an embedder the user chose stays when the zoos change
+    at.selectbox(key="explorer-embedder").set_value("weight statistics (no model)").run()
+    at.multiselect(key="explorer-zoos").set_value(["cnn-digits"]).run()
+    assert at.selectbox(key="explorer-embedder").value == "weight statistics (no model)"
+
+
 def test_zoo_explorer_statistics_embedding_and_colouring() -> None:
     at = _page("pages/zoo_explorer.py")
     at.selectbox(key="explorer-embedder").set_value("weight statistics (no model)").run()
@@ -138,6 +153,7 @@ def test_preferred_embedder_is_the_one_trained_on_the_zoo() -> None:
     names = list(embedders)
     assert names[preferred_embedder(embedders, "assets/zoos/cnn-digits")] == "embed-cnn-ng-gnn (embed)"
     assert names[preferred_embedder(embedders, "assets/zoos/digits-inr")] == "embed-ng-gnn (embed)"
+    assert names[preferred_embedder(embedders, "assets/zoos/mnist5k-inr")] == "embed-mnist5k-ng-gnn (embed)"
     assert preferred_embedder({"weight statistics (no model)": None}, "assets/zoos/digits-inr") == 0
 
 

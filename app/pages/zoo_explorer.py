@@ -46,9 +46,22 @@ st.caption("Each point is a trained network. Networks that a metanetwork embeds 
            "what they compute, whatever their weights' symmetries.")
 
 zoos = {name: str(path) for name, path in bundled_zoos().items()}
+embedders = {"weight statistics (no model)": None}
+for task in embedding_tasks():
+    embedders.update({f"{name} ({task})": str(path) for name, path in runs_for(task).items()})
+
+
+def _embedder_follows_zoos() -> None:
+    """Choosing other zoos re-picks the embedder trained on the first of them, unless the user chose one."""
+    now, state = st.session_state.get("explorer-zoos") or [], st.session_state
+    if now and state.get("explorer-embedder") == state.get("explorer-embedder-picked"):
+        state["explorer-embedder"] = state["explorer-embedder-picked"] = list(embedders)[
+            preferred_embedder(embedders, zoos[now[0]])]
+
+
 c1, c2 = st.columns([2, 1])
 default_zoo = ["digits-inr"] if "digits-inr" in zoos else list(zoos)[:1]
-chosen = c1.multiselect("Zoos", list(zoos), default=default_zoo, key="explorer-zoos")
+chosen = c1.multiselect("Zoos", list(zoos), default=default_zoo, key="explorer-zoos", on_change=_embedder_follows_zoos)
 extra = c2.text_input("…or a zoo directory on the server", key="explorer-path")
 if extra:
     if not (Path(extra) / "manifest.json").is_file():
@@ -60,12 +73,11 @@ if not chosen:
     st.info("Choose at least one zoo.")
     st.stop()
 
-embedders = {"weight statistics (no model)": None}
-for task in embedding_tasks():
-    embedders.update({f"{name} ({task})": str(path) for name, path in runs_for(task).items()})
 e1, e2, e3 = st.columns(3)
-embedder = e1.selectbox("Embedder", list(embedders), index=preferred_embedder(embedders, zoos[chosen[0]]),
-                        key="explorer-embedder")
+if "explorer-embedder" not in st.session_state:  # the page's own choice ("picked") until the user makes one
+    st.session_state["explorer-embedder"] = st.session_state["explorer-embedder-picked"] = list(embedders)[
+        preferred_embedder(embedders, zoos[chosen[0]])]
+embedder = e1.selectbox("Embedder", list(embedders), key="explorer-embedder")
 method = e2.selectbox("Projection", PROJECTIONS, key="explorer-projection")
 seed = int(e3.number_input("Seed", 0, 1000, 0, key="explorer-seed"))
 
