@@ -11,6 +11,7 @@ BENCHMARKS: dict[str, str] = {
     "gpu": "core.bench.gpu",
     "hostile": "core.bench.hostile",
     "inr-baselines": "core.bench.inr_baselines",
+    "inr-edit-baselines": "core.bench.inr_edit_baselines",
     "app": "core.bench.app",
     "l2o": "core.bench.l2o",
     "models": "core.bench.models",

@@ -3,7 +3,8 @@
 Edits act on the INR's own rendering at `resolution` (as in the papers): `dilate` = 3×3 grey dilation
 (max filter), `erode` = 3×3 grey erosion (min filter), `blur` = 3×3 box blur. Pixels outside the image
 are ignored by the filters. Metric: MSE of the edited INR's rendering vs the target, next to the identity
-baseline (the unedited INR vs the target).
+baseline (the unedited INR vs the target); `bench inr-edit-baselines` gives the edits that only remap intensity
+(on smooth INR renderings erosion is mostly one: compare an editor's erode ratio with them).
 
 Function-changing weight transforms (`train --augment ng`: translation, rotation, scale, noise, dropout) are
 allowed: a transformed INR is a new training pair whose target is edit(render(transformed θ)), drawn afresh for
