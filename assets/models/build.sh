@@ -14,8 +14,8 @@ python -m core train inr-classify --model scalegmn --probes 128 --zoo assets/zoo
 # the MNIST-5k embedder (seed 2 of the three measured in docs/benchmarks/inr_learning.md; ~50 min of one thread)
 python -m core train embed --objective function --model ng-gnn --probes 128 --zoo assets/zoos/mnist5k-inr --out assets/models/embed-mnist5k-ng-gnn --seed 2 --hidden 64 --layers 2 --epochs 50 --patience 6 --batch-size 32 --lr 3e-3 --overwrite --quiet
 # 8 × 8 digits runs on the rebuilt digits-inr zoo
-python -m core train inr-edit --edit dilate --model ng-gnn --zoo assets/zoos/digits-inr --out assets/models/inr-edit-dilate-ng-gnn --hidden 32 --layers 3 --epochs 10 --lr 3e-3 --overwrite --quiet
-python -m core train inr-edit --edit erode --model ng-gnn --zoo assets/zoos/digits-inr --out assets/models/inr-edit-erode-ng-gnn --hidden 32 --layers 3 --epochs 6 --lr 3e-3 --overwrite --quiet
+python -m core train inr-edit --edit dilate --model ng-gnn --zoo assets/zoos/digits-inr --out assets/models/inr-edit-dilate-ng-gnn --hidden 32 --layers 3 --epochs 35 --patience 6 --batch-size 64 --lr 3e-3 --overwrite --quiet
+python -m core train inr-edit --edit erode --model ng-gnn --zoo assets/zoos/digits-inr --out assets/models/inr-edit-erode-ng-gnn --hidden 32 --layers 3 --epochs 35 --patience 6 --batch-size 64 --lr 3e-3 --overwrite --quiet
 python -m core train inr-classify --model ng-gnn --probes 16 --zoo assets/zoos/digits-inr --out assets/models/inr-classify-ng-gnn --hidden 32 --layers 2 --epochs 40 --batch-size 32 --lr 3e-3 --patience 0 --overwrite --quiet
 python -m core train inr-classify --model scalegmn-b --probes 16 --augment ng --zoo assets/zoos/digits-inr --out assets/models/inr-classify-scalegmn-b --hidden 32 --layers 2 --epochs 25 --batch-size 32 --lr 3e-3 --patience 0 --overwrite --quiet
 python -m core train embed --objective function --model ng-gnn --probes 16 --zoo assets/zoos/digits-inr --out assets/models/embed-ng-gnn --hidden 32 --layers 2 --epochs 30 --patience 6 --batch-size 32 --lr 3e-3 --overwrite --quiet
