@@ -12,6 +12,7 @@ from core.bench.inr_edit_baselines import (
     best_affine_per_image,
     fit_affine,
     fit_pointwise_map,
+    intensity_only_mse,
     output_affine,
     per_image_affine,
 )
@@ -53,6 +54,9 @@ def test_fits_recover_affine_and_pointwise_targets():
     assert fit_affine(images, 2 * images - 0.3) == pytest.approx((2.0, -0.3), abs=1e-6)
     scale = torch.linspace(0.5, 1.5, 50)[:, None]
     assert torch.allclose(best_affine_per_image(images, scale * images + 0.1), scale * images + 0.1, atol=1e-6)
+    assert intensity_only_mse(images[0].view(8, 8), 3 * images[0].view(8, 8) + 1) == pytest.approx(0, abs=1e-10)
+    target = torch.rand(8, 8, generator=torch.Generator().manual_seed(2))
+    assert 0 < intensity_only_mse(images[0].view(8, 8), target) <= float(((images[0].view(8, 8) - target) ** 2).mean())
     mapping = fit_pointwise_map(images, images ** 2, bins=256)
     assert ((mapping(images) - images ** 2) ** 2).mean() < 1e-4 < ((images - images ** 2) ** 2).mean()
 

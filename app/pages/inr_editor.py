@@ -18,6 +18,7 @@ from app.resources import (
     network_picker,
     runs_for,
 )
+from core.bench.inr_edit_baselines import intensity_only_mse
 from core.errors import WeightSpaceError
 from core.io import network_to_bytes
 from core.tasks.edit import DEFAULT_RESOLUTION
@@ -98,9 +99,13 @@ latency = (time.perf_counter() - started) * 1000
 _edited_since_start().add(pair)
 mse, identity = result["mse"], result["identity_mse"]
 
-m1, m2, m3 = st.columns(3)
+m1, m2, m4, m3 = st.columns(4)
 m1.metric("MSE edited vs target", f"{mse:.4f}")
 m2.metric("MSE unedited vs target", f"{identity:.4f}")
+m4.metric("MSE of intensity alone", f"{intensity_only_mse(result['source'], result['target']):.4f}",
+          help="The best edit that only rescales and shifts this INR's output (a·f + b, fitted against the target: "
+               "an oracle). An editor under it changes shapes, not only brightness; on smooth INR renderings "
+               "erosion is mostly darkening, so erode editors sit close to it.")
 m3.metric("Edit latency", f"{latency:.0f} ms ({'cold' if cold else 'warm'})",
           help="Server time of this edit (metanetwork forward pass and renderings). Cold: the first edit of this "
                "editor and architecture since the server started; warm: every later one.")

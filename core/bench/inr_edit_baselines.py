@@ -85,6 +85,12 @@ def best_affine_per_image(images: torch.Tensor, targets: torch.Tensor) -> torch.
     return (x @ coef).squeeze(-1).to(images.dtype)
 
 
+def intensity_only_mse(source: torch.Tensor, target: torch.Tensor) -> float:
+    """MSE of one image's best a·f + b against its target (source, target: images of any equal shape)."""
+    source, target = source.reshape(1, -1), target.reshape(1, -1)
+    return float(((best_affine_per_image(source, target) - target) ** 2).mean())
+
+
 def per_image_affine(zoo: Any, edit: str) -> float:
     """Test MSE ratio of each image's own best a·f + b (fitted against its target: an oracle)."""
     images, targets = edit_pairs(zoo, "test", edit)
