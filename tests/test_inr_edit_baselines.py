@@ -42,11 +42,15 @@ def test_affine_output_edit_renders_a_times_f_plus_b(zoo):
     assert torch.equal(affine_output_edit(architecture, flat, 1.0, 0.0), flat)
 
 
-def test_affine_output_edit_refuses_a_network_that_ends_in_an_activation():
+def test_affine_output_edit_refuses_networks_it_cannot_edit():
     architecture = Architecture(ops=(Linear("a", 2, 4), Activation("sine", w0=30.0), Linear("b", 4, 1),
                                      Activation("tanh")), input_shape=(2,))
     with pytest.raises(ArchitectureError, match="ends in a linear layer"):
         affine_output_edit(architecture, torch.zeros(1, architecture.num_parameters), 2.0, 0.0)
+    no_bias = Architecture(ops=(Linear("a", 2, 4), Activation("sine", w0=30.0), Linear("b", 4, 1, bias=False)),
+                           input_shape=(2,))
+    with pytest.raises(ArchitectureError, match="bias"):
+        affine_output_edit(no_bias, torch.zeros(1, no_bias.num_parameters), 2.0, 0.0)
 
 
 def test_fits_recover_affine_and_pointwise_targets():

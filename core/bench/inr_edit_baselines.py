@@ -51,9 +51,11 @@ def affine_output_edit(architecture: Architecture, flat: torch.Tensor, a: float,
         raise ArchitectureError("an output-affine edit needs a network that ends in a linear layer (offsets allowed)")
     offset = sum(op.value for op in ops[last + 1:])
     shapes = architecture.parameter_shapes()
+    name = ops[last].name
+    if f"{name}.bias" not in dict(shapes):
+        raise ArchitectureError("an output-affine edit needs a bias in the network's last layer")
     sizes = [int(torch.Size(shape).numel()) for _, shape in shapes]
     starts = [sum(sizes[:i]) for i in range(len(sizes))]
-    name = ops[last].name
     out = flat.clone()
     for (param, _), start, size in zip(shapes, starts, sizes, strict=True):
         if param == f"{name}.weight":
