@@ -10,6 +10,7 @@ from core.bench import inr_edit_baselines
 from core.bench.inr_edit_baselines import (
     affine_output_edit,
     best_affine_per_image,
+    best_last_layer,
     fit_affine,
     fit_pointwise_map,
     intensity_only_mse,
@@ -53,6 +54,19 @@ def test_affine_output_edit_refuses_networks_it_cannot_edit():
         affine_output_edit(no_bias, torch.zeros(1, no_bias.num_parameters), 2.0, 0.0)
 
 
+def test_best_last_layer_recovers_any_last_layer_and_nothing_beyond(zoo):
+    architecture, flat = zoo.flat(zoo.split_indices("test")[:8])
+    other = flat.double().clone()
+    other[:, -17:] = torch.randn(8, 17, generator=torch.Generator().manual_seed(3), dtype=torch.float64)  # 16 + bias
+    target = render(architecture, other, 8)
+    assert torch.allclose(best_last_layer(architecture, flat, target), target, atol=1e-8)
+    # a change of an earlier layer is not a last-layer edit: the fit misses it
+    moved = flat.double().clone()
+    moved[:, :32] *= 1.5  # the first layer's weights
+    target = render(architecture, moved, 8)
+    assert ((best_last_layer(architecture, flat, target) - target) ** 2).mean() > 1e-4
+
+
 def test_fits_recover_affine_and_pointwise_targets():
     images = torch.rand(50, 64, generator=torch.Generator().manual_seed(1))
     assert fit_affine(images, 2 * images - 0.3) == pytest.approx((2.0, -0.3), abs=1e-6)
@@ -76,5 +90,5 @@ def test_bench_command_prints_every_baseline_per_edit(capsys):
     assert inr_edit_baselines.run(parser.parse_args(["--zoo", DIGITS, "--edits", "dilate", "--json"])) == 0
     out = json.loads(capsys.readouterr().out)
     assert set(out["mse_ratio"]) == {"dilate"}
-    assert set(out["mse_ratio"]["dilate"]) == {"output-affine", "per-image-affine", "pointwise-map"}
+    assert set(out["mse_ratio"]["dilate"]) == {"output-affine", "per-image-affine", "pointwise-map", "last-layer"}
     assert all(0 < r < 1 for r in out["mse_ratio"]["dilate"].values())

@@ -2,7 +2,7 @@
 
 An editor's score is the test MSE of its edited renderings against edit(rendering), divided by the unedited INR's
 (the identity edit). On blurry INR renderings a grey erosion mostly darkens, so a large part of that ratio needs no
-spatial understanding at all. These baselines measure that part:
+spatial understanding at all. These baselines measure that part, and what the last layer alone can do:
 
 - `output-affine`: one intensity map a·f + b for the whole zoo, fitted by least squares on the train split and
   written into each INR's weights (`affine_output_edit`: last layer scaled, bias shifted), i.e. an edit an editor
@@ -11,6 +11,8 @@ spatial understanding at all. These baselines measure that part:
   target): a lower bound for every edit of the output layer's scale and bias.
 - `pointwise-map`: the best shared map g(f) of a pixel's rendered value (binned), fitted on the train split. Not a
   weight edit (the output layer is linear): a bound for edits that look at one pixel's value only.
+- `last-layer`: each INR's best change of its last layer alone (weights and bias, least squares on its hidden
+  features against its own target: an oracle): how much of the edit the INR's own hidden features can express.
 
 All return the test split's MSE ratio to the identity edit.
 """
@@ -26,8 +28,10 @@ import torch
 
 from core.bench.inr_baselines import rendered_split
 from core.errors import ArchitectureError
+from core.network.execute import forward_many
 from core.network.spec import Architecture, Offset
 from core.tasks.edit import EDITS, apply_edit, render
+from core.zoo.inr import coordinate_grid
 
 
 def edit_pairs(zoo: Any, split: str, edit: str) -> tuple[torch.Tensor, torch.Tensor]:
@@ -99,6 +103,25 @@ def per_image_affine(zoo: Any, edit: str) -> float:
     return _ratio(best_affine_per_image(images, targets), images, targets)
 
 
+def best_last_layer(architecture: Architecture, flat: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Each INR's renderings [B, r²] after the least-squares change of its last layer only (weights and bias) that
+    best matches `targets` [B, r²] (an oracle: it reads the targets); float64."""
+    last = architecture.weight_layers()[-1]
+    body = Architecture(ops=architecture.ops[:last], input_shape=architecture.input_shape)
+    side = int(targets.shape[1] ** 0.5)
+    grid = coordinate_grid(side, side, dtype=torch.float64)
+    hidden = forward_many(body, flat[:, :body.num_parameters].double(), grid).flatten(2)        # [B, r², H]
+    x = torch.cat([hidden, torch.ones_like(hidden[..., :1])], 2)                               # [B, r², H + 1]
+    return (x @ torch.linalg.lstsq(x, targets.double()[..., None]).solution).squeeze(-1)
+
+
+def last_layer(zoo: Any, edit: str) -> float:
+    """Test MSE ratio of each INR's best change of its last layer alone (fitted against its target: an oracle)."""
+    images, targets = edit_pairs(zoo, "test", edit)
+    architecture, flat = zoo.flat(zoo.split_indices("test"))
+    return _ratio(best_last_layer(architecture, flat, targets).float(), images, targets)
+
+
 def fit_pointwise_map(images: torch.Tensor, targets: torch.Tensor,
                       bins: int = 64) -> Callable[[torch.Tensor], torch.Tensor]:
     """The map of a pixel's value that best predicts its target (mean target per value bin over all pixels)."""
@@ -120,7 +143,7 @@ def pointwise_map(zoo: Any, edit: str, bins: int = 64) -> float:
 
 
 INR_EDIT_BASELINES = {"output-affine": output_affine, "per-image-affine": per_image_affine,
-                      "pointwise-map": pointwise_map}
+                      "pointwise-map": pointwise_map, "last-layer": last_layer}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
