@@ -109,7 +109,7 @@ def test_inr_editor_edits_a_zoo_inr() -> None:
     assert not at.error and not at.warning, [w.value for w in at.warning]
     values = {m.label: m.value for m in at.metric}
     assert float(values["MSE edited vs target"]) < float(values["MSE unedited vs target"])
-    assert float(values["MSE of intensity alone"]) < float(values["MSE unedited vs target"])
+    assert float(values["Intensity-only MSE"]) < float(values["MSE unedited vs target"])
     assert re.fullmatch(r"\d+ ms \((cold|warm)\)", values["Edit latency"])
     assert "difference |edited − original|" in str(at.get("image")[0].proto)
     editor = at.selectbox(key="editor-run").value
@@ -169,7 +169,7 @@ def test_inr_editor_edits_an_uploaded_inr_and_warns_about_its_architecture() -> 
     assert not at.exception and not at.error, [e.value for e in at.error]
     # a 2–32–32–1 MNIST SIREN given to an editor trained on the 2–16–16–1 digits zoo: one warning line says so
     assert len(at.warning) == 1 and "2–32–32–1" in at.warning[0].value and "2–16–16–1" in at.warning[0].value
-    assert {m.label for m in at.metric} == {"MSE edited vs target", "MSE unedited vs target", "MSE of intensity alone",
+    assert {m.label for m in at.metric} == {"MSE edited vs target", "MSE unedited vs target", "Intensity-only MSE",
                                              "Edit latency"}
 
 
