@@ -1,4 +1,4 @@
-"""INR-editing baselines: how far edits that only remap output intensity get (`bench inr-edit-baselines`).
+"""INR-editing baselines: edits that only remap output intensity, and the best change of the last layer alone.
 
 An editor's score is the test MSE of its edited renderings against edit(rendering), divided by the unedited INR's
 (the identity edit). On blurry INR renderings a grey erosion mostly darkens, so a large part of that ratio needs no
@@ -26,7 +26,7 @@ from typing import Any
 
 import torch
 
-from core.bench.inr_baselines import rendered_split
+from core.bench.inr_baselines import rendered_split, zoo_resolution
 from core.errors import ArchitectureError
 from core.network.execute import forward_many
 from core.network.spec import Architecture, Offset
@@ -78,10 +78,9 @@ def output_affine(zoo: Any, edit: str) -> float:
     a, b = fit_affine(*edit_pairs(zoo, "train", edit))
     images, targets = edit_pairs(zoo, "test", edit)
     architecture, flat = zoo.flat(zoo.split_indices("test"))
-    side = int(images.shape[1] ** 0.5)
     with torch.no_grad():
-        edited = render(architecture, affine_output_edit(architecture, flat.double(), a, b), side).float()
-    return _ratio(edited, images, targets)
+        edited = render(architecture, affine_output_edit(architecture, flat.double(), a, b), zoo_resolution(zoo))
+    return _ratio(edited.float(), images, targets)
 
 
 def best_affine_per_image(images: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -110,6 +109,7 @@ def best_last_layer(architecture: Architecture, flat: torch.Tensor, targets: tor
     body = Architecture(ops=architecture.ops[:last], input_shape=architecture.input_shape)
     side = int(targets.shape[1] ** 0.5)
     grid = coordinate_grid(side, side, dtype=torch.float64)
+    # parameters are stored layer by layer, so the body's are the first ones
     hidden = forward_many(body, flat[:, :body.num_parameters].double(), grid).flatten(2)        # [B, r², H]
     x = torch.cat([hidden, torch.ones_like(hidden[..., :1])], 2)                               # [B, r², H + 1]
     return (x @ torch.linalg.lstsq(x, targets.double()[..., None]).solution).squeeze(-1)
