@@ -1,7 +1,7 @@
 """Can an editor's params head output the two-number erosion edit when it is supervised in parameter space?
 
     OMP_NUM_THREADS=1 python docs/benchmarks/nfn_affine_edit.py [--model nfn-hnp] [--epochs 6]
-    OMP_NUM_THREADS=1 python docs/benchmarks/nfn_affine_edit.py --loss rendering [--last-layer-only]
+    OMP_NUM_THREADS=1 python docs/benchmarks/nfn_affine_edit.py --loss rendering [--last-layer-only] [--model ng-gnn]
 
 The erosion edit a·f + b fitted on the bundled MNIST-5k zoo's training renderings (`bench inr-edit-baselines`,
 "output-affine") is a change of the last layer only. This trains a fresh params head (hidden 32, 3 layers, as the
@@ -16,6 +16,7 @@ keeps the rendering loss from finding the edit.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 import time
 from pathlib import Path
@@ -26,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run from anywher
 
 from core.bench.inr_edit_baselines import affine_output_edit, edit_pairs, fit_affine
 from core.data import graph_set_from_networks
-from core.models.registry import build_model
+from core.models.registry import build_model, model_class
 from core.network.spec import Network
 from core.tasks.edit import EditTask, params_update, render
 from core.zoo import Zoo
@@ -47,7 +48,10 @@ def main() -> None:
     task = EditTask("erode", 28)
     train = graph_set_from_networks([Network.from_flat(arch, f) for f in train_flat[:2000]], task, 1)
     test = graph_set_from_networks([Network.from_flat(arch, f) for f in test_flat], task, 1)
-    model = build_model(args.model, out_dim=1, head="params", hidden=32, layers=3, architecture=arch)
+    # the NFN and MLP baselines are built for one architecture; the graph models read any
+    fixed = "architecture" in {f.name for f in dataclasses.fields(model_class(args.model).config_class)}
+    model = build_model(args.model, out_dim=1, head="params", hidden=32, layers=3,
+                        **({"architecture": arch} if fixed else {}))
     model.fit_normalisation(next(iter(train.batches(512))).graph)
     optimizer = torch.optim.Adam(model.parameters(), 3e-3)
     keep = torch.ones(arch.num_parameters)
