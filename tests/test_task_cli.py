@@ -138,6 +138,7 @@ def test_edit_writes_checkpoint_and_png(inr_zoo: Path, tmp_path: Path) -> None:
     assert set(edited) == set(torch.load(source, weights_only=True))
     assert (tmp_path / "e.png").read_bytes()[:4] == b"\x89PNG"
     assert out["edit"] == "erode" and out["mse"] >= 0 and out["identity_mse"] > 0
+    assert 0 <= out["intensity_only_mse"] <= out["identity_mse"] * (1 + 1e-6)  # a = 1, b = 0 is a candidate
 
 
 def test_embed_writes_embeddings_with_table(inr_zoo: Path, tmp_path: Path) -> None:
