@@ -1,4 +1,4 @@
-"""Shared fixtures: small torch modules covering every supported layer type."""
+"""Shared fixtures: the seed, the thread count, and the bundled digits INR zoo."""
 
 from __future__ import annotations
 
@@ -23,3 +23,11 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
 @pytest.fixture(autouse=True)
 def _seed() -> None:
     torch.manual_seed(0)
+
+
+@pytest.fixture(scope="session")
+def digits_inr_zoo():
+    """The bundled 8 × 8 digits INR zoo (1,797 SIRENs 2→16→16→1), opened once per test session."""
+    from core.zoo import Zoo
+
+    return Zoo.open(ROOT / "assets" / "zoos" / "digits-inr")

@@ -11,15 +11,14 @@ from core.bench.inr_baselines import (
     rendered_split,
     zoo_resolution,
 )
-from core.zoo import Zoo
 from core.zoo.images import load_images
 
 DIGITS = "assets/zoos/digits-inr"
 
 
-@pytest.fixture(scope="module")
-def zoo():
-    return Zoo.open(DIGITS)
+@pytest.fixture
+def zoo(digits_inr_zoo):
+    return digits_inr_zoo
 
 
 def test_renderings_are_the_fitted_images(zoo):

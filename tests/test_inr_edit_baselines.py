@@ -20,14 +20,13 @@ from core.bench.inr_edit_baselines import (
 from core.errors import ArchitectureError
 from core.network.spec import Activation, Architecture, Linear
 from core.tasks.edit import render
-from core.zoo import Zoo
 
 DIGITS = "assets/zoos/digits-inr"
 
 
-@pytest.fixture(scope="module")
-def zoo():
-    return Zoo.open(DIGITS)
+@pytest.fixture
+def zoo(digits_inr_zoo):
+    return digits_inr_zoo
 
 
 def test_affine_output_edit_renders_a_times_f_plus_b(zoo):
