@@ -18,7 +18,6 @@ from app.resources import (
     network_picker,
     runs_for,
 )
-from core.bench.inr_edit_baselines import intensity_only_mse
 from core.errors import WeightSpaceError
 from core.io import network_to_bytes
 from core.tasks.edit import DEFAULT_RESOLUTION
@@ -102,7 +101,7 @@ mse, identity = result["mse"], result["identity_mse"]
 m1, m2, m4, m3 = st.columns([1, 1, 1, 1.4])  # the latency reads "46 ms (cold)": the widest value
 m1.metric("MSE edited vs target", f"{mse:.4f}")
 m2.metric("MSE unedited vs target", f"{identity:.4f}")
-m4.metric("Intensity-only MSE", f"{intensity_only_mse(result['source'], result['target']):.4f}",
+m4.metric("Intensity-only MSE", f"{result['intensity_only_mse']:.4f}",
           help="The best edit that only rescales and shifts this INR's output (a·f + b, fitted against the target: "
                "an oracle). An editor under it changes shapes, not only brightness; on smooth INR renderings "
                "erosion is mostly darkening, so erode editors sit close to it.")

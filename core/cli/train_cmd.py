@@ -255,7 +255,6 @@ def _brief_value(key: str, value) -> str:
 
 def run_edit(args: argparse.Namespace) -> int:
     """Write the edited INR in the input's own format (and optionally a PNG)."""
-    from core.bench.inr_edit_baselines import intensity_only_mse
     from core.runs import load_run
     from core.viz.images import png_strip
 
@@ -269,7 +268,7 @@ def run_edit(args: argparse.Namespace) -> int:
         from core.io.atomic import write_bytes
 
         write_bytes(args.png, png_strip([result["source"], result["edited"], result["target"]]))
-    intensity = intensity_only_mse(result["source"], result["target"])  # what a·f + b alone would reach
+    intensity = result["intensity_only_mse"]  # what a·f + b alone would reach
     report = {"out": args.out, "edit": run.task.edit, "mse": mse, "identity_mse": identity,
               "intensity_only_mse": intensity, "png": args.png}
     print(json.dumps(report) if args.json

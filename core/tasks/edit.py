@@ -37,6 +37,20 @@ def edit_mse(images: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return ((images - target) ** 2).flatten(1).mean(1)
 
 
+def best_affine_per_image(images: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Each image's least-squares a·f + b against its own target, [n, r²] (images, targets [n, r²])."""
+    x = torch.stack([images.double(), torch.ones_like(images, dtype=torch.float64)], 2)  # [n, r², 2]
+    coef = torch.linalg.lstsq(x, targets.double()[..., None]).solution                   # [n, 2, 1]
+    return (x @ coef).squeeze(-1).to(images.dtype)
+
+
+def intensity_only_mse(images: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """MSE per image [B] of the best edit of intensity alone (a·f + b, fitted against the target: an oracle), for
+    renderings and targets [B, ...]: an editor under it changes shapes, not only brightness."""
+    images, target = images.flatten(1), target.flatten(1)
+    return edit_mse(best_affine_per_image(images, target), target)
+
+
 def apply_edit(images: torch.Tensor, edit: str) -> torch.Tensor:
     """Edit a batch of images [B, H, W] with a 3×3 filter."""
     x = images[:, None]
@@ -163,7 +177,8 @@ class EditTask(Task):
     def edit_networks(self, model: torch.nn.Module, networks: list[Network], grid_size: int,
                       resolution: int | None = None) -> list[dict[str, Any]]:
         """Apply a trained editor: per network {"network": edited Network, "source", "edited", "target" images,
-        "mse", "identity_mse"}, rendered at `resolution` (default: the task's training resolution)."""
+        "mse", "identity_mse", "intensity_only_mse"}, rendered at `resolution` (default: the task's training
+        resolution)."""
         from core.data import graph_set_from_networks
 
         res = resolution or self.resolution or DEFAULT_RESOLUTION
@@ -182,11 +197,13 @@ class EditTask(Task):
             images = render(batch.architecture, edited, res)
             source, target = batch.extras["source"], batch.extras["target"]
             mse, identity = edit_mse(images, target), edit_mse(source, target)
+            intensity = intensity_only_mse(source, target)
             edited, images, source, target = (t.cpu() for t in (edited, images, source, target))  # results: CPU
             for k, i in enumerate(batch.index.tolist()):
                 original = networks[i]
                 net = Network.from_flat(batch.architecture, edited[k].to(original.dtype), dict(original.meta))
                 results[i] = {"network": net, "source": source[k].view(res, res),
                               "edited": images[k].view(res, res), "target": target[k].view(res, res),
-                              "mse": float(mse[k]), "identity_mse": float(identity[k])}
+                              "mse": float(mse[k]), "identity_mse": float(identity[k]),
+                              "intensity_only_mse": float(intensity[k])}
         return results
