@@ -83,21 +83,26 @@ def unreadable_reason(architecture: Architecture, run) -> str | None:
 def embed_zoo(zoo, run=None, progress: Callable[[float], None] | None = None,
               batch_size: int = 256) -> ZooEmbedding:
     """Embeddings of a zoo's networks from `run` or (run=None) `depth_free_statistics`; architectures the run
-    cannot read are listed in `left_out` instead."""
+    cannot read are listed in `left_out` instead. `progress` gets the fraction of networks done."""
     table = zoo.table
-    groups = list(zoo.architectures)
-    parts, rows_read, reasons = [], [], {}
-    for gi, name in enumerate(groups):
-        rows = np.flatnonzero(table["group"].to_numpy() == name) if "group" in table else np.arange(len(table))
+    groups = table["group"].to_numpy()
+    parts, rows_read, reasons, done = [], [], {}, 0
+
+    def advance(count: int) -> None:
+        nonlocal done
+        done += count
+        if progress:
+            progress(done / max(len(table), 1))
+
+    for name in zoo.architectures:
+        rows = np.flatnonzero(groups == name)
         if len(rows) == 0:
             continue
-        arch, flat = zoo.flat(rows)
-        reason = unreadable_reason(arch, run)
+        reason = unreadable_reason(zoo.architectures[name], run)
         if reason is None:
-            flat = torch.as_tensor(flat, dtype=torch.float32)
+            zoo.group_params(name)  # a missing or corrupt file is the zoo's error, raised, not a network left out
             try:
-                emb = depth_free_statistics(arch, flat) if run is None else _run_embeddings(run, arch, flat,
-                                                                                            batch_size)
+                emb = embed_rows(zoo, rows, run, batch_size, advance)
             except (WeightSpaceError, RuntimeError, IndexError) as exc:
                 reason = str(exc).splitlines()[0]
             else:
@@ -106,14 +111,36 @@ def embed_zoo(zoo, run=None, progress: Callable[[float], None] | None = None,
         if reason is not None:
             count, names = reasons.get(reason, (0, []))
             reasons[reason] = (count + len(rows), [*names, name])
-        if progress:
-            progress((gi + 1) / len(groups))
+            advance(len(rows))
     left_out = [f"{count:,} networks ({_names(names)}): {reason}" for reason, (count, names) in reasons.items()]
     if not parts:
         return ZooEmbedding(np.zeros((0, 0), dtype=np.float32), np.zeros(0, dtype=np.int64), left_out)
     rows = np.concatenate(rows_read)
     order = np.argsort(rows, kind="stable")  # back to table order
     return ZooEmbedding(np.vstack(parts)[order], rows[order], left_out)
+
+
+def embed_rows(zoo, rows: np.ndarray, run=None, batch_size: int = 256,
+               advance: Callable[[int], None] | None = None) -> np.ndarray:
+    """[len(rows), d] embeddings of these zoo rows, in their order (raises when `run` cannot read one);
+    `advance` gets the number of networks done after each batch."""
+    rows = np.asarray(rows, dtype=np.int64)
+    groups = zoo.table["group"].to_numpy()[rows]
+    out = None
+    for name in dict.fromkeys(groups):
+        pick = np.flatnonzero(groups == name)
+        arch, flat = zoo.flat(rows[pick])
+        flat = torch.as_tensor(flat, dtype=torch.float32)
+        if run is None:
+            emb = depth_free_statistics(arch, flat)
+            if advance:
+                advance(len(flat))
+        else:
+            emb = _run_embeddings(run, arch, flat, batch_size, advance)
+        if out is None:
+            out = np.empty((len(rows), emb.shape[1]), dtype=np.float32)
+        out[pick] = emb
+    return out if out is not None else np.zeros((0, 0), dtype=np.float32)
 
 
 def _names(names: list[str], shown: int = 4) -> str:
@@ -136,7 +163,8 @@ def embed_networks(networks: list, run=None) -> np.ndarray:
     return np.vstack(out)
 
 
-def _run_embeddings(run, arch, flat: torch.Tensor, batch_size: int) -> np.ndarray:
+def _run_embeddings(run, arch, flat: torch.Tensor, batch_size: int,
+                    advance: Callable[[int], None] | None = None) -> np.ndarray:
     from core.data import GraphSet, Group
 
     if run.task.head != "graph":
@@ -148,6 +176,8 @@ def _run_embeddings(run, arch, flat: torch.Tensor, batch_size: int) -> np.ndarra
     with torch.no_grad():
         for batch in data.batches(batch_size):
             outs.append(model(batch.graph).float().cpu())
+            if advance:
+                advance(len(outs[-1]))
     return torch.cat(outs).numpy()
 
 

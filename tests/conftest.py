@@ -1,9 +1,12 @@
-"""Shared fixtures: the seed, the thread count, and the bundled digits INR zoo."""
+"""Shared fixtures: the seed, the thread count, a private embedding cache, and the bundled digits INR zoo."""
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -12,6 +15,10 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+
+# the Zoo explorer's embedding cache (core.embedding_cache) of this test process: never the user's own
+os.environ["WSE_CACHE_DIR"] = _CACHE = tempfile.mkdtemp(prefix="wse-test-cache-")
+atexit.register(shutil.rmtree, _CACHE, True)
 
 if os.environ.get("PYTEST_XDIST_WORKER"):
     # pytest-xdist runs one worker per core: one torch thread each (and in the CLIs they start), so workers do not

@@ -150,6 +150,16 @@ def test_embed_writes_embeddings_with_table(inr_zoo: Path, tmp_path: Path) -> No
     assert data["embeddings"].shape == (40, 4)
     assert np.allclose(np.linalg.norm(data["embeddings"], axis=1), 1, atol=1e-4)
     assert len(data["table_label"]) == 40
+    # the Zoo explorer's cache entry, as the bundled ones are written; then read back like the app does
+    from core.embedding_cache import cached_embed_zoo
+    from core.runs import load_run
+    from core.zoo import Zoo
+
+    _ok("embed", str(run), str(inr_zoo), "--cache", str(tmp_path / "cache"))
+    got, source = cached_embed_zoo(Zoo.open(inr_zoo), load_run(run), cache_dirs=[tmp_path / "cache"])
+    assert source == "cache" and got.vectors.shape == (40, 4)
+    no_output = _cli("embed", str(run), str(inr_zoo))
+    assert no_output.returncode != 0 and "--out FILE.npz, --cache DIR or both" in no_output.stderr
 
 
 def test_generalization_on_a_cnn_zoo(tmp_path: Path) -> None:

@@ -23,12 +23,12 @@ from app.resources import (
     runs_for,
     safe_palette,
 )
+from core.embedding_cache import cached_embed_zoo, user_cache_dir
 from core.errors import WeightSpaceError
 from core.explore import (
     PROJECTIONS,
     ZooEmbedding,
     embed_networks,
-    embed_zoo,
     embedding_export,
     nearest,
     predicted_accuracy,
@@ -83,11 +83,14 @@ seed = int(e3.number_input("Seed", 0, 1000, 0, key="explorer-seed"))
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
-def _embeddings(zoo_path: str, run_path: str | None) -> ZooEmbedding:
-    bar = st.progress(0.0, text=f"Embedding {Path(zoo_path).name}…")
+def _embeddings(zoo_path: str, run_path: str | None) -> tuple[ZooEmbedding, str]:
+    """A zoo's embeddings and where they came from: the on-disk cache (kept across server starts) or computed."""
+    zoo = cached_zoo(zoo_path)
+    kept = " (kept on disk for next time)" if user_cache_dir() is not None else ""
+    text = f"Embedding the {len(zoo):,} networks of {Path(zoo_path).name}{kept}…"
+    bar = st.progress(0.0, text=text)
     run = cached_run(run_path) if run_path else None
-    text = f"Embedding {Path(zoo_path).name}…"
-    out = embed_zoo(cached_zoo(zoo_path), run, progress=lambda f: bar.progress(f, text=text))
+    out = cached_embed_zoo(zoo, run, progress=lambda f: bar.progress(f, text=text))
     bar.empty()
     return out
 
@@ -133,10 +136,11 @@ with st.expander("Place your own network on the map", expanded=bool(st.session_s
     place = st.toggle("Mark a checkpoint of mine and list its nearest networks", key="explorer-place")
     mine = network_picker("explorer") if place else None
 
-parts, tables, left_out = [], [], []
+parts, tables, left_out, sources = [], [], [], {}
 try:
     for name in chosen:
-        got = _embeddings(zoos[name], embedders[embedder])
+        got, source = _embeddings(zoos[name], embedders[embedder])
+        sources[source] = [*sources.get(source, []), Path(name).name]
         left_out += [f"**{Path(name).name}**: {line}" for line in got.left_out]
         if len(got.rows):
             parts.append(got.vectors)
@@ -241,6 +245,8 @@ if missing.any():
     notes.append(f"{int(missing.sum()):,} networks have no {colour} ({by_zoo}): {shown}")
 if left_out:
     notes.append("some networks left out (see above)")
+if "computed" not in sources:
+    notes.append(f"embeddings read from the {' and '.join(sources)} ({', '.join(sum(sources.values(), []))})")
 st.caption(f"{len(table):,} networks embedded with {embedder}, projected with {method}. Click a point for details, "
            "or draw a box or lasso (toolbar) to list a selection."
            + "".join(f" {n[0].upper()}{n[1:]}." for n in notes))

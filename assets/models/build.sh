@@ -25,3 +25,8 @@ OMP_NUM_THREADS=1 python -m core train generalization --model ng-gnn --zoo asset
 OMP_NUM_THREADS=1 python -m core train generalization --model ng-gnn --zoo assets/zoos/cnn-mnist --out assets/models/generalization-ng-gnn-seed1 --seed 1 --hidden 32 --layers 3 --probes 16 --epochs 20 --batch-size 32 --lr 3e-3 --overwrite --quiet
 OMP_NUM_THREADS=1 python -m core train generalization --model ng-gnn --zoo assets/zoos/cnn-mnist --out assets/models/generalization-ng-gnn-seed2 --seed 2 --hidden 32 --layers 3 --probes 16 --epochs 20 --batch-size 32 --lr 3e-3 --overwrite --quiet
 python -m core train embed --model ng-gnn --zoo assets/zoos/cnn-digits --out assets/models/embed-cnn-ng-gnn --hidden 32 --layers 2 --epochs 20 --batch-size 32 --lr 3e-3 --overwrite --quiet
+# the Zoo explorer's bundled cache: each embedder's embeddings of the zoo it was trained on (instant first maps)
+rm -rf assets/embeddings
+python -m core embed assets/models/embed-mnist5k-ng-gnn assets/zoos/mnist5k-inr --cache assets/embeddings
+python -m core embed assets/models/embed-ng-gnn assets/zoos/digits-inr --cache assets/embeddings
+python -m core embed assets/models/embed-cnn-ng-gnn assets/zoos/cnn-digits --cache assets/embeddings

@@ -105,7 +105,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("embed", help="embed every network of one or more zoos with an embed (or any) run")
     p.add_argument("run")
     p.add_argument("zoos", nargs="+", metavar="ZOO_DIR")
-    p.add_argument("--out", required=True, help="output .npz (embeddings + the zoos' tables)")
+    p.add_argument("--out", help="output .npz (embeddings + the zoos' tables)")
+    p.add_argument("--cache", metavar="DIR", help="also store one Zoo-explorer cache entry per zoo in DIR "
+                   "(assets/embeddings: bundled; the app also reads $WSE_CACHE_DIR, default "
+                   "~/.cache/weight-space-explorer/embeddings)")
     p.add_argument("--device", default="auto")
     p.set_defaults(func=run_embed)
 
@@ -300,11 +303,21 @@ def run_embed(args: argparse.Namespace) -> int:
     import numpy as np
     import pandas as pd
 
+    from core.errors import WeightSpaceError
     from core.io.atomic import atomic_path
     from core.runs import graph_set_from_zoo, load_run
     from core.zoo import Zoo
 
+    if not args.out and not args.cache:
+        raise WeightSpaceError("embed needs --out FILE.npz, --cache DIR or both")
     run = load_run(args.run)
+    if args.cache:
+        from core.embedding_cache import write_entry
+
+        for zoo_dir in args.zoos:
+            print(f"wrote {write_entry(args.cache, Zoo.open(zoo_dir), run)} ({zoo_dir})")
+        if not args.out:
+            return 0
     embeddings, tables = [], []
     for zoo_dir in args.zoos:
         zoo = Zoo.open(zoo_dir)
