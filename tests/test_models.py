@@ -42,6 +42,21 @@ def test_config_roundtrip(name: str) -> None:
         cfg.replace(nonsense=1)
 
 
+@pytest.mark.parametrize("name", GRAPH_MODELS)
+def test_dropout_acts_while_training_only(name: str) -> None:
+    """`--dropout` reaches every graph model: outputs vary between training-mode calls, not in eval mode."""
+    batch = _mixed_batch()
+    model = build_model(name, out_dim=4, edge_dim=9, dropout=0.5, **SMALL)
+    model.fit_normalisation(batch)
+    model.train()
+    assert not torch.allclose(model(batch), model(batch))
+    model.eval()
+    assert torch.equal(model(batch), model(batch))
+    for bad in (-0.1, 1.0):
+        with pytest.raises(ModelError, match="dropout"):
+            config_for(name, dropout=bad)
+
+
 @pytest.mark.parametrize("head", ["graph", "params"])
 @pytest.mark.parametrize("name", GRAPH_MODELS)
 def test_mixed_architecture_shapes(name: str, head: str) -> None:

@@ -28,6 +28,7 @@ MODEL_OPTIONS = (
     Option("hidden", int, "metanetwork width"),
     Option("layers", int, "metanetwork depth"),
     Option("edge_hidden", int, "width of the edge states (default: --hidden)"),
+    Option("dropout", float, "dropout rate in the layers and the readout while training (default 0)"),
     Option("probes", int, "probe features: activations at this many learned coordinates (INRs) or fixed "
                           "MNIST-5k probe images (networks on images)"),
     Option("reference_centred", bool, "graph head: pooled features minus those of the training networks' mean, "
@@ -69,6 +70,10 @@ class ModelConfig:
     normalise: bool = True  # apply the statistics of `fit_normalisation` (permutation-only models)
 
     kind: ClassVar[str] = "base"
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.dropout < 1.0:
+            raise ModelError(f"dropout must be in [0, 1), got {self.dropout}")
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-JSON dict (with the config kind) for saving a run."""
