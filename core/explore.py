@@ -92,7 +92,7 @@ def embed_zoo(zoo, run=None, progress: Callable[[float], None] | None = None,
         nonlocal done
         done += count
         if progress:
-            progress(done / max(len(table), 1))
+            progress(min(done / max(len(table), 1), 1.0))  # a group that failed midway is counted again
 
     for name in zoo.architectures:
         rows = np.flatnonzero(groups == name)
