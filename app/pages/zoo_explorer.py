@@ -246,7 +246,9 @@ if missing.any():
 if left_out:
     notes.append("some networks left out (see above)")
 if "computed" not in sources:
-    notes.append(f"embeddings read from the {' and '.join(sources)} ({', '.join(sum(sources.values(), []))})")
+    where = {"cache": "on-disk cache", "bundled cache": "bundled cache"}
+    notes.append("embeddings read from " + " and ".join(f"the {where[s]} ({', '.join(names)})"
+                                                        for s, names in sources.items()))
 st.caption(f"{len(table):,} networks embedded with {embedder}, projected with {method}. Click a point for details, "
            "or draw a box or lasso (toolbar) to list a selection."
            + "".join(f" {n[0].upper()}{n[1:]}." for n in notes))
