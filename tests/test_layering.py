@@ -27,6 +27,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("training",),
     ("runs",),  # run directories: train / load / apply
     ("explore", "l2o", "examples"),  # applications of runs and models
+    ("embedding_cache",),  # explore's zoo embeddings kept on disk
     ("cli", "bench", "__main__"),  # entry points
 ]
 
