@@ -303,6 +303,33 @@ class Run:
         return self.task.edit_networks(self.model, networks, self.config.grid_size, resolution)
 
 
+def ensemble_metrics(runs: list[Run], zoo, split: str | None, device: str = "auto") -> dict[str, Any]:
+    """The task's metrics of the mean of several runs' predictions on a zoo split, with each member's own.
+
+    The runs must share a task whose predictions average (`Task.ensemble_mean`: class probabilities, predicted
+    values) and its output size; each reads the split at its own grid size and probes."""
+    first = runs[0]
+    for run in runs:
+        if run.config.task != first.config.task or not run.task.ensemble_mean:
+            raise TaskError(f"{run.path}: a {run.config.task} run; an ensemble needs runs of one task whose "
+                            f"predictions average (inr-classify, generalization), here {first.config.task}")
+    preds, targets = [], None
+    for run in runs:
+        data = graph_set_from_zoo(zoo, split, run.task, run.config.grid_size, stream=True)
+        if len(data) == 0:
+            raise TaskError(f"split {split!r} of {zoo.dir} is empty")
+        out = run.trainer(device).predict(data)
+        if preds and out.shape != preds[0].shape:
+            raise TaskError(f"{run.path}: predictions of shape {tuple(out.shape)}, the first run's are "
+                            f"{tuple(preds[0].shape)}")
+        preds.append(out)
+        targets = data.targets() if targets is None else targets  # one zoo split: the same order for every run
+    metrics = first.task.metrics(torch.stack(preds).mean(0), targets)
+    metrics["members"] = [first.task.metrics(p, targets) for p in preds]
+    metrics["runs"] = [str(run.path) for run in runs]
+    return metrics
+
+
 def load_run(path: str | Path, device: str = "cpu") -> Run:
     """Load a run directory (config + weights) for evaluation or prediction."""
     from safetensors.torch import load_file

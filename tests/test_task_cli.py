@@ -47,6 +47,34 @@ def classify_run(inr_zoo: Path, tmp_path_factory) -> Path:
     return run
 
 
+def test_evaluate_an_ensemble_averages_the_runs_probabilities(classify_run: Path, inr_zoo: Path,
+                                                               tmp_path: Path) -> None:
+    from sklearn.metrics import accuracy_score, confusion_matrix
+
+    from core.runs import graph_set_from_zoo, load_run
+    from core.zoo import Zoo
+
+    other = tmp_path / "classify-t"
+    _ok("train", "inr-classify", "--model", "ng-t", "--probes", "4", "--zoo", str(inr_zoo), "--out", str(other),
+        "--epochs", "2", "--seed", "1", *SMALL)
+    out = json.loads(_ok("evaluate", str(classify_run), "--ensemble", str(other), "--split", "all", "--json",
+                         "--device", "cpu").stdout)
+    zoo, probs, targets = Zoo.open(inr_zoo), [], None
+    for path in (classify_run, other):
+        run = load_run(path)
+        data = graph_set_from_zoo(zoo, None, run.task, run.config.grid_size)
+        probs.append(run.trainer("cpu").predict(data))
+        targets = data.targets()
+        alone = json.loads(_ok("evaluate", str(path), "--split", "all", "--json", "--device", "cpu").stdout)
+        assert out["members"][len(probs) - 1]["accuracy"] == alone["accuracy"]
+    mean = (probs[0] + probs[1]).argmax(1).numpy()
+    assert out["accuracy"] == pytest.approx(accuracy_score(targets.numpy(), mean))
+    assert out["confusion"] == confusion_matrix(targets.numpy(), mean, labels=list(range(10))).tolist()
+    assert out["runs"] == [str(classify_run), str(other)]
+    mixed = _cli("evaluate", str(classify_run), "--ensemble", str(ROOT / "assets" / "models" / "embed-ng-gnn"))
+    assert mixed.returncode != 0 and "an ensemble needs runs of one task" in mixed.stderr
+
+
 def _export_member(zoo_dir: Path, i: int, path: Path) -> None:
     from core.zoo import Zoo
 

@@ -77,6 +77,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("run", help="run directory")
     p.add_argument("--zoo", default=None, help="zoo directory (default: the run's own zoo)")
     p.add_argument("--split", default="test", help="train, val, test or all")
+    p.add_argument("--ensemble", nargs="+", default=[], metavar="RUN",
+                   help="more runs of the same task (e.g. other seeds): the metrics of the mean of all the runs' "
+                        "predictions (class probabilities, predicted accuracies), and each run's own")
     p.add_argument("--json", action="store_true")
     p.add_argument("--device", default="auto")
     p.set_defaults(func=run_evaluate)
@@ -158,6 +161,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
     run = load_run(args.run)
     zoo = Zoo.open(args.zoo or run.config.zoo)
+    if args.ensemble:
+        return _evaluate_ensemble(args, [run, *(load_run(r) for r in args.ensemble)], zoo)
     data = graph_set_from_zoo(zoo, None if args.split == "all" else args.split, run.task, run.config.grid_size,
                               stream=True)
     if len(data) == 0:
@@ -171,6 +176,24 @@ def run_evaluate(args: argparse.Namespace) -> int:
         print(f"{run.config.task} / {run.config.model} on {args.split} ({len(data)} networks):")
         for k, v in _brief(metrics).items():
             print(f"  {k:<14} {v:.4f}" if isinstance(v, float) else f"  {k:<14} {v}")
+    return 0
+
+
+def _evaluate_ensemble(args: argparse.Namespace, runs: list, zoo) -> int:
+    from core.runs import ensemble_metrics
+
+    metrics = ensemble_metrics(runs, zoo, None if args.split == "all" else args.split, args.device)
+    if args.json:
+        print(json.dumps(metrics))
+        return 0
+    print(f"{runs[0].config.task}: the mean of {len(runs)} runs' predictions on {args.split}:")
+    for k, v in _brief(metrics).items():
+        if k not in ("members", "runs"):
+            print(f"  {k:<14} {v:.4f}" if isinstance(v, float) else f"  {k:<14} {v}")
+    print("each run alone:")
+    for path, member in zip(metrics["runs"], metrics["members"]):
+        shown = ", ".join(f"{k} {v:.4f}" for k, v in _brief(member).items() if isinstance(v, float))
+        print(f"  {path}: {shown}")
     return 0
 
 

@@ -33,6 +33,9 @@ class Task(ABC):
     benchmark: ClassVar[bool] = True  # part of `bench tasks` by default
     predict_command: ClassVar[str] = "predict"  # the CLI command that applies a run of this task to files
     embedding: ClassVar[bool] = False  # its predictions are embeddings made for comparing networks (zoo explorer)
+    # the mean of several runs' predictions is a prediction of the same kind (class probabilities, a predicted
+    # value): `evaluate --ensemble` may average them
+    ensemble_mean: ClassVar[bool] = False
     # weight transforms that change the function are allowed: targets stay valid, or are redrawn from the batch.
     # Read on the task instance, so a task may decide from its options (embed: a property, for its function objective)
     function_augmentation: ClassVar[bool] = False

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 class ClassifyTask(Task):
     """Cross-entropy on the zoo's `label` column; predictions are class probabilities."""
 
+    ensemble_mean = True
     name = "inr-classify"
     primary_metric = "accuracy"
     greater_is_better = True

@@ -25,6 +25,7 @@ def kendall_tau(predicted: np.ndarray, actual: np.ndarray) -> float:
 class GeneralizationTask(Task):
     """Regress the `test_accuracy` column (sigmoid output, MSE)."""
 
+    ensemble_mean = True
     name = "generalization"
     primary_metric = "kendall_tau"
     greater_is_better = True
