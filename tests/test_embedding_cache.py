@@ -15,18 +15,14 @@ from core.embedding_cache import BUNDLED, cached_embed_zoo, entry_key, user_cach
 from core.explore import embed_zoo
 from core.runs import load_run
 from core.zoo import Zoo
+from tests.zoo_helpers import tiny_digits_inr_zoo
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
 def tiny_zoo(tmp_path_factory) -> Path:
-    from core.zoo import build_inr_zoo
-
-    out = tmp_path_factory.mktemp("zoo") / "digits-tiny"
-    build_inr_zoo(out, images="digits", count=24, hidden=(8, 8), steps=20, target_psnr=None, workers=1,
-                  progress=False)
-    return out
+    return tiny_digits_inr_zoo(tmp_path_factory.mktemp("zoo") / "digits-tiny", 24)
 
 
 @pytest.fixture(scope="module")

@@ -16,16 +16,12 @@ from core.tasks import TaskError
 from core.training.trainer import TrainConfig
 from core.zoo import Zoo
 from core.zoo.inr_augment import NG_PRESET, AugmentError, INRAugment
+from tests.zoo_helpers import tiny_digits_inr_zoo
 
 
 @pytest.fixture(scope="module")
 def zoo(tmp_path_factory) -> Path:
-    from core.zoo import build_inr_zoo
-
-    out = tmp_path_factory.mktemp("zoo") / "digits"
-    build_inr_zoo(out, images="digits", count=30, hidden=(8, 8), steps=20, target_psnr=None, workers=1,
-                  progress=False)
-    return out
+    return tiny_digits_inr_zoo(tmp_path_factory.mktemp("zoo") / "digits", 30)
 
 
 def test_resolve_augment():
