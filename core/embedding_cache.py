@@ -25,6 +25,7 @@ from core.io.atomic import atomic_path
 CACHE_VERSION = 1  # bump when an entry's layout or meaning changes
 MAX_ENTRIES = 32
 SPOT_CHECKS = 4  # networks recomputed on each read
+MAX_DIM = 4096  # the widest embedding an entry may hold (bounds the memory a read may take)
 BUNDLED = Path(__file__).resolve().parents[1] / "assets" / "embeddings"
 _digests: dict[tuple[str, int, int], str] = {}  # (path, size, mtime) → sha256, so a server hashes a file once
 
@@ -61,11 +62,15 @@ def entry_key(zoo, run=None) -> str:
 
 
 def _read(path: Path, zoo_rows: int) -> ZooEmbedding | None:
-    """An entry, or None when it is missing, unreadable or inconsistent (never unpickles: allow_pickle=False)."""
+    """An entry, or None when it is missing, unreadable, too large or inconsistent (never unpickles:
+    allow_pickle=False; the archive's unpacked size is checked before anything is unpacked)."""
     try:
+        with zipfile.ZipFile(path) as archive:
+            if sum(info.file_size for info in archive.infolist()) > zoo_rows * (4 * MAX_DIM + 8) + (1 << 20):
+                return None  # more than any embedding of this zoo: a damaged or hostile file
         with np.load(path, allow_pickle=False) as npz:
             vectors, rows, left_out = npz["vectors"], npz["rows"], [str(s) for s in npz["left_out"]]
-    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+    except Exception:  # noqa: BLE001 — any damage to a cache file only means: embed again
         return None
     if (vectors.ndim != 2 or rows.ndim != 1 or len(rows) != len(vectors) or vectors.dtype != np.float32
             or rows.dtype.kind not in "iu" or (len(rows) and (rows.min() < 0 or rows.max() >= zoo_rows))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import tracemalloc
 from pathlib import Path
 
 import numpy as np
@@ -67,7 +68,7 @@ class _Boom:
         return (Path(self.marker).write_text, ("executed",))
 
 
-@pytest.mark.parametrize("damage", ["truncated", "pickle", "rows out of range", "nan", "not a zip"])
+@pytest.mark.parametrize("damage", ["truncated", "pickle", "rows out of range", "nan", "not a zip", "bomb"])
 def test_bad_entries_are_ignored_and_never_unpickled(damage: str, tiny_zoo: Path, tmp_path: Path) -> None:
     zoo = Zoo.open(tiny_zoo)
     cache = tmp_path / "cache"
@@ -91,6 +92,15 @@ def test_bad_entries_are_ignored_and_never_unpickled(damage: str, tiny_zoo: Path
         parts["vectors"][0, 0] = np.nan
         with open(path, "wb") as fh:
             np.savez(fh, **parts)
+    elif damage == "bomb":  # 38 MB of zeros that compress to a few kB: refused before unpacking
+        with open(path, "wb") as fh:
+            np.savez_compressed(fh, **{**parts, "vectors": np.zeros((len(zoo.table), 400_000), np.float32)})
+        assert path.stat().st_size < 200_000
+        tracemalloc.start()
+        assert embedding_cache._read(path, len(zoo.table)) is None
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        assert peak < 5_000_000, peak
     else:
         path.write_bytes(b"\x00" * 100)
     got, source = cached_embed_zoo(zoo, None, cache_dirs=[cache])
