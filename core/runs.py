@@ -303,16 +303,24 @@ class Run:
         return self.task.edit_networks(self.model, networks, self.config.grid_size, resolution)
 
 
+def check_ensemble(runs: list[Run]) -> None:
+    """Refuse runs whose predictions cannot be averaged: of different tasks, or of a task whose predictions do not
+    average (`Task.ensemble_mean`: embeddings, parameter updates)."""
+    first = runs[0]
+    for run in runs:
+        if run.config.task != first.config.task or not run.task.ensemble_mean:
+            raise TaskError(f"{run.path}: its task is {run.config.task}; an ensemble needs runs of one task whose "
+                            f"predictions average (inr-classify or generalization; the first run's is "
+                            f"{first.config.task})")
+
+
 def ensemble_metrics(runs: list[Run], zoo, split: str | None, device: str = "auto") -> dict[str, Any]:
     """The task's metrics of the mean of several runs' predictions on a zoo split, with each member's own.
 
     The runs must share a task whose predictions average (`Task.ensemble_mean`: class probabilities, predicted
     values) and its output size; each reads the split at its own grid size and probes."""
+    check_ensemble(runs)
     first = runs[0]
-    for run in runs:
-        if run.config.task != first.config.task or not run.task.ensemble_mean:
-            raise TaskError(f"{run.path}: a {run.config.task} run; an ensemble needs runs of one task whose "
-                            f"predictions average (inr-classify, generalization), here {first.config.task}")
     preds, targets = [], None
     for run in runs:
         data = graph_set_from_zoo(zoo, split, run.task, run.config.grid_size, stream=True)

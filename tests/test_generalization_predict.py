@@ -87,8 +87,8 @@ def test_an_ensemble_member_of_another_task_is_refused_by_name(runs, tmp_path: P
               model_overrides={"hidden": 8, "layers": 1})
     assert main(["predict", str(run0), str(member), "--ensemble", str(other)]) != 0
     err = capsys.readouterr().err
-    assert "its task is embed, not generalization" in err and "internal error" not in err
+    assert "its task is embed; an ensemble needs runs of one task" in err and "internal error" not in err
     # and --ensemble on a run of another task is refused, not silently ignored
     assert main(["predict", str(other), str(member), "--ensemble", str(run0)]) != 0
     err = capsys.readouterr().err
-    assert "--ensemble is for generalization runs; this run's task is embed" in err, err
+    assert "its task is embed; an ensemble needs runs of one task" in err, err

@@ -73,6 +73,13 @@ def test_evaluate_an_ensemble_averages_the_runs_probabilities(classify_run: Path
     assert out["runs"] == [str(classify_run), str(other)]
     mixed = _cli("evaluate", str(classify_run), "--ensemble", str(ROOT / "assets" / "models" / "embed-ng-gnn"))
     assert mixed.returncode != 0 and "an ensemble needs runs of one task" in mixed.stderr
+    # predict: the mean of the two runs' class probabilities for a file
+    _export_member(inr_zoo, 3, tmp_path / "inr.pth")
+    each = [json.loads(_ok("predict", str(path), str(tmp_path / "inr.pth"), "--json").stdout)[0]["probabilities"]
+            for path in (classify_run, other)]
+    both = json.loads(_ok("predict", str(classify_run), str(tmp_path / "inr.pth"), "--ensemble", str(other),
+                          "--json").stdout)[0]
+    assert both["probabilities"] == pytest.approx(np.mean(each, axis=0), abs=2e-6) and both["ensemble_size"] == 2
 
 
 def _export_member(zoo_dir: Path, i: int, path: Path) -> None:

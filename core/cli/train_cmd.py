@@ -88,7 +88,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("run")
     p.add_argument("files", nargs="+", metavar="FILE")
     p.add_argument("--ensemble", nargs="+", default=[], metavar="RUN",
-                   help="generalization: more runs (other seeds) whose mean and spread give the uncertainty")
+                   help="more runs of the same task (other seeds): inr-classify gives the mean of their class "
+                        "probabilities; generalization the mean and spread of their predicted accuracies")
     p.add_argument("--neighbours", type=int, default=5,
                    help="generalization: list this many nearest networks of the run's zoo (0: none)")
     add_activation_arguments(p)
@@ -214,19 +215,22 @@ def _check_command(run, command: str) -> None:
 
 def run_predict(args: argparse.Namespace) -> int:
     """Per file: the task's prediction (class probabilities, predicted accuracy, embedding, …)."""
-    from core.runs import load_run
+    import torch
+
+    from core.runs import check_ensemble, load_run
 
     run = load_run(args.run)
     _check_command(run, "predict")
-    if args.ensemble and run.config.task != "generalization":
-        from core.errors import WeightSpaceError
-
-        raise WeightSpaceError(f"--ensemble is for generalization runs; this run's task is {run.config.task}")
+    members = [load_run(r) for r in args.ensemble]
+    check_ensemble([run, *members])
     networks = _load_files(args, args.files)
     preds = run.predict(networks, args.device)
     if run.config.task == "generalization":
-        return _predict_generalization(args, run, networks, preds)
-    rows = [{"file": f, **run.task.format_prediction(p)} for f, p in zip(args.files, preds)]
+        return _predict_generalization(args, run, members, networks, preds)
+    if members:  # the mean of the runs' class probabilities
+        preds = torch.stack([preds, *(m.predict(networks, args.device) for m in members)]).mean(0)
+    extra = {"ensemble_size": 1 + len(members)} if members else {}
+    rows = [{"file": f, **run.task.format_prediction(p), **extra} for f, p in zip(args.files, preds)]
     if args.json:
         print(json.dumps(rows))
     else:
@@ -235,18 +239,11 @@ def run_predict(args: argparse.Namespace) -> int:
     return 0
 
 
-def _predict_generalization(args: argparse.Namespace, run, networks: list, preds) -> int:
+def _predict_generalization(args: argparse.Namespace, run, members: list, networks: list, preds) -> int:
     """Predicted test accuracy ± the ensemble's spread and the run's test RMSE, and the nearest zoo networks."""
-    from core.runs import load_run
-    from core.tasks.base import TaskError
     from core.tasks.generalization import nearest_networks, prediction_report
     from core.zoo import Zoo
 
-    members = [load_run(r) for r in args.ensemble]
-    for path, member in zip(args.ensemble, members):
-        if member.config.task != "generalization":
-            raise TaskError(f"--ensemble {path}: its task is {member.config.task}, not generalization (an ensemble "
-                            "takes other seeds of the same set-up)")
     per_run = [preds.numpy()] + [m.predict(networks, args.device).numpy() for m in members]
     rows = prediction_report(per_run, run.metrics.get("test", {}).get("mse"))
     zoo = Zoo.open(run.config.zoo) if args.neighbours > 0 else None
