@@ -222,7 +222,8 @@ def run_predict(args: argparse.Namespace) -> int:
     run = load_run(args.run)
     _check_command(run, "predict")
     members = [load_run(r) for r in args.ensemble]
-    check_ensemble([run, *members])
+    if members:
+        check_ensemble([run, *members])
     networks = _load_files(args, args.files)
     preds = run.predict(networks, args.device)
     if run.config.task == "generalization":
