@@ -80,8 +80,10 @@ def _read(path: Path, zoo_rows: int) -> ZooEmbedding | None:
 
 
 def _spot_rows(rows: np.ndarray) -> np.ndarray:
-    return rows[np.linspace(0, len(rows) - 1, min(SPOT_CHECKS, len(rows))).round().astype(int)] if len(rows) \
-        else rows
+    """Up to SPOT_CHECKS of the entry's rows, spread evenly from the first to the last."""
+    if not len(rows):
+        return rows
+    return rows[np.linspace(0, len(rows) - 1, min(SPOT_CHECKS, len(rows))).round().astype(int)]
 
 
 def _still_valid(entry: ZooEmbedding, zoo, run) -> bool:
