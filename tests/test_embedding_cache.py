@@ -157,6 +157,22 @@ def test_embedding_reports_progress_per_batch(tiny_zoo: Path, embedder) -> None:
     assert len(seen) == 5 and seen == sorted(seen) and seen[-1] == 1.0
 
 
+def test_progress_stays_within_one_when_a_group_fails_midway(tiny_zoo: Path, embedder,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """A group that fails after some batches is counted again as left out: the bar must not pass 1."""
+    from core import explore
+
+    def fails_after_one_batch(run, arch, flat, batch_size, advance=None):
+        advance(len(flat) // 2)
+        raise RuntimeError("this model cannot read it")
+
+    monkeypatch.setattr(explore, "_run_embeddings", fails_after_one_batch)
+    seen: list[float] = []
+    got = embed_zoo(Zoo.open(tiny_zoo), embedder, progress=seen.append)
+    assert seen[-1] == 1.0 and max(seen) <= 1.0
+    assert len(got.rows) == 0 and "this model cannot read it" in got.left_out[0]
+
+
 def _bundled_pairs() -> list[tuple[Path, Path]]:
     pairs = []
     for run in sorted((ROOT / "assets" / "models").glob("embed-*")):
