@@ -161,11 +161,12 @@ class _Interrupt(Exception):
     """Raised mid-epoch to simulate a killed training run."""
 
 
-def test_resume_after_interrupt_gives_identical_weights(tmp_path: Path) -> None:
+@pytest.mark.parametrize("ema", [0.0, 0.9])
+def test_resume_after_interrupt_gives_identical_weights(tmp_path: Path, ema: float) -> None:
     data = _classify_set(32)
     task = ClassifyTask()
     task.num_classes = 2
-    cfg = TrainConfig(epochs=4, batch_size=8, lr=3e-3, patience=0, seed=3)
+    cfg = TrainConfig(epochs=4, batch_size=8, lr=3e-3, patience=0, seed=3, ema=ema)
 
     def fresh() -> torch.nn.Module:
         torch.manual_seed(cfg.seed)
@@ -194,6 +195,45 @@ def test_resume_after_interrupt_gives_identical_weights(tmp_path: Path) -> None:
     resumed.fit(data, resume=True)
     for (k, a), b in zip(full.model.state_dict().items(), resumed.model.state_dict().values()):
         assert torch.equal(a, b), k
+
+
+def test_ema_keeps_the_moving_average_of_every_step(tmp_path: Path) -> None:
+    """--ema d: the kept weights are e ← d·e + (1 − d)·w over the weights after each optimiser step (e starts at the
+    first step's); training itself goes on from the live weights, which the checkpoint holds."""
+    from torch.optim.optimizer import register_optimizer_step_post_hook
+
+    task = ClassifyTask()
+    task.num_classes = 2
+    torch.manual_seed(0)
+    model = build_model("ng-gnn", out_dim=2, edge_dim=1, hidden=8, layers=2)
+    decay = 0.7
+    steps: list[list[torch.Tensor]] = []
+    handle = register_optimizer_step_post_hook(
+        lambda *_: steps.append([p.detach().clone() for p in model.parameters()]))
+    try:
+        Trainer(task, model, TrainConfig(epochs=1, batch_size=8, lr=1e-2, patience=0, ema=decay), tmp_path,
+                progress=False).fit(_classify_set(32))
+    finally:
+        handle.remove()
+    assert len(steps) == 4
+    expected = steps[0]
+    for live in steps[1:]:
+        expected = [decay * e + (1 - decay) * w for e, w in zip(expected, live)]
+    kept = list(model.parameters())
+    for e, k in zip(expected, kept):
+        torch.testing.assert_close(k, e, rtol=1e-5, atol=1e-6)
+    assert any(not torch.allclose(k, w) for k, w in zip(kept, steps[-1]))  # the average, not the last step
+    live_state = torch.load(tmp_path / "checkpoint.pt", weights_only=True)["model"]
+    for k, w in zip((live_state[n] for n, _ in model.named_parameters()), steps[-1]):
+        assert torch.equal(k, w)
+
+
+def test_ema_outside_zero_to_one_is_a_clear_error() -> None:
+    from core.errors import WeightSpaceError
+
+    model = build_model("ng-gnn", out_dim=2, edge_dim=1, hidden=8, layers=1)
+    with pytest.raises(WeightSpaceError, match="ema must be in"):
+        Trainer(ClassifyTask(), model, TrainConfig(device="cpu", ema=1.0), progress=False)
 
 
 def test_bfloat16_training_learns_and_is_recorded() -> None:

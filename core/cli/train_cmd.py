@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     import numpy as np
 
 # Options of the training loop itself (TrainConfig fields); task and model options come from their classes.
-TRAIN_OPTIONS = ("epochs", "batch_size", "lr", "weight_decay", "patience", "stop_window", "seed", "device",
+TRAIN_OPTIONS = ("epochs", "batch_size", "lr", "weight_decay", "patience", "stop_window", "ema", "seed", "device",
                  "compile", "precision")
 
 
@@ -38,6 +38,9 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
                    help="stop after --patience epochs that improve neither the best validation score nor the "
                         "best mean of N consecutive ones (1: the plain rule; a few epochs steadies a noisy metric "
                         "and never stops a run earlier). The best single epoch is still the one kept")
+    p.add_argument("--ema", type=float, default=0.0, metavar="DECAY",
+                   help="validate and keep an exponential moving average of the weights, updated after every "
+                        "step with this decay (0.998 averages about the last 500 steps; 0: off)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
     p.add_argument("--compile", action="store_true", help="torch.compile the metanetwork's layers (faster long runs)")

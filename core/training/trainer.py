@@ -1,6 +1,7 @@
 """One `Trainer` for every task: AdamW, warm-up + cosine schedule, gradient clipping, early stopping on the
 validation split, mixed precision (float16 on GPU by default, bfloat16 on request, CPU included),
-deterministic seeds, tqdm progress with live metrics, and resumable per-epoch checkpoints.
+deterministic seeds, tqdm progress with live metrics, resumable per-epoch checkpoints, and (`ema`) an exponential
+moving average of the weights that validation and the kept model use.
 
 Determinism: every epoch reseeds the global RNG and the data generator from (seed, epoch), so a run
 resumed from the checkpoint of epoch k continues exactly as the uninterrupted run would.
@@ -22,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm.auto import tqdm
 
 from core.data import Augment, GraphSet
@@ -51,6 +53,9 @@ class TrainConfig:
     precision: str = "auto"  # auto, fp32 or bf16 (bfloat16 autocast, also on CPU; see core.device.autocast_dtype)
     compile: bool = False  # torch.compile the model's layers (pays off on long runs)
     normalisation_sample: int = 512  # networks used to compute input normalisation
+    # exponential moving average of the weights (0: off): validation, the kept model and the saved weights use
+    # W_ema ← ema · W_ema + (1 − ema) · W after every step; about 1 / (1 − ema) steps are averaged
+    ema: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -81,6 +86,8 @@ class Trainer:
         self.precision = config.precision if config.amp or config.precision != "auto" else "fp32"
         autocast_dtype(self.device, self.precision)  # a bad setting fails here, before any work
         EarlyStopping(config.patience, config.stop_window)  # as does a bad patience or window
+        if not 0.0 <= config.ema < 1.0:
+            raise TaskError(f"ema must be in [0, 1) (0: off), got {config.ema}")
 
     # ------------------------------------------------------------------ evaluation
     @torch.no_grad()
@@ -134,23 +141,23 @@ class Trainer:
             graphs = [b.graph for b in sample.batches(cfg.normalisation_sample)]
             self.model.fit_normalisation(graphs[0] if len(graphs) == 1 else graphs)
             self.model.to(self.device)
+        # built before compiling, so that its copy of the model is a plain module
+        averaged = AveragedModel(self.model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema)) if cfg.ema else None
         if cfg.compile and hasattr(self.model, "compile_layers"):
             self.model.compile_layers()
         stepped = distributed.wrap_model(self.model, self.world, self.device)  # what the training steps call
         optimizer = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-        scheduler = warmup_cosine(optimizer, total, math.ceil(cfg.warmup_fraction * total))
         # float16 gradients need loss scaling; bfloat16 has float32's exponent range and does not
         use_scaler = autocast_dtype(self.device, self.precision) == torch.float16
-        scaler = torch.amp.GradScaler(self.device.type, enabled=use_scaler)
+        opt = _Optimisation(optimizer, warmup_cosine(optimizer, total, math.ceil(cfg.warmup_fraction * total)),
+                            torch.amp.GradScaler(self.device.type, enabled=use_scaler), averaged)
         start_epoch, best_epoch, best_state = 0, -1, None
         stopping = EarlyStopping(cfg.patience, cfg.stop_window, self.task.greater_is_better)
         ckpt_path = self.run_dir / "checkpoint.pt" if self.run_dir else None
         state = self._read_checkpoint(ckpt_path, global_batch) if resume and ckpt_path else None
         if state is not None:
             self.model.load_state_dict(state["model"])
-            optimizer.load_state_dict(state["optimizer"])
-            scheduler.load_state_dict(state["scheduler"])
-            scaler.load_state_dict(state["scaler"])
+            opt.load_state_dict(state)
             start_epoch, best_epoch = state["epoch"] + 1, state["best_epoch"]
             best_state = state["best_state"]
             # checkpoints written before the smoothed stopping rule hold the plain rule's counter only
@@ -171,20 +178,21 @@ class Trainer:
             gen = _epoch_generator(cfg.seed, epoch)
             batches = train.batches(global_batch, shuffle=True, generator=gen, augment=self.augment,
                                     shard=self.world.shard)
-            running, count = self._train_epoch(batches, stepped, (optimizer, scheduler, scaler), bar, epoch)
+            running, count = self._train_epoch(batches, stepped, opt, bar, epoch)
+            live = None
+            if averaged is not None:  # validate (and keep) the averaged weights; training resumes from the live ones
+                live = self._state_copy()
+                self.model.load_state_dict(self._averaged_state(averaged))
             record: dict[str, Any] = {"epoch": epoch + 1, "train_loss": running / max(count, 1),
-                                      "lr": scheduler.get_last_lr()[0], "seconds": time.perf_counter() - started}
-            if val is not None and len(val):
-                val_metrics = self.evaluate(val)
-                record.update({f"val_{k}": v for k, v in val_metrics.items() if isinstance(v, (int, float))})
-                score = val_metrics[self.task.primary_metric]
-            else:
-                score = -record["train_loss"] if self.task.greater_is_better else record["train_loss"]
+                                      "lr": opt.scheduler.get_last_lr()[0], "seconds": time.perf_counter() - started}
+            score = self._epoch_score(record, val)
             # the kept model: the best single epoch, whatever the window
             if stopping.better(score, stopping.best_raw):
                 best_epoch = epoch + 1
                 best_state = self._state_copy()
             stopping.update(score)
+            if live is not None:
+                self.model.load_state_dict(live)
             self.history.append(record)
             shown = {"epoch": epoch + 1, "loss": f"{record['train_loss']:.4g}"}
             if val is not None:
@@ -193,8 +201,7 @@ class Trainer:
             if self.run_dir is not None and self.world.is_main:
                 self._write_log()
                 with atomic_path(ckpt_path) as tmp:
-                    torch.save({"model": self.model.state_dict(), "optimizer": optimizer.state_dict(),
-                                "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(), "epoch": epoch,
+                    torch.save({"model": self.model.state_dict(), **opt.state_dict(), "epoch": epoch,
                                 "best_epoch": best_epoch, "stopping": stopping.state_dict(),
                                 "best_state": best_state, "history": json.dumps(self.history),
                                 "global_batch": global_batch}, tmp)
@@ -205,14 +212,31 @@ class Trainer:
             self.model.load_state_dict(best_state)
         return {"best_epoch": best_epoch, "epochs_run": len(self.history), "history": self.history}
 
+    def _epoch_score(self, record: dict[str, Any], val: GraphSet | None) -> float:
+        """The early-stopping score of an epoch: the validation metric (its metrics added to `record`), else the
+        training loss (negated where greater is better)."""
+        if val is None or not len(val):
+            return -record["train_loss"] if self.task.greater_is_better else record["train_loss"]
+        val_metrics = self.evaluate(val)
+        record.update({f"val_{k}": v for k, v in val_metrics.items() if isinstance(v, (int, float))})
+        return val_metrics[self.task.primary_metric]
+
     def _state_copy(self) -> dict[str, torch.Tensor]:
         """A detached copy of the model's state_dict (the best model so far)."""
         return {k: v.detach().clone() for k, v in self.model.state_dict().items()}
 
-    def _train_epoch(self, batches: Any, stepped: torch.nn.Module, optimisation: tuple[Any, Any, Any], bar: Any,
+    def _averaged_state(self, averaged: AveragedModel) -> dict[str, torch.Tensor]:
+        """The model's state with its parameters replaced by their moving averages (buffers stay the model's)."""
+        state = self._state_copy()
+        names = [name for name, _ in self.model.named_parameters()]
+        for name, param in zip(names, averaged.module.parameters(), strict=True):
+            state[name] = param.detach().clone()
+        return state
+
+    def _train_epoch(self, batches: Any, stepped: torch.nn.Module, opt: "_Optimisation", bar: Any,
                      epoch: int) -> tuple[float, float]:
         """One pass over `batches`: (sum of per-network losses, networks) over all ranks."""
-        optimizer, scheduler, scaler = optimisation
+        optimizer, scheduler, scaler, averaged = opt.optimizer, opt.scheduler, opt.scaler, opt.averaged
         self.model.train()
         running, count = 0.0, 0
         for batch in batches:
@@ -228,6 +252,8 @@ class Trainer:
             scaler.step(optimizer)
             scaler.update()
             scheduler.step()
+            if averaged is not None:
+                averaged.update_parameters(self.model)
             networks = pred.shape[0] if batch.weight else 0
             running += float(loss.detach()) * networks
             count += networks
@@ -257,6 +283,34 @@ class Trainer:
                 writer = csv.DictWriter(fh, fieldnames=keys)
                 writer.writeheader()
                 writer.writerows(self.history)
+
+
+@dataclass
+class _Optimisation:
+    """What each training step updates besides the model: optimiser, schedule, loss scaler, weight average."""
+
+    optimizer: torch.optim.Optimizer
+    scheduler: Any
+    scaler: torch.amp.GradScaler
+    averaged: AveragedModel | None = None
+
+    def state_dict(self) -> dict[str, Any]:
+        """Their states under the checkpoint's keys (`ema` only when averaging)."""
+        state = {"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
+                 "scaler": self.scaler.state_dict()}
+        if self.averaged is not None:
+            state["ema"] = self.averaged.state_dict()
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore from a checkpoint; one written without a weight average cannot resume a run that keeps one."""
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.scaler.load_state_dict(state["scaler"])
+        if self.averaged is not None:
+            if "ema" not in state:
+                raise TaskError("the checkpoint was written without --ema; resume without it")
+            self.averaged.load_state_dict(state["ema"])
 
 
 def _in_data_order(data: GraphSet, rows: torch.Tensor, predictions: torch.Tensor) -> torch.Tensor:
