@@ -303,6 +303,14 @@ class Run:
         return self.task.edit_networks(self.model, networks, self.config.grid_size, resolution)
 
 
+def run_split(run: Run, zoo, split: str | None) -> GraphSet:
+    """A zoo split (None: all) as `run` reads it (its task, grid size and probes), streamed; refuses an empty one."""
+    data = graph_set_from_zoo(zoo, split, run.task, run.config.grid_size, stream=True)
+    if len(data) == 0:
+        raise TaskError(f"split {split or 'all'!r} of {zoo.dir} is empty")
+    return data
+
+
 def check_ensemble(runs: list[Run]) -> None:
     """Refuse runs whose predictions cannot be averaged: of different tasks, or of a task whose predictions do not
     average (`Task.ensemble_mean`: embeddings, parameter updates)."""
@@ -323,9 +331,7 @@ def ensemble_metrics(runs: list[Run], zoo, split: str | None, device: str = "aut
     first = runs[0]
     preds, targets = [], None
     for run in runs:
-        data = graph_set_from_zoo(zoo, split, run.task, run.config.grid_size, stream=True)
-        if len(data) == 0:
-            raise TaskError(f"split {split!r} of {zoo.dir} is empty")
+        data = run_split(run, zoo, split)
         out = run.trainer(device).predict(data)
         if preds and out.shape != preds[0].shape:
             raise TaskError(f"{run.path}: predictions of shape {tuple(out.shape)}, the first run's are "

@@ -82,6 +82,19 @@ def test_evaluate_an_ensemble_averages_the_runs_probabilities(classify_run: Path
     assert both["probabilities"] == pytest.approx(np.mean(each, axis=0), abs=2e-6) and both["ensemble_size"] == 2
 
 
+def test_an_empty_split_is_refused_alone_and_in_an_ensemble(classify_run: Path, inr_zoo: Path) -> None:
+    from core.errors import WeightSpaceError
+    from core.runs import ensemble_metrics, load_run, run_split
+    from core.zoo import Zoo
+
+    run, zoo = load_run(classify_run), Zoo.open(inr_zoo)
+    assert len(run_split(run, zoo, "val")) == len(zoo.split_indices("val")) > 0
+    zoo.split_indices = lambda split: np.zeros(0, dtype=np.int64)  # a zoo whose splits hold no network
+    for evaluate in (lambda: run_split(run, zoo, "val"), lambda: ensemble_metrics([run, run], zoo, "val", "cpu")):
+        with pytest.raises(WeightSpaceError, match="split 'val' of .* is empty"):
+            evaluate()
+
+
 def _export_member(zoo_dir: Path, i: int, path: Path) -> None:
     from core.zoo import Zoo
 

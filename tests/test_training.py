@@ -228,6 +228,20 @@ def test_ema_keeps_the_moving_average_of_every_step(tmp_path: Path) -> None:
         assert torch.equal(k, w)
 
 
+def test_a_checkpoint_without_ema_does_not_resume_a_run_that_keeps_one(tmp_path: Path) -> None:
+    from core.errors import WeightSpaceError
+
+    task = ClassifyTask()
+    task.num_classes = 2
+    data = _classify_set(16)
+    model = build_model("ng-gnn", out_dim=2, edge_dim=1, hidden=8, layers=1)
+    Trainer(task, model, TrainConfig(epochs=1, batch_size=8, patience=0), tmp_path, progress=False).fit(data)
+    averaging = Trainer(task, model, TrainConfig(epochs=2, batch_size=8, patience=0, ema=0.9), tmp_path,
+                        progress=False)
+    with pytest.raises(WeightSpaceError, match="written without --ema"):
+        averaging.fit(data, resume=True)
+
+
 def test_ema_outside_zero_to_one_is_a_clear_error() -> None:
     from core.errors import WeightSpaceError
 

@@ -160,19 +160,14 @@ def _brief(metrics: dict) -> dict:
 
 def run_evaluate(args: argparse.Namespace) -> int:
     """Evaluate a run on a zoo split."""
-    from core.runs import graph_set_from_zoo, load_run
+    from core.runs import load_run, run_split
     from core.zoo import Zoo
 
     run = load_run(args.run)
     zoo = Zoo.open(args.zoo or run.config.zoo)
     if args.ensemble:
         return _evaluate_ensemble(args, [run, *(load_run(r) for r in args.ensemble)], zoo)
-    data = graph_set_from_zoo(zoo, None if args.split == "all" else args.split, run.task, run.config.grid_size,
-                              stream=True)
-    if len(data) == 0:
-        from core.errors import WeightSpaceError
-
-        raise WeightSpaceError(f"split {args.split!r} of {zoo.dir} is empty")
+    data = run_split(run, zoo, None if args.split == "all" else args.split)
     metrics = run.trainer(args.device).evaluate(data)
     if args.json:
         print(json.dumps(metrics))
