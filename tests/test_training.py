@@ -197,25 +197,35 @@ def test_resume_after_interrupt_gives_identical_weights(tmp_path: Path, ema: flo
         assert torch.equal(a, b), k
 
 
-def test_ema_keeps_the_moving_average_of_every_step(tmp_path: Path) -> None:
+@pytest.mark.parametrize("compiled", [False, True])
+def test_ema_keeps_the_moving_average_of_every_step(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                    compiled: bool) -> None:
     """--ema d: the kept weights are e ← d·e + (1 − d)·w over the weights after each optimiser step (e starts at the
-    first step's); training itself goes on from the live weights, which the checkpoint holds."""
+    first step's); training itself goes on from the live weights, which the checkpoint holds. The same with
+    --compile, whose layers the average (an uncompiled copy) maps back to by name order."""
     from torch.optim.optimizer import register_optimizer_step_post_hook
 
     task = ClassifyTask()
     task.num_classes = 2
     torch.manual_seed(0)
     model = build_model("ng-gnn", out_dim=2, edge_dim=1, hidden=8, layers=2)
+    compiles: list[str] = []
+    if compiled:  # Dynamo's tracing without inductor's C++ build: the same module wrapping, seconds not minutes
+        def eager_compile() -> torch.nn.Module:
+            compiles.append("eager")
+            return type(model).compile_layers(model, backend="eager")
+
+        monkeypatch.setattr(model, "compile_layers", eager_compile)
     decay = 0.7
     steps: list[list[torch.Tensor]] = []
     handle = register_optimizer_step_post_hook(
         lambda *_: steps.append([p.detach().clone() for p in model.parameters()]))
     try:
-        Trainer(task, model, TrainConfig(epochs=1, batch_size=8, lr=1e-2, patience=0, ema=decay), tmp_path,
-                progress=False).fit(_classify_set(32))
+        Trainer(task, model, TrainConfig(epochs=1, batch_size=8, lr=1e-2, patience=0, ema=decay, compile=compiled),
+                tmp_path, progress=False).fit(_classify_set(32))
     finally:
         handle.remove()
-    assert len(steps) == 4
+    assert len(steps) == 4 and compiles == (["eager"] if compiled else [])
     expected = steps[0]
     for live in steps[1:]:
         expected = [decay * e + (1 - decay) * w for e, w in zip(expected, live)]
