@@ -22,7 +22,7 @@ import numpy as np
 from core.explore import ZooEmbedding, embed_rows, embed_zoo
 from core.io.atomic import atomic_path
 
-CACHE_VERSION = 1  # bump when an entry's layout or meaning changes
+CACHE_VERSION = 2  # bump when an entry's layout or meaning changes
 MAX_ENTRIES = 32
 SPOT_CHECKS = 4  # networks recomputed on each read
 MAX_DIM = 4096  # the widest embedding an entry may hold (bounds the memory a read may take)
@@ -99,7 +99,8 @@ def _still_valid(entry: ZooEmbedding, zoo, run) -> bool:
     return fresh.shape == stored.shape and np.allclose(fresh, stored, rtol=1e-3, atol=1e-4)
 
 
-def _save(path: Path, entry: ZooEmbedding) -> None:
+def save_entry(path: Path, entry: ZooEmbedding) -> None:
+    """Write one entry atomically."""
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as fh:
             np.savez(fh, vectors=entry.vectors.astype(np.float32), rows=entry.rows.astype(np.int64),
@@ -134,13 +135,11 @@ def cached_embed_zoo(zoo, run=None, progress: Callable[[float], None] | None = N
     entry = embed_zoo(zoo, run, progress=progress)
     if cache_dirs and cache_dirs[0] != BUNDLED:
         with contextlib.suppress(OSError):  # a read-only or full disk: the embedding is still returned
-            _save(cache_dirs[0] / f"{key}.npz", entry)
+            save_entry(cache_dirs[0] / f"{key}.npz", entry)
             _prune(cache_dirs[0])
     return entry, "computed"
 
 
-def write_entry(directory: str | os.PathLike, zoo, run=None) -> Path:
-    """Embed (zoo, run) and store it as an entry in `directory` (e.g. the bundled assets/embeddings)."""
-    path = Path(directory) / f"{entry_key(zoo, run)}.npz"
-    _save(path, embed_zoo(zoo, run))
-    return path
+def entry_path(directory: str | os.PathLike, zoo, run=None) -> Path:
+    """Where (zoo, run)'s entry lives in `directory` (e.g. the bundled assets/embeddings)."""
+    return Path(directory) / f"{entry_key(zoo, run)}.npz"

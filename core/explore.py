@@ -175,7 +175,7 @@ def _run_embeddings(run, arch, flat: torch.Tensor, batch_size: int,
     outs = []
     with torch.no_grad():
         for batch in data.batches(batch_size):
-            outs.append(model(batch.graph).float().cpu())
+            outs.append(run.task.embedding_of(model(batch.graph)).cpu())
             if advance:
                 advance(len(outs[-1]))
     return torch.cat(outs).numpy()

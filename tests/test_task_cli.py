@@ -189,7 +189,7 @@ def test_edit_writes_checkpoint_and_png(inr_zoo: Path, tmp_path: Path) -> None:
     assert 0 <= out["intensity_only_mse"] <= out["identity_mse"] * (1 + 1e-6)  # a = 1, b = 0 is a candidate
 
 
-def test_embed_writes_embeddings_with_table(inr_zoo: Path, tmp_path: Path) -> None:
+def test_embed_writes_embeddings_with_table(inr_zoo: Path, tmp_path: Path, monkeypatch) -> None:
     run = tmp_path / "embed"
     _ok("train", "embed", "--dim", "4", "--model", "ng-gnn", "--zoo", str(inr_zoo), "--out", str(run),
         "--epochs", "1", *SMALL)
@@ -199,15 +199,51 @@ def test_embed_writes_embeddings_with_table(inr_zoo: Path, tmp_path: Path) -> No
     assert np.allclose(np.linalg.norm(data["embeddings"], axis=1), 1, atol=1e-4)
     assert len(data["table_label"]) == 40
     # the Zoo explorer's cache entry, as the bundled ones are written; then read back like the app does
+    from core import explore
+    from core.cli import main
     from core.embedding_cache import cached_embed_zoo
+    from core.runs import load_run
+    from core.training import Trainer
+    from core.zoo import Zoo
+
+    calls = []
+    embed_zoo = explore.embed_zoo
+    monkeypatch.setattr(explore, "embed_zoo", lambda *a, **k: calls.append(a) or embed_zoo(*a, **k))
+    monkeypatch.setattr(Trainer, "predict", lambda *a, **k: pytest.fail("a second pass over the zoo"))
+    assert main(["embed", str(run), str(inr_zoo), "--cache", str(tmp_path / "cache"),
+                 "--out", str(tmp_path / "both.npz")]) == 0
+    assert len(calls) == 1  # one pass over the zoo feeds both outputs
+    got, source = cached_embed_zoo(Zoo.open(inr_zoo), load_run(run), cache_dirs=[tmp_path / "cache"])
+    assert source == "cache" and got.vectors.shape == (40, 4)
+    # the same vectors everywhere: the .npz, the cache entry and a fresh pass of the app's embedder
+    both = np.load(tmp_path / "both.npz")["embeddings"]
+    assert np.allclose(both, data["embeddings"], atol=1e-5) and np.allclose(got.vectors, both, atol=1e-5)
+    assert np.allclose(embed_zoo(Zoo.open(inr_zoo), load_run(run)).vectors, both, atol=1e-5)
+    no_output = _cli("embed", str(run), str(inr_zoo))
+    assert no_output.returncode != 0 and "--out FILE.npz, --cache DIR or both" in no_output.stderr
+
+
+def test_a_classifier_with_a_rendering_head_embeds_as_its_logits(inr_zoo: Path, tmp_path: Path) -> None:
+    """`--render-loss` appends the rendered pixels to the output: `embed` keeps the class logits only."""
+    from core.data import GraphSet, Group
+    from core.explore import embed_zoo
     from core.runs import load_run
     from core.zoo import Zoo
 
-    _ok("embed", str(run), str(inr_zoo), "--cache", str(tmp_path / "cache"))
-    got, source = cached_embed_zoo(Zoo.open(inr_zoo), load_run(run), cache_dirs=[tmp_path / "cache"])
-    assert source == "cache" and got.vectors.shape == (40, 4)
-    no_output = _cli("embed", str(run), str(inr_zoo))
-    assert no_output.returncode != 0 and "--out FILE.npz, --cache DIR or both" in no_output.stderr
+    run = tmp_path / "classify-rl"
+    _ok("train", "inr-classify", "--model", "ng-gnn", "--zoo", str(inr_zoo), "--out", str(run), "--epochs", "1",
+        "--render-loss", "1", *SMALL)
+    loaded, zoo = load_run(run), Zoo.open(inr_zoo)
+    got = embed_zoo(zoo, loaded)
+    classes = loaded.task.num_classes
+    assert got.vectors.shape == (40, classes)
+    arch, flat = zoo.flat(range(5))
+    batch = next(iter(GraphSet([Group(arch, flat.float(), torch.arange(5))], loaded.config.grid_size).batches(5)))
+    loaded.model.eval()
+    with torch.no_grad():
+        output = loaded.model(batch.graph)
+    assert output.shape[1] > classes  # the logits, then the rendered pixels
+    assert torch.allclose(torch.as_tensor(got.vectors[:5]), output[:, :classes], atol=1e-5)
 
 
 def test_generalization_on_a_cnn_zoo(tmp_path: Path) -> None:

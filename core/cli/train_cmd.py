@@ -6,12 +6,8 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from core.cli.inspect_cmd import add_activation_arguments
-
-if TYPE_CHECKING:
-    import numpy as np
 
 # Options of the training loop itself (TrainConfig fields); task and model options come from their classes.
 TRAIN_OPTIONS = ("epochs", "batch_size", "lr", "weight_decay", "patience", "stop_window", "ema", "seed", "device",
@@ -112,7 +108,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("embed", help="embed every network of one or more zoos with an embed (or any) run")
     p.add_argument("run")
     p.add_argument("zoos", nargs="+", metavar="ZOO_DIR")
-    p.add_argument("--out", help="output .npz (embeddings + the zoos' tables)")
+    p.add_argument("--out", help="output .npz: the vectors the Zoo explorer shows (unit vectors for an embed run, "
+                   "logits for a classifier, the raw output otherwise) and the table rows of the networks read")
     p.add_argument("--cache", metavar="DIR", help="also store one Zoo-explorer cache entry per zoo in DIR "
                    "(assets/embeddings: bundled; the app also reads $WSE_CACHE_DIR, default "
                    "~/.cache/weight-space-explorer/embeddings)")
@@ -318,35 +315,41 @@ def save_like_input(network, source: Path, out: Path, container: str) -> None:
 
 
 def run_embed(args: argparse.Namespace) -> int:
-    """Embeddings of all networks of the zoos, with their tables, in one .npz."""
+    """Embed each zoo once; write the vectors with their table rows to one .npz and/or one cache entry per zoo."""
     import numpy as np
     import pandas as pd
+    from tqdm import tqdm
 
+    from core.embedding_cache import entry_path, save_entry
     from core.errors import WeightSpaceError
+    from core.explore import embed_zoo
     from core.io.atomic import atomic_path
-    from core.runs import graph_set_from_zoo, load_run
+    from core.runs import load_run
     from core.zoo import Zoo
 
     if not args.out and not args.cache:
         raise WeightSpaceError("embed needs --out FILE.npz, --cache DIR or both")
     run = load_run(args.run)
-    if args.cache:
-        from core.embedding_cache import write_entry
-
-        for zoo_dir in args.zoos:
-            print(f"wrote {write_entry(args.cache, Zoo.open(zoo_dir), run)} ({zoo_dir})")
-        if not args.out:
-            return 0
     embeddings, tables = [], []
     for zoo_dir in args.zoos:
         zoo = Zoo.open(zoo_dir)
-        data = graph_set_from_zoo(zoo, None, run.task, run.config.grid_size)
-        order = torch_cat_index(data)
-        preds = run.trainer(args.device).predict(data)
-        emb = np.empty((len(zoo.table), preds.shape[1]), dtype=np.float32)
-        emb[order] = preds.numpy()
-        embeddings.append(emb)
-        tables.append(zoo.table.assign(zoo=str(zoo_dir)))
+        with tqdm(total=len(zoo.table), desc=f"embed {zoo_dir}", unit="net", dynamic_ncols=True) as bar:
+            entry = embed_zoo(zoo, run, progress=lambda done: bar.update(round(done * bar.total) - bar.n))
+        for line in entry.left_out:
+            print(f"{zoo_dir}: left out {line}", file=sys.stderr)
+        if args.cache:
+            path = entry_path(args.cache, zoo, run)
+            save_entry(path, entry)
+            print(f"wrote {path} ({zoo_dir})")
+        if len(entry.rows):
+            embeddings.append(entry.vectors)
+            tables.append(zoo.table.iloc[entry.rows].assign(zoo=str(zoo_dir)))
+    if not args.out:
+        return 0
+    if not embeddings:
+        raise WeightSpaceError("this run could read no network of these zoos; nothing to write")
+    if len({e.shape[1] for e in embeddings}) > 1:
+        raise WeightSpaceError("the zoos gave embeddings of different sizes; embed them one at a time")
     table = pd.concat(tables, ignore_index=True)
     with atomic_path(args.out) as tmp:
         with open(tmp, "wb") as fh:
@@ -355,10 +358,3 @@ def run_embed(args: argparse.Namespace) -> int:
                         else table[c].astype(str).to_numpy(dtype=str) for c in table.columns})
     print(f"wrote {args.out}: {len(table)} embeddings of size {embeddings[0].shape[1]}")
     return 0
-
-
-def torch_cat_index(data) -> "np.ndarray":
-    """Zoo rows in the order `data.batches(shuffle=False)` yields networks."""
-    import torch
-
-    return torch.cat([g.index for g in data.groups]).numpy()

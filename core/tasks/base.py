@@ -82,6 +82,11 @@ class Task(ABC):
         """What `metrics` needs per network (detached); default: the output itself."""
         return output.detach()
 
+    def embedding_of(self, output: torch.Tensor) -> torch.Tensor:
+        """The per-network vector that `embed`, its cache and the Zoo explorer show (graph-level heads only);
+        default: the model's output as it is."""
+        return output.detach().float()
+
     @abstractmethod
     def metrics(self, predictions: torch.Tensor, targets: torch.Tensor | None) -> dict[str, Any]:
         """The task's metrics from all predictions and targets of a split."""

@@ -104,6 +104,10 @@ class ClassifyTask(Task):
     def predictions(self, output: torch.Tensor, batch: GraphBatch) -> torch.Tensor:
         return self._logits(output).detach().float().softmax(-1)
 
+    def embedding_of(self, output: torch.Tensor) -> torch.Tensor:
+        # the logits: the rendering head's pixels (--render-loss) are a training target, not a representation
+        return self._logits(output).detach().float()
+
     def metrics(self, predictions: torch.Tensor, targets: torch.Tensor | None) -> dict[str, Any]:
         from sklearn.metrics import accuracy_score, confusion_matrix
 

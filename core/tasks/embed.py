@@ -182,7 +182,11 @@ class EmbedTask(Task):
         return loss, F.normalize(z.detach().float(), dim=-1)
 
     def predict_step(self, model: torch.nn.Module, batch: GraphBatch) -> torch.Tensor:
-        return F.normalize(model(batch.graph).detach().float(), dim=-1)
+        return self.embedding_of(model(batch.graph))
+
+    def embedding_of(self, output: torch.Tensor) -> torch.Tensor:
+        # unit vectors: the k-NN metrics and the objective compare embeddings by cosine similarity
+        return F.normalize(output.detach().float(), dim=-1)
 
     def metrics(self, predictions: torch.Tensor, targets: torch.Tensor | None) -> dict[str, float]:
         out: dict[str, float] = {}
