@@ -48,6 +48,7 @@ class RunConfig:
     augment: bool = False  # symmetry transforms of the training networks
     symmetry_kinds: list[str] | None = None  # their kinds (core.data.AUGMENT_KINDS; before 2026-12-04: all)
     inr_augment: dict[str, float] | None = None  # function-changing INR weight transforms (core.zoo.inr_augment)
+    canonical: bool = False  # the model reads canonical forms (core.symmetry.canonical), in training and after
     versions: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -93,7 +94,7 @@ def graph_set_from_zoo(zoo, split: str | None, task: Task, grid_size: int | None
         flat = torch.as_tensor(flat, dtype=torch.float32)
         groups.append(Group(arch, flat, torch.as_tensor(in_group), task.targets(table, in_group),
                             task.extras(arch, flat, table, in_group)))
-    return GraphSet(groups, grid_size)
+    return GraphSet(groups, grid_size, task.model_input if task.canonical else None)
 
 
 def _extras_in_chunks(task: Task, arch: Any, params_of: Any, table: Any, rows: np.ndarray,
@@ -107,9 +108,11 @@ def _extras_in_chunks(task: Task, arch: Any, params_of: Any, table: Any, rows: n
 def train_run(task_name: str, model_name: str, zoo_dir: str | Path, out_dir: str | Path, *,
               train: TrainConfig | None = None, task_options: dict[str, Any] | None = None,
               model_overrides: dict[str, Any] | None = None, augment: bool | None = None,
-              resume: bool = False, overwrite: bool = False, progress: bool = True) -> dict[str, Any]:
+              canonical: bool = False, resume: bool = False, overwrite: bool = False,
+              progress: bool = True) -> dict[str, Any]:
     """Train `model_name` on `task_name` over the zoo's train split (early stopping on val); returns metrics.
 
+    `canonical`: the model reads each network's canonical form (training, evaluation and every later prediction).
     A directory that already holds a run is refused unless `resume` (same configuration) or `overwrite`."""
     from core.zoo import Zoo
 
@@ -118,6 +121,10 @@ def train_run(task_name: str, model_name: str, zoo_dir: str | Path, out_dir: str
     _refuse_existing_run(out, resume, overwrite)  # before the zoo is read: a refusal costs nothing
     zoo = Zoo.open(zoo_dir)
     task = build_task(task_name, **(task_options or {}))
+    if canonical and task.head != "graph":
+        raise TaskError(f"--canonical applies to tasks that predict one value or vector per network; {task_name} "
+                        "predicts changes of the input's own parameters")
+    task.canonical = canonical
     task.adapt_to_zoo(zoo)
     task.check_zoo(zoo)
     out_dim = task.out_dim(zoo.table)
@@ -140,7 +147,8 @@ def train_run(task_name: str, model_name: str, zoo_dir: str | Path, out_dir: str
     config = RunConfig(task=task_name, model=model_name, zoo=str(zoo_dir), task_options=task.options(),
                        model_config=model.config.to_dict(), train=train.to_dict(), grid_size=grid, augment=augment,
                        symmetry_kinds=list(AUGMENT_KINDS) if augment else None,
-                       inr_augment=inr_augment.to_dict() if inr_augment else None, versions=_versions())
+                       inr_augment=inr_augment.to_dict() if inr_augment else None, canonical=canonical,
+                       versions=_versions())
     # the Trainer checks the device and precision settings: fail on them before anything is written
     steps = [a for a in (inr_augment, symmetry_augment(AUGMENT_KINDS) if augment else None) if a is not None]
     trainer = Trainer(task, model, train, out, augment=_chain(steps), progress=progress)
@@ -353,6 +361,7 @@ def load_run(path: str | Path, device: str = "cpu") -> Run:
         raise WeightSpaceError(f"{path}: not a finished run directory (needs config.json and weights.safetensors)")
     config = RunConfig.from_dict(json.loads((path / "config.json").read_text()))
     task = build_task(config.task, **config.task_options)
+    task.canonical = config.canonical
     model_cfg = config_for(config.model).from_dict(config.model_config)
     model = build_model(config.model, out_dim=task.out_dim(), head=task.head, config=model_cfg)
     state = load_file(str(path / "weights.safetensors"), device=device)

@@ -44,6 +44,10 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
                    help="auto: float16 mixed precision on CUDA, float32 on CPU; bf16: bfloat16 mixed precision "
                         "(fast on CPUs with AMX / AVX512-BF16); fp32: float32 everywhere")
     add_augment_arguments(p)
+    p.add_argument("--canonical", action="store_true",
+                   help="the model reads each network's canonical form (one representative per symmetry orbit: "
+                        "sine phases wrapped, neurons sign- or scale-normalised and sorted), in training and in "
+                        "every later prediction: exact invariance for any model (tasks with one output per network)")
     add_options(p.add_argument_group("model options"), {n: cls.options() for n, cls in MODELS.items()}, "model")
     add_options(p.add_argument_group("task options"), {n: cls.cli_options for n, cls in TASKS.items()}, "task")
     p.add_argument("--resume", action="store_true", help="continue from the run directory's checkpoint")
@@ -139,7 +143,8 @@ def run_train(args: argparse.Namespace) -> int:
               "the graph models 0.80-0.86 with --probes 128", file=sys.stderr)
     try:  # under torchrun every process trains (core.training.distributed); rank 0 writes and prints
         metrics = train_run(args.task, args.model, args.zoo, args.out, train=cfg, task_options=options,
-                            model_overrides=overrides, augment=args.augment, resume=args.resume,
+                            model_overrides=overrides, augment=args.augment, canonical=args.canonical,
+                            resume=args.resume,
                             overwrite=args.overwrite, progress=not args.quiet)
     finally:
         distributed.teardown()

@@ -80,6 +80,9 @@ class GraphSet:
 
     groups: list[Group]
     grid_size: int | None = None
+    # applied to every batch's parameters after any augmentation: what the model reads (e.g. canonical forms,
+    # `Task.model_input`); None: the parameters as they are
+    prepare: Callable[[Architecture, torch.Tensor], torch.Tensor] | None = None
 
     def __post_init__(self) -> None:
         if self.grid_size is None and self.groups:
@@ -108,7 +111,7 @@ class GraphSet:
             targets = None if g.targets is None else g.targets[idx]
             keep.append(Group(g.architecture, g.params(idx), g.index[idx], targets,
                               {key: v[idx] for key, v in g.extras.items()}))
-        return GraphSet(keep, self.grid_size)
+        return GraphSet(keep, self.grid_size, self.prepare)
 
     def batches(self, batch_size: int, shuffle: bool = False, generator: torch.Generator | None = None,
                 augment: Augment | None = None, shard: tuple[int, int] | None = None) -> Iterator[GraphBatch]:
@@ -128,6 +131,8 @@ class GraphSet:
             flat = g.params(idx)
             if augment is not None:
                 flat = augment(g.architecture, flat, generator)
+            if self.prepare is not None:
+                flat = self.prepare(g.architecture, flat)
             weight = 1.0
             if shard is not None:
                 mine = torch.arange(shard[0], len(idx), shard[1])
@@ -178,4 +183,4 @@ def graph_set_from_networks(networks: list[Network], task: Any, grid_size: int) 
         rows = np.asarray(idx)
         extras = task.extras(arch, flat, None, rows) if task.head == "params" else {}
         groups.append(Group(arch, flat, torch.as_tensor(rows), None, extras))
-    return GraphSet(groups, grid_size)
+    return GraphSet(groups, grid_size, task.model_input if task.canonical else None)

@@ -39,10 +39,21 @@ class Task(ABC):
     # weight transforms that change the function are allowed: targets stay valid, or are redrawn from the batch.
     # Read on the task instance, so a task may decide from its options (embed: a property, for its function objective)
     function_augmentation: ClassVar[bool] = False
+    # the model reads each network's canonical form (`train --canonical`; set on the instance from the run's config)
+    canonical: bool = False
 
     def options(self) -> dict[str, Any]:
         """Task options, serialised into the run's config.json (constructor keyword arguments)."""
         return {}
+
+    def model_input(self, architecture: Any, flat: torch.Tensor) -> torch.Tensor:
+        """The parameters [B, P] as the model reads them: canonical forms (one per symmetry orbit) when the run
+        canonicalises, else as they are. Applied after any augmentation, so the model only sees canonical forms."""
+        if not self.canonical:
+            return flat
+        from core.symmetry.canonical import canonicalize_flat
+
+        return canonicalize_flat(architecture, flat)
 
     def adapt_to_zoo(self, zoo: Any) -> None:
         """Fill options that the training zoo decides (called before `out_dim`); nothing by default."""

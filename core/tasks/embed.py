@@ -169,9 +169,10 @@ class EmbedTask(Task):
             view1 = batch.graph
             if self._view_transform is not None:
                 first = self._view_transform(batch.architecture, flat.double(), gen).to(flat.dtype)
+                first = self.model_input(batch.architecture, first)
                 view1 = to_graphs(batch.architecture, first, grid).to(batch.flat.device)
                 flat = self._view_transform(batch.architecture, flat.double(), gen).to(flat.dtype)
-            second = self._augment(batch.architecture, flat, gen)
+            second = self.model_input(batch.architecture, self._augment(batch.architecture, flat, gen))
             view2 = to_graphs(batch.architecture, second, grid).to(batch.flat.device)
         z1, z2 = model(view1), model(view2)
         groups = batch.extras["positive_group"].to(z1.device)
