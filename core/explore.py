@@ -169,8 +169,7 @@ def _run_embeddings(run, arch, flat: torch.Tensor, batch_size: int,
 
     if run.task.head != "graph":
         raise WeightSpaceError(f"a {run.config.task} run predicts parameter updates, not embeddings")
-    data = GraphSet([Group(arch, flat, torch.arange(len(flat)))], run.config.grid_size,
-                    run.task.model_input if run.task.canonical else None)
+    data = GraphSet([Group(arch, flat, torch.arange(len(flat)))], run.config.grid_size, run.task.model_input)
     model = run.model
     model.eval()
     outs = []

@@ -94,7 +94,7 @@ def graph_set_from_zoo(zoo, split: str | None, task: Task, grid_size: int | None
         flat = torch.as_tensor(flat, dtype=torch.float32)
         groups.append(Group(arch, flat, torch.as_tensor(in_group), task.targets(table, in_group),
                             task.extras(arch, flat, table, in_group)))
-    return GraphSet(groups, grid_size, task.model_input if task.canonical else None)
+    return GraphSet(groups, grid_size, task.model_input)
 
 
 def _extras_in_chunks(task: Task, arch: Any, params_of: Any, table: Any, rows: np.ndarray,

@@ -95,3 +95,28 @@ def test_an_editor_refuses_canonical_inputs(inr_zoo: Path, tmp_path: Path) -> No
         train_run("inr-edit", "ng-gnn", inr_zoo, tmp_path / "edit", train=TrainConfig(epochs=1),
                   model_overrides=SMALL, canonical=True, progress=False)
     assert not (tmp_path / "edit").exists()
+
+
+def test_the_cli_flag_is_stored_and_the_contrastive_views_are_canonical(inr_zoo: Path, tmp_path: Path,
+                                                                        monkeypatch) -> None:
+    """`train --canonical` reaches the run's config; embed's contrastive views, built inside the task, are canonical
+    forms too (every parameter vector turned into graphs during training is its own canonical form)."""
+    from core.cli import main
+    from core.graph import neural_graph
+
+    seen = []
+    original = neural_graph.to_graphs
+
+    def spy(arch, flat, grid_size=None):
+        seen.append((arch, flat.detach().clone()))
+        return original(arch, flat, grid_size)
+
+    monkeypatch.setattr(neural_graph, "to_graphs", spy)  # what EmbedTask.step imports to build its two views
+    out = tmp_path / "embed"
+    assert main(["train", "embed", "--model", "ng-gnn", "--zoo", str(inr_zoo), "--out", str(out), "--canonical",
+                 "--views", "ng", "--epochs", "1", "--hidden", "8", "--layers", "1", "--batch-size", "8",
+                 "--quiet"]) == 0
+    assert json.loads((out / "config.json").read_text())["canonical"] is True
+    assert len(seen) >= 2 * 4  # `--views ng`: both views built in the task, per training batch (40 networks, batch 8)
+    for arch, flat in seen:
+        assert (canonicalize_flat(arch, flat) - flat).abs().max() < 1e-6

@@ -183,4 +183,4 @@ def graph_set_from_networks(networks: list[Network], task: Any, grid_size: int) 
         rows = np.asarray(idx)
         extras = task.extras(arch, flat, None, rows) if task.head == "params" else {}
         groups.append(Group(arch, flat, torch.as_tensor(rows), None, extras))
-    return GraphSet(groups, grid_size, task.model_input if task.canonical else None)
+    return GraphSet(groups, grid_size, task.model_input)

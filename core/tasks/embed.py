@@ -158,7 +158,7 @@ class EmbedTask(Task):
             z = model(batch.graph)
             with torch.no_grad():
                 images = render(batch.architecture, batch.flat.float(), self.resolution or DEFAULT_RESOLUTION)
-            return function_similarity_loss(z, images), F.normalize(z.detach().float(), dim=-1)
+            return function_similarity_loss(z, images), self.embedding_of(z)
 
         # evaluation: the views depend on the networks only (reproducible metrics); training: fresh
         seed = int(batch.index.sum()) if not model.training else int(torch.randint(0, 2**31 - 1, (), device="cpu"))
@@ -180,7 +180,7 @@ class EmbedTask(Task):
         # evaluation's k-NN metrics embed the untransformed networks (training uses its predictions only for the
         # networks' count, so it skips that extra forward pass)
         z = z1 if self._view_transform is None or model.training else model(batch.graph)
-        return loss, F.normalize(z.detach().float(), dim=-1)
+        return loss, self.embedding_of(z)
 
     def predict_step(self, model: torch.nn.Module, batch: GraphBatch) -> torch.Tensor:
         return self.embedding_of(model(batch.graph))
