@@ -112,7 +112,8 @@ def train_run(task_name: str, model_name: str, zoo_dir: str | Path, out_dir: str
               progress: bool = True) -> dict[str, Any]:
     """Train `model_name` on `task_name` over the zoo's train split (early stopping on val); returns metrics.
 
-    `canonical`: the model reads each network's canonical form (training, evaluation and every later prediction).
+    `canonical`: the model reads each network's canonical form (training, evaluation and every later prediction);
+    symmetry transforms are then off, as the canonical form would undo them.
     A directory that already holds a run is refused unless `resume` (same configuration) or `overwrite`."""
     from core.zoo import Zoo
 
@@ -134,6 +135,8 @@ def train_run(task_name: str, model_name: str, zoo_dir: str | Path, out_dir: str
         s.grid_size = grid
     cls = model_class(model_name)
     augment, inr_augment = resolve_augment(augment, cls.augment_by_default)
+    # the canonical form undoes every permutation and sign flip: symmetry transforms would only cost time
+    augment = augment and not canonical
     if inr_augment is not None:
         _check_inr_augment(inr_augment, task, zoo)
     overrides = dict(model_overrides or {})

@@ -120,3 +120,20 @@ def test_the_cli_flag_is_stored_and_the_contrastive_views_are_canonical(inr_zoo:
     assert len(seen) >= 2 * 4  # `--views ng`: both views built in the task, per training batch (40 networks, batch 8)
     for arch, flat in seen:
         assert (canonicalize_flat(arch, flat) - flat).abs().max() < 1e-6
+
+
+def test_canonical_inputs_turn_symmetry_transforms_off(inr_zoo: Path, tmp_path: Path, capsys) -> None:
+    """The canonical form undoes every permutation and sign flip, so `--augment` asking for them gets a note and
+    the run trains without them (the flat MLP, whose default has them on, too)."""
+    from core.cli import main
+
+    common = ["--zoo", str(inr_zoo), "--epochs", "1", "--hidden", "8", "--layers", "1", "--batch-size", "8", "--quiet"]
+    assert main(["train", "inr-classify", "--model", "ng-gnn", "--out", str(tmp_path / "a"), "--canonical",
+                 "--augment", "ng,symmetry", *common]) == 0
+    assert "symmetry transforms of --augment are off" in capsys.readouterr().err
+    for name, extra in (("a", []), ("b", ["--model", "mlp", "--canonical"]), ("c", ["--model", "mlp"])):
+        if extra:
+            assert main(["train", "inr-classify", *extra, "--out", str(tmp_path / name), *common]) == 0
+        config = json.loads((tmp_path / name / "config.json").read_text())
+        assert config["augment"] is (name == "c")  # the mlp keeps its default without --canonical
+    assert "symmetry transforms" not in capsys.readouterr().err  # the default alone asks for no note

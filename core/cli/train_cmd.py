@@ -47,7 +47,8 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--canonical", action="store_true",
                    help="the model reads each network's canonical form (one representative per symmetry orbit: "
                         "sine phases wrapped, neurons sign- or scale-normalised and sorted), in training and in "
-                        "every later prediction: exact invariance for any model (tasks with one output per network)")
+                        "every later prediction: exact invariance for any model (tasks with one output per network); "
+                        "symmetry transforms of --augment are then off")
     add_options(p.add_argument_group("model options"), {n: cls.options() for n, cls in MODELS.items()}, "model")
     add_options(p.add_argument_group("task options"), {n: cls.cli_options for n, cls in TASKS.items()}, "task")
     p.add_argument("--resume", action="store_true", help="continue from the run directory's checkpoint")
@@ -141,6 +142,9 @@ def run_train(args: argparse.Namespace) -> int:
               "without --probes stayed at chance 1-NN (0.08-0.13), ng-gnn with --probes 16 reached 0.81 +- 0.07; "
               "on mnist5k-inr ng-gnn, ng-t and nfn-np reached 0.16-0.26 without probes (the flat mlp chance), "
               "the graph models 0.80-0.86 with --probes 128", file=sys.stderr)
+    if args.canonical and _asks_symmetry_transforms(args.augment) and distributed.env_world().is_main:
+        print("note: --canonical undoes every permutation and sign flip, so the symmetry transforms of --augment "
+              "are off", file=sys.stderr)
     try:  # under torchrun every process trains (core.training.distributed); rank 0 writes and prints
         metrics = train_run(args.task, args.model, args.zoo, args.out, train=cfg, task_options=options,
                             model_overrides=overrides, augment=args.augment, canonical=args.canonical,
@@ -154,6 +158,11 @@ def run_train(args: argparse.Namespace) -> int:
             print("note: no epoch beat the untrained model on validation; the saved model is the untrained one",
                   file=sys.stderr)
     return 0
+
+
+def _asks_symmetry_transforms(spec: bool | str | None) -> bool:
+    """Whether an `--augment` value names symmetry transforms explicitly."""
+    return spec is True or (isinstance(spec, str) and "symmetry" in [t.strip() for t in spec.split(",")])
 
 
 def _brief(metrics: dict) -> dict:
