@@ -78,6 +78,14 @@ def test_bundled_siren_sign_and_phase() -> None:
     for kind in ("sign", "phase"):
         at.radio(key="symmetry-kind").set_value(kind).run()
         assert at.success and not at.error, kind
+        # the bundled runs: the classifier reading canonical forms is checked through its whole pipeline (its
+        # graph model alone is not sign-invariant), ng-t's graph model directly
+        runs = at.dataframe[1].value.set_index("model")
+        canonical = runs.loc["inr-classify-mnist5k-ng-gnn-canonical"]
+        assert canonical["claims"] == "all (reads canonical forms)"
+        assert canonical[f"error under {kind}"] < 1e-4 and canonical["respects it"], kind
+        if kind == "sign":
+            assert runs.loc["inr-classify-mnist5k-ng-t", "error under sign"] > 1e-4
 
 
 def test_a_declared_activation_contradicting_the_file_is_a_warning_and_the_file_runs() -> None:

@@ -18,7 +18,13 @@ from core.cli.check_cmd import declare_activation
 from core.errors import WeightSpaceError
 from core.explore import unreadable_reason
 from core.graph import to_graph
-from core.symmetry import admitted_symmetries, check_function_preservation, equivariance_error, invariance_error
+from core.symmetry import (
+    admitted_symmetries,
+    check_function_preservation,
+    equivariance_error,
+    invariance_error,
+    prediction_invariance_error,
+)
 from core.symmetry.check import CONSTANT_OUTPUT_WARNING, constant_output
 from core.symmetry.lab import acted_neurons, transformed_network
 from core.viz import graph_figure
@@ -100,15 +106,19 @@ if runs:
         if reason is None:
             try:
                 graph = to_graph(net.to(dtype=next(run.model.parameters()).dtype), grid_size=run.config.grid_size)
-                measure = equivariance_error if run.task.head == "params" else invariance_error
-                err = measure(run.model, [graph], trials=3, seed=seed, kinds=[kind])
+                if run.task.canonical:  # the model reads canonical forms: check the whole prediction pipeline
+                    err = prediction_invariance_error(run.predict, net, trials=3, seed=seed, kinds=[kind])
+                else:
+                    measure = equivariance_error if run.task.head == "params" else invariance_error
+                    err = measure(run.model, [graph], trials=3, seed=seed, kinds=[kind])
             except (WeightSpaceError, RuntimeError, ValueError) as exc:
                 reason = one_line_error(exc) if isinstance(exc, WeightSpaceError) else str(exc).splitlines()[0][:120]
         if reason is not None:
             unreadable.append(f"**{name}** ({reason})")
             continue
         rows.append({"model": name, "output": "equivariant update" if run.task.head == "params" else "prediction",
-                     "claims": ", ".join(run.model.symmetries), "error under " + kind: err,
+                     "claims": "all (reads canonical forms)" if run.task.canonical else ", ".join(run.model.symmetries),
+                     "error under " + kind: err,
                      "respects it": bool(kind in run.model.symmetries or err < 1e-4)})
     bar.empty()
     if rows:

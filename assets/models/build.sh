@@ -11,6 +11,8 @@ python -m core train inr-edit --edit dilate --model ng-t --probes 128 --zoo asse
 python -m core train inr-edit --edit erode --model ng-t --probes 128 --zoo assets/zoos/mnist5k-inr --out assets/models/inr-edit-erode-mnist5k-ng-t --hidden 32 --layers 3 --epochs 35 --patience 6 --batch-size 64 --lr 3e-3 --overwrite --quiet
 python -m core train inr-classify --model ng-t --probes 64 --zoo assets/zoos/mnist5k-inr --out assets/models/inr-classify-mnist5k-ng-t --hidden 32 --layers 2 --epochs 30 --patience 6 --batch-size 32 --lr 3e-3 --overwrite --quiet
 python -m core train inr-classify --model scalegmn --probes 128 --zoo assets/zoos/mnist5k-inr --out assets/models/inr-classify-mnist5k-scalegmn --hidden 32 --layers 2 --epochs 30 --patience 6 --batch-size 32 --lr 3e-3 --overwrite --quiet
+# the probe-free MNIST-5k classifier reading canonical forms (seed 0 of the five in docs/benchmarks/inr_learning.md; ~35 min)
+python -m core train inr-classify --model ng-gnn --canonical --render-loss 10 --augment ng --zoo assets/zoos/mnist5k-inr --out assets/models/inr-classify-mnist5k-ng-gnn-canonical --hidden 32 --layers 2 --epochs 60 --patience 10 --batch-size 32 --lr 3e-3 --overwrite --quiet
 # the MNIST-5k embedder (seed 2 of the three measured in docs/benchmarks/inr_learning.md; ~50 min of one thread)
 python -m core train embed --objective function --model ng-gnn --probes 128 --zoo assets/zoos/mnist5k-inr --out assets/models/embed-mnist5k-ng-gnn --seed 2 --hidden 64 --layers 2 --epochs 50 --patience 6 --batch-size 32 --lr 3e-3 --overwrite --quiet
 # 8 × 8 digits runs on the rebuilt digits-inr zoo

@@ -22,7 +22,14 @@ from typing import Any, Callable, Iterable, Sequence
 import torch
 from torch_geometric.data import Batch
 
-from core.symmetry.actions import GroupElement, SymmetryError, apply_to_graph, graph_action, random_element
+from core.symmetry.actions import (
+    GroupElement,
+    SymmetryError,
+    apply_to_graph,
+    apply_to_network,
+    graph_action,
+    random_element,
+)
 
 OUTPUT_MODES = ("permute", "parameters", "scale")
 
@@ -82,6 +89,17 @@ def invariance_error(model: Callable, graphs_or_batch: Any, trials: int = 3, see
         out = model(transform_batch(graphs, sample_elements(graphs, kinds, gen)))
         worst = max(worst, (out - reference).abs().max().item())
     return _rel(worst, scale, relative)
+
+
+def prediction_invariance_error(predict: Callable[[list], torch.Tensor], net: Any, trials: int = 3, seed: int = 0,
+                                kinds: Iterable[str] | None = None, relative: bool = True) -> float:
+    """Max over trials of |predict(g·net) − predict(net)| for a whole prediction pipeline over networks (e.g.
+    `Run.predict`, which canonicalises its input for `train --canonical` runs); g acts in float64."""
+    reference = predict([net])
+    moved = [apply_to_network(net.to(torch.float64), random_element(net, kinds=kinds, seed=seed + i)).to(net.dtype)
+             for i in range(trials)]
+    worst = (predict(moved) - reference).abs().max().item()
+    return _rel(worst, reference.abs().max().item(), relative)
 
 
 def _transform_output(graphs: Sequence, elements: Sequence[GroupElement], node: torch.Tensor | None,
