@@ -105,10 +105,10 @@ if runs:
         reason = unreadable_reason(net.architecture, run)
         if reason is None:
             try:
-                graph = to_graph(net.to(dtype=next(run.model.parameters()).dtype), grid_size=run.config.grid_size)
                 if run.task.canonical:  # the model reads canonical forms: check the whole prediction pipeline
                     err = prediction_invariance_error(run.predict, net, trials=3, seed=seed, kinds=[kind])
                 else:
+                    graph = to_graph(net.to(dtype=next(run.model.parameters()).dtype), grid_size=run.config.grid_size)
                     measure = equivariance_error if run.task.head == "params" else invariance_error
                     err = measure(run.model, [graph], trials=3, seed=seed, kinds=[kind])
             except (WeightSpaceError, RuntimeError, ValueError) as exc:
