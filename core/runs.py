@@ -187,13 +187,23 @@ def resolve_augment(spec: bool | str | None, default_symmetry: bool) -> tuple[bo
     """
     if spec is None or isinstance(spec, bool):
         return (default_symmetry if spec is None else spec), None
-    items = [t.strip() for t in str(spec).split(",") if t.strip()]
+    items = _augment_items(spec)
     if "symmetry" in items and "nosymmetry" in items:
         raise AugmentError("--augment lists both 'symmetry' and 'nosymmetry'; keep one")
     rest = ",".join(t for t in items if t not in ("symmetry", "nosymmetry"))
     inr = parse_augment(rest) if rest else None
     symmetry = True if "symmetry" in items else False if "nosymmetry" in items else default_symmetry
     return symmetry, (inr if inr != INRAugment() else None)
+
+
+def asks_symmetry_transforms(spec: bool | str | None) -> bool:
+    """Whether an `--augment` value names symmetry transforms explicitly (alone, or `symmetry` in a spec)."""
+    return spec is True or (isinstance(spec, str) and "symmetry" in _augment_items(spec))
+
+
+def _augment_items(spec: str) -> list[str]:
+    """The comma-separated items of an `--augment` spec."""
+    return [t.strip() for t in str(spec).split(",") if t.strip()]
 
 
 def _check_inr_augment(augment: INRAugment, task: Task, zoo: Any) -> None:

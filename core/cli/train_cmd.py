@@ -126,7 +126,7 @@ def run_train(args: argparse.Namespace) -> int:
     """Train and print the final metrics."""
     from core.models import MODELS
     from core.options import chosen
-    from core.runs import train_run
+    from core.runs import asks_symmetry_transforms, train_run
     from core.tasks import TASKS
     from core.training import distributed
     from core.training.trainer import TrainConfig
@@ -142,7 +142,7 @@ def run_train(args: argparse.Namespace) -> int:
               "without --probes stayed at chance 1-NN (0.08-0.13), ng-gnn with --probes 16 reached 0.81 +- 0.07; "
               "on mnist5k-inr ng-gnn, ng-t and nfn-np reached 0.16-0.26 without probes (the flat mlp chance), "
               "the graph models 0.80-0.86 with --probes 128", file=sys.stderr)
-    if args.canonical and _asks_symmetry_transforms(args.augment) and distributed.env_world().is_main:
+    if args.canonical and asks_symmetry_transforms(args.augment) and distributed.env_world().is_main:
         print("note: --canonical undoes every permutation and sign flip, so the symmetry transforms of --augment "
               "are off", file=sys.stderr)
     try:  # under torchrun every process trains (core.training.distributed); rank 0 writes and prints
@@ -158,11 +158,6 @@ def run_train(args: argparse.Namespace) -> int:
             print("note: no epoch beat the untrained model on validation; the saved model is the untrained one",
                   file=sys.stderr)
     return 0
-
-
-def _asks_symmetry_transforms(spec: bool | str | None) -> bool:
-    """Whether an `--augment` value names symmetry transforms explicitly."""
-    return spec is True or (isinstance(spec, str) and "symmetry" in [t.strip() for t in spec.split(",")])
 
 
 def _brief(metrics: dict) -> dict:
