@@ -43,6 +43,7 @@ from core.symmetry import (
     constant_output,
     equivariance_error,
     invariance_error,
+    prediction_invariance_error,
     probe_inputs,
     random_element,
 )
@@ -331,6 +332,31 @@ def test_augment_flat_preserves_functions():
     x = probe_inputs(arch)
     assert not torch.allclose(moved, flat)
     assert rel_err(outputs(arch, moved, x), outputs(arch, flat, x)) < RTOL
+
+
+def test_prediction_invariance_error_separates_invariant_and_weight_reading_pipelines():
+    """A pipeline reading the network's function (its outputs at fixed points, or its canonical form) scores ~0
+    under every admitted kind; one reading the raw weights scores O(1) under each kind that moves them."""
+    arch = siren_architecture((6, 5))
+    net = random_network(arch, seed=4)
+    x = probe_inputs(arch, seed=1)
+
+    def by_function(nets: list) -> torch.Tensor:
+        return torch.stack([run(n, x).flatten() for n in nets])
+
+    def by_canonical_form(nets: list) -> torch.Tensor:
+        return torch.stack([canonicalize(n).flat() for n in nets])
+
+    def by_weights(nets: list) -> torch.Tensor:
+        return torch.stack([n.flat() for n in nets])
+
+    for kind in ("permutation", "sign", "phase"):
+        assert prediction_invariance_error(by_function, net, kinds=[kind]) < RTOL
+        assert prediction_invariance_error(by_canonical_form, net, kinds=[kind]) < 1e-8
+        assert prediction_invariance_error(by_weights, net, kinds=[kind]) > 1e-3
+    absolute = prediction_invariance_error(by_weights, net, kinds=["sign"], relative=False)
+    assert absolute == pytest.approx(prediction_invariance_error(by_weights, net, kinds=["sign"])
+                                     * net.flat().abs().max().item())
 
 
 # ---------------------------------------------------------------------------------------------- canonical
