@@ -29,6 +29,7 @@ from core.graph.layout import layout_for
 from core.io.atomic import atomic_path
 from core.models import build_model, config_for, model_class
 from core.network.spec import Network
+from core.symmetry.canonical import canonical_rule, canonicalize_flat
 from core.tasks import Task, TaskError, build_task
 from core.training.trainer import TrainConfig, Trainer, write_json
 from core.zoo.inr_augment import AugmentError, INRAugment, parse_augment
@@ -48,7 +49,9 @@ class RunConfig:
     augment: bool = False  # symmetry transforms of the training networks
     symmetry_kinds: list[str] | None = None  # their kinds (core.data.AUGMENT_KINDS; before 2026-12-04: all)
     inr_augment: dict[str, float] | None = None  # function-changing INR weight transforms (core.zoo.inr_augment)
-    canonical: bool = False  # the model reads canonical forms (core.symmetry.canonical), in training and after
+    # the model reads canonical forms (core.symmetry.canonical), in training and after: False, or the rule
+    # ("incoming", "outgoing"; `true` in runs from before the rules had names: "incoming")
+    canonical: bool | str = False
     versions: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -108,16 +111,18 @@ def _extras_in_chunks(task: Task, arch: Any, params_of: Any, table: Any, rows: n
 def train_run(task_name: str, model_name: str, zoo_dir: str | Path, out_dir: str | Path, *,
               train: TrainConfig | None = None, task_options: dict[str, Any] | None = None,
               model_overrides: dict[str, Any] | None = None, augment: bool | None = None,
-              canonical: bool = False, resume: bool = False, overwrite: bool = False,
+              canonical: bool | str | None = False, resume: bool = False, overwrite: bool = False,
               progress: bool = True) -> dict[str, Any]:
     """Train `model_name` on `task_name` over the zoo's train split (early stopping on val); returns metrics.
 
-    `canonical`: the model reads each network's canonical form (training, evaluation and every later prediction);
-    symmetry transforms are then off, as the canonical form would undo them.
+    `canonical`: the model reads each network's canonical form (training, evaluation and every later prediction)
+    under that rule ("incoming", "outgoing"; True: "incoming"); symmetry transforms are then off, as the canonical
+    form would undo them.
     A directory that already holds a run is refused unless `resume` (same configuration) or `overwrite`."""
     from core.zoo import Zoo
 
     train = train or TrainConfig()
+    canonical = canonical_rule(canonical)  # a bad rule fails before anything is read
     out = Path(out_dir)
     _refuse_existing_run(out, resume, overwrite)  # before the zoo is read: a refusal costs nothing
     zoo = Zoo.open(zoo_dir)
@@ -126,6 +131,9 @@ def train_run(task_name: str, model_name: str, zoo_dir: str | Path, out_dir: str
         raise TaskError(f"--canonical applies to tasks that predict one value or vector per network; {task_name} "
                         "predicts changes of the input's own parameters")
     task.canonical = canonical
+    if canonical:  # an architecture the rule cannot order fails now, not at the first batch
+        for architecture, flat in zoo.first_of_each_group():
+            canonicalize_flat(architecture, flat.double(), canonical)
     task.adapt_to_zoo(zoo)
     task.check_zoo(zoo)
     out_dim = task.out_dim(zoo.table)
@@ -150,7 +158,7 @@ def train_run(task_name: str, model_name: str, zoo_dir: str | Path, out_dir: str
     config = RunConfig(task=task_name, model=model_name, zoo=str(zoo_dir), task_options=task.options(),
                        model_config=model.config.to_dict(), train=train.to_dict(), grid_size=grid, augment=augment,
                        symmetry_kinds=list(AUGMENT_KINDS) if augment else None,
-                       inr_augment=inr_augment.to_dict() if inr_augment else None, canonical=canonical,
+                       inr_augment=inr_augment.to_dict() if inr_augment else None, canonical=canonical or False,
                        versions=_versions())
     # the Trainer checks the device and precision settings: fail on them before anything is written
     steps = [a for a in (inr_augment, symmetry_augment(AUGMENT_KINDS) if augment else None) if a is not None]
@@ -248,12 +256,14 @@ def _refuse_existing_run(out: Path, resume: bool, overwrite: bool) -> None:
 
 def _check_same_run(out: Path, config: RunConfig) -> None:
     """A resumed run must have the configuration it was started with."""
-    keys = ("task", "model", "task_options", "model_config", "train", "augment", "symmetry_kinds", "inr_augment")
+    keys = ("task", "model", "task_options", "model_config", "train", "augment", "symmetry_kinds", "inr_augment",
+            "canonical")
     saved, wanted = json.loads((out / "config.json").read_text()), config.to_dict()
     for d in (saved, wanted):  # fields added since the run started read as their defaults on both sides
         if d.get("model") == wanted["model"]:
             d["model_config"] = config_for(wanted["model"]).from_dict(d.get("model_config") or {}).to_dict()
         d["train"] = TrainConfig.from_dict(d.get("train") or {}).to_dict()
+        d["canonical"] = canonical_rule(d.get("canonical")) or False
     differ = []
     for k in keys:
         old, new = saved.get(k), wanted[k]
@@ -374,7 +384,7 @@ def load_run(path: str | Path, device: str = "cpu") -> Run:
         raise WeightSpaceError(f"{path}: not a finished run directory (needs config.json and weights.safetensors)")
     config = RunConfig.from_dict(json.loads((path / "config.json").read_text()))
     task = build_task(config.task, **config.task_options)
-    task.canonical = config.canonical
+    task.canonical = canonical_rule(config.canonical)
     model_cfg = config_for(config.model).from_dict(config.model_config)
     model = build_model(config.model, out_dim=task.out_dim(), head=task.head, config=model_cfg)
     state = load_file(str(path / "weights.safetensors"), device=device)

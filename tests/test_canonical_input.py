@@ -66,7 +66,7 @@ def test_a_canonical_classifier_is_invariant_to_every_symmetry_of_its_input(inr_
         train_run("inr-classify", model, inr_zoo, out, train=TrainConfig(epochs=1, batch_size=8),
                   model_overrides=SMALL, canonical=canonical, progress=False)
         runs[canonical] = load_run(out)
-    assert json.loads((tmp_path / f"{model}-True" / "config.json").read_text())["canonical"] is True
+    assert json.loads((tmp_path / f"{model}-True" / "config.json").read_text())["canonical"] == "incoming"
     assert runs[True].task.canonical and not runs[False].task.canonical
     nets = _members(inr_zoo, 6)
     moved = _moved(nets, ["permutation", "sign", "phase"], seed=11)
@@ -75,6 +75,33 @@ def test_a_canonical_classifier_is_invariant_to_every_symmetry_of_its_input(inr_
     assert (before - after).abs().max() < 1e-5
     plain_before, plain_after = runs[False].predict(nets), runs[False].predict(moved)
     assert (plain_before - plain_after).abs().max() > 1e-4  # without it the same transforms move the output
+
+
+def test_the_outgoing_rule_is_recorded_invariant_and_not_mixed_up_on_resume(inr_zoo: Path, tmp_path: Path) -> None:
+    """`canonical="outgoing"`: config.json records the rule, predictions are invariant to every symmetry it removes,
+    they differ from the incoming rule's input, and a resume with the other rule is refused."""
+    out = tmp_path / "out"
+    cfg = TrainConfig(epochs=1, batch_size=8)
+    train_run("inr-classify", "ng-gnn", inr_zoo, out, train=cfg, model_overrides=SMALL, canonical="outgoing",
+              progress=False)
+    assert json.loads((out / "config.json").read_text())["canonical"] == "outgoing"
+    run = load_run(out)
+    assert run.task.canonical == "outgoing"
+    nets = _members(inr_zoo, 6)
+    moved = _moved(nets, ["permutation", "sign", "phase"], seed=5)
+    assert (run.predict(nets) - run.predict(moved)).abs().max() < 1e-5
+    flat = torch.stack([n.flat() for n in nets]).double()
+    arch = nets[0].architecture
+    assert not torch.allclose(canonicalize_flat(arch, flat, "outgoing"), canonicalize_flat(arch, flat, "incoming"))
+    with pytest.raises(TaskError, match="different configuration.*canonical"):
+        train_run("inr-classify", "ng-gnn", inr_zoo, out, train=cfg, model_overrides=SMALL, canonical=True,
+                  resume=True, progress=False)
+
+
+def test_runs_from_before_the_rules_had_names_read_as_incoming(tmp_path: Path) -> None:
+    """The bundled canonical classifier's config.json says `"canonical": true`: it reads incoming canonical forms."""
+    run = load_run(ASSETS / "models" / "inr-classify-mnist5k-ng-gnn-canonical")
+    assert run.config.canonical is True and run.task.canonical == "incoming"
 
 
 def test_a_canonical_embedder_is_invariant_to_positive_scales_of_relu_networks(tmp_path: Path) -> None:
@@ -116,7 +143,7 @@ def test_the_cli_flag_is_stored_and_the_contrastive_views_are_canonical(inr_zoo:
     assert main(["train", "embed", "--model", "ng-gnn", "--zoo", str(inr_zoo), "--out", str(out), "--canonical",
                  "--views", "ng", "--epochs", "1", "--hidden", "8", "--layers", "1", "--batch-size", "8",
                  "--quiet"]) == 0
-    assert json.loads((out / "config.json").read_text())["canonical"] is True
+    assert json.loads((out / "config.json").read_text())["canonical"] == "incoming"  # the flag's default rule
     assert len(seen) >= 2 * 4  # `--views ng`: both views built in the task, per training batch (40 networks, batch 8)
     for arch, flat in seen:
         assert (canonicalize_flat(arch, flat) - flat).abs().max() < 1e-6

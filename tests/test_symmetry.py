@@ -47,6 +47,7 @@ from core.symmetry import (
     probe_inputs,
     random_element,
 )
+from core.symmetry.canonical import CANONICAL_RULES, canonical_elements
 
 SETTINGS = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 ACTS = ["relu", "leaky_relu", "tanh", "sine", "sigmoid", "identity", "gelu"]
@@ -360,15 +361,20 @@ def test_prediction_invariance_error_separates_invariant_and_weight_reading_pipe
 
 
 # ---------------------------------------------------------------------------------------------- canonical
+@pytest.mark.parametrize("reads", CANONICAL_RULES)
 @SETTINGS
 @given(arch=any_arch, seed=st.integers(0, 2**16))
-def test_canonical_form_is_invariant(arch, seed):
+def test_canonical_form_is_invariant(reads, arch, seed):
     net = random_network(arch, seed)
-    canon = canonicalize(net)
+    try:
+        canon = canonicalize(net, reads)
+    except SymmetryError as exc:  # a positively scaled layer with one outgoing weight per neuron: no order to read
+        assert reads == "outgoing" and "at least two outgoing weights" in str(exc)
+        return
     x = probe_inputs(arch, seed=seed)
     assert rel_err(run(canon, x), run(net, x)) <= 1e-8
     for s in range(2):
-        other = canonicalize(apply_to_network(net, random_element(arch, seed=seed + 7 * s + 1)))
+        other = canonicalize(apply_to_network(net, random_element(arch, seed=seed + 7 * s + 1)), reads)
         scale = canon.flat().abs().max()
         assert ((other.flat() - canon.flat()).abs().max() <= 1e-8 * scale), "canonical form moved"
 
@@ -379,6 +385,52 @@ def test_canonical_form_sorts_and_normalises():
     rows = torch.cat([canon.params["layers.0.weight"], canon.params["layers.0.bias"][:, None]], 1)
     assert torch.allclose(rows.norm(dim=1), torch.ones(6, dtype=torch.float64))
     assert torch.all(rows.sum(1)[1:] >= rows.sum(1)[:-1])
+    # the outgoing rule: columns of the next layer's weights (after that layer's own normalisation) instead
+    # (a positive scale needs two outgoing weights per neuron to leave an order: two outputs here)
+    canon = canonicalize(random_network(mlp_architecture([3, 6, 4, 2], "relu"), 5), "outgoing")
+    for key, width in (("layers.2.weight", 6), ("layers.4.weight", 4)):
+        columns = canon.params[key]  # column j: what neuron j of the layer before sends
+        assert torch.allclose(columns.norm(dim=0), torch.ones(width, dtype=torch.float64))
+        assert torch.all(columns.sum(0)[1:] >= columns.sum(0)[:-1])
+    with pytest.raises(SymmetryError, match="at least two outgoing weights"):
+        canonicalize(random_network(arch, 5), "outgoing")
+
+
+def test_tied_layers_canonicalise_under_both_rules():
+    """A residual skip ties two hidden layers (one permutation and scale for both): the outgoing rule reads the
+    group's last layer, the incoming rule its first; both give one form per orbit and keep the function."""
+    tied = Architecture((Linear("a", 2, 4), Activation("relu"), Linear("b", 4, 4), Residual(1), Activation("relu"),
+                         Linear("c", 4, 3), Activation("tanh"), Linear("d", 3, 1)), (2,))
+    net = random_network(tied, 9)
+    x = probe_inputs(tied, seed=2)
+    for reads in CANONICAL_RULES:
+        canon = canonicalize(net, reads)
+        assert rel_err(run(canon, x), run(net, x)) <= 1e-10
+        for seed in range(3):
+            moved = canonicalize(apply_to_network(net, random_element(tied, seed=seed)), reads)
+            assert (moved.flat() - canon.flat()).abs().max() <= 1e-10 * canon.flat().abs().max()
+    assert not torch.allclose(canonicalize(net, "incoming").flat(), canonicalize(net, "outgoing").flat())
+    with pytest.raises(SymmetryError, match="unknown canonical form"):
+        canonicalize(net, "sideways")
+
+
+def test_the_outgoing_rule_keeps_signs_under_input_coordinate_transforms():
+    """Translating or rotating a SIREN's input coordinates changes only its first layer's incoming parameters:
+    the outgoing rule gives every neuron of the transformed INR the original's sign (the incoming rule does not)."""
+    from core.zoo.inr_augment import parse_augment
+
+    arch = siren_architecture((16, 16))
+    gen = torch.Generator().manual_seed(0)
+    flat = torch.randn(64, arch.num_parameters, generator=gen, dtype=torch.float64) * 0.05
+    moved = parse_augment("translate=0.25,rotate=45,scale=0.2")(arch, flat, gen)
+
+    def signs(v: torch.Tensor, reads: str) -> torch.Tensor:
+        g = canonical_elements(arch, v, reads)
+        return torch.cat([torch.zeros_like(g.scales[L]).scatter_(1, g.perms[L], g.scales[L]) for L in sorted(g.perms)],
+                         1)
+
+    assert torch.equal(signs(moved, "outgoing"), signs(flat, "outgoing"))
+    assert not torch.equal(signs(moved, "incoming"), signs(flat, "incoming"))
 
 
 # ---------------------------------------------------------------------------------------------- group laws

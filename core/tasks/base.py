@@ -39,8 +39,9 @@ class Task(ABC):
     # weight transforms that change the function are allowed: targets stay valid, or are redrawn from the batch.
     # Read on the task instance, so a task may decide from its options (embed: a property, for its function objective)
     function_augmentation: ClassVar[bool] = False
-    # the model reads each network's canonical form (`train --canonical`; set on the instance from the run's config)
-    canonical: bool = False
+    # the model reads each network's canonical form under this rule (`train --canonical`, "incoming" or "outgoing";
+    # None: raw parameters; set on the instance from the run's config)
+    canonical: str | None = None
 
     def options(self) -> dict[str, Any]:
         """Task options, serialised into the run's config.json (constructor keyword arguments)."""
@@ -53,7 +54,7 @@ class Task(ABC):
             return flat
         from core.symmetry.canonical import canonicalize_flat
 
-        return canonicalize_flat(architecture, flat)
+        return canonicalize_flat(architecture, flat, self.canonical)
 
     def adapt_to_zoo(self, zoo: Any) -> None:
         """Fill options that the training zoo decides (called before `out_dim`); nothing by default."""
