@@ -133,7 +133,7 @@ def train_run(task_name: str, model_name: str, zoo_dir: str | Path, out_dir: str
     task.canonical = canonical
     if canonical:  # an architecture the rule cannot order fails now, not at the first batch
         for architecture, flat in zoo.first_of_each_group():
-            canonicalize_flat(architecture, flat.double(), canonical)
+            canonicalize_flat(architecture, flat, canonical)
     task.adapt_to_zoo(zoo)
     task.check_zoo(zoo)
     out_dim = task.out_dim(zoo.table)
