@@ -50,7 +50,7 @@ class RunConfig:
     symmetry_kinds: list[str] | None = None  # their kinds (core.data.AUGMENT_KINDS; before 2026-12-04: all)
     inr_augment: dict[str, float] | None = None  # function-changing INR weight transforms (core.zoo.inr_augment)
     # the model reads canonical forms (core.symmetry.canonical), in training and after: False, or the rule
-    # ("incoming", "outgoing"; `true` in runs from before the rules had names: "incoming")
+    # (a name in CANONICAL_RULES; `true` in runs from before the rules had names: "incoming")
     canonical: bool | str = False
     versions: dict[str, str] = field(default_factory=dict)
 
@@ -116,7 +116,7 @@ def train_run(task_name: str, model_name: str, zoo_dir: str | Path, out_dir: str
     """Train `model_name` on `task_name` over the zoo's train split (early stopping on val); returns metrics.
 
     `canonical`: the model reads each network's canonical form (training, evaluation and every later prediction)
-    under that rule ("incoming", "outgoing"; True: "incoming"); symmetry transforms are then off, as the canonical
+    under that rule (`CANONICAL_RULES`; True: "incoming"); symmetry transforms are then off, as the canonical
     form would undo them.
     A directory that already holds a run is refused unless `resume` (same configuration) or `overwrite`."""
     from core.zoo import Zoo

@@ -77,22 +77,24 @@ def test_a_canonical_classifier_is_invariant_to_every_symmetry_of_its_input(inr_
     assert (plain_before - plain_after).abs().max() > 1e-4  # without it the same transforms move the output
 
 
-def test_the_outgoing_rule_is_recorded_invariant_and_not_mixed_up_on_resume(inr_zoo: Path, tmp_path: Path) -> None:
-    """`canonical="outgoing"`: config.json records the rule, predictions are invariant to every symmetry it removes,
-    they differ from the incoming rule's input, and a resume with the other rule is refused."""
+@pytest.mark.parametrize("rule", ["outgoing", "incoming-first"])
+def test_other_rules_are_recorded_invariant_and_not_mixed_up_on_resume(rule: str, inr_zoo: Path,
+                                                                        tmp_path: Path) -> None:
+    """`canonical=rule`: config.json records the rule, predictions are invariant to every symmetry it removes,
+    they differ from the incoming rule's input, and a resume with another rule is refused."""
     out = tmp_path / "out"
     cfg = TrainConfig(epochs=1, batch_size=8)
-    train_run("inr-classify", "ng-gnn", inr_zoo, out, train=cfg, model_overrides=SMALL, canonical="outgoing",
+    train_run("inr-classify", "ng-gnn", inr_zoo, out, train=cfg, model_overrides=SMALL, canonical=rule,
               progress=False)
-    assert json.loads((out / "config.json").read_text())["canonical"] == "outgoing"
+    assert json.loads((out / "config.json").read_text())["canonical"] == rule
     run = load_run(out)
-    assert run.task.canonical == "outgoing"
+    assert run.task.canonical == rule
     nets = _members(inr_zoo, 6)
     moved = _moved(nets, ["permutation", "sign", "phase"], seed=5)
     assert (run.predict(nets) - run.predict(moved)).abs().max() < 1e-5
     flat = torch.stack([n.flat() for n in nets]).double()
     arch = nets[0].architecture
-    assert not torch.allclose(canonicalize_flat(arch, flat, "outgoing"), canonicalize_flat(arch, flat, "incoming"))
+    assert not torch.allclose(canonicalize_flat(arch, flat, rule), canonicalize_flat(arch, flat, "incoming"))
     with pytest.raises(TaskError, match="different configuration.*canonical"):
         train_run("inr-classify", "ng-gnn", inr_zoo, out, train=cfg, model_overrides=SMALL, canonical=True,
                   resume=True, progress=False)

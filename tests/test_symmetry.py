@@ -369,7 +369,7 @@ def test_canonical_form_is_invariant(reads, arch, seed):
     try:
         canon = canonicalize(net, reads)
     except SymmetryError as exc:  # a positively scaled layer with one outgoing weight per neuron: no order to read
-        assert reads == "outgoing" and "at least two outgoing weights" in str(exc)
+        assert reads != "incoming" and "at least two outgoing weights" in str(exc)
         return
     x = probe_inputs(arch, seed=seed)
     assert rel_err(run(canon, x), run(net, x)) <= 1e-8
@@ -431,6 +431,23 @@ def test_the_outgoing_rule_keeps_signs_under_input_coordinate_transforms():
 
     assert torch.equal(signs(moved, "outgoing"), signs(flat, "outgoing"))
     assert not torch.equal(signs(moved, "incoming"), signs(flat, "incoming"))
+    # incoming-first: the first layer's signs follow its (moved) incoming weights, the second layer's do not move
+    after, before = signs(moved, "incoming-first").split(16, 1), signs(flat, "incoming-first").split(16, 1)
+    assert not torch.equal(after[0], before[0]) and torch.equal(after[1], before[1])
+
+
+def test_incoming_first_reads_the_first_layer_like_incoming_and_the_rest_like_outgoing():
+    """On a SIREN with two hidden layers, the first layer's element is the incoming rule's, the second's the
+    outgoing rule's (each reads parameters the other layer's step does not touch)."""
+    arch = siren_architecture((8, 8))
+    flat = torch.randn(16, arch.num_parameters, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    mixed, incoming, outgoing = (canonical_elements(arch, flat * 0.1, r)
+                                 for r in ("incoming-first", "incoming", "outgoing"))
+    first, second = sorted(mixed.perms)
+    for part in ("perms", "scales"):
+        assert torch.equal(getattr(mixed, part)[first], getattr(incoming, part)[first])
+        assert torch.equal(getattr(mixed, part)[second], getattr(outgoing, part)[second])
+    assert not torch.equal(mixed.perms[second], incoming.perms[second])
 
 
 # ---------------------------------------------------------------------------------------------- group laws

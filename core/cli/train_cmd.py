@@ -19,6 +19,7 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     every registered task and model declares (`Task.cli_options`, `MetaNetwork.options()`)."""
     from core.models import MODELS
     from core.options import add_options
+    from core.symmetry.canonical import CANONICAL_RULES
     from core.tasks import TASKS
 
     p.add_argument("task", choices=list(TASKS))
@@ -44,13 +45,14 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
                    help="auto: float16 mixed precision on CUDA, float32 on CPU; bf16: bfloat16 mixed precision "
                         "(fast on CPUs with AMX / AVX512-BF16); fp32: float32 everywhere")
     add_augment_arguments(p)
-    p.add_argument("--canonical", nargs="?", const="incoming", default=None, choices=("incoming", "outgoing"),
+    p.add_argument("--canonical", nargs="?", const="incoming", default=None, choices=CANONICAL_RULES,
                    help="the model reads each network's canonical form (one representative per symmetry orbit: "
                         "sine phases wrapped, neurons sign- or scale-normalised and sorted), in training and in "
                         "every later prediction: exact invariance for any model (tasks with one output per network); "
                         "symmetry transforms of --augment are then off. Neurons are normalised by their incoming "
-                        "parameters (the default) or by their outgoing ones (`--canonical outgoing`: input "
-                        "translations and rotations of an INR then keep every neuron's sign)")
+                        "parameters (the default), by their outgoing ones (`--canonical outgoing`: input "
+                        "translations and rotations of an INR then keep every neuron's sign), or the first layer by "
+                        "its incoming and the rest by their outgoing ones (`--canonical incoming-first`)")
     add_options(p.add_argument_group("model options"), {n: cls.options() for n, cls in MODELS.items()}, "model")
     add_options(p.add_argument_group("task options"), {n: cls.cli_options for n, cls in TASKS.items()}, "task")
     p.add_argument("--resume", action="store_true", help="continue from the run directory's checkpoint")

@@ -10,6 +10,10 @@ Procedure (deterministic, in float64):
      parameters (the columns of later weight ops that read it — only later, already canonical layers hold them).
      Transforms of a network's input coordinates (INR translations, rotations) change only first-layer incoming
      parameters, so this rule gives a transformed INR's neurons the signs of the original's;
+   - "incoming-first": the first tie group by its incoming parameters, then the others as "outgoing" does. The
+     first layer keeps the incoming rule's orientation of what it reads from the input; input transforms change
+     no deeper neuron's sign. (Valid: the first group's incoming parameters come from the input alone, and every
+     parameter a later group reads belongs to a group already done.)
    positive scaling → unit norm of the scaled part; sign flips → the largest-magnitude scaled entry made positive;
    then neurons are sorted by an invariant key (norm of all those parameters for permutation-only layers, sum of
    the normalised ones otherwise);
@@ -26,12 +30,12 @@ import torch
 from core.network.spec import Architecture, Network
 from core.symmetry.actions import GroupElement, SymmetryError, _apply_plan, _plan
 
-CANONICAL_RULES = ("incoming", "outgoing")  # which parameters fix each neuron's scale, sign and place
+CANONICAL_RULES = ("incoming", "outgoing", "incoming-first")  # which parameters fix each neuron's scale, sign and place
 
 
 def canonical_rule(value: bool | str | None) -> str | None:
     """A run's `canonical` setting as a rule name: None (off), "incoming" (also `True`, as runs before the rules
-    recorded it) or "outgoing"."""
+    recorded it), "outgoing" or "incoming-first"."""
     if value is None or value is False:
         return None
     if value is True:
@@ -69,15 +73,17 @@ def canonical_elements(arch: Architecture, flat: torch.Tensor, reads: str = "inc
     x = _apply_plan(plan, x, g)
 
     # 2./3. tie groups in order of their first layer (incoming) or in reverse order of their last (outgoing)
-    groups = report.groups().values()
+    groups = [ms for ms in report.groups().values() if ms[0].permutable]
+    forward = sorted(groups, key=lambda ms: min(m.layer for m in ms))
+    backward = sorted(groups, key=lambda ms: max(m.layer for m in ms), reverse=True)
     if reads == "incoming":
-        order = sorted(groups, key=lambda ms: min(m.layer for m in ms))
-    else:
-        order = sorted(groups, key=lambda ms: max(m.layer for m in ms), reverse=True)
-    for members in order:
-        if not members[0].permutable:
-            continue
-        step = _tie_group_step(plan, members, x, reads)
+        order = [(ms, "incoming") for ms in forward]
+    elif reads == "outgoing":
+        order = [(ms, "outgoing") for ms in backward]
+    else:  # incoming-first: the first group, then the rest backwards
+        order = [(ms, "incoming") for ms in forward[:1]] + [(ms, "outgoing") for ms in backward if ms is not forward[0]]
+    for members, rule in order:
+        step = _tie_group_step(plan, members, x, rule)
         x = _apply_plan(plan, x, step)
         g = step.compose(g)
     return g

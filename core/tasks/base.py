@@ -39,8 +39,8 @@ class Task(ABC):
     # weight transforms that change the function are allowed: targets stay valid, or are redrawn from the batch.
     # Read on the task instance, so a task may decide from its options (embed: a property, for its function objective)
     function_augmentation: ClassVar[bool] = False
-    # the model reads each network's canonical form under this rule (`train --canonical`, "incoming" or "outgoing";
-    # None: raw parameters; set on the instance from the run's config)
+    # the model reads each network's canonical form under this rule (`train --canonical`, a name in
+    # core.symmetry.canonical.CANONICAL_RULES; None: raw parameters; set on the instance from the run's config)
     canonical: str | None = None
 
     def options(self) -> dict[str, Any]:

@@ -1,12 +1,12 @@
 """How often does one draw of an INR weight transform change a hidden neuron's canonical sign? (docs/benchmarks/
 inr_learning.md, "Canonical inputs on the K = 2 zoo …"). Usage: python docs/benchmarks/canonical_sign_stability.py
 
-For 256 training INRs of the bundled mnist5k-inr zoo (2-32-32-1 SIRENs, w0 = 30) it compares the sign each neuron
-gets before and after one draw of each `--augment ng` transform: under the canonical form's two rules
-(`core.symmetry.canonical`: the largest-magnitude incoming, or outgoing, parameter made positive; both hidden
-layers), and, for the first layer, under two rules that read the bias, which rotations of the input coordinates
-leave unchanged: the wrapped bias made positive, and a hybrid (the bias where |b| > tau · |w|, else the largest
-entry)."""
+For 256 training INRs of the bundled mnist5k-inr zoo (2-32-32-1 SIRENs, w0 = 30) it compares the sign each neuron gets
+before and after one draw of each `--augment ng` transform: under each rule of the canonical form
+(`core.symmetry.canonical.CANONICAL_RULES`: the largest-magnitude incoming, or outgoing, parameter made positive, or
+the first layer by incoming and the second by outgoing parameters; both hidden layers), and, for the first layer,
+under two rules that read the bias, which rotations of the input coordinates leave unchanged: the wrapped bias made
+positive, and a hybrid (the bias where |b| > tau · |w|, else the largest entry)."""
 
 from __future__ import annotations
 
