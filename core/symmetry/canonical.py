@@ -72,7 +72,8 @@ def canonical_elements(arch: Architecture, flat: torch.Tensor, reads: str = "inc
         g.shifts[L] = -torch.floor(values / period + 0.5).long()
     x = _apply_plan(plan, x, g)
 
-    # 2./3. tie groups in order of their first layer (incoming) or in reverse order of their last (outgoing)
+    # 2./3. tie groups in order of their first layer (incoming), in reverse order of their last (outgoing), or the
+    # first group and then the rest in reverse (incoming-first)
     groups = [ms for ms in report.groups().values() if ms[0].permutable]
     forward = sorted(groups, key=lambda ms: min(m.layer for m in ms))
     backward = sorted(groups, key=lambda ms: max(m.layer for m in ms), reverse=True)

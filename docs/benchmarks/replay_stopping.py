@@ -7,9 +7,9 @@ stopped and which epoch it would have kept (the best raw score, as the Trainer d
 score where the kept epoch is the run's own (otherwise that model was never evaluated: "?"). A replay is exact only
 for rules that stop no later than the run did. One input is missing from log.csv: the Trainer also counts the
 untrained model's validation score before epoch 1. It is kept only where no epoch beats it (best epoch 0: the
-replay prints "?"), and with `--stop-window 1`
-it changes nothing (the first epoch that beats it resets the count); with a window it enters the first smoothed
-means only, so a replayed windowed rule may differ from a real one in its first epochs."""
+replay prints "?"), and with `--stop-window 1` it changes nothing (the first epoch that beats it resets the count);
+with a window it enters the first smoothed means only, so a replayed windowed rule may differ from a real one in its
+first epochs."""
 
 from __future__ import annotations
 
