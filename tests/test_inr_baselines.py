@@ -59,3 +59,38 @@ def test_pixel_nearest_neighbour_is_leave_one_out(zoo):
     expected = float((labels[d.argmin(1).numpy()] == labels).mean())
     got = pixel_nearest_neighbour(zoo)
     assert got == pytest.approx(expected) and got > 0.8  # 1-NN on 8×8 digit renderings is strong
+
+
+def test_baselines_score_the_test_zoo_when_one_is_given(tmp_path, monkeypatch, capsys):
+    """`--test-zoo` (e.g. a `zoo refit` of the test images): train on the zoo's train split, score the other's test."""
+    import argparse
+    import json
+
+    from core.bench import inr_baselines
+    from core.zoo import Zoo, ZooError, refit_held_out
+    from tests.zoo_helpers import tiny_digits_inr_zoo
+
+    src = Zoo.open(tiny_digits_inr_zoo(tmp_path / "src", 40))
+    refit = refit_held_out(src.dir, tmp_path / "refit", "test", views=3, seed=7, workers=1, progress=False)
+    assert pixel_nearest_neighbour(src, test_zoo=refit) == pytest.approx(pixel_nearest_neighbour(refit))
+    read = []
+    real = {"rendered": inr_baselines.rendered_split, "weights": inr_baselines._weights_split}
+    monkeypatch.setattr(inr_baselines, "rendered_split", lambda z, s, *a: read.append((z, s)) or real["rendered"](z, s))
+    monkeypatch.setattr(inr_baselines, "_weights_split", lambda z, s: read.append((z, s)) or real["weights"](z, s))
+    for name, baseline in inr_baselines.INR_CLASSIFICATION_BASELINES.items():
+        read.clear()
+        assert 0.0 <= baseline(src, 0, refit) <= 1.0
+        assert ((refit, "test") in read) and (src, "test") not in read, name
+        assert name == "pixel-1nn" or (src, "train") in read
+    parser = argparse.ArgumentParser()
+    inr_baselines.add_arguments(parser)
+    args = parser.parse_args(["--zoo", str(src.dir), "--test-zoo", str(refit.dir), "--baselines", "pixel-1nn",
+                              "--json"])
+    assert inr_baselines.run(args) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["test_zoo"] == str(refit.dir)
+    assert out["results"]["pixel-1nn"]["mean"] == pytest.approx(pixel_nearest_neighbour(refit))
+
+    val = refit_held_out(src.dir, tmp_path / "val-refit", "val", views=1, seed=8, workers=1, progress=False)
+    with pytest.raises(ZooError, match="no test split"):
+        inr_baselines.run(parser.parse_args(["--zoo", str(src.dir), "--test-zoo", str(val.dir)]))

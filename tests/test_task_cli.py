@@ -119,6 +119,26 @@ def test_evaluate_reproduces_metrics(classify_run: Path) -> None:
     assert out["accuracy"] == pytest.approx(metrics["test"]["accuracy"])
 
 
+def test_evaluate_on_held_out_refits_of_the_test_images(classify_run: Path, inr_zoo: Path, tmp_path: Path) -> None:
+    """`zoo refit` + `evaluate --zoo`: the run scores new INRs of its test images, which it has never seen."""
+    from sklearn.metrics import accuracy_score
+
+    from core.runs import graph_set_from_zoo, load_run
+    from core.zoo import Zoo
+
+    refit = tmp_path / "test-refit"
+    _ok("zoo", "refit", str(inr_zoo), "--split", "test", "--views", "2", "--seed", "4", "--out", str(refit),
+        "--workers", "1")
+    zoo, source = Zoo.open(refit), Zoo.open(inr_zoo)
+    assert len(zoo) == 2 * len(source.table[source.table["split"] == "test"])
+    out = json.loads(_ok("evaluate", str(classify_run), "--zoo", str(refit), "--split", "test", "--json",
+                         "--device", "cpu").stdout)
+    run = load_run(classify_run)
+    data = graph_set_from_zoo(zoo, "test", run.task, run.config.grid_size)
+    predicted = run.trainer("cpu").predict(data).argmax(1).numpy()
+    assert out["accuracy"] == pytest.approx(accuracy_score(data.targets().numpy(), predicted))
+
+
 @pytest.mark.parametrize("flag", ["--reference-centred", "--no-reference-centred"])
 def test_nfn_graph_head_choice_is_recorded_and_reloads(inr_zoo: Path, tmp_path: Path, flag: str) -> None:
     """nfn-np's graph head: the reference-centred one (default) or the NFN paper's (--no-reference-centred); the run's

@@ -143,3 +143,45 @@ def test_extend_fits_at_its_own_batch_size_not_the_sources(tmp_path, monkeypatch
     assert seen == [{"batch_size": None, "chunk_size": 4}, {"batch_size": 2, "chunk_size": 4}]
     # the networks do not depend on it
     assert torch.allclose(Zoo.open(tmp_path / "b").flat()[1], default.flat()[1], atol=1e-6)
+
+
+def test_refit_held_out_fits_new_inrs_of_the_split_images_alone(tmp_path, source):
+    from core.zoo import refit_held_out
+
+    out = refit_held_out(source.dir, tmp_path / "refit", "test", views=2, seed=6, workers=1, progress=False)
+    test = source.table[source.table["split"] == "test"]
+    assert len(out) == 2 * len(test) and (out.table["split"] == "test").all()
+    assert {k: v for k, v in out.manifest["splits"].items() if v} == {"test": list(range(len(out)))}
+    assert sorted(out.table["image_index"]) == sorted(np.repeat(test["image_index"].to_numpy(), 2))
+    assert set(out.table["seed"]) == {6_000_000 + j for j in range(len(out))}
+    assert not set(out.table["seed"]) & set(source.table["seed"])
+    # each is exactly what fitting its image from its seed with the source's recipe gives
+    x, y = load_images("digits")
+    index = out.table["image_index"].to_numpy()
+    assert (out.table["label"].to_numpy() == y.numpy()[index]).all()
+    flat, _, _ = fit_inrs(x[torch.tensor(index)], hidden=(8,), steps=15, seeds=out.table["seed"].tolist())
+    assert torch.allclose(out.flat()[1], flat, atol=1e-6)
+    assert out.manifest["recipe"] == source.manifest["recipe"]
+    assert out.manifest["generator"]["options"]["refit_of"]["split"] == "test"
+
+
+def test_refit_refuses_the_training_split_reused_seeds_and_bad_views(tmp_path, source):
+    from core.zoo import refit_held_out
+
+    with pytest.raises(ZooError, match="zoo extend"):
+        refit_held_out(source.dir, tmp_path / "a", "train", views=1, seed=6, workers=1, progress=False)
+    with pytest.raises(ZooError, match="reuses init seeds"):
+        refit_held_out(source.dir, tmp_path / "b", "val", views=1, seed=3, workers=1, progress=False)
+    with pytest.raises(ZooError, match="positive"):
+        refit_held_out(source.dir, tmp_path / "c", "val", views=0, seed=6, workers=1, progress=False)
+    assert not any((tmp_path / d).exists() for d in "abc")
+
+
+def test_zoo_refit_cli(tmp_path, source, capsys):
+    args = ["zoo", "refit", str(source.dir), "--split", "val", "--views", "1", "--seed", "9", "--out",
+            str(tmp_path / "cli"), "--workers", "1"]
+    assert main(args) == 0
+    out = Zoo.open(tmp_path / "cli")
+    val = source.table[source.table["split"] == "val"]
+    assert sorted(out.table["image_index"]) == sorted(val["image_index"]) and (out.table["split"] == "val").all()
+    assert "splits" in capsys.readouterr().out

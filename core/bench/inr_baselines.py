@@ -12,7 +12,8 @@
   reference for `embed`'s `knn_accuracy`, which scores the test embeddings the same way. No training, no labels
   except for scoring.
 
-Every other function trains on the zoo's train split; all return a test-split accuracy.
+Every other function trains on the zoo's train split; all return a test-split accuracy, of `test_zoo`'s test split
+where one is given (e.g. a `zoo refit` of the test images: other INRs of the same held-out images).
 """
 
 from __future__ import annotations
@@ -57,34 +58,34 @@ def _logistic(seed: int) -> Any:
     return make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000, C=0.1, random_state=seed))
 
 
-def pixel_logistic_regression(zoo: Any, seed: int = 0) -> float:
+def pixel_logistic_regression(zoo: Any, seed: int = 0, test_zoo: Any = None) -> float:
     """Test accuracy of logistic regression on the INRs' renderings."""
-    (xtr, ytr), (xte, yte) = rendered_split(zoo, "train"), rendered_split(zoo, "test")
+    (xtr, ytr), (xte, yte) = rendered_split(zoo, "train"), rendered_split(test_zoo or zoo, "test")
     model = _logistic(seed).fit(xtr.flatten(1).numpy(), ytr)
     return float(accuracy_score(yte, model.predict(xte.flatten(1).numpy())))
 
 
-def flat_weight_logistic_regression(zoo: Any, seed: int = 0) -> float:
+def flat_weight_logistic_regression(zoo: Any, seed: int = 0, test_zoo: Any = None) -> float:
     """Test accuracy of logistic regression on the flattened weights (no symmetry handling)."""
     _, ftr, ytr = _weights_split(zoo, "train")
-    _, fte, yte = _weights_split(zoo, "test")
+    _, fte, yte = _weights_split(test_zoo or zoo, "test")
     model = _logistic(seed).fit(ftr.double().numpy(), ytr)
     return float(accuracy_score(yte, model.predict(fte.double().numpy())))
 
 
-def layer_statistics_classifier(zoo: Any, seed: int = 0) -> float:
+def layer_statistics_classifier(zoo: Any, seed: int = 0, test_zoo: Any = None) -> float:
     """Test accuracy of logistic regression on per-layer weight statistics."""
     arch, ftr, ytr = _weights_split(zoo, "train")
-    _, fte, yte = _weights_split(zoo, "test")
+    _, fte, yte = _weights_split(test_zoo or zoo, "test")
     model = _logistic(seed).fit(weight_statistics(arch, ftr), ytr)
     return float(accuracy_score(yte, model.predict(weight_statistics(arch, fte))))
 
 
-def pixel_nearest_neighbour(zoo: Any, seed: int = 0) -> float:
+def pixel_nearest_neighbour(zoo: Any, seed: int = 0, test_zoo: Any = None) -> float:
     """Leave-one-out 1-NN label accuracy among the test split's renderings (`seed` unused: deterministic)."""
     from sklearn.neighbors import NearestNeighbors
 
-    images, labels = rendered_split(zoo, "test")
+    images, labels = rendered_split(test_zoo or zoo, "test")
     x = images.flatten(1).double().numpy()
     _, idx = NearestNeighbors(n_neighbors=2).fit(x).kneighbors(x)
     # the nearest point is normally the image itself; take the other one (a duplicate may come first)
@@ -92,12 +93,13 @@ def pixel_nearest_neighbour(zoo: Any, seed: int = 0) -> float:
     return float(accuracy_score(labels, labels[other]))
 
 
-def render_and_classify(zoo: Any, seed: int = 0, epochs: int = 15, batch_size: int = 64) -> float:
+def render_and_classify(zoo: Any, seed: int = 0, test_zoo: Any = None, epochs: int = 15,
+                        batch_size: int = 64) -> float:
     """Test accuracy of a small CNN trained for `epochs` on the training INRs' renderings."""
     import torch.nn.functional as F
     from torch import nn
 
-    (xtr, ytr), (xte, yte) = rendered_split(zoo, "train"), rendered_split(zoo, "test")
+    (xtr, ytr), (xte, yte) = rendered_split(zoo, "train"), rendered_split(test_zoo or zoo, "test")
     xtr, xte = xtr.unsqueeze(1), xte.unsqueeze(1)
     ytr_t = torch.as_tensor(ytr)
     g = torch.Generator().manual_seed(seed)
@@ -129,21 +131,28 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--baselines", nargs="+", choices=list(INR_CLASSIFICATION_BASELINES),
                         default=list(INR_CLASSIFICATION_BASELINES))
     parser.add_argument("--seeds", type=int, default=1, help="seeds 0..N-1 (mean ± std over them)")
+    parser.add_argument("--test-zoo", default=None,
+                        help="score on this zoo's test split instead of --zoo's (e.g. `zoo refit --split test` of it)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
 
 
 def run(args: argparse.Namespace) -> int:
     """Train each baseline on the zoo's train split and print its test accuracy (mean ± std over seeds)."""
-    from core.zoo import Zoo
+    from core.zoo import Zoo, ZooError
 
     zoo = Zoo.open(args.zoo)
+    test_zoo = Zoo.open(args.test_zoo) if args.test_zoo else None
+    for z in (zoo, test_zoo or zoo):
+        if not len(z.split_indices("test")):
+            raise ZooError(f"{z.dir} has no test split to score (a `zoo refit` for this needs --split test)")
     result = {}
     for name in args.baselines:
-        scores = [INR_CLASSIFICATION_BASELINES[name](zoo, seed) for seed in range(max(1, args.seeds))]
+        scores = [INR_CLASSIFICATION_BASELINES[name](zoo, seed, test_zoo) for seed in range(max(1, args.seeds))]
         result[name] = {"mean": float(np.mean(scores)), "std": float(np.std(scores)), "seeds": scores}
         if not args.json:
             print(f"{name:22s} test accuracy {result[name]['mean']:.3f} ± {result[name]['std']:.3f} "
                   f"({len(scores)} seed{'s' if len(scores) > 1 else ''})", flush=True)
     if args.json:
-        print(json.dumps({"benchmark": "inr-baselines", "zoo": str(args.zoo), "results": result}))
+        print(json.dumps({"benchmark": "inr-baselines", "zoo": str(args.zoo), "test_zoo": args.test_zoo,
+                          "results": result}))
     return 0

@@ -17,7 +17,7 @@ def _widths(text: str) -> tuple[int, ...]:
 
 
 def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    """Add `zoo build inr|cnn`, `zoo merge`, `zoo extend`, `zoo info`, `zoo import`."""
+    """Add `zoo build inr|cnn`, `zoo merge`, `zoo extend`, `zoo refit`, `zoo info`, `zoo import`."""
     p = sub.add_parser("zoo", help="build, import and summarise model zoos",
                        description="Build INR/CNN zoos from bundled images, import public zoos, summarise a zoo.")
     zsub = p.add_subparsers(dest="zoo_command", metavar="ACTION", required=True)
@@ -94,6 +94,22 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                      help="INRs fitted at once; changes the speed, not the networks (default: by image size)")
     ext.set_defaults(func=run_extend)
 
+    refit = zsub.add_parser("refit", help="new INRs of an INR zoo's val or test images, alone: a second held-out set",
+                            description="Write OUT: VIEWS new INRs of each SPLIT image of the image-INR zoo SRC, all "
+                                        "in SPLIT, fitted with SRC's recipe from fresh seeds. `evaluate RUN --zoo OUT "
+                                        "--split SPLIT` then scores a run trained on SRC on INRs its validation and "
+                                        "test scores never saw. Resumable (work directory OUT.views).")
+    refit.add_argument("src", help="a finished image-INR zoo (zoo build inr)")
+    refit.add_argument("--split", choices=["val", "test"], default="test", help="whose images to refit (default test)")
+    refit.add_argument("--views", type=int, default=1, help="new INRs per image (default 1)")
+    refit.add_argument("--seed", type=int, required=True,
+                       help="new INR j starts from init seed SEED·1,000,000 + j (must not overlap SRC's seeds)")
+    refit.add_argument("--out", required=True, help="the new zoo directory")
+    refit.add_argument("--workers", type=int, default=None, help="worker processes (default: one per CPU core)")
+    refit.add_argument("--batch-size", type=int, default=None,
+                       help="INRs fitted at once; changes the speed, not the networks (default: by image size)")
+    refit.set_defaults(func=run_refit)
+
     info = zsub.add_parser("info", help="counts, architectures, label / PSNR / accuracy summary, splits")
     info.add_argument("dir")
     info.add_argument("--json", action="store_true", help="print one JSON object")
@@ -160,6 +176,16 @@ def run_extend(args: argparse.Namespace) -> int:
     from core.zoo.extend import add_inr_views
 
     zoo = add_inr_views(args.src, args.out, args.views, args.seed, workers=args.workers, batch_size=args.batch_size)
+    print(format_info(zoo_info(zoo)))
+    return 0
+
+
+def run_refit(args: argparse.Namespace) -> int:
+    """Fit the held-out refits, write their zoo and print its summary."""
+    from core.zoo.extend import refit_held_out
+
+    zoo = refit_held_out(args.src, args.out, args.split, args.views, args.seed, workers=args.workers,
+                         batch_size=args.batch_size)
     print(format_info(zoo_info(zoo)))
     return 0
 
