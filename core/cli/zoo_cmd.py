@@ -16,6 +16,18 @@ def _widths(text: str) -> tuple[int, ...]:
     return widths
 
 
+def _add_view_arguments(parser: argparse.ArgumentParser, views_help: str) -> None:
+    """Options `zoo extend` and `zoo refit` share: the source zoo, how many new fits, their seeds, where, how fast."""
+    parser.add_argument("src", help="a finished image-INR zoo (zoo build inr)")
+    parser.add_argument("--views", type=int, default=1, help=views_help)
+    parser.add_argument("--seed", type=int, required=True,
+                        help="new INR j starts from init seed SEED·1,000,000 + j (must not overlap SRC's seeds)")
+    parser.add_argument("--out", required=True, help="the new zoo directory")
+    parser.add_argument("--workers", type=int, default=None, help="worker processes (default: one per CPU core)")
+    parser.add_argument("--batch-size", type=int, default=None,
+                        help="INRs fitted at once; changes the speed, not the networks (default: by image size)")
+
+
 def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Add `zoo build inr|cnn`, `zoo merge`, `zoo extend`, `zoo refit`, `zoo info`, `zoo import`."""
     p = sub.add_parser("zoo", help="build, import and summarise model zoos",
@@ -84,14 +96,7 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                           description="Write OUT: the image-INR zoo SRC plus VIEWS new INRs of each training image, "
                                       "fitted with SRC's recipe from fresh seeds; SRC's networks and splits are kept. "
                                       "Resumable (work directory OUT.views).")
-    ext.add_argument("src", help="a finished image-INR zoo (zoo build inr)")
-    ext.add_argument("--views", type=int, default=1, help="new INRs per training image (default 1)")
-    ext.add_argument("--seed", type=int, required=True,
-                     help="new INR j starts from init seed SEED·1,000,000 + j (must not overlap SRC's seeds)")
-    ext.add_argument("--out", required=True, help="the new zoo directory")
-    ext.add_argument("--workers", type=int, default=None, help="worker processes (default: one per CPU core)")
-    ext.add_argument("--batch-size", type=int, default=None,
-                     help="INRs fitted at once; changes the speed, not the networks (default: by image size)")
+    _add_view_arguments(ext, "new INRs per training image (default 1)")
     ext.set_defaults(func=run_extend)
 
     refit = zsub.add_parser("refit", help="new INRs of an INR zoo's val or test images, alone: a second held-out set",
@@ -99,15 +104,8 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                                         "in SPLIT, fitted with SRC's recipe from fresh seeds. `evaluate RUN --zoo OUT "
                                         "--split SPLIT` then scores a run trained on SRC on INRs its validation and "
                                         "test scores never saw. Resumable (work directory OUT.views).")
-    refit.add_argument("src", help="a finished image-INR zoo (zoo build inr)")
+    _add_view_arguments(refit, "new INRs per image (default 1)")
     refit.add_argument("--split", choices=["val", "test"], default="test", help="whose images to refit (default test)")
-    refit.add_argument("--views", type=int, default=1, help="new INRs per image (default 1)")
-    refit.add_argument("--seed", type=int, required=True,
-                       help="new INR j starts from init seed SEED·1,000,000 + j (must not overlap SRC's seeds)")
-    refit.add_argument("--out", required=True, help="the new zoo directory")
-    refit.add_argument("--workers", type=int, default=None, help="worker processes (default: one per CPU core)")
-    refit.add_argument("--batch-size", type=int, default=None,
-                       help="INRs fitted at once; changes the speed, not the networks (default: by image size)")
     refit.set_defaults(func=run_refit)
 
     info = zsub.add_parser("info", help="counts, architectures, label / PSNR / accuracy summary, splits")
