@@ -138,6 +138,9 @@ def train_run(task_name: str, model_name: str, zoo_dir: str | Path, out_dir: str
     task.check_zoo(zoo)
     out_dim = task.out_dim(zoo.table)
     sets = {split: graph_set_from_zoo(zoo, split, task, stream=True) for split in ("train", "val", "test")}
+    if not len(sets["train"]):  # e.g. a `zoo refit` zoo (held-out networks only): refuse before writing anything
+        raise TaskError(f"{zoo_dir} has no training networks (its train split is empty); train on the zoo it was "
+                        "made from and score this one with `evaluate RUN --zoo`")
     grid = max(s.grid_size or 1 for s in sets.values() if len(s))
     for s in sets.values():
         s.grid_size = grid

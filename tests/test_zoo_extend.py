@@ -185,3 +185,16 @@ def test_zoo_refit_cli(tmp_path, source, capsys):
     val = source.table[source.table["split"] == "val"]
     assert sorted(out.table["image_index"]) == sorted(val["image_index"]) and (out.table["split"] == "val").all()
     assert "splits" in capsys.readouterr().out
+
+
+def test_a_refit_zoo_is_refused_for_training_before_anything_is_written(tmp_path, source):
+    from core.runs import train_run
+    from core.tasks import TaskError
+    from core.zoo import refit_held_out
+
+    refit = refit_held_out(source.dir, tmp_path / "refit", "test", views=1, seed=6, workers=1, progress=False)
+    with pytest.raises(TaskError, match="no training networks"):
+        train_run("inr-classify", "ng-gnn", refit.dir, tmp_path / "run")
+    assert not (tmp_path / "run").exists()  # a rerun with a proper zoo is not mistaken for an interrupted run
+    with pytest.raises(ZooError, match="no images in that split"):
+        add_inr_views(refit.dir, tmp_path / "more", views=1, seed=7, workers=1, progress=False)
