@@ -54,13 +54,18 @@ def _weights_split(zoo: Any, split: str) -> tuple[Any, torch.Tensor, np.ndarray]
     return arch, flat, zoo.table["label"].to_numpy()[rows]
 
 
+def _scored(zoo: Any, test_zoo: Any) -> Any:
+    """The zoo whose test split a baseline scores: `test_zoo` where given (not by truth value: a Zoo has a length)."""
+    return zoo if test_zoo is None else test_zoo
+
+
 def _logistic(seed: int) -> Any:
     return make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000, C=0.1, random_state=seed))
 
 
 def pixel_logistic_regression(zoo: Any, seed: int = 0, test_zoo: Any = None) -> float:
     """Test accuracy of logistic regression on the INRs' renderings."""
-    (xtr, ytr), (xte, yte) = rendered_split(zoo, "train"), rendered_split(test_zoo or zoo, "test")
+    (xtr, ytr), (xte, yte) = rendered_split(zoo, "train"), rendered_split(_scored(zoo, test_zoo), "test")
     model = _logistic(seed).fit(xtr.flatten(1).numpy(), ytr)
     return float(accuracy_score(yte, model.predict(xte.flatten(1).numpy())))
 
@@ -68,7 +73,7 @@ def pixel_logistic_regression(zoo: Any, seed: int = 0, test_zoo: Any = None) -> 
 def flat_weight_logistic_regression(zoo: Any, seed: int = 0, test_zoo: Any = None) -> float:
     """Test accuracy of logistic regression on the flattened weights (no symmetry handling)."""
     _, ftr, ytr = _weights_split(zoo, "train")
-    _, fte, yte = _weights_split(test_zoo or zoo, "test")
+    _, fte, yte = _weights_split(_scored(zoo, test_zoo), "test")
     model = _logistic(seed).fit(ftr.double().numpy(), ytr)
     return float(accuracy_score(yte, model.predict(fte.double().numpy())))
 
@@ -76,7 +81,7 @@ def flat_weight_logistic_regression(zoo: Any, seed: int = 0, test_zoo: Any = Non
 def layer_statistics_classifier(zoo: Any, seed: int = 0, test_zoo: Any = None) -> float:
     """Test accuracy of logistic regression on per-layer weight statistics."""
     arch, ftr, ytr = _weights_split(zoo, "train")
-    _, fte, yte = _weights_split(test_zoo or zoo, "test")
+    _, fte, yte = _weights_split(_scored(zoo, test_zoo), "test")
     model = _logistic(seed).fit(weight_statistics(arch, ftr), ytr)
     return float(accuracy_score(yte, model.predict(weight_statistics(arch, fte))))
 
@@ -85,7 +90,7 @@ def pixel_nearest_neighbour(zoo: Any, seed: int = 0, test_zoo: Any = None) -> fl
     """Leave-one-out 1-NN label accuracy among the test split's renderings (`seed` unused: deterministic)."""
     from sklearn.neighbors import NearestNeighbors
 
-    images, labels = rendered_split(test_zoo or zoo, "test")
+    images, labels = rendered_split(_scored(zoo, test_zoo), "test")
     x = images.flatten(1).double().numpy()
     _, idx = NearestNeighbors(n_neighbors=2).fit(x).kneighbors(x)
     # the nearest point is normally the image itself; take the other one (a duplicate may come first)
@@ -99,7 +104,7 @@ def render_and_classify(zoo: Any, seed: int = 0, test_zoo: Any = None, epochs: i
     import torch.nn.functional as F
     from torch import nn
 
-    (xtr, ytr), (xte, yte) = rendered_split(zoo, "train"), rendered_split(test_zoo or zoo, "test")
+    (xtr, ytr), (xte, yte) = rendered_split(zoo, "train"), rendered_split(_scored(zoo, test_zoo), "test")
     xtr, xte = xtr.unsqueeze(1), xte.unsqueeze(1)
     ytr_t = torch.as_tensor(ytr)
     g = torch.Generator().manual_seed(seed)
@@ -142,7 +147,7 @@ def run(args: argparse.Namespace) -> int:
 
     zoo = Zoo.open(args.zoo)
     test_zoo = Zoo.open(args.test_zoo) if args.test_zoo else None
-    for z in (zoo, test_zoo or zoo):
+    for z in (zoo, _scored(zoo, test_zoo)):
         if not len(z.split_indices("test")):
             raise ZooError(f"{z.dir} has no test split to score (a `zoo refit` for this needs --split test)")
     result = {}
