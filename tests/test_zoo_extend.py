@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -198,3 +202,54 @@ def test_a_refit_zoo_is_refused_for_training_before_anything_is_written(tmp_path
     assert not (tmp_path / "run").exists()  # a rerun with a proper zoo is not mistaken for an interrupted run
     with pytest.raises(ZooError, match="no images in that split"):
         add_inr_views(refit.dir, tmp_path / "more", views=1, seed=7, workers=1, progress=False)
+
+
+CRASH_SCRIPT = textwrap.dedent("""
+    import os, sys
+    from pathlib import Path
+    sys.path.insert(0, {root!r})
+    from core.zoo import add_inr_views, refit_held_out, store
+    out = Path({out!r})
+    original = store.ZooBuilder.write_chunk
+    def write_then_die(self, k, groups, rows):
+        original(self, k, groups, rows)
+        # die right after the first chunk of the fitted views ("work") or of the written zoo ("final") is on disk
+        if (self.dir == out) == ({where!r} == "final"):
+            os._exit(17)
+    store.ZooBuilder.write_chunk = write_then_die
+    if {command!r} == "refit":
+        refit_held_out({src!r}, out, "test", views=3, seed=6, workers=1, progress=False, batch_size=2)
+    else:
+        add_inr_views({src!r}, out, views=1, seed=6, workers=1, progress=False, batch_size=2)
+""")
+
+
+@pytest.mark.parametrize("command", ["refit", "extend"])
+@pytest.mark.parametrize("where", ["work", "final"])
+def test_an_interrupted_refit_or_extend_resumes_to_the_uninterrupted_zoo(tmp_path, source, command, where):
+    from core.zoo import refit_held_out
+
+    out = tmp_path / "resumed"
+    script = CRASH_SCRIPT.format(root=str(Path(__file__).resolve().parents[1]), out=str(out), where=where,
+                                 command=command, src=str(source.dir))
+    proc = subprocess.run([sys.executable, "-c", script], timeout=120)
+    assert proc.returncode == 17
+    work = out.with_name(out.name + ".views") / "zoo"
+    if where == "work":   # killed while fitting: part of the views on disk, nothing of the zoo
+        assert len(list((work / "chunks").glob("chunk-*.safetensors"))) == 1 and not out.exists()
+    else:                 # killed while writing the zoo: the views fitted, the zoo unfinished
+        assert (work / "manifest.json").exists() and not (out / "manifest.json").exists()
+    with pytest.raises(ZooError):
+        Zoo.open(out)
+
+    def make(dest):
+        if command == "refit":
+            return refit_held_out(source.dir, dest, "test", views=3, seed=6, workers=1, progress=False)
+        return add_inr_views(source.dir, dest, views=1, seed=6, workers=1, progress=False)
+
+    resumed, full = make(out), make(tmp_path / "full")
+    assert torch.allclose(resumed.flat()[1], full.flat()[1], atol=1e-6, rtol=0)
+    columns = ["label", "seed", "image_index", "split", "steps"]
+    assert resumed.table[columns].equals(full.table[columns])
+    assert np.allclose(resumed.table["psnr"], full.table["psnr"], atol=1e-3)
+    assert make(out).manifest == resumed.manifest  # finished: a rerun opens it again
