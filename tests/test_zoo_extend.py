@@ -252,4 +252,26 @@ def test_an_interrupted_refit_or_extend_resumes_to_the_uninterrupted_zoo(tmp_pat
     columns = ["label", "seed", "image_index", "split", "steps"]
     assert resumed.table[columns].equals(full.table[columns])
     assert np.allclose(resumed.table["psnr"], full.table["psnr"], atol=1e-3)
-    assert make(out).manifest == resumed.manifest  # finished: a rerun opens it again
+    assert not work.parent.exists()  # the fitted views are removed once the zoo is written
+
+
+@pytest.mark.parametrize("command", ["refit", "extend"])
+def test_a_finished_zoo_is_reopened_without_fitting_and_other_options_refused_first(tmp_path, source, monkeypatch,
+                                                                                    command):
+    from core.zoo import extend, refit_held_out
+
+    def make(seed):
+        if command == "refit":
+            return refit_held_out(source.dir, tmp_path / "out", "val", views=1, seed=seed, workers=1, progress=False)
+        return add_inr_views(source.dir, tmp_path / "out", views=1, seed=seed, workers=1, progress=False)
+
+    first = make(6)
+    assert not (tmp_path / "out.views").exists()
+
+    def no_fitting(*args, **kwargs):
+        raise AssertionError("fitted again")
+    monkeypatch.setattr(extend, "_fit_views", no_fitting)
+    assert torch.equal(make(6).flat()[1], first.flat()[1])
+    with pytest.raises(ZooError, match="different zoo"):
+        make(7)
+    assert not (tmp_path / "out.views").exists()

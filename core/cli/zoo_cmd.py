@@ -95,7 +95,7 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     ext = zsub.add_parser("extend", help="add training views (more INRs of each training image) to an INR zoo",
                           description="Write OUT: the image-INR zoo SRC plus VIEWS new INRs of each training image, "
                                       "fitted with SRC's recipe from fresh seeds; SRC's networks and splits are kept. "
-                                      "Resumable (work directory OUT.views).")
+                                      "Resumable (work directory OUT.views, removed when done).")
     _add_view_arguments(ext, "new INRs per training image (default 1)")
     ext.set_defaults(func=run_extend)
 
@@ -103,7 +103,8 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                             description="Write OUT: VIEWS new INRs of each SPLIT image of the image-INR zoo SRC, all "
                                         "in SPLIT, fitted with SRC's recipe from fresh seeds. `evaluate RUN --zoo OUT "
                                         "--split SPLIT` then scores a run trained on SRC on INRs its validation and "
-                                        "test scores never saw. Resumable (work directory OUT.views).")
+                                        "test scores never saw. Resumable (work directory OUT.views, removed when "
+                                        "done).")
     _add_view_arguments(refit, "new INRs per image (default 1)")
     refit.add_argument("--split", choices=["val", "test"], default="test", help="whose images to refit (default test)")
     refit.set_defaults(func=run_refit)

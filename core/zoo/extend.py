@@ -5,13 +5,14 @@
 
 `zoo build inr --inrs-per-image K` fits every view from scratch, so going from K = 2 to K = 4 that way refits the
 INRs already fitted. `add_inr_views` fits only the new ones (through `build_inr_zoo`: resumable, parallel, with a
-progress bar; its work directory is `OUT.views`, kept for resuming) and writes a new zoo: the source zoo's networks
-unchanged, then the new ones. Splits are the source's: every new INR is of a training image, so validation and test
-keep one INR per image and no image changes split. New INR j starts from init seed `seed · 1,000,000 + j` (the
-table's `seed` column); a seed whose range the source uses is refused. The fitting recipe is the source's
-(`inr_recipe`: zoos built before recipes were recorded get the `siren` init they were built with), and the manifest
-records it and the extension (`generator.options.extended_from`). Shared-init zoos are refused: every view of an
-image would start from the same init and fit to the same network.
+progress bar; its work directory `OUT.views` is what an interrupted run resumes from, removed once OUT is written)
+and writes a new zoo: the source zoo's networks unchanged, then the new ones. A rerun with the same options reopens
+a finished OUT without fitting; other options are refused before any fitting. Splits are the source's: every new INR
+is of a training image, so validation and test keep one INR per image and no image changes split. New INR j starts
+from init seed `seed · 1,000,000 + j` (the table's `seed` column); a seed whose range the source uses is refused.
+The fitting recipe is the source's (`inr_recipe`: zoos built before recipes were recorded get the `siren` init they
+were built with), and the manifest records it and the extension (`generator.options.extended_from`). Shared-init
+zoos are refused: every view of an image would start from the same init and fit to the same network.
 
 `refit_held_out` fits new INRs of the validation or test images instead and writes them alone, all in that split:
 a second sample of the held-out networks, to tell a model's gain from the luck of one set of test INRs.
@@ -20,6 +21,7 @@ a second sample of the held-out networks, to tell a model's gain from the luck o
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -90,6 +92,22 @@ def _split_images(zoo: Zoo, split: str) -> np.ndarray:
     return np.unique(table.loc[table["split"] == split, "image_index"].to_numpy())
 
 
+def _builder(out: Path, zoo: Zoo, options: dict[str, Any]) -> ZooBuilder:
+    """The resumable writer of the zoo at `out`, with the source's architectures and provenance; ZooError if `out`
+    holds another zoo."""
+    return ZooBuilder(out, generator="inr", options=options, architectures=zoo.architectures,
+                      source=zoo.manifest.get("source"))
+
+
+def _finished(out: Path, zoo: Zoo, options: dict[str, Any]) -> Zoo | None:
+    """The zoo at `out` if a run with these options finished it, None if none did; ZooError if another zoo is
+    there, before any fitting is spent on a write that would be refused."""
+    if not (out / "manifest.json").exists():
+        return None
+    _builder(out, zoo, options)
+    return Zoo.open(out)
+
+
 def add_inr_views(src: str | os.PathLike, out: str | os.PathLike, views: int, seed: int, workers: int | None = None,
                   progress: bool = True, batch_size: int | None = None) -> Zoo:
     """Write the zoo `out`: the image-INR zoo at `src` plus `views` new INRs of each of its training images.
@@ -99,14 +117,16 @@ def add_inr_views(src: str | os.PathLike, out: str | os.PathLike, views: int, se
     src, out = Path(src), Path(out)
     zoo, recipe, opts = _check_source(src)
     table = zoo.table
-    new, fitted = _fit_views(zoo, recipe, opts, _split_images(zoo, "train"), views, seed,
-                             out.with_name(out.name + ".views"), workers, progress, batch_size)
-    n_src = len(table)
     # the source's options, its training-view count raised, and where the zoo came from
     options = {**opts, "inrs_per_image": int(opts.get("inrs_per_image", 1)) + views,
                "extended_from": {"zoo": str(src), "views": views, "seed": seed, "source_options": opts}}
-    builder = ZooBuilder(out, generator="inr", options=options, architectures=zoo.architectures,
-                         source=zoo.manifest.get("source"))
+    if (done := _finished(out, zoo, options)) is not None:
+        return done
+    work = out.with_name(out.name + ".views")
+    new, fitted = _fit_views(zoo, recipe, opts, _split_images(zoo, "train"), views, seed, work, workers, progress,
+                             batch_size)
+    n_src = len(table)
+    builder = _builder(out, zoo, options)
     if not builder.complete:
         _, src_flat = zoo.flat(np.arange(n_src))
         builder.write_chunk(0, {"siren": (list(range(n_src)), src_flat)}, table[_COLUMNS].to_dict("records"))
@@ -117,6 +137,7 @@ def add_inr_views(src: str | os.PathLike, out: str | os.PathLike, views: int, se
         splits.update({int(i): "train" for i in new["index"]})
         # an older source's recipe is the one derived above, now recorded (by the build of the new views)
         builder.finish(splits, extra={"recipe": zoo.manifest.get("recipe") or fitted.manifest["recipe"]})
+    shutil.rmtree(work)   # only after the zoo is written: until then it is what a rerun resumes from
     return Zoo.open(out)
 
 
@@ -134,16 +155,19 @@ def refit_held_out(src: str | os.PathLike, out: str | os.PathLike, split: str, v
                        "use `zoo extend`")
     src, out = Path(src), Path(out)
     zoo, recipe, opts = _check_source(src)
-    new, fitted = _fit_views(zoo, recipe, opts, _split_images(zoo, split), views, seed,
-                             out.with_name(out.name + ".views"), workers, progress, batch_size)
     options = {**opts, "inrs_per_image": views,
                "refit_of": {"zoo": str(src), "split": split, "views": views, "seed": seed, "source_options": opts}}
-    builder = ZooBuilder(out, generator="inr", options=options, architectures=zoo.architectures,
-                         source=zoo.manifest.get("source"))
+    if (done := _finished(out, zoo, options)) is not None:
+        return done
+    work = out.with_name(out.name + ".views")
+    new, fitted = _fit_views(zoo, recipe, opts, _split_images(zoo, split), views, seed, work, workers, progress,
+                             batch_size)
+    builder = _builder(out, zoo, options)
     if not builder.complete:
         _, flat = fitted.flat(np.arange(len(new)))
         new["index"] = np.arange(len(new))
         builder.write_chunk(0, {"siren": (new["index"].tolist(), flat)}, new[_COLUMNS].to_dict("records"))
         builder.finish({int(i): split for i in new["index"]},
                        extra={"recipe": zoo.manifest.get("recipe") or fitted.manifest["recipe"]})
+    shutil.rmtree(work)
     return Zoo.open(out)
