@@ -275,3 +275,19 @@ def test_a_finished_zoo_is_reopened_without_fitting_and_other_options_refused_fi
     with pytest.raises(ZooError, match="different zoo"):
         make(7)
     assert not (tmp_path / "out.views").exists()
+
+
+def test_a_source_whose_image_file_moved_is_refused_by_name(tmp_path):
+    from core.zoo import refit_held_out
+
+    x, y = load_images("digits", limit=12)
+    npz = tmp_path / "images.npz"
+    np.savez(npz, images=x.numpy(), labels=y.numpy())
+    src = build_inr_zoo(tmp_path / "src", images=str(npz), count=12, hidden=(8,), steps=5, seed=3, workers=1,
+                        progress=False)
+    npz.rename(tmp_path / "moved.npz")
+    with pytest.raises(ZooError, match="no image folder or .npz file at .*images.npz"):
+        refit_held_out(src.dir, tmp_path / "refit", "test", views=1, seed=6, workers=1, progress=False)
+    assert not (tmp_path / "refit").exists() and not (tmp_path / "refit.views").exists()
+    with pytest.raises(ZooError, match="unknown image source 'mnist'"):   # a mistyped name is still named as one
+        load_images("mnist")
