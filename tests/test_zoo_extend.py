@@ -265,8 +265,10 @@ def test_a_finished_zoo_is_reopened_without_fitting_and_other_options_refused_fi
             return refit_held_out(source.dir, tmp_path / "out", "val", views=1, seed=seed, workers=1, progress=False)
         return add_inr_views(source.dir, tmp_path / "out", views=1, seed=seed, workers=1, progress=False)
 
+    (tmp_path / "out.views").mkdir()
+    (tmp_path / "out.views" / "notes.txt").write_text("mine")   # not the command's: kept when its files go
     first = make(6)
-    assert not (tmp_path / "out.views").exists()
+    assert [p.name for p in (tmp_path / "out.views").iterdir()] == ["notes.txt"]
 
     def no_fitting(*args, **kwargs):
         raise AssertionError("fitted again")
@@ -274,7 +276,7 @@ def test_a_finished_zoo_is_reopened_without_fitting_and_other_options_refused_fi
     assert torch.equal(make(6).flat()[1], first.flat()[1])
     with pytest.raises(ZooError, match="different zoo"):
         make(7)
-    assert not (tmp_path / "out.views").exists()
+    assert [p.name for p in (tmp_path / "out.views").iterdir()] == ["notes.txt"]
 
 
 def test_a_source_whose_image_file_moved_is_refused_by_name(tmp_path):

@@ -99,6 +99,14 @@ def _builder(out: Path, zoo: Zoo, options: dict[str, Any]) -> ZooBuilder:
                       source=zoo.manifest.get("source"))
 
 
+def _remove_work(work: Path) -> None:
+    """Delete what `_fit_views` wrote into `work`, then `work` itself unless something else is in it."""
+    shutil.rmtree(work / "zoo", ignore_errors=True)
+    (work / "images.npz").unlink(missing_ok=True)
+    if not any(work.iterdir()):
+        work.rmdir()
+
+
 def _finished(out: Path, zoo: Zoo, options: dict[str, Any]) -> Zoo | None:
     """The zoo at `out` if a run with these options finished it, None if none did; ZooError if another zoo is
     there, before any fitting is spent on a write that would be refused."""
@@ -137,7 +145,7 @@ def add_inr_views(src: str | os.PathLike, out: str | os.PathLike, views: int, se
         splits.update({int(i): "train" for i in new["index"]})
         # an older source's recipe is the one derived above, now recorded (by the build of the new views)
         builder.finish(splits, extra={"recipe": zoo.manifest.get("recipe") or fitted.manifest["recipe"]})
-    shutil.rmtree(work)   # only after the zoo is written: until then it is what a rerun resumes from
+    _remove_work(work)   # only after the zoo is written: until then it is what a rerun resumes from
     return Zoo.open(out)
 
 
@@ -169,5 +177,5 @@ def refit_held_out(src: str | os.PathLike, out: str | os.PathLike, split: str, v
         builder.write_chunk(0, {"siren": (new["index"].tolist(), flat)}, new[_COLUMNS].to_dict("records"))
         builder.finish({int(i): split for i in new["index"]},
                        extra={"recipe": zoo.manifest.get("recipe") or fitted.manifest["recipe"]})
-    shutil.rmtree(work)
+    _remove_work(work)
     return Zoo.open(out)
