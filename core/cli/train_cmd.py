@@ -53,7 +53,7 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
                         "parameters (the default), by their outgoing ones (`--canonical outgoing`: input "
                         "translations and rotations of an INR then keep every neuron's sign), or the first layer by "
                         "its incoming and the rest by their outgoing ones (`--canonical incoming-first`). It also "
-                        "erases a ReLU network's layer scales, which on CNN zoos help predict generalisation")
+                        "erases a ReLU network's layer scales, which on the bundled CNN zoo predict generalisation")
     add_options(p.add_argument_group("model options"), {n: cls.options() for n, cls in MODELS.items()}, "model")
     add_options(p.add_argument_group("task options"), {n: cls.cli_options for n, cls in TASKS.items()}, "task")
     p.add_argument("--resume", action="store_true", help="continue from the run directory's checkpoint")

@@ -5,14 +5,15 @@
 
 `zoo build inr --inrs-per-image K` fits every view from scratch, so going from K = 2 to K = 4 that way refits the
 INRs already fitted. `add_inr_views` fits only the new ones (through `build_inr_zoo`: resumable, parallel, with a
-progress bar; its work directory `OUT.views` is what an interrupted run resumes from, removed once OUT is written)
-and writes a new zoo: the source zoo's networks unchanged, then the new ones. A rerun with the same options reopens
-a finished OUT without fitting; other options are refused before any fitting. Splits are the source's: every new INR
-is of a training image, so validation and test keep one INR per image and no image changes split. New INR j starts
-from init seed `seed · 1,000,000 + j` (the table's `seed` column); a seed whose range the source uses is refused.
-The fitting recipe is the source's (`inr_recipe`: zoos built before recipes were recorded get the `siren` init they
-were built with), and the manifest records it and the extension (`generator.options.extended_from`). Shared-init
-zoos are refused: every view of an image would start from the same init and fit to the same network.
+progress bar; its work directory `OUT.views` is what an interrupted run resumes from, its files removed once OUT is
+written) and writes a new zoo: the source zoo's networks unchanged, then the new ones. A rerun with the same options
+reopens a finished OUT without fitting; a finished OUT of other options is refused before any fitting. Splits are
+the source's: every new INR is of a training image, so validation and test keep one INR per image and no image
+changes split. New INR j starts from init seed `seed · 1,000,000 + j` (the table's `seed` column); a seed whose
+range the source uses is refused. The fitting recipe is the source's (`inr_recipe`: zoos built before recipes were
+recorded get the `siren` init they were built with), and the manifest records it and the extension
+(`generator.options.extended_from`). Shared-init zoos are refused: every view of an image would start from the same
+init and fit to the same network.
 
 `refit_held_out` fits new INRs of the validation or test images instead and writes them alone, all in that split:
 a second sample of the held-out networks, to tell a model's gain from the luck of one set of test INRs.
@@ -107,12 +108,37 @@ def _remove_work(work: Path) -> None:
         work.rmdir()
 
 
-def _finished(out: Path, zoo: Zoo, options: dict[str, Any]) -> Zoo | None:
-    """The zoo at `out` if a run with these options finished it, None if none did; ZooError if another zoo is
-    there, before any fitting is spent on a write that would be refused."""
-    if not (out / "manifest.json").exists():
-        return None
-    _builder(out, zoo, options)
+def _write_views_zoo(zoo: Zoo, recipe: dict[str, Any], opts: dict[str, Any], split: str, views: int, seed: int,
+                     out: Path, options: dict[str, Any], keep_source: bool, workers: int | None, progress: bool,
+                     batch_size: int | None) -> Zoo:
+    """Fit `views` new INRs of each `split` image of `zoo` and write the zoo `out` (manifest options `options`): the
+    source's networks and splits, then the new ones in `split`, if `keep_source`, else the new ones alone.
+
+    A finished `out` is reopened without fitting, and refused before any fitting if it holds another zoo. The work
+    directory `OUT.views` is what an interrupted run resumes from; its files go once `out` is written.
+    """
+    if (out / "manifest.json").exists():
+        _builder(out, zoo, options)   # ZooError unless these options built it
+        return Zoo.open(out)
+    work = out.with_name(out.name + ".views")
+    new, fitted = _fit_views(zoo, recipe, opts, _split_images(zoo, split), views, seed, work, workers, progress,
+                             batch_size)
+    builder = _builder(out, zoo, options)
+    if not builder.complete:          # another process may have finished it meanwhile
+        kept = zoo.table if keep_source else zoo.table.iloc[:0]
+        n_kept = len(kept)
+        if n_kept:
+            _, kept_flat = zoo.flat(np.arange(n_kept))
+            builder.write_chunk(0, {"siren": (list(range(n_kept)), kept_flat)}, kept[_COLUMNS].to_dict("records"))
+        _, new_flat = fitted.flat(np.arange(len(new)))
+        new["index"] = np.arange(n_kept, n_kept + len(new))
+        builder.write_chunk(int(n_kept > 0), {"siren": (new["index"].tolist(), new_flat)},
+                            new[_COLUMNS].to_dict("records"))
+        splits = {int(i): str(s) for i, s in zip(kept["index"], kept["split"])}
+        splits.update({int(i): split for i in new["index"]})
+        # an older source's recipe is the one derived from it, now recorded (by the build of the new views)
+        builder.finish(splits, extra={"recipe": zoo.manifest.get("recipe") or fitted.manifest["recipe"]})
+    _remove_work(work)   # only after the zoo is written: until then it is what a rerun resumes from
     return Zoo.open(out)
 
 
@@ -124,29 +150,11 @@ def add_inr_views(src: str | os.PathLike, out: str | os.PathLike, views: int, se
     """
     src, out = Path(src), Path(out)
     zoo, recipe, opts = _check_source(src)
-    table = zoo.table
     # the source's options, its training-view count raised, and where the zoo came from
     options = {**opts, "inrs_per_image": int(opts.get("inrs_per_image", 1)) + views,
                "extended_from": {"zoo": str(src), "views": views, "seed": seed, "source_options": opts}}
-    if (done := _finished(out, zoo, options)) is not None:
-        return done
-    work = out.with_name(out.name + ".views")
-    new, fitted = _fit_views(zoo, recipe, opts, _split_images(zoo, "train"), views, seed, work, workers, progress,
-                             batch_size)
-    n_src = len(table)
-    builder = _builder(out, zoo, options)
-    if not builder.complete:
-        _, src_flat = zoo.flat(np.arange(n_src))
-        builder.write_chunk(0, {"siren": (list(range(n_src)), src_flat)}, table[_COLUMNS].to_dict("records"))
-        _, new_flat = fitted.flat(np.arange(len(new)))
-        new["index"] = np.arange(n_src, n_src + len(new))
-        builder.write_chunk(1, {"siren": (new["index"].tolist(), new_flat)}, new[_COLUMNS].to_dict("records"))
-        splits = {int(i): str(s) for i, s in zip(table["index"], table["split"])}
-        splits.update({int(i): "train" for i in new["index"]})
-        # an older source's recipe is the one derived above, now recorded (by the build of the new views)
-        builder.finish(splits, extra={"recipe": zoo.manifest.get("recipe") or fitted.manifest["recipe"]})
-    _remove_work(work)   # only after the zoo is written: until then it is what a rerun resumes from
-    return Zoo.open(out)
+    return _write_views_zoo(zoo, recipe, opts, "train", views, seed, out, options, True, workers, progress,
+                            batch_size)
 
 
 def refit_held_out(src: str | os.PathLike, out: str | os.PathLike, split: str, views: int, seed: int,
@@ -165,17 +173,5 @@ def refit_held_out(src: str | os.PathLike, out: str | os.PathLike, split: str, v
     zoo, recipe, opts = _check_source(src)
     options = {**opts, "inrs_per_image": views,
                "refit_of": {"zoo": str(src), "split": split, "views": views, "seed": seed, "source_options": opts}}
-    if (done := _finished(out, zoo, options)) is not None:
-        return done
-    work = out.with_name(out.name + ".views")
-    new, fitted = _fit_views(zoo, recipe, opts, _split_images(zoo, split), views, seed, work, workers, progress,
-                             batch_size)
-    builder = _builder(out, zoo, options)
-    if not builder.complete:
-        _, flat = fitted.flat(np.arange(len(new)))
-        new["index"] = np.arange(len(new))
-        builder.write_chunk(0, {"siren": (new["index"].tolist(), flat)}, new[_COLUMNS].to_dict("records"))
-        builder.finish({int(i): split for i in new["index"]},
-                       extra={"recipe": zoo.manifest.get("recipe") or fitted.manifest["recipe"]})
-    _remove_work(work)
-    return Zoo.open(out)
+    return _write_views_zoo(zoo, recipe, opts, split, views, seed, out, options, False, workers, progress,
+                            batch_size)
