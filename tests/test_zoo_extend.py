@@ -293,3 +293,5 @@ def test_a_source_whose_image_file_moved_is_refused_by_name(tmp_path):
     assert not (tmp_path / "refit").exists() and not (tmp_path / "refit.views").exists()
     with pytest.raises(ZooError, match="unknown image source 'mnist'"):   # a mistyped name is still named as one
         load_images("mnist")
+    with pytest.raises(ZooError, match="no image folder or .npz file at './pngs'"):   # "./" marks a path
+        load_images("./pngs")

@@ -104,7 +104,7 @@ def load_images(source: str | os.PathLike, limit: int | None = None) -> tuple[to
             x, y = _png_folder(path)
         elif path.is_file() and path.suffix.lower() == ".npz":
             x, y = _npz(path)
-        elif path.suffix.lower() == ".npz" or len(path.parts) > 1:   # meant as a path: say that it is missing
+        elif path.suffix.lower() == ".npz" or "/" in name or os.sep in name:   # meant as a path: say it is missing
             raise ZooError(f"no image folder or .npz file at {name!r} (a zoo records the path it was built from; "
                            "move the images back there, or give mnist5k, digits, a folder of PNGs or an .npz file)")
         else:
