@@ -295,3 +295,5 @@ def test_a_source_whose_image_file_moved_is_refused_by_name(tmp_path):
         load_images("mnist")
     with pytest.raises(ZooError, match="no image folder or .npz file at './pngs'"):   # "./" marks a path
         load_images("./pngs")
+    with pytest.raises(ZooError, match="no image folder or .npz file at 'pngs'"):   # so does a Path object
+        load_images(Path("pngs"))

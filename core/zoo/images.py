@@ -104,7 +104,8 @@ def load_images(source: str | os.PathLike, limit: int | None = None) -> tuple[to
             x, y = _png_folder(path)
         elif path.is_file() and path.suffix.lower() == ".npz":
             x, y = _npz(path)
-        elif path.suffix.lower() == ".npz" or "/" in name or os.sep in name:   # meant as a path: say it is missing
+        elif isinstance(source, os.PathLike) or path.suffix.lower() == ".npz" or "/" in name or os.sep in name:
+            # meant as a path (a Path object, an .npz name, a separator as in "./pngs"): say that it is missing
             raise ZooError(f"no image folder or .npz file at {name!r} (a zoo records the path it was built from; "
                            "move the images back there, or give mnist5k, digits, a folder of PNGs or an .npz file)")
         else:
