@@ -26,7 +26,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("tasks",),
     ("training",),
     ("runs",),  # run directories: train / load / apply
-    ("explore", "l2o", "examples"),  # applications of runs and models
+    ("explore", "l2o", "examples", "compare"),  # applications of runs and models
     ("embedding_cache",),  # explore's zoo embeddings kept on disk
     ("cli", "bench", "__main__"),  # entry points
 ]

@@ -47,16 +47,32 @@ def classify_run(inr_zoo: Path, tmp_path_factory) -> Path:
     return run
 
 
-def test_evaluate_an_ensemble_averages_the_runs_probabilities(classify_run: Path, inr_zoo: Path,
-                                                               tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def refit(inr_zoo: Path, tmp_path_factory) -> Path:
+    """Two new INRs of each test image (`zoo refit`)."""
+    out = tmp_path_factory.mktemp("zoo") / "test-refit"
+    _ok("zoo", "refit", str(inr_zoo), "--split", "test", "--views", "2", "--seed", "4", "--out", str(out),
+        "--workers", "1")
+    return out
+
+
+@pytest.fixture(scope="module")
+def other_classify_run(inr_zoo: Path, tmp_path_factory) -> Path:
+    """A second classifier of another model, probes and seed."""
+    run = tmp_path_factory.mktemp("runs") / "classify-t"
+    _ok("train", "inr-classify", "--model", "ng-t", "--probes", "4", "--zoo", str(inr_zoo), "--out", str(run),
+        "--epochs", "2", "--seed", "1", *SMALL)
+    return run
+
+
+def test_evaluate_an_ensemble_averages_the_runs_probabilities(classify_run: Path, other_classify_run: Path,
+                                                               inr_zoo: Path, tmp_path: Path) -> None:
     from sklearn.metrics import accuracy_score, confusion_matrix
 
     from core.runs import graph_set_from_zoo, load_run
     from core.zoo import Zoo
 
-    other = tmp_path / "classify-t"
-    _ok("train", "inr-classify", "--model", "ng-t", "--probes", "4", "--zoo", str(inr_zoo), "--out", str(other),
-        "--epochs", "2", "--seed", "1", *SMALL)
+    other = other_classify_run
     out = json.loads(_ok("evaluate", str(classify_run), "--ensemble", str(other), "--split", "all", "--json",
                          "--device", "cpu").stdout)
     zoo, probs, targets = Zoo.open(inr_zoo), [], None
@@ -80,6 +96,42 @@ def test_evaluate_an_ensemble_averages_the_runs_probabilities(classify_run: Path
     both = json.loads(_ok("predict", str(classify_run), str(tmp_path / "inr.pth"), "--ensemble", str(other),
                           "--json").stdout)[0]
     assert both["probabilities"] == pytest.approx(np.mean(each, axis=0), abs=2e-6) and both["ensemble_size"] == 2
+
+
+def test_compare_pairs_runs_on_refits_by_source_image(classify_run: Path, other_classify_run: Path, inr_zoo: Path,
+                                                       refit: Path, tmp_path: Path, capsys) -> None:
+    """`compare`: each group's mean is its runs' mean accuracy (what `evaluate` prints), a group against itself
+    differs by exactly 0, and the bootstrap resamples the refit zoo's source images (2 INRs each)."""
+    from core.cli import main
+    from core.zoo import Zoo
+
+    def printed(*args: str) -> str:
+        assert main([*args, "--zoo", str(refit), "--device", "cpu"]) == 0
+        return capsys.readouterr().out
+
+    alone = [json.loads(printed("evaluate", str(p), "--json"))["accuracy"] for p in (classify_run, other_classify_run)]
+    out = json.loads(printed("compare", f"A={classify_run}", f"B={classify_run},{other_classify_run}",
+                             f"C={classify_run}", "--json", "--resamples", "500"))
+    assert out["score"] == "accuracy" and out["clusters"] == "source image"
+    source = Zoo.open(inr_zoo).table
+    assert out["networks"] == 2 * int((source["split"] == "test").sum())
+    a, b, c = out["groups"]
+    assert a["run_means"] == pytest.approx([alone[0]]) and b["run_means"] == pytest.approx(alone)
+    assert b["mean"] == pytest.approx(np.mean(alone)) and c["mean"] == a["mean"]
+    to_b, to_c = out["differences"]
+    assert to_b["mean"] == pytest.approx(np.mean(alone) - alone[0]) and to_b["low"] <= to_b["mean"] <= to_b["high"]
+    assert to_b["clusters"] == out["networks"] // 2  # two refits of each test image: one cluster
+    assert (to_c["mean"], to_c["low"], to_c["high"]) == (0.0, 0.0, 0.0)
+    text = printed("compare", str(classify_run), f"T={other_classify_run}", "--resamples", "200")
+    assert "T − " in text and "bootstrap interval over source images" in text
+    embed = str(ROOT / "assets" / "models" / "embed-ng-gnn")
+    refused = {"has no per-network score": [embed], "its task is embed": [str(classify_run), embed],
+               "a group is NAME=RUN": [f"A={classify_run}", "B="],
+               "is given twice": [f"A={classify_run}", f"A={other_classify_run}"],
+               "not a finished run directory": [str(tmp_path)]}
+    for message, groups in refused.items():
+        assert main(["compare", *groups, "--device", "cpu"]) == 2
+        assert message in capsys.readouterr().err, message
 
 
 def test_an_empty_split_is_refused_alone_and_in_an_ensemble(classify_run: Path, inr_zoo: Path) -> None:
@@ -119,16 +171,13 @@ def test_evaluate_reproduces_metrics(classify_run: Path) -> None:
     assert out["accuracy"] == pytest.approx(metrics["test"]["accuracy"])
 
 
-def test_evaluate_on_held_out_refits_of_the_test_images(classify_run: Path, inr_zoo: Path, tmp_path: Path) -> None:
+def test_evaluate_on_held_out_refits_of_the_test_images(classify_run: Path, inr_zoo: Path, refit: Path) -> None:
     """`zoo refit` + `evaluate --zoo`: the run scores new INRs of its test images, which it has never seen."""
     from sklearn.metrics import accuracy_score
 
     from core.runs import graph_set_from_zoo, load_run
     from core.zoo import Zoo
 
-    refit = tmp_path / "test-refit"
-    _ok("zoo", "refit", str(inr_zoo), "--split", "test", "--views", "2", "--seed", "4", "--out", str(refit),
-        "--workers", "1")
     zoo, source = Zoo.open(refit), Zoo.open(inr_zoo)
     assert len(zoo) == 2 * len(source.table[source.table["split"] == "test"])
     out = json.loads(_ok("evaluate", str(classify_run), "--zoo", str(refit), "--split", "test", "--json",

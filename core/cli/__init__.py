@@ -21,6 +21,7 @@ COMMANDS: dict[str, str] = {
     "zoo": "core.cli.zoo_cmd",
     "l2o": "core.cli.l2o_cmd",
     "check": "core.cli.check_cmd",
+    "compare": "core.cli.compare_cmd",
     "examples": "core.cli.examples_cmd",
 }
 

@@ -42,6 +42,10 @@ class Task(ABC):
     # the model reads each network's canonical form under this rule (`train --canonical`, a name in
     # core.symmetry.canonical.CANONICAL_RULES; None: raw parameters; set on the instance from the run's config)
     canonical: str | None = None
+    # the per-network score whose mean over a split is one of its metrics (`network_scores`; `compare` pairs runs
+    # on it) and whether more is better; None: the task's metrics do not split into per-network terms
+    network_score: ClassVar[str | None] = None
+    network_score_greater_is_better: ClassVar[bool] = True
 
     def options(self) -> dict[str, Any]:
         """Task options, serialised into the run's config.json (constructor keyword arguments)."""
@@ -102,6 +106,10 @@ class Task(ABC):
     @abstractmethod
     def metrics(self, predictions: torch.Tensor, targets: torch.Tensor | None) -> dict[str, Any]:
         """The task's metrics from all predictions and targets of a split."""
+
+    def network_scores(self, predictions: torch.Tensor, targets: torch.Tensor | None) -> np.ndarray:
+        """Per network, the score named `network_score` (its mean over a split is that metric)."""
+        raise TaskError(f"{self.name} has no per-network score to compare runs on")
 
     def format_prediction(self, prediction: torch.Tensor) -> dict[str, Any]:
         """One network's prediction as JSON fields (what `python -m core predict` prints)."""

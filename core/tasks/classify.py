@@ -30,6 +30,7 @@ class ClassifyTask(Task):
     primary_metric = "accuracy"
     greater_is_better = True
     summary_metrics = ("accuracy",)
+    network_score = "accuracy"  # 1 where the predicted class is right
     function_augmentation = True  # a translated, rotated or noisy digit is still the same digit
 
     cli_options = (Option("render_loss", float, "weight of an auxiliary loss: the head also predicts each INR's "
@@ -116,6 +117,10 @@ class ClassifyTask(Task):
         labels = list(range(predictions.shape[1]))
         return {"accuracy": float(accuracy_score(y_true, y_pred)),
                 "confusion": confusion_matrix(y_true, y_pred, labels=labels).tolist()}
+
+    def network_scores(self, predictions: torch.Tensor, targets: torch.Tensor | None) -> np.ndarray:
+        """1.0 where the most probable class is the label, else 0.0."""
+        return (predictions.argmax(-1) == targets).double().numpy()
 
     def format_prediction(self, prediction: torch.Tensor) -> dict[str, Any]:
         return {"predicted_class": int(prediction.argmax()), "probabilities": [round(float(v), 6) for v in prediction]}

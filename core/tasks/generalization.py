@@ -30,6 +30,8 @@ class GeneralizationTask(Task):
     primary_metric = "kendall_tau"
     greater_is_better = True
     summary_metrics = ("kendall_tau",)
+    network_score = "mse"  # each network's squared error; a rank metric like Kendall τ has no per-network terms
+    network_score_greater_is_better = False
     zoo_kind = "cnn"
 
     def __init__(self, target_column: str = "test_accuracy"):
@@ -76,6 +78,10 @@ class GeneralizationTask(Task):
             bad = int((~np.isfinite(p)).sum())
             raise TaskError(f"{bad} of {len(p)} predictions are not finite: the model diverged")
         return {"kendall_tau": kendall_tau(p, t), "r2": float(r2_score(t, p)), "mse": float(np.mean((p - t) ** 2))}
+
+    def network_scores(self, predictions: torch.Tensor, targets: torch.Tensor | None) -> np.ndarray:
+        """Each network's squared error (predicted − actual)²."""
+        return ((predictions.double() - targets.double()) ** 2).numpy()
 
     def format_prediction(self, prediction: torch.Tensor) -> dict[str, Any]:
         return {"predicted_accuracy": float(prediction)}
