@@ -82,18 +82,21 @@ def score_groups(groups: dict[str, list[Run]], zoo: Any, split: str | None,
         if run.config.task != first.config.task:
             raise TaskError(f"{run.path}: its task is {run.config.task}, the first run's is {first.config.task}; "
                             f"compare scores runs of one task")
-    rows, out = None, []
-    bar = tqdm(total=len(runs), desc="scoring runs", unit="run", disable=not progress)
+    rows, out, scored = None, [], {}
+    bar = tqdm(total=len({r.path.resolve() for r in runs}), desc="scoring runs", unit="run", disable=not progress)
     for name, members in groups.items():
         scores = []
         for run in members:
-            run_rows, run_scores = network_scores(run, zoo, split, device)
+            key = run.path.resolve()  # a run named in several groups is scored once
+            if key not in scored:
+                scored[key] = network_scores(run, zoo, split, device)
+                bar.update()
+            run_rows, run_scores = scored[key]
             if rows is None:
                 rows = run_rows
             elif not np.array_equal(rows, run_rows):  # guards the pairing: every run scored the same networks
                 raise TaskError(f"{run.path} read other networks of the split than {first.path}")
             scores.append(run_scores)
-            bar.update()
         out.append(GroupScores(name, [str(r.path) for r in members], np.stack(scores)))
     bar.close()
     return rows, out

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import platform
+
 import torch
 
 from core.errors import WeightSpaceError
@@ -79,3 +81,25 @@ def tune_cpu_allocator() -> bool:
     _ALLOCATOR_TUNED = (bool(libc.mallopt(m_mmap_threshold, 1 << 30))
                         and bool(libc.mallopt(m_trim_threshold, (1 << 31) - 1)))
     return _ALLOCATOR_TUNED
+
+
+def cpu_model(cpuinfo: str | None = None) -> str:
+    """The CPU's model name and bfloat16 units from /proc/cpuinfo (or the given text of one), e.g.
+    `AMD EPYC (no bf16 units, family 25 model 1)` (a Zen 3 core)."""
+    if cpuinfo is None:
+        try:
+            with open("/proc/cpuinfo") as f:
+                cpuinfo = f.read()
+        except OSError:  # not Linux
+            cpuinfo = ""
+    lines = cpuinfo.splitlines()
+    names = [line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")]
+    flags = next((set(line.split(":", 1)[1].split()) for line in lines if line.startswith("flags")), set())
+    # the bfloat16 product units decide the bf16 figures: AMX tiles, AVX512-BF16 dot products, or neither
+    units = "AMX" if "amx_bf16" in flags else "AVX512-BF16, no AMX" if "avx512_bf16" in flags else "no bf16 units"
+    name = names[0] if names else (platform.processor() or "unknown CPU")
+    # the same model name covers generations with other kernels (AMD EPYC: Zen 3 without AVX-512, Zen 5 with it)
+    family = next((line.split(":", 1)[1].strip() for line in lines if line.split(":")[0].strip() == "cpu family"), "")
+    model = next((line.split(":", 1)[1].strip() for line in lines if line.split(":")[0].strip() == "model"), "")
+    generation = f", family {family} model {model}" if family and model else ""
+    return f"{name} ({units}{generation})" if flags else name

@@ -1,7 +1,7 @@
 """Run directories: train a task on a zoo and save everything needed to use the result.
 
 A run directory holds
-    config.json          task + options, model + config, zoo path, grid size, train config, versions
+    config.json          task + options, model + config, zoo path, grid size, train config, versions (+ CPU, threads)
     weights.safetensors  the model's state_dict (input normalisation statistics included)
     metrics.json         the task's metrics per split
     log.csv              one row per epoch
@@ -66,8 +66,12 @@ class RunConfig:
 def _versions() -> dict[str, str]:
     import torch_geometric
 
+    from core.device import cpu_model
+
+    # the CPU too: the same seed and code give other bits, and other results, on another CPU kind (inr_learning.md §39)
     return {"python": platform.python_version(), "torch": torch.__version__,
-            "torch_geometric": torch_geometric.__version__}
+            "torch_geometric": torch_geometric.__version__, "cpu": cpu_model(),
+            "torch_threads": str(torch.get_num_threads())}
 
 
 def graph_set_from_zoo(zoo, split: str | None, task: Task, grid_size: int | None = None,

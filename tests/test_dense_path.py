@@ -183,8 +183,8 @@ def test_cpu_allocator_tuning_is_applied_once_on_glibc() -> None:
     assert tune_cpu_allocator() == applied
 
 
-def test_cpu_model_names_the_bfloat16_units() -> None:
-    from core.bench.machine import cpu_model
+def test_cpu_model_names_the_bfloat16_units_and_the_generation() -> None:
+    from core.device import cpu_model
 
     def info(flags: str) -> str:
         return f"processor\t: 0\nmodel name\t: Some CPU\nflags\t\t: fpu avx2 {flags}\n"
@@ -192,3 +192,6 @@ def test_cpu_model_names_the_bfloat16_units() -> None:
     assert cpu_model(info("avx512_bf16 amx_bf16 amx_tile")) == "Some CPU (AMX)"
     assert cpu_model(info("avx512f avx512_bf16")) == "Some CPU (AVX512-BF16, no AMX)"
     assert cpu_model(info("avx512f")) == "Some CPU (no bf16 units)"
+    # one model name, two generations: family and model tell them apart
+    zen3 = "processor\t: 0\ncpu family\t: 25\nmodel\t\t: 1\nmodel name\t: AMD EPYC\nflags\t\t: fpu avx2\n"
+    assert cpu_model(zen3) == "AMD EPYC (no bf16 units, family 25 model 1)"

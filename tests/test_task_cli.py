@@ -161,6 +161,8 @@ def test_train_writes_a_complete_run(classify_run: Path) -> None:
     config = json.loads((classify_run / "config.json").read_text())
     assert config["task"] == "inr-classify" and config["model"] == "ng-gnn" and config["model_config"]["hidden"] == 8
     assert config["train"]["stop_window"] == 2  # the training loop's options are serialised with the run
+    # where it ran: the same seed gives other bits on another CPU kind
+    assert config["versions"]["cpu"] and int(config["versions"]["torch_threads"]) >= 1
     metrics = json.loads((classify_run / "metrics.json").read_text())
     assert set(metrics) >= {"train", "val", "test", "training"}
 

@@ -7,23 +7,7 @@ import platform
 
 import torch
 
-
-def cpu_model(cpuinfo: str | None = None) -> str:
-    """The CPU's model name and bfloat16 units from /proc/cpuinfo (or the given text of one), e.g.
-    `AMD EPYC (AVX512-BF16, no AMX)`."""
-    if cpuinfo is None:
-        try:
-            with open("/proc/cpuinfo") as f:
-                cpuinfo = f.read()
-        except OSError:  # not Linux
-            cpuinfo = ""
-    lines = cpuinfo.splitlines()
-    names = [line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")]
-    flags = next((set(line.split(":", 1)[1].split()) for line in lines if line.startswith("flags")), set())
-    # the bfloat16 product units decide the bf16 figures: AMX tiles, AVX512-BF16 dot products, or neither
-    units = "AMX" if "amx_bf16" in flags else "AVX512-BF16, no AMX" if "avx512_bf16" in flags else "no bf16 units"
-    name = names[0] if names else (platform.processor() or "unknown CPU")
-    return f"{name} ({units})" if flags else name
+from core.device import cpu_model
 
 
 def numpy_blas() -> str:

@@ -47,6 +47,12 @@ def parse_groups(specs: list[str]) -> dict[str, list[str]]:
     return groups
 
 
+def _number(value: float, signed: bool = False) -> str:
+    """Four decimals, or three significant digits for small values (a regression's squared errors)."""
+    sign = "+" if signed else ""
+    return f"{value:{sign}.4f}" if value == 0 or abs(value) >= 0.01 else f"{value:{sign}.3e}"
+
+
 def run(args: argparse.Namespace) -> int:
     """Score the groups and print each one's mean and its paired difference with the first."""
     from core.compare import paired_difference, score_groups, source_clusters
@@ -75,16 +81,17 @@ def run(args: argparse.Namespace) -> int:
                           "differences": [d.to_dict() for d in diffs]}))
         return 0
     better = "higher" if task.network_score_greater_is_better else "lower"
-    print(f"{first.config.task} on {args.split} of {zoo.dir} ({len(rows)} networks, {len(set(clusters))} "
-          f"{unit}s); score: {metric} ({better} is better)")
+    images = f", {len(set(clusters))} {unit}s" if unit != "network" else ""
+    print(f"{first.config.task} on {args.split} of {zoo.dir} ({len(rows)} networks{images}); "
+          f"score: {metric} ({better} is better)")
     width = max(len(g.name) for g in scores)
     for g in scores:
-        each = ", ".join(f"{v:.4f}" for v in g.run_means)
-        spread = f" ± {g.run_means.std(ddof=1):.4f}" if len(g.run_means) > 1 else ""
-        print(f"  {g.name:<{width}}  {g.per_network.mean():.4f}{spread}  ({len(g.paths)} run(s): {each})")
+        each = ", ".join(_number(v) for v in g.run_means)
+        spread = f" ± {_number(g.run_means.std(ddof=1))}" if len(g.run_means) > 1 else ""
+        print(f"  {g.name:<{width}}  {_number(g.per_network.mean())}{spread}  ({len(g.paths)} run(s): {each})")
     if diffs:
         print(f"paired differences, {100 * args.confidence:g} % bootstrap interval over {unit}s "
               f"({args.resamples} resamples):")
     for d in diffs:
-        print(f"  {d.b} − {d.a}: {d.mean:+.4f}  [{d.low:+.4f}, {d.high:+.4f}]")
+        print(f"  {d.b} − {d.a}: {_number(d.mean, True)}  [{_number(d.low, True)}, {_number(d.high, True)}]")
     return 0
