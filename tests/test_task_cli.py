@@ -112,7 +112,7 @@ def test_compare_pairs_runs_on_refits_by_source_image(classify_run: Path, other_
     alone = [json.loads(printed("evaluate", str(p), "--json"))["accuracy"] for p in (classify_run, other_classify_run)]
     out = json.loads(printed("compare", f"A={classify_run}", f"B={classify_run},{other_classify_run}",
                              f"C={classify_run}", "--json", "--resamples", "500"))
-    assert out["score"] == "accuracy" and out["clusters"] == "source image"
+    assert out["score"] == "accuracy" and out["resampled"] == "source image"
     source = Zoo.open(inr_zoo).table
     assert out["networks"] == 2 * int((source["split"] == "test").sum())
     a, b, c = out["groups"]

@@ -75,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
     metric, task = first.task.network_score, first.task
     if args.json:
         print(json.dumps({"task": first.config.task, "score": metric, "split": args.split, "zoo": str(zoo.dir),
-                          "networks": len(rows), "clusters": unit,
+                          "networks": len(rows), "resampled": unit,
                           "groups": [{"name": g.name, "runs": g.paths, "mean": float(g.per_network.mean()),
                                       "run_means": g.run_means.tolist()} for g in scores],
                           "differences": [d.to_dict() for d in diffs]}))
