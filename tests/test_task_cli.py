@@ -128,7 +128,8 @@ def test_compare_pairs_runs_on_refits_by_source_image(classify_run: Path, other_
     refused = {"has no per-network score": [embed], "its task is embed": [str(classify_run), embed],
                "a group is NAME=RUN": [f"A={classify_run}", "B="],
                "is given twice": [f"A={classify_run}", f"A={other_classify_run}"],
-               "not a finished run directory": [str(tmp_path)]}
+               "not a finished run directory": [str(tmp_path)],
+               "--resamples must be at least 1": [str(classify_run), "--resamples", "0"]}
     for message, groups in refused.items():
         assert main(["compare", *groups, "--device", "cpu"]) == 2
         assert message in capsys.readouterr().err, message

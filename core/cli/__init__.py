@@ -68,7 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 DEBUG_ENV = "WSE_DEBUG"  # set to 1 to see the traceback of an internal error
 # options that size loops or batches: zero or less is bad input, refused before any work starts
-POSITIVE_OPTIONS = ("batch_size", "chunk_size", "trials", "stop_window")
+POSITIVE_OPTIONS = ("batch_size", "chunk_size", "trials", "stop_window", "resamples")
 
 
 def _one_line(text: object) -> str:

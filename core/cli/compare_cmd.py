@@ -61,8 +61,6 @@ def run(args: argparse.Namespace) -> int:
     from core.runs import load_run
     from core.zoo import Zoo
 
-    if args.resamples < 1:
-        raise WeightSpaceError(f"--resamples must be at least 1 (got {args.resamples})")
     paths = parse_groups(args.groups)
     groups = {name: [load_run(p) for p in members] for name, members in paths.items()}
     first = next(iter(groups.values()))[0]
