@@ -1,27 +1,22 @@
-"""`python -m core inspect` through a subprocess, as a user runs it."""
+"""`python -m core inspect` as a user runs it (in-process: `tests/cli_runner.py`): JSON and readable output, clear
+errors without tracebacks, pickled modules refused."""
 
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import torch
 from torch import nn
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def _cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "core", *args], cwd=ROOT, capture_output=True, text=True, timeout=120)
+from tests.cli_runner import run_cli
 
 
 def test_inspect_mlp_json(tmp_path: Path) -> None:
     path = tmp_path / "mlp.pt"
     model = nn.Sequential(nn.Linear(784, 128), nn.ReLU(), nn.Linear(128, 64), nn.ReLU(), nn.Linear(64, 10))
     torch.save(model.state_dict(), path)
-    out = _cli("inspect", str(path), "--activation", "relu", "--json")
+    out = run_cli("inspect", str(path), "--activation", "relu", "--json")
     assert out.returncode == 0, out.stderr
     data = json.loads(out.stdout)
     assert data["num_nodes"] == 784 + 128 + 64 + 10
@@ -34,7 +29,7 @@ def test_inspect_mlp_json(tmp_path: Path) -> None:
 def test_inspect_readable_summary_reports_unknown_activation(tmp_path: Path) -> None:
     path = tmp_path / "mlp.pth"
     torch.save({"model": nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 1)).state_dict()}, path)
-    out = _cli("inspect", str(path))
+    out = run_cli("inspect", str(path))
     assert out.returncode == 0, out.stderr
     assert "unknown" in out.stdout and "parameters: 21" in out.stdout and "--activation" in out.stdout
 
@@ -44,7 +39,7 @@ def test_inspect_siren_recognised(tmp_path: Path) -> None:
 
     path = tmp_path / "inr.pth"
     torch.save(Siren().state_dict(), path)
-    data = json.loads(_cli("inspect", str(path), "--json", "--spectra").stdout)
+    data = json.loads(run_cli("inspect", str(path), "--json", "--spectra").stdout)
     assert data["activations"] == ["sine(w0=30)"]
     assert data["num_nodes"] == 2 + 32 + 32 + 1
     spectrum = data["layers"][2]["spectrum"]
@@ -54,15 +49,15 @@ def test_inspect_siren_recognised(tmp_path: Path) -> None:
 def test_inspect_bad_input_exit_2_without_traceback(tmp_path: Path) -> None:
     path = tmp_path / "bad.pt"
     path.write_bytes(b"\x00" * 100)
-    out = _cli("inspect", str(path))
+    out = run_cli("inspect", str(path))
     assert out.returncode == 2
     assert out.stderr.startswith("error: ") and "Traceback" not in out.stderr
-    missing = _cli("inspect", str(tmp_path / "nope.pt"), "--json")
+    missing = run_cli("inspect", str(tmp_path / "nope.pt"), "--json")
     assert missing.returncode == 2 and "no such file" in missing.stderr and missing.stdout == ""
 
 
 def test_inspect_refuses_pickled_module(tmp_path: Path) -> None:
     path = tmp_path / "full.pt"
     torch.save(nn.Sequential(nn.Linear(2, 2)), path)
-    out = _cli("inspect", str(path))
+    out = run_cli("inspect", str(path))
     assert out.returncode == 2 and "state_dict" in out.stderr and "Traceback" not in out.stderr

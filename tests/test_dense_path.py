@@ -87,13 +87,11 @@ def test_mixed_batches_take_the_sparse_path_with_the_dense_model() -> None:
 
 def test_bench_models_prints_figures() -> None:
     import json
-    import subprocess
-    import sys
 
-    out = subprocess.run([sys.executable, "-m", "core", "bench", "models", "--models", "ng-gnn", "mlp", "--batch", "4",
-                          "--hidden", "8", "--layers", "1", "--repeats", "1", "--large", "8", "8",
-                          "--memory-batch", "2", "--device", "cpu", "--json"],
-                         capture_output=True, text=True, timeout=300, check=True)
+    from tests.cli_runner import run_cli_ok
+
+    out = run_cli_ok("bench", "models", "--models", "ng-gnn", "mlp", "--batch", "4", "--hidden", "8", "--layers", "1",
+                     "--repeats", "1", "--large", "8", "8", "--memory-batch", "2", "--device", "cpu", "--json")
     result = json.loads(out.stdout)
     rows = {(r["model"], r["network"]): r for r in result["rows"]}
     assert set(rows) == {(m, n) for m in ("ng-gnn", "mlp") for n in ("2-32-32-1", "small-cnn")}

@@ -19,6 +19,7 @@ from safetensors.torch import load_file
 from core.data import GraphSet, Group
 from core.network import mlp_architecture
 from core.training.distributed import World, env_world
+from tests.cli_runner import run_cli_ok
 
 ROOT = Path(__file__).resolve().parents[1]
 MODEL = {"hidden": 8, "layers": 1}
@@ -126,9 +127,7 @@ def test_two_processes_follow_one_process_resume_and_evaluate(tmp_path: Path) ->
 
     stored = json.loads((two / "metrics.json").read_text())
     assert stored["training"]["processes"] == 2
-    out = subprocess.run([sys.executable, "-m", "core", "evaluate", str(two), "--split", "test", "--json",
-                          "--device", "cpu"], cwd=ROOT, capture_output=True, text=True, timeout=300)
-    assert out.returncode == 0, out.stderr[-2000:]
+    out = run_cli_ok("evaluate", str(two), "--split", "test", "--json", "--device", "cpu")
     evaluated = json.loads(out.stdout)
     assert evaluated["accuracy"] == stored["test"]["accuracy"]
     assert evaluated["confusion"] == stored["test"]["confusion"]

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +15,7 @@ from core.io import load_network
 from core.spectral import MIN_EIGENVALUES, esd, fit_power_law, layer_spectra
 from core.summary import summarize
 from core.viz import esd_histograms
+from tests.cli_runner import run_cli
 
 ROOT = Path(__file__).resolve().parents[1]
 MLP = ROOT / "assets" / "examples" / "mlp-784-128-64-10.pt"
@@ -83,8 +82,8 @@ def test_conv_kernels_are_flattened_per_output_channel(tmp_path: Path) -> None:
 
 
 def test_inspect_json_and_readable_output_carry_alpha() -> None:
-    run = [sys.executable, "-m", "core", "inspect", str(MLP), "--activation", "relu"]
-    out = subprocess.run([*run, "--json"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    run = ["inspect", str(MLP), "--activation", "relu"]
+    out = run_cli(*run, "--json")
     assert out.returncode == 0, out.stderr
     layers = {lay["index"]: lay for lay in json.loads(out.stdout)["layers"]}
     expected = {s.name: s for s in layer_spectra(load_network(MLP, "relu"))}
@@ -94,7 +93,7 @@ def test_inspect_json_and_readable_output_carry_alpha() -> None:
         assert lay["alpha"] == pytest.approx(expected[lay["name"]].alpha)
     assert layers[4]["alpha"] is None and "eigenvalues" in layers[4]["alpha_reason"]  # 64→10: 10 eigenvalues
     assert "alpha" not in layers[1]  # an activation has no weights
-    readable = subprocess.run(run, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    readable = run_cli(*run)
     assert readable.returncode == 0, readable.stderr
     assert "alpha" in readable.stdout and f"{layers[0]['alpha']:.2f}" in readable.stdout
 

@@ -1,4 +1,5 @@
-"""The task pipeline through `python -m core` subprocesses on tiny zoos: train, evaluate, predict, edit, embed,
+"""The task pipeline through the `python -m core` CLI on tiny zoos (run in-process, `tests/cli_runner.py`; the
+resume test kills a real `python -m core` process): train, evaluate, predict, edit, embed,
 symmetry-invariant predictions, clear errors, and resume after a kill."""
 
 from __future__ import annotations
@@ -15,19 +16,11 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from tests.cli_runner import run_cli, run_cli_ok
+
 ROOT = Path(__file__).resolve().parents[1]
 SMALL = ["--hidden", "8", "--layers", "1", "--batch-size", "8", "--quiet"]
 
-
-def _cli(*args: str, timeout: int = 600) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "core", *args], cwd=ROOT, capture_output=True, text=True,
-                          timeout=timeout)
-
-
-def _ok(*args: str) -> subprocess.CompletedProcess:
-    out = _cli(*args)
-    assert out.returncode == 0, out.stderr[-2000:]
-    return out
 
 
 @pytest.fixture(scope="module")
@@ -42,8 +35,8 @@ def inr_zoo(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def classify_run(inr_zoo: Path, tmp_path_factory) -> Path:
     run = tmp_path_factory.mktemp("runs") / "classify"
-    _ok("train", "inr-classify", "--model", "ng-gnn", "--zoo", str(inr_zoo), "--out", str(run), "--epochs", "2",
-        "--stop-window", "2", *SMALL)
+    run_cli_ok("train", "inr-classify", "--model", "ng-gnn", "--zoo", str(inr_zoo), "--out", str(run), "--epochs", "2",
+               "--stop-window", "2", *SMALL)
     return run
 
 
@@ -51,8 +44,8 @@ def classify_run(inr_zoo: Path, tmp_path_factory) -> Path:
 def refit(inr_zoo: Path, tmp_path_factory) -> Path:
     """Two new INRs of each test image (`zoo refit`)."""
     out = tmp_path_factory.mktemp("zoo") / "test-refit"
-    _ok("zoo", "refit", str(inr_zoo), "--split", "test", "--views", "2", "--seed", "4", "--out", str(out),
-        "--workers", "1")
+    run_cli_ok("zoo", "refit", str(inr_zoo), "--split", "test", "--views", "2", "--seed", "4", "--out", str(out),
+               "--workers", "1")
     return out
 
 
@@ -60,8 +53,8 @@ def refit(inr_zoo: Path, tmp_path_factory) -> Path:
 def other_classify_run(inr_zoo: Path, tmp_path_factory) -> Path:
     """A second classifier of another model, probes and seed."""
     run = tmp_path_factory.mktemp("runs") / "classify-t"
-    _ok("train", "inr-classify", "--model", "ng-t", "--probes", "4", "--zoo", str(inr_zoo), "--out", str(run),
-        "--epochs", "2", "--seed", "1", *SMALL)
+    run_cli_ok("train", "inr-classify", "--model", "ng-t", "--probes", "4", "--zoo", str(inr_zoo), "--out", str(run),
+               "--epochs", "2", "--seed", "1", *SMALL)
     return run
 
 
@@ -73,28 +66,28 @@ def test_evaluate_an_ensemble_averages_the_runs_probabilities(classify_run: Path
     from core.zoo import Zoo
 
     other = other_classify_run
-    out = json.loads(_ok("evaluate", str(classify_run), "--ensemble", str(other), "--split", "all", "--json",
-                         "--device", "cpu").stdout)
+    out = json.loads(run_cli_ok("evaluate", str(classify_run), "--ensemble", str(other), "--split", "all", "--json",
+                                "--device", "cpu").stdout)
     zoo, probs, targets = Zoo.open(inr_zoo), [], None
     for path in (classify_run, other):
         run = load_run(path)
         data = graph_set_from_zoo(zoo, None, run.task, run.config.grid_size)
         probs.append(run.trainer("cpu").predict(data))
         targets = data.targets()
-        alone = json.loads(_ok("evaluate", str(path), "--split", "all", "--json", "--device", "cpu").stdout)
+        alone = json.loads(run_cli_ok("evaluate", str(path), "--split", "all", "--json", "--device", "cpu").stdout)
         assert out["members"][len(probs) - 1]["accuracy"] == alone["accuracy"]
     mean = (probs[0] + probs[1]).argmax(1).numpy()
     assert out["accuracy"] == pytest.approx(accuracy_score(targets.numpy(), mean))
     assert out["confusion"] == confusion_matrix(targets.numpy(), mean, labels=list(range(10))).tolist()
     assert out["runs"] == [str(classify_run), str(other)]
-    mixed = _cli("evaluate", str(classify_run), "--ensemble", str(ROOT / "assets" / "models" / "embed-ng-gnn"))
+    mixed = run_cli("evaluate", str(classify_run), "--ensemble", str(ROOT / "assets" / "models" / "embed-ng-gnn"))
     assert mixed.returncode != 0 and "an ensemble needs runs of one task" in mixed.stderr
     # predict: the mean of the two runs' class probabilities for a file
     _export_member(inr_zoo, 3, tmp_path / "inr.pth")
-    each = [json.loads(_ok("predict", str(path), str(tmp_path / "inr.pth"), "--json").stdout)[0]["probabilities"]
+    each = [json.loads(run_cli_ok("predict", str(path), str(tmp_path / "inr.pth"), "--json").stdout)[0]["probabilities"]
             for path in (classify_run, other)]
-    both = json.loads(_ok("predict", str(classify_run), str(tmp_path / "inr.pth"), "--ensemble", str(other),
-                          "--json").stdout)[0]
+    both = json.loads(run_cli_ok("predict", str(classify_run), str(tmp_path / "inr.pth"), "--ensemble", str(other),
+                                 "--json").stdout)[0]
     assert both["probabilities"] == pytest.approx(np.mean(each, axis=0), abs=2e-6) and both["ensemble_size"] == 2
 
 
@@ -170,7 +163,7 @@ def test_train_writes_a_complete_run(classify_run: Path) -> None:
 
 def test_evaluate_reproduces_metrics(classify_run: Path) -> None:
     metrics = json.loads((classify_run / "metrics.json").read_text())
-    out = json.loads(_ok("evaluate", str(classify_run), "--json", "--device", "cpu").stdout)
+    out = json.loads(run_cli_ok("evaluate", str(classify_run), "--json", "--device", "cpu").stdout)
     assert out["accuracy"] == pytest.approx(metrics["test"]["accuracy"])
 
 
@@ -183,8 +176,8 @@ def test_evaluate_on_held_out_refits_of_the_test_images(classify_run: Path, inr_
 
     zoo, source = Zoo.open(refit), Zoo.open(inr_zoo)
     assert len(zoo) == 2 * len(source.table[source.table["split"] == "test"])
-    out = json.loads(_ok("evaluate", str(classify_run), "--zoo", str(refit), "--split", "test", "--json",
-                         "--device", "cpu").stdout)
+    out = json.loads(run_cli_ok("evaluate", str(classify_run), "--zoo", str(refit), "--split", "test", "--json",
+                                "--device", "cpu").stdout)
     run = load_run(classify_run)
     data = graph_set_from_zoo(zoo, "test", run.task, run.config.grid_size)
     predicted = run.trainer("cpu").predict(data).argmax(1).numpy()
@@ -196,14 +189,14 @@ def test_nfn_graph_head_choice_is_recorded_and_reloads(inr_zoo: Path, tmp_path: 
     """nfn-np's graph head: the reference-centred one (default) or the NFN paper's (--no-reference-centred); the run's
     config records it, and `evaluate` rebuilds the same model (its test accuracy again)."""
     run = tmp_path / "nfn"
-    _ok("train", "inr-classify", "--model", "nfn-np", "--zoo", str(inr_zoo), "--out", str(run), "--epochs", "2", flag,
-        *SMALL)
+    run_cli_ok("train", "inr-classify", "--model", "nfn-np", "--zoo", str(inr_zoo), "--out", str(run), "--epochs", "2",
+               flag, *SMALL)
     config = json.loads((run / "config.json").read_text())
     assert config["model_config"]["reference_centred"] is (flag == "--reference-centred")
     assert any(k.startswith("reference") for k in load_file(str(run / "weights.safetensors"))) is (
         flag == "--reference-centred")
     metrics = json.loads((run / "metrics.json").read_text())
-    out = json.loads(_ok("evaluate", str(run), "--json", "--device", "cpu").stdout)
+    out = json.loads(run_cli_ok("evaluate", str(run), "--json", "--device", "cpu").stdout)
     assert out["accuracy"] == pytest.approx(metrics["test"]["accuracy"])
 
 
@@ -219,41 +212,41 @@ def test_predict_is_invariant_to_a_symmetry_of_the_file(classify_run: Path, inr_
     transformed = tmp_path / "inr-permuted.pth"
     torch.save(moved.state_dict(), transformed)
     assert not torch.equal(moved.flat(), net.flat())
-    rows = json.loads(_ok("predict", str(classify_run), str(original), str(transformed), "--json").stdout)
+    rows = json.loads(run_cli_ok("predict", str(classify_run), str(original), str(transformed), "--json").stdout)
     p, q = np.array(rows[0]["probabilities"]), np.array(rows[1]["probabilities"])
     assert p.shape == (10,) and abs(p.sum() - 1) < 1e-4
     assert np.abs(p - q).max() < 1e-4
 
 
 def test_errors_exit_2(classify_run: Path, tmp_path: Path) -> None:
-    missing = _cli("evaluate", str(tmp_path / "no-run"))
+    missing = run_cli("evaluate", str(tmp_path / "no-run"))
     assert missing.returncode == 2 and missing.stderr.startswith("error:") and "Traceback" not in missing.stderr
-    wrong_task = _cli("edit", str(classify_run), "x.pth", "--out", str(tmp_path / "o.pth"))
+    wrong_task = run_cli("edit", str(classify_run), "x.pth", "--out", str(tmp_path / "o.pth"))
     assert wrong_task.returncode == 2
     cnn = tmp_path / "cnn.pt"
     torch.save(torch.nn.Sequential(torch.nn.Conv2d(1, 4, 5), torch.nn.ReLU(), torch.nn.AdaptiveAvgPool2d(1),
                                    torch.nn.Flatten(), torch.nn.Linear(4, 10)).state_dict(), cnn)
-    unreadable = _cli("predict", str(classify_run), str(cnn), "--activation", "relu")
+    unreadable = run_cli("predict", str(classify_run), str(cnn), "--activation", "relu")
     assert unreadable.returncode == 2 and "grid size" in unreadable.stderr
     zoo = json.loads((classify_run / "config.json").read_text())["zoo"]
-    bad_precision = _cli("train", "inr-classify", "--model", "ng-gnn", "--zoo", zoo, "--out", str(tmp_path / "run"),
-                         "--epochs", "1", "--precision", "fp16")
+    bad_precision = run_cli("train", "inr-classify", "--model", "ng-gnn", "--zoo", zoo, "--out", str(tmp_path / "run"),
+                             "--epochs", "1", "--precision", "fp16")
     assert bad_precision.returncode == 2 and "unknown precision 'fp16'" in bad_precision.stderr
     assert not (tmp_path / "run").exists()  # refused before anything was written
-    bad_window = _cli("train", "inr-classify", "--model", "ng-gnn", "--zoo", zoo, "--out", str(tmp_path / "run"),
-                      "--epochs", "1", "--stop-window", "0")
+    bad_window = run_cli("train", "inr-classify", "--model", "ng-gnn", "--zoo", zoo, "--out", str(tmp_path / "run"),
+                          "--epochs", "1", "--stop-window", "0")
     assert bad_window.returncode == 2 and "--stop-window must be at least 1" in bad_window.stderr
     assert not (tmp_path / "run").exists()
 
 
 def test_edit_writes_checkpoint_and_png(inr_zoo: Path, tmp_path: Path) -> None:
     run = tmp_path / "edit"
-    _ok("train", "inr-edit", "--edit", "erode", "--model", "ng-gnn", "--zoo", str(inr_zoo), "--out", str(run),
-        "--epochs", "1", *SMALL)
+    run_cli_ok("train", "inr-edit", "--edit", "erode", "--model", "ng-gnn", "--zoo", str(inr_zoo), "--out", str(run),
+               "--epochs", "1", *SMALL)
     source = tmp_path / "inr.pth"
     _export_member(inr_zoo, 0, source)
-    out = json.loads(_ok("edit", str(run), str(source), "--out", str(tmp_path / "edited.pth"),
-                         "--png", str(tmp_path / "e.png"), "--json").stdout)
+    out = json.loads(run_cli_ok("edit", str(run), str(source), "--out", str(tmp_path / "edited.pth"),
+                                "--png", str(tmp_path / "e.png"), "--json").stdout)
     edited = torch.load(tmp_path / "edited.pth", weights_only=True)
     assert set(edited) == set(torch.load(source, weights_only=True))
     assert (tmp_path / "e.png").read_bytes()[:4] == b"\x89PNG"
@@ -263,9 +256,9 @@ def test_edit_writes_checkpoint_and_png(inr_zoo: Path, tmp_path: Path) -> None:
 
 def test_embed_writes_embeddings_with_table(inr_zoo: Path, tmp_path: Path, monkeypatch) -> None:
     run = tmp_path / "embed"
-    _ok("train", "embed", "--dim", "4", "--model", "ng-gnn", "--zoo", str(inr_zoo), "--out", str(run),
-        "--epochs", "1", *SMALL)
-    _ok("embed", str(run), str(inr_zoo), "--out", str(tmp_path / "emb.npz"))
+    run_cli_ok("train", "embed", "--dim", "4", "--model", "ng-gnn", "--zoo", str(inr_zoo), "--out", str(run),
+               "--epochs", "1", *SMALL)
+    run_cli_ok("embed", str(run), str(inr_zoo), "--out", str(tmp_path / "emb.npz"))
     data = np.load(tmp_path / "emb.npz")
     assert data["embeddings"].shape == (40, 4)
     assert np.allclose(np.linalg.norm(data["embeddings"], axis=1), 1, atol=1e-4)
@@ -291,7 +284,7 @@ def test_embed_writes_embeddings_with_table(inr_zoo: Path, tmp_path: Path, monke
     both = np.load(tmp_path / "both.npz")["embeddings"]
     assert np.allclose(both, data["embeddings"], atol=1e-5) and np.allclose(got.vectors, both, atol=1e-5)
     assert np.allclose(embed_zoo(Zoo.open(inr_zoo), load_run(run)).vectors, both, atol=1e-5)
-    no_output = _cli("embed", str(run), str(inr_zoo))
+    no_output = run_cli("embed", str(run), str(inr_zoo))
     assert no_output.returncode != 0 and "--out FILE.npz, --cache DIR or both" in no_output.stderr
 
 
@@ -303,8 +296,8 @@ def test_a_classifier_with_a_rendering_head_embeds_as_its_logits(inr_zoo: Path, 
     from core.zoo import Zoo
 
     run = tmp_path / "classify-rl"
-    _ok("train", "inr-classify", "--model", "ng-gnn", "--zoo", str(inr_zoo), "--out", str(run), "--epochs", "1",
-        "--render-loss", "1", *SMALL)
+    run_cli_ok("train", "inr-classify", "--model", "ng-gnn", "--zoo", str(inr_zoo), "--out", str(run), "--epochs", "1",
+               "--render-loss", "1", *SMALL)
     loaded, zoo = load_run(run), Zoo.open(inr_zoo)
     got = embed_zoo(zoo, loaded)
     classes = loaded.task.num_classes
@@ -324,8 +317,9 @@ def test_generalization_on_a_cnn_zoo(tmp_path: Path) -> None:
     zoo = tmp_path / "cnn"
     build_cnn_zoo(zoo, images="digits", count=16, max_epochs=2, workers=1, progress=False)
     run = tmp_path / "gen"
-    _ok("train", "generalization", "--model", "ng-gnn", "--zoo", str(zoo), "--out", str(run), "--epochs", "2", *SMALL)
-    out = json.loads(_ok("evaluate", str(run), "--split", "all", "--json").stdout)
+    run_cli_ok("train", "generalization", "--model", "ng-gnn", "--zoo", str(zoo), "--out", str(run), "--epochs", "2",
+               *SMALL)
+    out = json.loads(run_cli_ok("evaluate", str(run), "--split", "all", "--json").stdout)
     assert -1.0 <= out["kendall_tau"] <= 1.0 and "r2" in out
 
 
@@ -333,7 +327,7 @@ def test_resume_after_kill_matches_uninterrupted(inr_zoo: Path, tmp_path: Path) 
     args = ["inr-classify", "--model", "ng-gnn", "--zoo", str(inr_zoo), "--epochs", "40", "--patience", "0",
             "--seed", "7", *SMALL]
     full = tmp_path / "full"
-    _ok("train", *args, "--out", str(full))
+    run_cli_ok("train", *args, "--out", str(full))
     killed = tmp_path / "killed"
     proc = subprocess.Popen([sys.executable, "-m", "core", "train", *args, "--out", str(killed)], cwd=ROOT,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -353,7 +347,7 @@ def test_resume_after_kill_matches_uninterrupted(inr_zoo: Path, tmp_path: Path) 
     proc.wait()
     assert 1 <= epoch < 39, "the run must be interrupted part-way"
     assert not (killed / "weights.safetensors").exists()
-    _ok("train", *args, "--out", str(killed), "--resume")
+    run_cli_ok("train", *args, "--out", str(killed), "--resume")
     a, b = load_file(str(full / "weights.safetensors")), load_file(str(killed / "weights.safetensors"))
     assert a.keys() == b.keys()
     for k in a:
@@ -365,7 +359,7 @@ def test_bundled_runs_reproduce_their_test_metrics(run_name: str) -> None:
     """`python -m core evaluate assets/models/<run>` gives the test metrics stored with the run (README table)."""
     run = ROOT / "assets" / "models" / run_name
     stored = json.loads((run / "metrics.json").read_text())["test"]
-    out = json.loads(_ok("evaluate", str(run), "--json", "--device", "cpu").stdout)
+    out = json.loads(run_cli_ok("evaluate", str(run), "--json", "--device", "cpu").stdout)
     compared = [k for k, v in stored.items() if isinstance(v, float) and k != "loss"]
     assert compared, f"{run_name} stores no test metric"
     for key in compared:

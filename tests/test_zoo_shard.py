@@ -14,6 +14,7 @@ import torch
 
 from core.zoo import Zoo, ZooError, build_inr_zoo
 from core.zoo.store import merge_shards, parse_shard
+from tests.cli_runner import run_cli_ok
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = {"images": "digits", "count": 8, "steps": 20, "hidden": (8, 8), "chunk_size": 2, "workers": 1,
@@ -44,10 +45,7 @@ def test_shards_in_their_own_directories_merge_to_the_one_process_zoo(one_proces
                                                                             "chunk-00002.safetensors"]
     assert sorted(p.name for p in (tmp_path / "s1" / "chunks").iterdir()) == ["chunk-00001.safetensors",
                                                                             "chunk-00003.safetensors"]
-    out = subprocess.run([sys.executable, "-m", "core", "zoo", "merge", str(tmp_path / "merged"),
-                          str(tmp_path / "s0"), str(tmp_path / "s1")], cwd=ROOT, capture_output=True, text=True,
-                         timeout=120)
-    assert out.returncode == 0, out.stderr[-2000:]
+    out = run_cli_ok("zoo", "merge", str(tmp_path / "merged"), str(tmp_path / "s0"), str(tmp_path / "s1"))
     assert "8 networks" in out.stdout
     _same_zoo(one_process, tmp_path / "merged")
 

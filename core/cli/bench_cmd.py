@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import ast
 import importlib
+import importlib.util
+from pathlib import Path
 
 # benchmark name → module defining `add_arguments(parser)` and `run(args) -> int`
 BENCHMARKS: dict[str, str] = {
@@ -20,13 +23,33 @@ BENCHMARKS: dict[str, str] = {
 }
 
 
-def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    """Add `bench` with one sub-command per benchmark."""
-    parser = sub.add_parser("bench", help="run a benchmark and print its figures")
-    bench_sub = parser.add_subparsers(dest="benchmark", metavar="BENCHMARK", required=True)
-    for name, module_name in BENCHMARKS.items():
+def _first_docstring_line(module_name: str) -> str:
+    """A module's one-line summary read from its source, without importing it (and the torch it imports)."""
+    spec = importlib.util.find_spec(module_name)
+    source = Path(spec.origin).read_text(encoding="utf-8") if spec and spec.origin else ""
+    return (ast.get_docstring(ast.parse(source)) or "").strip().splitlines()[0] if source else ""
+
+
+def _add_benchmark(module_name: str):
+    """`add(parser)` that imports the benchmark and adds its options: deferred until that benchmark is parsed."""
+
+    def add(parser: argparse.ArgumentParser) -> None:
         module = importlib.import_module(module_name)
-        p = bench_sub.add_parser(name, help=(module.__doc__ or "").strip().splitlines()[0])
-        module.add_arguments(p)
-        p.set_defaults(func=module.run)
+        module.add_arguments(parser)
+        parser.set_defaults(func=module.run)
+
+    return add
+
+
+def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Add `bench` with one sub-command per benchmark; each benchmark's module is imported only when it runs or
+    shows its help, so `python -m core --help` does not import torch, PyG and scikit-learn."""
+    parser = sub.add_parser("bench", help="run a benchmark and print its figures")
+    parser_class = type(parser) if hasattr(parser, "defer") else None  # CommandParser under `python -m core`
+    kwargs = {"parser_class": parser_class} if parser_class else {}
+    bench_sub = parser.add_subparsers(dest="benchmark", metavar="BENCHMARK", required=True, **kwargs)
+    for name, module_name in BENCHMARKS.items():
+        p = bench_sub.add_parser(name, help=_first_docstring_line(module_name))
+        add = _add_benchmark(module_name)
+        p.defer(add) if hasattr(p, "defer") else add(p)  # see core.cli.CommandParser
     return parser

@@ -7,7 +7,16 @@ import json
 
 
 def add_activation_arguments(parser: argparse.ArgumentParser) -> None:
-    """The options every command that reads a checkpoint takes."""
+    """The options every command that reads a checkpoint takes; under `python -m core` they are added when the
+    command is parsed (see core.cli.CommandParser): the activation names come from core.network, which imports
+    torch, and `python -m core --help` should not."""
+    if hasattr(parser, "defer"):
+        parser.defer(_add_activation_arguments)
+    else:
+        _add_activation_arguments(parser)
+
+
+def _add_activation_arguments(parser: argparse.ArgumentParser) -> None:
     from core.network.spec import ACTIVATIONS
 
     parser.add_argument("--activation", choices=[a for a in ACTIVATIONS if a != "unknown"],
