@@ -27,7 +27,7 @@ def _first_docstring_line(module_name: str) -> str:
     """A module's one-line summary read from its source, without importing it (and the torch it imports)."""
     spec = importlib.util.find_spec(module_name)
     source = Path(spec.origin).read_text(encoding="utf-8") if spec and spec.origin else ""
-    return (ast.get_docstring(ast.parse(source)) or "").strip().splitlines()[0] if source else ""
+    return ((ast.get_docstring(ast.parse(source)) or "").strip().splitlines() or [""])[0]
 
 
 def _add_benchmark(module_name: str):
