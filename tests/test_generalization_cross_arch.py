@@ -40,6 +40,25 @@ def test_group_metrics_match_scipy_within_each_group() -> None:
     assert group_metrics(actual, actual, groups)["r2_within"] == pytest.approx(1.0)
 
 
+def test_metrics_of_one_network_are_nan_without_library_warnings() -> None:
+    """A validation split of one network (a tiny zoo) has no τ or R²: NaN, without scipy's or sklearn's warnings;
+    two or more networks give the libraries' values."""
+    import warnings
+
+    from sklearn.metrics import r2_score
+
+    from core.tasks.generalization import GeneralizationTask, kendall_tau, r_squared
+
+    task = GeneralizationTask()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        one = task.metrics(torch.tensor([0.4]), torch.tensor([0.7]))
+    assert np.isnan(one["kendall_tau"]) and np.isnan(one["r2"]) and one["mse"] == pytest.approx(0.09)
+    predicted, actual = np.array([0.1, 0.5, 0.3]), np.array([0.2, 0.6, 0.1])
+    assert kendall_tau(predicted, actual) == pytest.approx(kendalltau(predicted, actual).statistic)
+    assert r_squared(predicted, actual) == pytest.approx(r2_score(actual, predicted))
+
+
 def test_unseen_architectures_never_enter_the_training_zoo(zoos, tmp_path: Path) -> None:
     base, wild = zoos
     train, unseen = cross_architecture_zoos(base, wild, tmp_path, holdout=0.34, seed=1)

@@ -15,10 +15,19 @@ if TYPE_CHECKING:
 
 
 def kendall_tau(predicted: np.ndarray, actual: np.ndarray) -> float:
-    """Kendall rank correlation (scipy, τ-b)."""
+    """Kendall rank correlation (scipy, τ-b); NaN for fewer than two networks (a tiny validation split), quietly."""
     from scipy.stats import kendalltau
 
+    if len(actual) < 2:
+        return float("nan")
     return float(kendalltau(predicted, actual).statistic)
+
+
+def r_squared(predicted: np.ndarray, actual: np.ndarray) -> float:
+    """Coefficient of determination (scikit-learn); NaN for fewer than two networks, quietly."""
+    from sklearn.metrics import r2_score
+
+    return float(r2_score(actual, predicted)) if len(actual) >= 2 else float("nan")
 
 
 @register_task
@@ -71,13 +80,11 @@ class GeneralizationTask(Task):
         return torch.sigmoid(output.detach().float().squeeze(-1))
 
     def metrics(self, predictions: torch.Tensor, targets: torch.Tensor | None) -> dict[str, float]:
-        from sklearn.metrics import r2_score
-
         p, t = predictions.numpy(), targets.numpy()
         if not np.isfinite(p).all():
             bad = int((~np.isfinite(p)).sum())
             raise TaskError(f"{bad} of {len(p)} predictions are not finite: the model diverged")
-        return {"kendall_tau": kendall_tau(p, t), "r2": float(r2_score(t, p)), "mse": float(np.mean((p - t) ** 2))}
+        return {"kendall_tau": kendall_tau(p, t), "r2": r_squared(p, t), "mse": float(np.mean((p - t) ** 2))}
 
     def network_scores(self, predictions: torch.Tensor, targets: torch.Tensor | None) -> np.ndarray:
         """Each network's squared error (predicted − actual)²."""
@@ -89,16 +96,14 @@ class GeneralizationTask(Task):
 
 def group_metrics(predicted: np.ndarray, actual: np.ndarray, groups: np.ndarray, min_size: int = 5) -> dict[str, float]:
     """Kendall τ and R² over all networks, and their means within each architecture group of ≥ `min_size`."""
-    from sklearn.metrics import r2_score
-
     predicted, actual, groups = np.asarray(predicted), np.asarray(actual), np.asarray(groups)
     within_tau, within_r2 = [], []
     for g in np.unique(groups):
         m = groups == g
         if m.sum() >= min_size and np.ptp(actual[m]) > 0:
             within_tau.append(kendall_tau(predicted[m], actual[m]))
-            within_r2.append(float(r2_score(actual[m], predicted[m])))
-    return {"kendall_tau": kendall_tau(predicted, actual), "r2": float(r2_score(actual, predicted)),
+            within_r2.append(r_squared(predicted[m], actual[m]))
+    return {"kendall_tau": kendall_tau(predicted, actual), "r2": r_squared(predicted, actual),
             "tau_within": float(np.nanmean(within_tau)) if within_tau else float("nan"),
             "r2_within": float(np.mean(within_r2)) if within_r2 else float("nan"),
             "groups": len(within_tau), "networks": int(len(actual))}
