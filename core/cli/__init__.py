@@ -56,6 +56,14 @@ class CommandParser(argparse.ArgumentParser):
         return super().format_help()
 
 
+def add_when_parsed(parser: argparse.ArgumentParser, add) -> None:
+    """`add(parser)` deferred until a CommandParser is first used; at once for a plain ArgumentParser (tests)."""
+    if isinstance(parser, CommandParser):
+        parser.defer(add)
+    else:
+        add(parser)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The top-level parser with every registered sub-command."""
     parser = argparse.ArgumentParser(prog="python -m core",

@@ -8,6 +8,8 @@ import importlib
 import importlib.util
 from pathlib import Path
 
+from core.cli import add_when_parsed
+
 # benchmark name → module defining `add_arguments(parser)` and `run(args) -> int`
 BENCHMARKS: dict[str, str] = {
     "convert": "core.bench.convert",
@@ -45,11 +47,9 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Add `bench` with one sub-command per benchmark; each benchmark's module is imported only when it runs or
     shows its help, so `python -m core --help` does not import torch, PyG and scikit-learn."""
     parser = sub.add_parser("bench", help="run a benchmark and print its figures")
-    parser_class = type(parser) if hasattr(parser, "defer") else None  # CommandParser under `python -m core`
-    kwargs = {"parser_class": parser_class} if parser_class else {}
-    bench_sub = parser.add_subparsers(dest="benchmark", metavar="BENCHMARK", required=True, **kwargs)
+    # argparse gives the benchmarks' parsers `bench`'s own class: a CommandParser under `python -m core`
+    bench_sub = parser.add_subparsers(dest="benchmark", metavar="BENCHMARK", required=True)
     for name, module_name in BENCHMARKS.items():
         p = bench_sub.add_parser(name, help=_first_docstring_line(module_name))
-        add = _add_benchmark(module_name)
-        p.defer(add) if hasattr(p, "defer") else add(p)  # see core.cli.CommandParser
+        add_when_parsed(p, _add_benchmark(module_name))
     return parser

@@ -17,7 +17,7 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                     "of their mean per-network scores (inr-classify: accuracy; generalization: squared error) "
                     "with a percentile bootstrap interval that resamples source images (all INRs of an image "
                     "together) where the zoo records them, else networks. A group's score is the mean over its "
-                    "runs (seeds); the interval resamples networks, not training seeds, so with few seeds a group it "
+                    "runs (seeds); the interval resamples networks, not training seeds, so with few seeds it "
                     "understates a recipe's uncertainty. Example: compare A=runs/a-s0,runs/a-s1 "
                     "B=runs/b-s0,runs/b-s1 --zoo REFIT")
     p.add_argument("groups", nargs="+", metavar="GROUP",

@@ -5,15 +5,14 @@ from __future__ import annotations
 import argparse
 import json
 
+from core.cli import add_when_parsed
+
 
 def add_activation_arguments(parser: argparse.ArgumentParser) -> None:
     """The options every command that reads a checkpoint takes; under `python -m core` they are added when the
     command is parsed (see core.cli.CommandParser): the activation names come from core.network, which imports
     torch, and `python -m core --help` should not."""
-    if hasattr(parser, "defer"):
-        parser.defer(_add_activation_arguments)
-    else:
-        _add_activation_arguments(parser)
+    add_when_parsed(parser, _add_activation_arguments)
 
 
 def _add_activation_arguments(parser: argparse.ArgumentParser) -> None:

@@ -7,6 +7,7 @@ import json
 import sys
 from pathlib import Path
 
+from core.cli import add_when_parsed
 from core.cli.inspect_cmd import add_activation_arguments
 
 # Options of the training loop itself (TrainConfig fields); task and model options come from their classes.
@@ -79,7 +80,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train a metanetwork on a task over a zoo",
                        description="Train a metanetwork. The run directory gets config.json, weights.safetensors, "
                                    "metrics.json and log.csv; --resume continues an interrupted run.")
-    p.defer(add_train_arguments) if hasattr(p, "defer") else add_train_arguments(p)  # see CommandParser
+    add_when_parsed(p, add_train_arguments)
     p.set_defaults(func=run_train)
 
     p = sub.add_parser("evaluate", help="a run's metrics on a zoo split")
