@@ -40,6 +40,20 @@ def test_statistics_of_a_known_update():
     assert abs(moved["correlation"] - stats["correlation"]) < 1e-9
     small = _tensor_drift(init + 0.1 * update, init)
     assert small["correlation"] > 0.95 and small["carries_init"]
+    assert abs(stats["update_correlation"]) < 0.01 and abs(small["update_correlation"]) < 0.01
+
+
+def test_an_update_that_grows_the_init_keeps_it_however_large():
+    """F = I + (a·I + noise): the update correlates with the init, and F stays > 0.5 correlated for any a."""
+    g = torch.Generator().manual_seed(1)
+    init = torch.randn(4000, 30, generator=g, dtype=torch.float64)
+    noise = torch.randn(4000, 30, generator=g, dtype=torch.float64)
+    for a in (1.0, 3.0, 10.0):
+        stats = _tensor_drift(init + a * init + noise, init)
+        expected = (1 + a) / np.sqrt((1 + a) ** 2 + 1)  # corr(F, I), the noise's variance 1 against (1 + a)²
+        assert abs(stats["correlation"] - expected) < 0.01 and stats["carries_init"]
+        assert abs(stats["update_correlation"] - a / np.sqrt(a * a + 1)) < 0.01
+        assert stats["update_ratio"] > a
 
 
 def test_unfitted_zoo_carries_its_init_and_zero_biases_have_no_correlation(tmp_path):

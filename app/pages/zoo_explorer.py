@@ -318,10 +318,11 @@ if inr_zoos:
             bars.add_hline(y=report["threshold"], line_dash="dot")
             bars.update_layout(margin=dict(l=10, r=10, t=30, b=10))
             st.plotly_chart(bars, width="stretch", key=f"drift-{name}")
-            st.dataframe(drift[["tensor", "init_std", "fitted_std", "update_ratio", "correlation", "flag"]],
-                         hide_index=True, width="stretch")
+            columns = ["tensor", "init_std", "fitted_std", "update_ratio", "correlation", "update_correlation", "flag"]
+            st.dataframe(drift[columns], hide_index=True, width="stretch")
             st.caption(f"{report['networks']:,} INRs, init {report['recipe']['init']}. Correlation across networks "
                        "between fitted and initial values; above the dotted line "
                        f"({report['threshold']}) the layer mostly carries each INR's random init, not its image. "
-                       "update_ratio = std(fitted − init) / std(init). No bar: the init is the same for every "
+                       "update_ratio = std(fitted − init) / std(init); update_correlation = corr(fitted − init, "
+                       "init), above 0 when fitting grows each INR's own init. No bar: the init is the same for every "
                        "network (zero biases, a shared init).")

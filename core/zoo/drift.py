@@ -10,6 +10,10 @@ seeds in its table (`core.zoo.inr.initial_parameters`), then reports for each pa
                    then the init adds no per-network differences and there is nothing to correlate.
     update_ratio   std(F − I) / std(I), stds over all networks and positions: the update's spread
                    relative to the init's. None when the init is all zeros.
+    update_correlation  the same centred correlation of the update F − I with I: near 0 when fitting moves
+                   each network independently of where it started (then correlation ≈ 1/√(1 + r²), r the
+                   update/init spread of the centred values, so r > √3 is needed to fall under 0.5); > 0 when
+                   fitting grows the init's own differences, which keeps the init however long the fit.
     carries_init   correlation > CARRIES_INIT_CORRELATION (0.5): the init then explains more than a quarter
                    (r² > 0.25) of the variation between networks, so a metanetwork reading the layer
                    mostly sees seed noise, not the image.
@@ -32,28 +36,34 @@ from core.zoo.inr import initial_parameters, inr_recipe
 CARRIES_INIT_CORRELATION = 0.5
 
 
+def _centred_correlation(values: torch.Tensor, centred_init: torch.Tensor) -> float | None:
+    """Pearson correlation of values [n, k] with an init already centred per position; None if values are constant."""
+    vc = values - values.mean(0)
+    denom = float(vc.square().sum().sqrt() * centred_init.square().sum().sqrt())
+    return float((vc * centred_init).sum()) / denom if denom > 0.0 else None
+
+
 def _tensor_drift(fitted: torch.Tensor, init: torch.Tensor) -> dict[str, Any]:
     """Drift statistics of one parameter tensor: fitted / init [n, k] in float64."""
     init_std = float(init.std()) if init.numel() > 1 else 0.0
     update_std = float((fitted - init).std()) if init.numel() > 1 else 0.0
-    fc = fitted - fitted.mean(0)
     ic = init - init.mean(0)
-    denom = float(fc.square().sum().sqrt() * ic.square().sum().sqrt())
+    correlation = update_correlation = None
     if fitted.shape[0] < 2:
-        correlation, note = None, "needs at least two networks"
+        note = "needs at least two networks"
     elif float(ic.abs().max()) == 0.0:
-        correlation = None
         note = "init all zeros" if float(init.abs().max()) == 0.0 else "init identical across networks"
-    elif denom == 0.0:
-        correlation, note = None, "fitted values identical across networks"
     else:
-        correlation, note = float((fc * ic).sum()) / denom, ""
+        correlation = _centred_correlation(fitted, ic)
+        update_correlation = _centred_correlation(fitted - init, ic)
+        note = "fitted values identical across networks" if correlation is None else ""
     return {
         "init_std": init_std,
         "fitted_std": float(fitted.std()) if fitted.numel() > 1 else 0.0,
         "update_std": update_std,
         "update_ratio": update_std / init_std if init_std > 0 else None,
         "correlation": correlation,
+        "update_correlation": update_correlation,
         "carries_init": correlation is not None and correlation > CARRIES_INIT_CORRELATION,
         "note": note,
     }
@@ -64,7 +74,7 @@ def init_drift(zoo, indices: Iterable[int] | None = None) -> dict[str, Any]:
 
     `zoo`: an opened `Zoo` built by `build_inr_zoo`; `indices`: networks to use (default all). Returns a
     JSON-ready dict: recipe, networks, threshold, rows (one per parameter tensor: layer, kind, entries,
-    init_std, fitted_std, update_std, update_ratio, correlation, carries_init, note).
+    init_std, fitted_std, update_std, update_ratio, correlation, update_correlation, carries_init, note).
     """
     recipe = inr_recipe(zoo.manifest)
     if "seed" not in zoo.table:
@@ -95,7 +105,7 @@ def format_drift(report: dict[str, Any]) -> str:
     source = "" if recipe.get("recorded") else " (an older zoo: recipe derived from its build options)"
     lines = [f"init drift over {report['networks']} networks, init {recipe['init']}{source}; flagged: "
              f"correlation > {report['threshold']}",
-             f"{'tensor':<16}{'init std':>10}{'fitted std':>12}{'update/init':>13}{'corr':>8}  flag"]
+             f"{'tensor':<16}{'init std':>10}{'fitted std':>12}{'update/init':>13}{'corr':>8}{'update corr':>13}  flag"]
 
     def num(v: float | None, fmt: str) -> str:
         return "—" if v is None else format(v, fmt)
@@ -103,5 +113,6 @@ def format_drift(report: dict[str, Any]) -> str:
     for r in report["rows"]:
         flag = "carries the init, not the data" if r["carries_init"] else r["note"]
         lines.append(f"{r['layer'] + '.' + r['kind']:<16}{r['init_std']:>10.4f}{r['fitted_std']:>12.4f}"
-                     f"{num(r['update_ratio'], '.3f'):>13}{num(r['correlation'], '.3f'):>8}  {flag}")
+                     f"{num(r['update_ratio'], '.3f'):>13}{num(r['correlation'], '.3f'):>8}"
+                     f"{num(r['update_correlation'], '.3f'):>13}  {flag}")
     return "\n".join(lines)
