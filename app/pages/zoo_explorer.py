@@ -319,10 +319,15 @@ if inr_zoos:
             bars.update_layout(margin=dict(l=10, r=10, t=30, b=10))
             st.plotly_chart(bars, width="stretch", key=f"drift-{name}")
             columns = ["tensor", "init_std", "fitted_std", "update_ratio", "correlation", "update_correlation", "flag"]
-            st.dataframe(drift[columns], hide_index=True, width="stretch")
+            # short headers and three or four decimals keep the seven columns within a 1024-px window
+            labels = {"init_std": "init std", "fitted_std": "fitted std", "update_ratio": "update/init",
+                      "correlation": "corr", "update_correlation": "update corr"}
+            formats = {c: st.column_config.NumberColumn(label, format="%.4f" if c.endswith("_std") else "%.3f")
+                       for c, label in labels.items()}
+            st.dataframe(drift[columns], hide_index=True, width="stretch", column_config=formats)
             st.caption(f"{report['networks']:,} INRs, init {report['recipe']['init']}. Correlation across networks "
                        "between fitted and initial values; above the dotted line "
                        f"({report['threshold']}) the layer mostly carries each INR's random init, not its image. "
-                       "update_ratio = std(fitted − init) / std(init); update_correlation = corr(fitted − init, "
-                       "init), above 0 when fitting grows each INR's own init. No bar: the init is the same for every "
+                       "update/init = std(fitted − init) / std(init); update corr = corr(fitted − init, init), "
+                       "above 0 when fitting grows each INR's own init. No bar: the init is the same for every "
                        "network (zero biases, a shared init).")
