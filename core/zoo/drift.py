@@ -13,7 +13,8 @@ seeds in its table (`core.zoo.inr.initial_parameters`), then reports for each pa
     update_correlation  the same centred correlation of the update F − I with I: near 0 when fitting moves
                    each network independently of where it started (then correlation ≈ 1/√(1 + r²), r the
                    update/init spread of the centred values, so r > √3 is needed to fall under 0.5); > 0 when
-                   fitting grows the init's own differences, which keeps the init however long the fit.
+                   fitting grows the init's own differences, and correlation then falls more slowly than
+                   1/√(1 + r²) as the update grows.
     carries_init   correlation > CARRIES_INIT_CORRELATION (0.5): the init then explains more than a quarter
                    (r² > 0.25) of the variation between networks, so a metanetwork reading the layer
                    mostly sees seed noise, not the image.
