@@ -1,5 +1,6 @@
 """Run `python -m core ARGS…` inside the test process: the same `core.cli.main` the module entry point calls, with
-stdout and stderr captured, minus the 3–6 s a fresh interpreter spends importing torch, PyG and scikit-learn.
+stdout and stderr captured, minus the seconds a fresh interpreter spends importing torch, PyG and scikit-learn
+(3–6 s on the Xeon host, 10–13 s on the AMD Zen 3 host).
 
 Tests that need a real process (signals, `python -m core` itself, torchrun) start one; the rest use `run_cli`."""
 

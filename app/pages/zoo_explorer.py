@@ -292,6 +292,13 @@ elif points:
     d2.dataframe(info.to_frame("value").astype(str), width="stretch")
 
 
+# short headers and three or four decimals keep the drift table's seven columns within a 1024-px window
+DRIFT_NUMBERS = {column: st.column_config.NumberColumn(label, format="%.4f" if column.endswith("_std") else "%.3f")
+                 for column, label in (("init_std", "init std"), ("fitted_std", "fitted std"),
+                                       ("update_ratio", "update/init"), ("correlation", "corr"),
+                                       ("update_correlation", "update corr"))}
+
+
 @st.cache_data(show_spinner="Rebuilding the INRs' initial values from their seeds…", max_entries=8)
 def _drift(zoo_path: str) -> dict:
     from core.zoo.drift import init_drift
@@ -318,13 +325,8 @@ if inr_zoos:
             bars.add_hline(y=report["threshold"], line_dash="dot")
             bars.update_layout(margin=dict(l=10, r=10, t=30, b=10))
             st.plotly_chart(bars, width="stretch", key=f"drift-{name}")
-            columns = ["tensor", "init_std", "fitted_std", "update_ratio", "correlation", "update_correlation", "flag"]
-            # short headers and three or four decimals keep the seven columns within a 1024-px window
-            labels = {"init_std": "init std", "fitted_std": "fitted std", "update_ratio": "update/init",
-                      "correlation": "corr", "update_correlation": "update corr"}
-            formats = {c: st.column_config.NumberColumn(label, format="%.4f" if c.endswith("_std") else "%.3f")
-                       for c, label in labels.items()}
-            st.dataframe(drift[columns], hide_index=True, width="stretch", column_config=formats)
+            st.dataframe(drift[["tensor", *DRIFT_NUMBERS, "flag"]], hide_index=True, width="stretch",
+                         column_config=DRIFT_NUMBERS)
             st.caption(f"{report['networks']:,} INRs, init {report['recipe']['init']}. Correlation across networks "
                        "between fitted and initial values; above the dotted line "
                        f"({report['threshold']}) the layer mostly carries each INR's random init, not its image. "

@@ -46,8 +46,9 @@ def _centred_correlation(values: torch.Tensor, centred_init: torch.Tensor) -> fl
 
 def _tensor_drift(fitted: torch.Tensor, init: torch.Tensor) -> dict[str, Any]:
     """Drift statistics of one parameter tensor: fitted / init [n, k] in float64."""
+    update = fitted - init
     init_std = float(init.std()) if init.numel() > 1 else 0.0
-    update_std = float((fitted - init).std()) if init.numel() > 1 else 0.0
+    update_std = float(update.std()) if init.numel() > 1 else 0.0
     ic = init - init.mean(0)
     correlation = update_correlation = None
     if fitted.shape[0] < 2:
@@ -56,7 +57,7 @@ def _tensor_drift(fitted: torch.Tensor, init: torch.Tensor) -> dict[str, Any]:
         note = "init all zeros" if float(init.abs().max()) == 0.0 else "init identical across networks"
     else:
         correlation = _centred_correlation(fitted, ic)
-        update_correlation = _centred_correlation(fitted - init, ic)
+        update_correlation = _centred_correlation(update, ic)
         note = "fitted values identical across networks" if correlation is None else ""
     return {
         "init_std": init_std,
