@@ -218,6 +218,19 @@ def test_predict_is_invariant_to_a_symmetry_of_the_file(classify_run: Path, inr_
     assert np.abs(p - q).max() < 1e-4
 
 
+def test_predict_prints_the_likeliest_classes_with_their_probabilities(classify_run: Path, inr_zoo: Path,
+                                                                         tmp_path: Path) -> None:
+    """The readable output names the three likeliest classes with the probabilities that --json gives."""
+    path = tmp_path / "inr.pth"
+    _export_member(inr_zoo, 3, path)
+    (row,) = json.loads(run_cli_ok("predict", str(classify_run), str(path), "--json").stdout)
+    probabilities = np.array(row["probabilities"])
+    top = np.argsort(-probabilities, kind="stable")[:3]
+    line = run_cli_ok("predict", str(classify_run), str(path)).stdout.strip()
+    expected = ", ".join(f"{c} ({probabilities[c]:.3f})" for c in top)
+    assert line == f"{path}: predicted_class={top[0]}, likeliest {expected}"
+
+
 def test_errors_exit_2(classify_run: Path, tmp_path: Path) -> None:
     missing = run_cli("evaluate", str(tmp_path / "no-run"))
     assert missing.returncode == 2 and missing.stderr.startswith("error:") and "Traceback" not in missing.stderr

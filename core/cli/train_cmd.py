@@ -281,7 +281,11 @@ def _predict_generalization(args: argparse.Namespace, run, members: list, networ
 
 
 def _brief_value(key: str, value) -> str:
-    """`key=value` for one field of a prediction row; vectors as their length."""
+    """`key=value` for one field of a prediction row; class probabilities as the likeliest three; other vectors as
+    their length."""
+    if key == "probabilities":
+        top = sorted(range(len(value)), key=lambda c: -value[c])[:3]
+        return "likeliest " + ", ".join(f"{c} ({value[c]:.3f})" for c in top)
     if isinstance(value, list):
         return f"{key}[{len(value)}]"
     return f"{key}={value:.4f}" if isinstance(value, float) else f"{key}={value}"
