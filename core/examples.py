@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from core.io import network_from_module, save_network
-from core.io.atomic import atomic_path
+from core.io.atomic import save_torch
 from core.network import Network
 
 MNIST_ZOO = Path(__file__).resolve().parents[1] / "assets" / "zoos" / "mnist5k-inr"
@@ -73,11 +73,6 @@ def _train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, epochs: int, lr: 
     return opt
 
 
-def _save(obj: object, path: Path) -> None:
-    with atomic_path(path) as tmp:
-        torch.save(obj, tmp)
-
-
 def example_inr(digit: int, zoo_dir: str | Path = MNIST_ZOO) -> Network:
     """The zoo's INR of the first test-split image showing `digit` (the table row rides along as metadata)."""
     from core.zoo import Zoo
@@ -103,19 +98,19 @@ def build_examples(out: str | Path) -> list[Path]:
 
     for digit in (3, 8):
         path = out / f"siren-mnist-{digit}.pth"
-        _save(example_inr(digit).state_dict(), path)
+        save_torch(example_inr(digit).state_dict(), path)
         written.append(path)
 
     x, y = mnist.reshape(len(mnist), -1), labels
     mlp = nn.Sequential(nn.Linear(784, 128), nn.ReLU(), nn.Linear(128, 64), nn.ReLU(), nn.Linear(64, 10))
     _train(mlp, x, y, epochs=3)
-    _save(mlp.state_dict(), out / "mlp-784-128-64-10.pt")
+    save_torch(mlp.state_dict(), out / "mlp-784-128-64-10.pt")
     written.append(out / "mlp-784-128-64-10.pt")
 
     xd = digits.reshape(len(digits), -1)
     small = nn.Sequential(nn.Linear(64, 32), nn.Tanh(), nn.Linear(32, 10))
     opt = _train(small, xd, digit_labels, epochs=10)
-    _save({"model_state_dict": small.state_dict(), "optimizer_state_dict": opt.state_dict(), "epoch": 10},
+    save_torch({"model_state_dict": small.state_dict(), "optimizer_state_dict": opt.state_dict(), "epoch": 10},
           out / "mlp-digits-checkpoint.pth")
     written.append(out / "mlp-digits-checkpoint.pth")
 
@@ -126,6 +121,6 @@ def build_examples(out: str | Path) -> list[Path]:
 
     lenet = LeNet5()
     _train(lenet, mnist[:, None], labels, epochs=2)
-    _save(lenet.state_dict(), out / "lenet5-mnist.pt")
+    save_torch(lenet.state_dict(), out / "lenet5-mnist.pt")
     written.append(out / "lenet5-mnist.pt")
     return written

@@ -265,6 +265,9 @@ def test_edit_writes_checkpoint_and_png(inr_zoo: Path, tmp_path: Path) -> None:
     assert (tmp_path / "e.png").read_bytes()[:4] == b"\x89PNG"
     assert out["edit"] == "erode" and out["mse"] >= 0 and out["identity_mse"] > 0
     assert 0 <= out["intensity_only_mse"] <= out["identity_mse"] * (1 + 1e-6)  # a = 1, b = 0 is a candidate
+    # the same edit, the same bytes: the file holds no trace of the temporary name it was written under
+    run_cli_ok("edit", str(run), str(source), "--out", str(tmp_path / "again.pth"))
+    assert (tmp_path / "again.pth").read_bytes() == (tmp_path / "edited.pth").read_bytes()
 
 
 def test_embed_writes_embeddings_with_table(inr_zoo: Path, tmp_path: Path, monkeypatch) -> None:

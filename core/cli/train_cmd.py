@@ -317,11 +317,10 @@ def run_edit(args: argparse.Namespace) -> int:
 
 def save_like_input(network, source: Path, out: Path, container: str) -> None:
     """Save `network` in the container its source file used (export safetensors, plain safetensors or torch)."""
-    import torch
     from safetensors.torch import save_file
 
     from core.io import save_network
-    from core.io.atomic import atomic_path
+    from core.io.atomic import atomic_path, save_torch
 
     if container == "safetensors" and network.meta.get("source") != "state_dict":
         save_network(network, out)
@@ -329,8 +328,7 @@ def save_like_input(network, source: Path, out: Path, container: str) -> None:
         with atomic_path(out) as tmp:
             save_file({k: v.contiguous() for k, v in network.state_dict().items()}, str(tmp))
     else:
-        with atomic_path(out) as tmp:
-            torch.save(network.state_dict(), tmp)
+        save_torch(network.state_dict(), out)
 
 
 def run_embed(args: argparse.Namespace) -> int:

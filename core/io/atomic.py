@@ -6,7 +6,7 @@ import contextlib
 import os
 import tempfile
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 
 @contextlib.contextmanager
@@ -37,3 +37,12 @@ def write_bytes(path: str | os.PathLike, data: bytes) -> None:
     """Atomically write a binary file."""
     with atomic_path(path) as tmp:
         tmp.write_bytes(data)
+
+
+def save_torch(obj: Any, path: str | os.PathLike) -> None:
+    """Atomically `torch.save` obj. Through a file handle: torch then names the zip's inner folder `archive`,
+    not after the random temporary file, so the same object always gives the same bytes."""
+    import torch
+
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        torch.save(obj, fh)

@@ -28,7 +28,7 @@ from tqdm.auto import tqdm
 
 from core.data import Augment, GraphSet
 from core.device import autocast, autocast_dtype
-from core.io.atomic import atomic_path, write_text
+from core.io.atomic import atomic_path, save_torch, write_text
 from core.tasks.base import Task, TaskError
 from core.training import distributed
 from core.training.early_stopping import EarlyStopping
@@ -200,11 +200,10 @@ class Trainer:
             bar.set_postfix(**shown)
             if self.run_dir is not None and self.world.is_main:
                 self._write_log()
-                with atomic_path(ckpt_path) as tmp:
-                    torch.save({"model": self.model.state_dict(), **opt.state_dict(), "epoch": epoch,
-                                "best_epoch": best_epoch, "stopping": stopping.state_dict(),
-                                "best_state": best_state, "history": json.dumps(self.history),
-                                "global_batch": global_batch}, tmp)
+                save_torch({"model": self.model.state_dict(), **opt.state_dict(), "epoch": epoch,
+                            "best_epoch": best_epoch, "stopping": stopping.state_dict(),
+                            "best_state": best_state, "history": json.dumps(self.history),
+                            "global_batch": global_batch}, ckpt_path)
             if stopping.should_stop:
                 break
         bar.close()
