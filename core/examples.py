@@ -11,7 +11,7 @@ Each shows one kind of file the app and CLI read:
 
 The INR examples are copied from the zoo, so they rebuild exactly anywhere. The others are trained here: on one
 machine they rebuild exactly, across machines float rounding moves their weights (by up to 4e-5 for the MLPs and
-0.13 for the residual CNN, between the bundled files and a rebuild on an AMD Zen 3 host, 2026-12-07).
+LeNet-5 and by 0.13 for the residual CNN, between the bundled files and a rebuild on an AMD Zen 3 host, 2026-12-07).
 """
 
 from __future__ import annotations
@@ -75,13 +75,13 @@ def _train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, epochs: int, lr: 
 
 def example_inr(digit: int, zoo_dir: str | Path = MNIST_ZOO) -> Network:
     """The zoo's INR of the first test-split image showing `digit` (the table row rides along as metadata)."""
-    from core.zoo import Zoo
+    from core.zoo import Zoo, ZooError
 
     zoo = Zoo.open(zoo_dir)
     test = zoo.split_indices("test")
     matches = test[zoo.labels(indices=test) == digit]
     if not len(matches):
-        raise ValueError(f"the zoo {zoo_dir} has no test-split network of digit {digit}")
+        raise ZooError(f"the zoo {zoo_dir} has no test-split network of digit {digit}")
     return zoo.network(int(matches[0]))
 
 
@@ -111,7 +111,7 @@ def build_examples(out: str | Path) -> list[Path]:
     small = nn.Sequential(nn.Linear(64, 32), nn.Tanh(), nn.Linear(32, 10))
     opt = _train(small, xd, digit_labels, epochs=10)
     save_torch({"model_state_dict": small.state_dict(), "optimizer_state_dict": opt.state_dict(), "epoch": 10},
-          out / "mlp-digits-checkpoint.pth")
+               out / "mlp-digits-checkpoint.pth")
     written.append(out / "mlp-digits-checkpoint.pth")
 
     cnn = _ResidualCNN()

@@ -9,8 +9,8 @@ Part 2: the step's three large batched products through numpy, torch, and torch 
 where present), with the bf16 mode's largest error relative to a float64 product.
 Part 3: the share of a whole `fit_inrs` run spent outside the step (Adam, stopping checks, refills).
 Part 4: the step's two large sine calls (sin and cos of layer 2's pre-activations) through numpy and torch, in
-nanoseconds per element: where numpy has a SIMD kernel for the CPU they cost a fraction of a nanosecond, where it
-falls back to a scalar loop several.
+nanoseconds per element. They differ by CPU far more than the products do: numpy's took 0.4 ns per element on the
+AMD Zen 5 host (AVX-512) and 3.2–3.5 ns on an AMD Zen 3 host (AVX2).
 """
 
 from __future__ import annotations
