@@ -17,11 +17,14 @@ from app.resources import device_label, one_line_error  # noqa: E402
 st.set_page_config(page_title="Weight-Space Explorer", page_icon=str(Path(__file__).with_name("icon.png")),
                    layout="wide")
 
+# the pages live in views/, not pages/: Streamlit lists a pages/ folder next to the entry point in the sidebar until
+# the first run reaches st.navigation (the ~10 s import below), and a click there runs that page without this
+# script: no wide layout, no device caption, no error boundary
 PAGES = [
-    st.Page("pages/inspect.py", title="Inspect", icon=":material/search:", default=True),
-    st.Page("pages/symmetry_lab.py", title="Symmetry lab", icon=":material/sync_alt:"),
-    st.Page("pages/inr_editor.py", title="INR editor", icon=":material/edit:"),
-    st.Page("pages/zoo_explorer.py", title="Zoo explorer", icon=":material/scatter_plot:"),
+    st.Page("views/inspect.py", title="Inspect", icon=":material/search:", default=True),
+    st.Page("views/symmetry_lab.py", title="Symmetry lab", icon=":material/sync_alt:"),
+    st.Page("views/inr_editor.py", title="INR editor", icon=":material/edit:"),
+    st.Page("views/zoo_explorer.py", title="Zoo explorer", icon=":material/scatter_plot:"),
 ]
 
 @st.cache_resource(show_spinner="Starting: loading PyTorch and the model code (once per server, about 10 s)…")

@@ -25,7 +25,7 @@ def _page(path: str) -> AppTest:
 
 
 def test_zoo_explorer_default_embeds_the_digits_inr_zoo_with_the_bundled_embedder() -> None:
-    at = _page("pages/zoo_explorer.py")
+    at = _page("views/zoo_explorer.py")
     assert not at.error
     captions = " ".join(c.value for c in at.caption)
     assert "1,797 networks embedded with embed-ng-gnn" in captions
@@ -33,7 +33,7 @@ def test_zoo_explorer_default_embeds_the_digits_inr_zoo_with_the_bundled_embedde
 
 
 def test_zoo_explorer_embedder_follows_the_chosen_zoo() -> None:
-    at = _page("pages/zoo_explorer.py")
+    at = _page("views/zoo_explorer.py")
     assert at.selectbox(key="explorer-embedder").value == "embed-ng-gnn (embed)"
     at.multiselect(key="explorer-zoos").set_value(["cnn-digits"]).run()
     assert not at.exception and not at.error, [e.value for e in at.error]
@@ -48,7 +48,7 @@ def test_zoo_explorer_embedder_follows_the_chosen_zoo() -> None:
 
 
 def test_zoo_explorer_statistics_embedding_and_colouring() -> None:
-    at = _page("pages/zoo_explorer.py")
+    at = _page("views/zoo_explorer.py")
     at.selectbox(key="explorer-embedder").set_value("weight statistics (no model)").run()
     at.multiselect(key="explorer-zoos").set_value(["cnn-digits"]).run()
     at.selectbox(key="explorer-colour").set_value("test_accuracy").run()
@@ -73,7 +73,7 @@ def _length(values) -> int:
 
 
 def test_zoo_explorer_mixes_zoos_of_any_architecture_with_weight_statistics() -> None:
-    at = _page("pages/zoo_explorer.py")
+    at = _page("views/zoo_explorer.py")
     at.selectbox(key="explorer-embedder").set_value("weight statistics (no model)").run()
     at.multiselect(key="explorer-zoos").set_value(["digits-inr", "cnn-digits", "cnn-wild"]).run()
     assert not at.exception and not at.error and not at.warning, [e.value for e in at.error]
@@ -89,7 +89,7 @@ def test_zoo_explorer_mixes_zoos_of_any_architecture_with_weight_statistics() ->
 
 
 def test_zoo_explorer_names_the_networks_an_embedder_cannot_read() -> None:
-    at = _page("pages/zoo_explorer.py")
+    at = _page("views/zoo_explorer.py")
     at.multiselect(key="explorer-zoos").set_value(["cnn-wild"]).run()
     at.selectbox(key="explorer-embedder").set_value("embed-cnn-ng-gnn (embed)").run()
     assert not at.exception and not at.error, [e.value for e in at.error]
@@ -100,13 +100,13 @@ def test_zoo_explorer_names_the_networks_an_embedder_cannot_read() -> None:
 
 
 def test_zoo_explorer_rejects_a_missing_directory(tmp_path: Path) -> None:
-    at = _page("pages/zoo_explorer.py")
+    at = _page("views/zoo_explorer.py")
     at.text_input(key="explorer-path").set_value(str(tmp_path)).run()
     assert at.error and "not a zoo directory" in at.error[0].value
 
 
 def test_inr_editor_edits_a_zoo_inr() -> None:
-    at = _page("pages/inr_editor.py")
+    at = _page("views/inr_editor.py")
     assert not at.error and not at.warning, [w.value for w in at.warning]
     values = {m.label: m.value for m in at.metric}
     assert float(values["MSE edited vs target"]) < float(values["MSE unedited vs target"])
@@ -137,7 +137,7 @@ def test_editors_trained_at_the_highest_resolution_come_first(tmp_path: Path) ->
 
 
 def test_zoo_explorer_places_an_uploaded_inr_among_its_neighbours() -> None:
-    at = _page("pages/zoo_explorer.py")
+    at = _page("views/zoo_explorer.py")
     at.toggle(key="explorer-place").set_value(True).run()
     at.selectbox(key="explorer-example").set_value("siren-mnist-3.pth").run()
     assert not at.exception and not at.error, [e.value for e in at.error]
@@ -160,7 +160,7 @@ def test_preferred_embedder_is_the_one_trained_on_the_zoo() -> None:
 
 
 def test_inr_editor_edits_an_uploaded_inr_and_warns_about_its_architecture() -> None:
-    at = _page("pages/inr_editor.py")
+    at = _page("views/inr_editor.py")
     at.selectbox(key="editor-run").set_value("inr-edit-dilate-ng-gnn").run()  # a digits editor, whatever the default
     at.radio(key="editor-inr-source").set_value("Upload").run()
     assert not at.exception, at.exception
@@ -195,7 +195,7 @@ def test_the_toolbar_has_no_deploy_button() -> None:
 def test_zoo_explorer_search_rings_matches_and_offers_a_download() -> None:
     import pandas as pd
 
-    at = _page("pages/zoo_explorer.py")
+    at = _page("views/zoo_explorer.py")
     at.text_input(key="explorer-search").set_value("label=3").run()
     assert not at.exception and not at.error
     expected = int((pd.read_csv(ROOT / "assets" / "zoos" / "digits-inr" / "table.csv")["label"] == 3).sum())
@@ -239,11 +239,19 @@ def test_zoo_explorer_keeps_a_projection_for_the_return(monkeypatch) -> None:
     for key, value in (("explorer-zoos", ["cnn-wild"]), ("explorer-embedder", "weight statistics (no model)"),
                        ("explorer-seed", 7), ("explorer-projection", "t-SNE")):
         at.session_state[key] = value
-    at.switch_page("pages/zoo_explorer.py").run()
+    at.switch_page("views/zoo_explorer.py").run()
     assert not at.exception and ("t-SNE", 7, True) in runs  # with a progress callback (the page's progress bar)
     before = _plotted(at)
     at.selectbox(key="explorer-projection").set_value("PCA").run()
-    at.switch_page("pages/inspect.py").run()
-    at.switch_page("pages/zoo_explorer.py").run()
+    at.switch_page("views/inspect.py").run()
+    at.switch_page("views/zoo_explorer.py").run()
     at.selectbox(key="explorer-projection").set_value("t-SNE").run()
     assert not at.exception and runs.count(("t-SNE", 7, True)) == 1 and _plotted(at) == before
+
+
+def test_no_pages_folder_beside_the_entry_point() -> None:
+    """Streamlit shows a `pages/` folder next to the entry point in the sidebar until the first run reaches
+    st.navigation, and a click there runs that page without app/main.py (layout, caption, error boundary)."""
+    assert not (ROOT / "app" / "pages").exists()
+    listed = re.findall(r'st\.Page\("([^"]+)"', (ROOT / "app" / "main.py").read_text())
+    assert sorted(listed) == sorted(f"views/{p.name}" for p in (ROOT / "app" / "views").glob("[!_]*.py"))

@@ -26,7 +26,7 @@ APP = str(Path(__file__).resolve().parents[1] / "app" / "main.py")
 def _lab_with(state: dict, activation: str | None) -> AppTest:
     at = AppTest.from_file(APP, default_timeout=120)
     at.run()
-    at.switch_page("pages/symmetry_lab.py").run()
+    at.switch_page("views/symmetry_lab.py").run()
     at.radio(key="symmetry-source").set_value("Upload").run()
     buf = io.BytesIO()
     torch.save(state, buf)
@@ -71,7 +71,7 @@ def test_unknown_activation_asks_for_it() -> None:
 def test_bundled_siren_sign_and_phase() -> None:
     at = AppTest.from_file(APP, default_timeout=120)
     at.run()
-    at.switch_page("pages/symmetry_lab.py").run()
+    at.switch_page("views/symmetry_lab.py").run()
     at.selectbox(key="symmetry-example").set_value("siren-mnist-3.pth").run()
     assert not at.exception
     assert "sign flips" in " ".join(m.value for m in at.markdown)
@@ -93,7 +93,7 @@ def test_a_declared_activation_contradicting_the_file_is_a_warning_and_the_file_
 
     at = AppTest.from_file(APP, default_timeout=120)
     at.run()
-    at.switch_page("pages/symmetry_lab.py").run()
+    at.switch_page("views/symmetry_lab.py").run()
     at.selectbox(key="symmetry-example").set_value("siren-mnist-3.pth").run()
     at.selectbox(key="symmetry-activation").set_value("relu").run()
     assert not at.exception

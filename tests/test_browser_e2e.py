@@ -266,6 +266,8 @@ def test_editor_upload_own_network_and_mixed_zoos(page, app_url, console_problem
     page.get_by_role("link", name="INR editor").click()
     page.get_by_text("MSE edited vs target").wait_for()
     _wait_idle(page)
+    # the page runs inside app/main.py's navigation (its sidebar caption), not alone as a folder-discovered page
+    assert page.get_by_text("Running on").count() == 1
     page.get_by_text("Upload", exact=True).first.click()
     _wait_idle(page)
     page.locator("input[type=file]").first.set_input_files(str(EXAMPLES / "siren-mnist-3.pth"))

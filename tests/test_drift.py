@@ -121,7 +121,7 @@ def test_zoo_explorer_shows_the_drift_of_inr_zoos_only() -> None:
 
     at = AppTest.from_file(str(ROOT / "app" / "main.py"), default_timeout=300)
     at.run()
-    at.switch_page("pages/zoo_explorer.py").run()
+    at.switch_page("views/zoo_explorer.py").run()
     assert not at.exception and not at.error
     assert [e.label for e in at.expander if e.label.startswith("Init drift")] == ["Init drift of digits-inr"]
     captions = " ".join(c.value for c in at.caption)

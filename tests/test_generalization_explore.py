@@ -33,7 +33,7 @@ def test_predicted_accuracy_matches_the_run_and_leaves_unreadable_architectures_
 def test_zoo_explorer_colours_by_predicted_accuracy_and_error() -> None:
     at = AppTest.from_file(str(ROOT / "app" / "main.py"), default_timeout=300)
     at.run()
-    at.switch_page("pages/zoo_explorer.py").run()
+    at.switch_page("views/zoo_explorer.py").run()
     at.selectbox(key="explorer-embedder").set_value("weight statistics (no model)").run()
     at.multiselect(key="explorer-zoos").set_value(["cnn-mnist"]).run()
     at.selectbox(key="explorer-predictor").set_value("generalization-ng-gnn").run()

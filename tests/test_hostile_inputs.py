@@ -575,14 +575,14 @@ def _complex_state(path: Path) -> Path:
 APP_CASES = {**CLI_CASES, "complex.pt": lambda d: _complex_state(d / "complex.pt")}
 
 
-@pytest.mark.parametrize("page, key", [("pages/inspect.py", "inspect"), ("pages/symmetry_lab.py", "symmetry")])
+@pytest.mark.parametrize("page, key", [("views/inspect.py", "inspect"), ("views/symmetry_lab.py", "symmetry")])
 def test_app_shows_one_line_for_hostile_uploads(tmp_path: Path, page: str, key: str) -> None:
     """Every hostile file, uploaded in turn to one session: one st.error line each, no exception, no paths."""
     from streamlit.testing.v1 import AppTest
 
     at = AppTest.from_file(str(ROOT / "app" / "main.py"), default_timeout=120)
     at.run()
-    if page != "pages/inspect.py":
+    if page != "views/inspect.py":
         at.switch_page(page).run()
     at.radio(key=f"{key}-source").set_value("Upload").run()
     at.selectbox(key=f"{key}-activation").set_value("relu").run()
