@@ -9,9 +9,11 @@ Each shows one kind of file the app and CLI read:
     cnn-digits-residual.safetensors   export format (architecture in metadata): conv + BatchNorm + residual + GAP
     lenet5-mnist.pt                   LeNet-5 state_dict (conv → flatten 16×5×5 → linear)
 
-The INR examples are copied from the zoo, so they rebuild exactly anywhere. The others are trained here: on one
-machine they rebuild exactly, across machines float rounding moves their weights (by up to 4e-5 for the MLPs and
-LeNet-5 and by 0.13 for the residual CNN, between the bundled files and a rebuild on an AMD Zen 3 host, 2026-12-07).
+The INR examples are copied from the zoo, so they rebuild byte for byte anywhere. The others are trained here: on
+one machine they rebuild to the same weights (the residual CNN's .safetensors bytes may still differ: safetensors
+writes its metadata keys in a random order); across machines float rounding moves the weights (by up to 4e-5 for the
+MLPs and LeNet-5 and by 0.13 for the residual CNN, between the bundled files and a rebuild on an AMD Zen 3 host,
+2026-12-07).
 """
 
 from __future__ import annotations

@@ -14,13 +14,13 @@ from core.io.atomic import save_torch
 from core.runs import load_run
 from core.zoo import Zoo
 
-ROOT = Path(__file__).resolve().parents[1]
+EXAMPLES = Path(__file__).resolve().parents[1] / "assets" / "examples"
 DIGITS = (3, 8)
 
 
 @pytest.mark.parametrize("digit", DIGITS)
 def test_example_inr_is_the_zoos_first_test_network_of_its_digit(digit: int, tmp_path: Path) -> None:
-    path = ROOT / "assets" / "examples" / f"siren-mnist-{digit}.pth"
+    path = EXAMPLES / f"siren-mnist-{digit}.pth"
     member = example_inr(digit)
     save_torch(member.state_dict(), tmp_path / path.name)  # as `python -m core examples` writes it
     assert (tmp_path / path.name).read_bytes() == path.read_bytes()
@@ -36,8 +36,8 @@ def test_example_inr_is_the_zoos_first_test_network_of_its_digit(digit: int, tmp
 def test_bundled_mnist_classifiers_name_the_example_digits(run: str) -> None:
     """The two probe-reading MNIST-5k classifiers (test accuracy 0.93 / 0.85) read both examples right: the
     examples are in their training distribution (the old `siren`-init examples were not)."""
-    networks = [load_network(ROOT / "assets" / "examples" / f"siren-mnist-{d}.pth") for d in DIGITS]
-    probabilities = load_run(ROOT / "assets" / "models" / run).predict(networks, "cpu")
+    networks = [load_network(EXAMPLES / f"siren-mnist-{d}.pth") for d in DIGITS]
+    probabilities = load_run(EXAMPLES.parent / "models" / run).predict(networks, "cpu")
     assert probabilities.argmax(1).tolist() == list(DIGITS)
 
 
