@@ -12,9 +12,8 @@ import torch
 
 from core.errors import WeightSpaceError
 from core.network.spec import ACTIVATIONS, Activation, Network
+from core.paths import ASSETS, BUNDLED_MODELS, BUNDLED_ZOOS
 
-ROOT = Path(__file__).resolve().parents[1]
-ASSETS = ROOT / "assets"
 EXAMPLES = ASSETS / "examples"
 FROM_FILE = "(as stored / unknown)"
 
@@ -160,7 +159,7 @@ def recorded_activation_contradicting(architecture, declared: str | None) -> str
     return ", ".join(sorted({op.describe() for op in hidden}))
 
 
-MODELS_DIR = ASSETS / "models"
+MODELS_DIR = BUNDLED_MODELS
 
 
 def bundled_runs() -> dict[str, Path]:
@@ -228,7 +227,7 @@ def preferred_embedder(embedders: dict[str, str | None], zoo_path: str) -> int:
     return embeds[0] if embeds else 0
 
 
-ZOOS_DIR = ASSETS / "zoos"
+ZOOS_DIR = BUNDLED_ZOOS
 
 
 def bundled_zoos(kind: str | None = None) -> dict[str, Path]:

@@ -21,12 +21,13 @@ import numpy as np
 
 from core.explore import ZooEmbedding, embed_rows, embed_zoo
 from core.io.atomic import atomic_path
+from core.paths import ASSETS
 
 CACHE_VERSION = 2  # bump when an entry's layout or meaning changes
 MAX_ENTRIES = 32
 SPOT_CHECKS = 4  # networks recomputed on each read
 MAX_DIM = 4096  # the widest embedding an entry may hold (bounds the memory a read may take)
-BUNDLED = Path(__file__).resolve().parents[1] / "assets" / "embeddings"
+BUNDLED = ASSETS / "embeddings"
 _digests: dict[tuple[str, int, int], str] = {}  # (path, size, mtime) → sha256, so a server hashes a file once
 
 

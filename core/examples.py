@@ -27,8 +27,9 @@ from torch import nn
 from core.io import network_from_module, save_network
 from core.io.atomic import save_torch
 from core.network import Network
+from core.paths import BUNDLED_ZOOS
 
-MNIST_ZOO = Path(__file__).resolve().parents[1] / "assets" / "zoos" / "mnist5k-inr"
+MNIST_ZOO = BUNDLED_ZOOS / "mnist5k-inr"
 
 
 class _ResidualCNN(nn.Module):

@@ -1,6 +1,6 @@
 """The data flow of `core` is one-way: every module imports only from its own package or from lower layers.
 
-    errors → device / options → network → graph / io / spectral → models / symmetry / zoo → data → tasks → training
+    errors / paths → device / options → network → graph / io / spectral → models / symmetry / zoo → data → tasks → training
                 → runs → explore / l2o / examples → cli / bench  (→ app, outside core)
 
 Imports are read with `ast` (also those inside functions and under TYPE_CHECKING), so a lazy import does
@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # Lowest first. Packages of one layer may not import each other, except in the last one: the command line
 # and the benchmarks it runs are one layer of entry points.
 LAYERS: list[tuple[str, ...]] = [
-    ("errors",),  # the error types every layer raises
+    ("errors", "paths"),  # the error types every layer raises; where the repository and its assets are
     ("device", "options"),  # device / precision choice; typed command-line option specs
     ("network",),  # the network IR: architecture + parameters, executing them
     ("graph", "io", "baselines", "spectral"),  # neural graphs; checkpoints; weight-statistics baseline; ESD / α

@@ -9,7 +9,6 @@ from pathlib import Path
 import streamlit as st
 
 from app.resources import (
-    ROOT,
     bundled_zoos,
     cached_run,
     cached_zoo,
@@ -20,6 +19,7 @@ from app.resources import (
 )
 from core.errors import WeightSpaceError
 from core.io import network_to_bytes
+from core.paths import REPO_ROOT
 from core.tasks.edit import DEFAULT_RESOLUTION
 from core.viz.images import difference_image, png_strip
 
@@ -77,7 +77,7 @@ elif zoos:
 if net is None:
     st.stop()
 
-trained_zoo = ROOT / run.config.zoo  # run configs store the zoo path relative to the repository (or absolute)
+trained_zoo = REPO_ROOT / run.config.zoo  # run configs store the zoo path relative to the repository (or absolute)
 trained_archs = list(cached_zoo(str(trained_zoo)).architectures.values()) \
     if run.config.zoo and (trained_zoo / "manifest.json").is_file() else []
 mismatch = editor_mismatch(trained_archs, run.task.resolution, net.architecture, resolution, inr_resolution)

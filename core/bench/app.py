@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-ASSETS = Path(__file__).resolve().parents[2] / "assets"
+from core.paths import BUNDLED_MODELS, BUNDLED_ZOOS
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -62,7 +62,7 @@ def _zoo_embedding(repeats: int) -> dict[str, float]:
     from core.runs import load_run
     from core.zoo import Zoo
 
-    zoo, run_ = Zoo.open(ASSETS / "zoos" / "mnist5k-inr"), load_run(ASSETS / "models" / "embed-mnist5k-ng-gnn")
+    zoo, run_ = Zoo.open(BUNDLED_ZOOS / "mnist5k-inr"), load_run(BUNDLED_MODELS / "embed-mnist5k-ng-gnn")
     with tempfile.TemporaryDirectory() as cache:
         t0 = time.perf_counter()
         _, source = embedding_cache.cached_embed_zoo(zoo, run_, cache_dirs=[Path(cache)])
@@ -93,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
                                             nn.Linear(64, 10)))
     results["inspect_mlp_784_128_64_10_first_view_s"] = _median_s(lambda: _inspect_first_view(mlp), args.repeats)
     results["inspect_mlp_784_128_64_10_all_tabs_s"] = _median_s(lambda: _inspect_all_tabs(mlp), args.repeats)
-    editors = sorted((ASSETS / "models").glob("inr-edit-*")) if (ASSETS / "models").is_dir() else []
+    editors = sorted(BUNDLED_MODELS.glob("inr-edit-*")) if BUNDLED_MODELS.is_dir() else []
     if editors:
         from core.runs import load_run
 

@@ -25,9 +25,9 @@ from typing import Any
 
 import torch
 
-ROOT = Path(__file__).resolve().parents[2]
-ZOOS = ROOT / "assets" / "zoos"
-ZOO_OF_KIND = {"inr": ZOOS / "digits-inr", "cnn": ZOOS / "cnn-digits"}
+from core.paths import BUNDLED_MODELS, BUNDLED_ZOOS, REPO_ROOT
+
+ZOO_OF_KIND = {"inr": BUNDLED_ZOOS / "digits-inr", "cnn": BUNDLED_ZOOS / "cnn-digits"}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -47,7 +47,7 @@ def exactness_on_cuda() -> dict[str, Any]:
     """pytest on the equivariance tests with the models and batches on CUDA."""
     started = time.perf_counter()
     proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-                           "tests/test_models_equivariance.py"], cwd=ROOT, capture_output=True, text=True,
+                           "tests/test_models_equivariance.py"], cwd=REPO_ROOT, capture_output=True, text=True,
                           env={**os.environ, "WSE_TEST_DEVICE": "cuda"})
     counts = {k: int(v) for v, k in re.findall(r"(\d+) (passed|failed|error|errors|skipped)", proc.stdout)}
     return {"ok": proc.returncode == 0, "counts": counts, "seconds": time.perf_counter() - started,
@@ -84,7 +84,7 @@ def ddp_training(out: Path) -> dict[str, Any]:
     proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
                            "-m", "core", "train", "inr-classify", "--model", "ng-gnn", "--zoo",
                            str(ZOO_OF_KIND["inr"]), "--out", str(out / "ddp"), "--epochs", "2", "--batch-size", "16",
-                           "--device", "cuda", "--overwrite", "--quiet"], cwd=ROOT, capture_output=True, text=True)
+                           "--device", "cuda", "--overwrite", "--quiet"], cwd=REPO_ROOT, capture_output=True, text=True)
     row: dict[str, Any] = {"ok": proc.returncode == 0, "seconds": time.perf_counter() - started}
     if proc.returncode == 0:
         row["test"] = json.loads(proc.stdout.strip().splitlines()[-1]).get("test")
@@ -95,11 +95,11 @@ def ddp_training(out: Path) -> dict[str, Any]:
 
 def live_edit_latency(repeats: int, device: str = "cuda") -> dict[str, Any]:
     """The app's live edit (the first bundled inr-edit run on one SIREN) on `device`: median seconds."""
-    from core.bench.app import ASSETS, _median_s
+    from core.bench.app import _median_s
     from core.network import Network, siren_architecture
     from core.runs import load_run
 
-    editors = sorted((ASSETS / "models").glob("inr-edit-*"))
+    editors = sorted(BUNDLED_MODELS.glob("inr-edit-*"))
     if not editors:
         return {"ok": False, "error": "no bundled inr-edit run under assets/models"}
     run = load_run(editors[0])
@@ -118,7 +118,7 @@ def live_edit_latency(repeats: int, device: str = "cuda") -> dict[str, Any]:
 def models_on_cuda() -> dict[str, Any]:
     """`python -m core bench models --json --device cuda`: graphs/s per model."""
     command = [sys.executable, "-m", "core", "bench", "models", "--json", "--networks", "inr", "--device", "cuda"]
-    proc = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
+    proc = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True)
     if proc.returncode != 0:
         return {"ok": False, "tail": _tail(proc.stderr)}
     result = json.loads(proc.stdout.strip().splitlines()[-1])

@@ -17,6 +17,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from core.paths import REPO_ROOT
+
 CHUNK = 64 << 20  # bytes of zeros per pre-compressed deflate block
 
 
@@ -193,7 +195,7 @@ MEASURE = textwrap.dedent("""
 def measure(path: Path) -> dict:
     """Load `path` in a fresh interpreter (torch and core.io imported): outcome, seconds, peak resident MB."""
     out = subprocess.run([sys.executable, "-c", MEASURE, str(path)], capture_output=True, text=True, timeout=600,
-                         cwd=Path(__file__).resolve().parents[2])
+                         cwd=REPO_ROOT)
     if out.returncode != 0:
         last = (out.stderr.strip().splitlines() or ["?"])[-1]
         return {"outcome": f"crashed: {last}", "seconds": None, "peak_mb": None}

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-ASSETS = Path(__file__).resolve().parents[2] / "assets" / "zoos"
+from core.paths import BUNDLED_ZOOS
 
 
 def default_tasks() -> list[str]:
@@ -32,10 +32,11 @@ def default_models() -> list[str]:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    mnist = ASSETS / "mnist5k-inr"
-    default_inr = mnist if (mnist / "manifest.json").exists() else ASSETS / "digits-inr"
+    mnist = BUNDLED_ZOOS / "mnist5k-inr"
+    default_inr = mnist if (mnist / "manifest.json").exists() else BUNDLED_ZOOS / "digits-inr"
     parser.add_argument("--inr-zoo", default=str(default_inr), help="the zoo of the tasks that read INRs")
-    parser.add_argument("--cnn-zoo", default=str(ASSETS / "cnn-digits"), help="the zoo of the tasks that read CNNs")
+    parser.add_argument("--cnn-zoo", default=str(BUNDLED_ZOOS / "cnn-digits"),
+                        help="the zoo of the tasks that read CNNs")
     parser.add_argument("--tasks", nargs="+", default=None, help="default: the registered tasks with benchmark = True")
     parser.add_argument("--models", nargs="+", default=None,
                         help="default: the registered models with benchmark = True")
