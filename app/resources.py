@@ -12,9 +12,8 @@ import torch
 
 from core.errors import WeightSpaceError
 from core.network.spec import ACTIVATIONS, Activation, Network
-from core.paths import ASSETS, BUNDLED_MODELS, BUNDLED_ZOOS
+from core.paths import BUNDLED_EXAMPLES, BUNDLED_MODELS, BUNDLED_ZOOS
 
-EXAMPLES = ASSETS / "examples"
 FROM_FILE = "(as stored / unknown)"
 
 
@@ -49,9 +48,10 @@ def remember_widgets(*keys: str) -> None:
 
 def example_files() -> dict[str, Path]:
     """Bundled example checkpoints by file name."""
-    if not EXAMPLES.is_dir():
+    if not BUNDLED_EXAMPLES.is_dir():
         return {}
-    return {p.name: p for p in sorted(EXAMPLES.iterdir()) if p.suffix in (".pt", ".pth", ".bin", ".safetensors")}
+    return {p.name: p for p in sorted(BUNDLED_EXAMPLES.iterdir())
+            if p.suffix in (".pt", ".pth", ".bin", ".safetensors")}
 
 
 def network_fingerprint(network: Network) -> str:
@@ -159,14 +159,11 @@ def recorded_activation_contradicting(architecture, declared: str | None) -> str
     return ", ".join(sorted({op.describe() for op in hidden}))
 
 
-MODELS_DIR = BUNDLED_MODELS
-
-
 def bundled_runs() -> dict[str, Path]:
     """Pretrained run directories under assets/models, by name."""
-    if not MODELS_DIR.is_dir():
+    if not BUNDLED_MODELS.is_dir():
         return {}
-    return {p.name: p for p in sorted(MODELS_DIR.iterdir())
+    return {p.name: p for p in sorted(BUNDLED_MODELS.iterdir())
             if (p / "config.json").is_file() and (p / "weights.safetensors").is_file()}
 
 
@@ -227,14 +224,11 @@ def preferred_embedder(embedders: dict[str, str | None], zoo_path: str) -> int:
     return embeds[0] if embeds else 0
 
 
-ZOOS_DIR = BUNDLED_ZOOS
-
-
 def bundled_zoos(kind: str | None = None) -> dict[str, Path]:
     """Zoo directories under assets/zoos (kind: 'inr' or 'cnn' filters by name)."""
-    if not ZOOS_DIR.is_dir():
+    if not BUNDLED_ZOOS.is_dir():
         return {}
-    zoos = {p.name: p for p in sorted(ZOOS_DIR.iterdir()) if (p / "manifest.json").is_file()}
+    zoos = {p.name: p for p in sorted(BUNDLED_ZOOS.iterdir()) if (p / "manifest.json").is_file()}
     return {k: v for k, v in zoos.items() if kind is None or kind in k}
 
 

@@ -8,3 +8,4 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 ASSETS = REPO_ROOT / "assets"  # zoos/, models/, examples/, embeddings/
 BUNDLED_ZOOS = ASSETS / "zoos"
 BUNDLED_MODELS = ASSETS / "models"
+BUNDLED_EXAMPLES = ASSETS / "examples"

@@ -1,7 +1,7 @@
 """The data flow of `core` is one-way: every module imports only from its own package or from lower layers.
 
-    errors / paths → device / options → network → graph / io / spectral → models / symmetry / zoo → data → tasks → training
-                → runs → explore / l2o / examples → cli / bench  (→ app, outside core)
+    errors / paths → device / options → network → graph / io / spectral → models / symmetry / zoo → data → tasks
+                → training → runs → explore / l2o / examples → cli / bench  (→ app, outside core)
 
 Imports are read with `ast` (also those inside functions and under TYPE_CHECKING), so a lazy import does
 not hide an upward dependency. The checker itself is tested on a small fake tree so that it can fail.
