@@ -85,15 +85,16 @@ def test_compile_gives_the_eager_outputs_despite_stale_locks(tmp_path: Path, mon
 def test_compiled_layers_never_fall_back_to_eager() -> None:
     """{train, eval} × {float32, bfloat16} graph variants, more than Dynamo's global cache limit holds: lowered
     from 8 to 2 here, so four variants of one architecture show what three architectures × four variants
-    overflow in `bench models` at the default (traced with the eager backend: the cache is under test)."""
+    overflow in `bench models` at the default (traced with the eager backend: the cache is under test). A CNN's
+    graphs, since the test above compiles an MLP's."""
     import torch._dynamo.config as dynamo_config
 
     from core.device import autocast
 
     # a fallback to eager raises instead of warning
     with dynamo_config.patch(fail_on_recompile_limit_hit=True, recompile_limit=2):
-        batch = random_batch(ARCHS["siren"](), 4, seed=1, dtype=torch.float32)
-        model = build_model("ng-gnn", out_dim=3, hidden=8, layers=2)
+        batch = random_batch(ARCHS["cnn"](), 4, seed=1, dtype=torch.float32)
+        model = build_model("ng-gnn", out_dim=3, hidden=8, layers=2, edge_dim=batch.edge_attr.shape[1])
         model.fit_normalisation(batch)
         model.compile_layers(backend="eager")
         for precision in ("fp32", "bf16"):
