@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import argparse
 
+from core.paths import BUNDLED_EXAMPLES
+
 
 def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Add the `examples` sub-command."""
-    from core.paths import BUNDLED_EXAMPLES
-
     p = sub.add_parser("examples", help="rebuild the bundled example checkpoints (assets/examples)")
     p.add_argument("--out", default=str(BUNDLED_EXAMPLES), help="where to write them (default: assets/examples)")
     p.set_defaults(func=run)
