@@ -3,6 +3,8 @@ the executor matches the original module (float64, ≤ 1e-6)."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 from torch import nn
@@ -59,6 +61,26 @@ def test_export_round_trip(name: str, module: nn.Module, shape: tuple[int, ...],
         assert torch.equal(loaded.params[key], value)
     x = torch.randn(3, *shape, dtype=torch.float64)
     assert torch.equal(run(loaded, x), run(net, x))
+
+
+def test_export_is_byte_reproducible(tmp_path) -> None:
+    """safetensors 0.8 writes metadata keys in a random order on every save; the export sorts them, so one network
+    gives one file (as bytes and on disk), which still loads back exactly."""
+    net = network_from_module(nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2)).eval(), (3,))
+    net.meta.update({"source": "test", "labels": ["a", "b"], "note": "é \n\t\u0001 \"q\""})
+    files = []
+    for i in range(6):
+        save_network(net, tmp_path / f"{i}.safetensors")
+        files.append((tmp_path / f"{i}.safetensors").read_bytes())
+    files += [core.io.network_to_bytes(net) for _ in range(6)]
+    assert all(f == files[0] for f in files)
+    size = int.from_bytes(files[0][:8], "little")
+    header = json.loads(files[0][8:8 + size])
+    assert list(header["__metadata__"]) == sorted(header["__metadata__"])
+    loaded = load_network(tmp_path / "0.safetensors")
+    assert loaded.meta["note"] == net.meta["note"] and loaded.meta["labels"] == ["a", "b"]
+    for key, value in net.params.items():
+        assert torch.equal(loaded.params[key], value)
 
 
 def test_mlp_graph_counts() -> None:

@@ -5,7 +5,8 @@ Metadata keys (all strings, as safetensors requires):
     version       "1"
     architecture  Architecture.to_json()
     meta          JSON of the network's JSON-serialisable metadata (assumptions, source, labels, …)
-Any supported network round-trips bit for bit without its code.
+Any supported network round-trips bit for bit without its code, and one network always gives the same bytes (the
+metadata keys are written sorted).
 """
 
 from __future__ import annotations
@@ -55,6 +56,11 @@ def save_network(network: Network, path: str | os.PathLike) -> None:
     tensors = {k: v.detach().contiguous().cpu() for k, v in network.state_dict().items()}
     with atomic_path(path) as tmp:
         save_file(tensors, str(tmp), metadata=export_metadata(network))
+        with open(tmp, "r+b") as fh:
+            size = int.from_bytes(fh.read(8), "little")
+            header = fh.read(size)
+            fh.seek(8)
+            fh.write(_sort_metadata_keys(header))
 
 
 def network_to_bytes(network: Network) -> bytes:
@@ -62,7 +68,27 @@ def network_to_bytes(network: Network) -> bytes:
     from safetensors.torch import save
 
     tensors = {k: v.detach().contiguous().cpu() for k, v in network.state_dict().items()}
-    return save(tensors, metadata=export_metadata(network))
+    data = save(tensors, metadata=export_metadata(network))
+    size = int.from_bytes(data[:8], "little")
+    return data[:8] + _sort_metadata_keys(data[8:8 + size]) + data[8 + size:]
+
+
+def _sort_metadata_keys(header: bytes) -> bytes:
+    """A safetensors JSON header with its `__metadata__` keys sorted, padded with spaces to the header's length.
+
+    safetensors 0.8 writes the metadata map in a random order (upstream issue safetensors#584), so one network
+    exported twice gave two different files. Sorting makes the export format byte-reproducible; the tensor entries,
+    and so every data offset, keep their place and the header its length.
+    """
+    described = json.loads(header)
+    if not isinstance(described.get("__metadata__"), dict):
+        return header
+    described["__metadata__"] = dict(sorted(described["__metadata__"].items()))
+    # serde_json and json escape the same characters, so the sorted header is exactly as long as the original
+    out = json.dumps(described, separators=(",", ":"), ensure_ascii=False).encode()
+    if len(out) > len(header):  # never expected; keep the library's valid (if unsorted) header
+        return header
+    return out.ljust(len(header), b" ")
 
 
 def is_export(metadata: dict[str, str]) -> bool:
