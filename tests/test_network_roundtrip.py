@@ -11,7 +11,7 @@ from torch import nn
 
 import core
 from core.graph import from_graph, from_graphs, to_graph, to_graphs
-from core.io import load_network, network_from_module, save_network
+from core.io import load_network, network_from_module, network_to_bytes, save_network
 from core.network import forward_many, run, to_module
 from tests.zoo_of_modules import cases
 
@@ -72,7 +72,7 @@ def test_export_is_byte_reproducible(tmp_path) -> None:
     for i in range(6):
         save_network(net, tmp_path / f"{i}.safetensors")
         files.append((tmp_path / f"{i}.safetensors").read_bytes())
-    files += [core.io.network_to_bytes(net) for _ in range(6)]
+    files += [network_to_bytes(net) for _ in range(6)]
     assert all(f == files[0] for f in files)
     size = int.from_bytes(files[0][:8], "little")
     header = json.loads(files[0][8:8 + size])
