@@ -83,6 +83,19 @@ def test_export_is_byte_reproducible(tmp_path) -> None:
         assert torch.equal(loaded.params[key], value)
 
 
+def test_metadata_sort_keeps_a_header_it_cannot_fit() -> None:
+    """A header whose sorted form would be longer (here `1e1` re-serialises as `10.0`) is kept as the library wrote
+    it, so no data offset can move; otherwise the sorted header is padded to the original length."""
+    from core.io.export import _sort_metadata_keys
+
+    longer = b'{"__metadata__":{"b":"1","a":"2"},"w":{"dtype":"F32","shape":[1],"data_offsets":[0,1e1]}}'
+    assert _sort_metadata_keys(longer) == longer
+    fits = b'{"__metadata__":{"b":"1","a":"2"},"w":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}   '
+    out = _sort_metadata_keys(fits)
+    assert len(out) == len(fits) and out.startswith(b'{"__metadata__":{"a":"2","b":"1"},')
+    assert json.loads(out) == json.loads(fits)
+
+
 def test_mlp_graph_counts() -> None:
     net = network_from_module(
         nn.Sequential(nn.Linear(784, 128), nn.ReLU(), nn.Linear(128, 64), nn.ReLU(), nn.Linear(64, 10)))
