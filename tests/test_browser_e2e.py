@@ -28,6 +28,9 @@ EXAMPLE_KINDS = ["mlp-784-128-64-10.pt", "lenet5-mnist.pt", "mlp-digits-checkpoi
                  "cnn-digits-residual.safetensors", "siren-mnist-3.pth"]
 TABS_OPENED = {"lenet5-mnist.pt": ("Layers",), "cnn-digits-residual.safetensors": ("Layers", "Spectra")}
 CHROMIUM = "/usr/bin/chromium"
+# The wait for an uploaded example's first render (load, graph, layout), the longest step of the suite: twice the
+# page's default, as a developer's machine running trainings beside the suite once took over 90 s for the CNN.
+UPLOAD_WAIT_MS = 180_000
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
         "--disable-component-update", "--disable-sync"]
 LAYOUT = """() => {
@@ -176,7 +179,7 @@ def test_every_example_kind_at_1024_px(page, app_url, console_problems, screensh
         for name in EXAMPLE_KINDS:
             parameters = load_network(EXAMPLES / name).architecture.num_parameters
             page.locator("input[type=file]").first.set_input_files(str(EXAMPLES / name))
-            page.locator("[data-testid='stMetricValue']", has_text=f"{parameters:,}").wait_for()
+            page.locator("[data-testid='stMetricValue']", has_text=f"{parameters:,}").wait_for(timeout=UPLOAD_WAIT_MS)
             _wait_idle(page)
             graph = page.locator(".js-plotly-plot").first
             graph.wait_for()
