@@ -28,8 +28,8 @@ EXAMPLE_KINDS = ["mlp-784-128-64-10.pt", "lenet5-mnist.pt", "mlp-digits-checkpoi
                  "cnn-digits-residual.safetensors", "siren-mnist-3.pth"]
 TABS_OPENED = {"lenet5-mnist.pt": ("Layers",), "cnn-digits-residual.safetensors": ("Layers", "Spectra")}
 CHROMIUM = "/usr/bin/chromium"
-# The wait for an uploaded example's first render (load, graph, layout), the longest step of the suite: twice the
-# page's default, as a developer's machine running trainings beside the suite once took over 90 s for the CNN.
+# The wait for an uploaded example's first render (load, graph, layout), the slowest step of the 1024-px test: twice
+# the page's default, as a developer's machine running trainings beside the suite once took over 90 s for the CNN.
 UPLOAD_WAIT_MS = 180_000
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
         "--disable-component-update", "--disable-sync"]
